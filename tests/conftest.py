@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 
 import hvac
 import pytest
-from baodev import DevServer, dev_server
 
+from tests.baodev import DevServer, dev_server
 from vault.bootstrap import BootstrapReport, bootstrap, mint_role_token
 
 

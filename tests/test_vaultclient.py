@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hvac
 import pytest
-from baodev import dev_server, free_port
 
+from tests.baodev import dev_server, free_port
 from vault.errors import ConfigError, VaultDown, VaultForbidden
 from vault.vaultclient import connect, token_identity
 
