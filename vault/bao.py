@@ -479,7 +479,7 @@ def _looks_like_bao(pid: int) -> bool:
         return not Path("/proc/self").exists()  # no procfs: trust the pid file
     except PermissionError:
         return False
-    return any(b"bao" in a for a in args) and b"server" in args
+    return bool(args) and os.path.basename(args[0]) in (b"bao", b"openbao") and b"server" in args
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
