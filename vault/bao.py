@@ -273,6 +273,9 @@ class EmbeddedVault:
     def _check_port_free(self) -> None:
         for port, use in ((self.port, "API"), (self.port + 1, "cluster")):
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                # Like the server itself (Go sets SO_REUSEADDR): connections in TIME_WAIT
+                # from a previous run must not count as "in use", a listener must.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind(("127.0.0.1", port))
                 except OSError as e:
