@@ -119,6 +119,36 @@ def test_ingest__creates_keys_encrypts_and_hmacs(role_client, root):
         assert info["latest_version"] == 1
 
 
+def test_ingest__batch_hmac_works_and_is_deterministic(role_client):
+    ingest = role_client("ingest")
+    ds = fresh_dataset()
+    create_transit_key(ingest, key(ds, "pseudonym"))
+    batch = [{"input": base64.b64encode(s.encode()).decode()} for s in ("S1", "S2", "S1")]
+    resp = ingest.adapter.post(
+        f"/v1/transit/hmac/{key(ds, 'pseudonym')}/sha2-256", json={"batch_input": batch})
+    macs = [r["hmac"] for r in resp["data"]["batch_results"]]
+    assert macs[0] == macs[2] != macs[1]
+
+
+def test_ingest__encrypt_on_a_new_name_creates_a_safe_key(role_client, root):
+    """Encrypt-upsert is how ingest creates keys: always aes256-gcm96, never exportable."""
+    ingest = role_client("ingest")
+    ds = fresh_dataset()
+    encrypt(ingest, key(ds))
+    info = root.secrets.transit.read_key(key(ds))["data"]
+    assert (info["type"], info["exportable"], info["allow_plaintext_backup"]) == (
+        "aes256-gcm96", False, False)
+
+
+def test_ingest__cannot_batch_encrypt_to_upsert_derived_keys(role_client, root):
+    ingest = role_client("ingest")
+    ds = fresh_dataset()
+    forbidden(ingest.secrets.transit.encrypt_data, key(ds),
+              batch_input=[{"plaintext": PLAINTEXT, "context": PLAINTEXT}])
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        root.secrets.transit.read_key(key(ds))
+
+
 def test_ingest__cannot_decrypt_403(role_client, root, dataset):
     ingest = role_client("ingest")
     ciphertext = encrypt(ingest, key(dataset))

@@ -13,7 +13,10 @@ Capabilities were checked against OpenBao 2.7.2 (see tests/test_bootstrap.py):
   ``allowed_parameters`` limited to ``plaintext`` and ``type = aes256-gcm96``. Upserted keys are
   never exportable, never allow plaintext backup, never derived/convergent.
 * ``transit/encrypt/<k>``, ``transit/decrypt/<k>``, ``transit/hmac/<k>``, ``transit/rewrap/<k>``
-  on an existing key need ``update``; encrypt on a missing key needs ``create``.
+  on an existing key need ``update``; encrypt on a missing key needs ``create`` (and then
+  creates it: any ingest encrypt on a new ``genovault.*`` name creates an aes256-gcm96 key).
+* The ingest role may not send ``batch_input`` to encrypt (its items' ``context`` would let an
+  upsert create a derived key); hmac accepts ``input`` or ``batch_input``.
 """
 
 from __future__ import annotations
@@ -52,12 +55,13 @@ path "transit/encrypt/genovault.*" {
   }
 }
 
-# Pseudonymise sample ids with transit/hmac/genovault.<dataset>.pseudonym.
+# Pseudonymise sample ids with transit/hmac/genovault.<dataset>.pseudonym (single or batch).
 path "transit/hmac/genovault.*" {
   capabilities = ["update"]
   allowed_parameters = {
-    "input"     = []
-    "algorithm" = ["sha2-256"]
+    "input"       = []
+    "batch_input" = []
+    "algorithm"   = ["sha2-256"]
   }
 }
 """
