@@ -1,0 +1,493 @@
+"""Ingest: VCF/BCF -> one new encrypted batch of a dataset, committed atomically.
+
+Stages overlap: BGZF blocks are inflated on a thread pool ahead of the parser, the numba
+parser runs on both cores, and Parquet encoding + encryption run on a writer thread.
+
+Nothing of an ingest becomes visible before its last step, the atomic replacement of the
+dataset's manifest. A failure (bad input, Vault down, a crash, a kill) at any earlier point
+leaves the dataset as it was; the next write removes the debris. Vault unreachable means
+the ingest fails: nothing is ever written in plaintext.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hvac
+import numpy as np
+import pyarrow as pa
+
+from vault.errors import DuplicateIngest, IngestError, InvalidInput, SampleSheetError
+from vault.ingest import vcfparse as vp
+from vault.ingest.header import VcfHeader, parse_header
+from vault.ingest.samplesheet import SampleSheet, read_sample_sheet
+from vault.ingest.source import LineChunker, open_source
+from vault.kms import Keyring
+from vault.store import format as fmt
+from vault.store.dataset import Store, utcnow
+from vault.store.writer import BatchWriter, fsync_path, sha256_file
+
+
+@dataclass
+class IngestOptions:
+    skip_invalid: bool = False
+    absent_sites_hom_ref: bool = False
+    bin_size: int = fmt.DEFAULT_BIN_SIZE
+    progress: bool | None = None  # None: only when stderr is a terminal
+
+
+@dataclass
+class IngestResult:
+    dataset: str
+    batch: str
+    qc: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+@dataclass
+class _SortState:
+    """What the order and duplicate checks carry from one chunk to the next."""
+
+    contig: str | None = None
+    last_pos: int = -1
+    at_last_pos: set[tuple[str, str]] = field(default_factory=set)
+    finished: set[str] = field(default_factory=set)
+
+
+class _Qc:
+    def __init__(self, n_samples: int) -> None:
+        self.records_read = 0
+        self.records_written = 0
+        self.variants_written = 0
+        self.multiallelic_records = 0
+        self.split_rows_added = 0
+        self.haploid_calls = 0
+        self.half_calls = 0
+        self.skipped: Counter[str] = Counter()
+        self.missing_per_sample = np.zeros(n_samples, np.int64)
+
+    def report(self, sheet: SampleSheet, n_samples: int) -> dict[str, Any]:
+        rows = self.variants_written
+        total_missing = int(self.missing_per_sample.sum())
+        out: dict[str, Any] = {
+            "records_read": self.records_read,
+            "records_written": self.records_written,
+            "variants_written": rows,
+            "multiallelic_records": self.multiallelic_records,
+            "multiallelic_split_rows_added": self.split_rows_added,
+            "haploid_calls_as_homozygous": self.haploid_calls,
+            "half_calls_as_missing": self.half_calls,
+            "skipped_records": dict(sorted(self.skipped.items())),
+            "samples": n_samples,
+            "missingness": (total_missing / (rows * n_samples)) if rows and n_samples else None,
+            "groups": {},
+        }
+        for col, values in sheet.columns.items():
+            per: dict[str, dict[str, Any]] = {}
+            keys = sorted({"(unknown)" if v is None else v for v in values})
+            labels = np.array(["(unknown)" if v is None else v for v in values], dtype=object)
+            for k in keys:
+                members = labels == k
+                n = int(members.sum())
+                miss = int(self.missing_per_sample[members].sum())
+                per[k] = {"samples": n,
+                          "missingness": (miss / (rows * n)) if rows and n else None}
+            out["groups"][col] = per
+        return out
+
+
+def _line_error(path: Path, line: int, code: int, col: int, chunk: vp.ParsedChunk,
+                li: int) -> InvalidInput:
+    reason = vp.ERRORS[code][1]
+    if col >= 0:
+        reason += f" (sample column {col + 10}, the sample's {col + 1}th)"
+    if code in (vp.E_REF, vp.E_ALT, vp.E_POS, vp.E_QUAL):
+        k = {vp.E_POS: 1, vp.E_REF: 3, vp.E_ALT: 4, vp.E_QUAL: 5}[code]
+        reason += f": {chunk.field(li, k)[:60]!r}"
+    return InvalidInput(str(path), line, reason)
+
+
+class _Ingest:
+    def __init__(self, path: Path, dataset: str, store: Store, client: hvac.Client,
+                 sheet_path: Path | None, opts: IngestOptions) -> None:
+        self.path = path
+        self.dataset = dataset
+        self.store = store
+        self.client = client
+        self.sheet_path = sheet_path
+        self.opts = opts
+
+    # -- chunk processing ----------------------------------------------------------------
+    def _process(self, chunk: vp.ParsedChunk, first_line: int, header: VcfHeader,
+                 state: _SortState, qc: _Qc, contigs: list[str],
+                 emit: Callable[[int, dict[str, pa.Array], np.ndarray], None]) -> None:
+        n = chunk.n_lines
+        qc.records_read += n
+        err = chunk.err
+        skip = self.opts.skip_invalid
+        bad = np.flatnonzero(err)
+        if bad.size:
+            if not skip:
+                li = int(bad[0])
+                raise _line_error(self.path, first_line + li, int(err[li]),
+                                  int(chunk.err_col[li]), chunk, li)
+            for code, cnt in zip(*np.unique(err[bad], return_counts=True), strict=True):
+                qc.skipped[vp.ERRORS[int(code)][0]] += int(cnt)
+        ok = err == 0
+        # Contig segments (runs of valid lines with the same CHROM).
+        changes = vp.chrom_changes(chunk.buf, chunk.fs, err)
+        seg_bounds = [*changes.tolist(), n]
+        for si in range(len(changes)):
+            a, b = seg_bounds[si], seg_bounds[si + 1]
+            chrom = chunk.field(a, 0)
+            lines = np.flatnonzero(ok[a:b]) + a
+            if chrom != state.contig:
+                reason = None
+                if header.contigs and chrom not in header.contigs:
+                    reason = (f"contig {chrom[:60]!r} is not declared in a ##contig header "
+                              "line", "undeclared_contig")
+                elif chrom in state.finished:
+                    reason = (f"records are not sorted: contig {chrom[:60]!r} appears again "
+                              "after other contigs", "unsorted")
+                if reason is not None:
+                    if not skip:
+                        raise InvalidInput(str(self.path), first_line + a, reason[0])
+                    qc.skipped[reason[1]] += lines.size
+                    ok[lines] = False
+                    continue
+                if state.contig is not None:
+                    state.finished.add(state.contig)
+                state.contig = chrom
+                state.last_pos = -1
+                state.at_last_pos = set()
+            self._check_order(chunk, lines, first_line, state, qc, ok)
+        self._emit_rows(chunk, ok, contigs, emit, qc)
+
+    def _check_order(self, chunk: vp.ParsedChunk, lines: np.ndarray, first_line: int,
+                     state: _SortState, qc: _Qc, ok: np.ndarray) -> None:
+        """Positions must not decrease within a contig; no (POS, REF, ALT) twice."""
+        if lines.size == 0:
+            return
+        pos = chunk.pos[lines]
+        prev = np.empty_like(pos)
+        prev[0] = state.last_pos
+        if pos.size > 1:
+            prev[1:] = np.maximum.accumulate(np.maximum(pos[:-1], state.last_pos))
+        n_alt = chunk.n_alt[lines]
+        suspicious = np.flatnonzero((pos <= prev) | (n_alt > 1))
+        skip = self.opts.skip_invalid
+
+        def reject(li: int, reason: str, key: str) -> None:
+            if not skip:
+                raise InvalidInput(str(self.path), first_line + li, reason)
+            qc.skipped[key] += 1
+            ok[li] = False
+
+        for j in suspicious.tolist():
+            li = int(lines[j])
+            p = int(pos[j])
+            if p < prev[j]:
+                reject(li, f"records are not sorted: POS {p} comes after POS {int(prev[j])} "
+                           "on the same contig", "unsorted")
+                continue
+            mine = self._alleles(chunk, li)
+            if len(mine) != max(int(n_alt[j]), 1):
+                reject(li, "an ALT allele is listed twice", "duplicate")
+                continue
+            earlier = self._alleles_before(chunk, lines, pos, j, state, ok)
+            if mine & earlier:
+                reject(li, f"duplicate record: POS {p} with the same REF and ALT as an "
+                           "earlier record", "duplicate")
+        valid = np.flatnonzero(ok[lines])
+        if valid.size:
+            j = int(valid[-1])
+            state.at_last_pos = self._alleles_before(chunk, lines, pos, j, state, ok) | \
+                self._alleles(chunk, int(lines[j]))
+            state.last_pos = int(pos[j])
+
+    def _alleles_before(self, chunk: vp.ParsedChunk, lines: np.ndarray, pos: np.ndarray,
+                        j: int, state: _SortState, ok: np.ndarray) -> set[tuple[str, str]]:
+        """(REF, ALT) pairs of the valid records before line j at the same position."""
+        p = int(pos[j])
+        out: set[tuple[str, str]] = set()
+        k = j - 1
+        while k >= 0 and int(pos[k]) == p:
+            if ok[int(lines[k])]:
+                out |= self._alleles(chunk, int(lines[k]))
+            k -= 1
+        if k < 0 and p == state.last_pos:
+            out |= state.at_last_pos
+        return out
+
+    @staticmethod
+    def _alleles(chunk: vp.ParsedChunk, li: int) -> set[tuple[str, str]]:
+        ref = chunk.field(li, 3)
+        alts = chunk.field(li, 4).split(",")
+        return {(ref, a) for a in alts}
+
+    def _emit_rows(self, chunk: vp.ParsedChunk, ok: np.ndarray, contigs: list[str],
+                   emit: Callable[[int, dict[str, pa.Array], np.ndarray], None],
+                   qc: _Qc) -> None:
+        nrows_line = np.diff(chunk.row_start)
+        row_line = np.repeat(np.arange(chunk.n_lines), nrows_line)
+        keep_rows = ok[row_line]
+        lines_ok = np.flatnonzero(ok)
+        if lines_ok.size == 0:
+            return
+        n_alt = chunk.n_alt
+        qc.records_written += int(lines_ok.size)
+        multi = lines_ok[n_alt[lines_ok] > 1]
+        qc.multiallelic_records += int(multi.size)
+        qc.split_rows_added += int((n_alt[multi] - 1).sum())
+        qc.haploid_calls += int(chunk.n_hap[lines_ok].sum())
+        qc.half_calls += int(chunk.n_half[lines_ok].sum())
+        rows = np.flatnonzero(keep_rows)
+        rl = row_line[rows]
+        packed = chunk.packed if rows.size == chunk.packed.shape[0] else chunk.packed[rows]
+        qc.variants_written += int(rows.size)
+        if packed.shape[1]:
+            qc.missing_per_sample += vp.missing_per_sample(packed, qc.missing_per_sample.size)
+        fs = chunk.fs
+        alt_s, alt_e = vp.alt_bounds(chunk.buf, fs, n_alt, chunk.row_start,
+                                     int(chunk.row_start[-1]))
+        buf = chunk.buf
+
+        def strings(starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+            offsets, data = vp.gather_strings(buf, starts, ends)
+            return pa.StringArray.from_buffers(len(starts), pa.py_buffer(offsets),
+                                               pa.py_buffer(data))
+
+        qual = pa.array(chunk.qual[rl], mask=chunk.qual_null[rl])
+        allele_index = (rows - chunk.row_start[rl] + 1).astype(np.int16)
+        allele_index[n_alt[rl] == 0] = 0
+        columns_all = {
+            "pos": pa.array(chunk.pos[rl]),
+            "id": strings(fs[rl, 2], fs[rl, 3] - 1),
+            "ref": strings(fs[rl, 3], fs[rl, 4] - 1),
+            "alt": strings(alt_s[rows], alt_e[rows]),
+            "qual": qual,
+            "filter": strings(fs[rl, 6], fs[rl, 7] - 1),
+            "allele_index": pa.array(allele_index),
+            "n_alleles": pa.array(n_alt[rl].astype(np.int16)),
+            "n_haploid": pa.array(chunk.n_hap[rl]),
+            "n_half_call": pa.array(chunk.n_half[rl]),
+        }
+        # split by contig (rows are in file order; contigs are contiguous runs)
+        chrom_change = np.flatnonzero(np.diff(_chrom_ids(chunk, rl))) + 1
+        starts = [0, *chrom_change.tolist()]
+        ends = [*chrom_change.tolist(), rows.size]
+        for s, e in zip(starts, ends, strict=True):
+            chrom = chunk.field(int(rl[s]), 0)
+            if chrom not in contigs:
+                contigs.append(chrom)
+            cols = {"chrom": pa.array([chrom] * (e - s), pa.string())}
+            cols.update({k: v.slice(s, e - s) for k, v in columns_all.items()})
+            emit(contigs.index(chrom), {k: cols[k] for k in fmt.SITE_COLUMNS}, packed[s:e])
+
+    # -- the whole ingest ----------------------------------------------------------------
+    def run(self) -> IngestResult:
+        path = self.path
+        source = open_source(path)
+        checksum = sha256_file(path)
+        store = self.store
+        with store.lock(self.dataset) as folder:
+            manifest = store.manifest(self.dataset) if store.exists(self.dataset) else None
+            store.remove_debris(self.dataset, manifest)
+            for b in (manifest or {}).get("batches", []):
+                if b["source"]["sha256"] == checksum:
+                    raise DuplicateIngest(
+                        f"{path}: this exact file (sha256 {checksum[:16]}…) was already "
+                        f"ingested into dataset {self.dataset!r} as batch {b['batch']} on "
+                        f"{b['ingested_at']}; nothing to do")
+            chunker = LineChunker(source.raw_chunks(), path)
+            header = parse_header(chunker.read_header(), str(path))
+            sheet = (read_sample_sheet(self.sheet_path, header.samples) if self.sheet_path
+                     else SampleSheet.empty())
+            keyring = Keyring(self.client, self.dataset)
+            keyring.ensure_keys()
+            pseudonyms = keyring.pseudonymise(header.samples)
+            self._check_new_samples(folder, manifest, pseudonyms)
+            staging = folder / ".staging" / uuid.uuid4().hex
+            staging.mkdir(parents=True)
+            try:
+                result = self._write_batch(folder, staging, manifest, header, sheet, pseudonyms,
+                                           keyring, chunker, source, checksum)
+            except BaseException:
+                import shutil
+
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            return result
+
+    def _check_new_samples(self, folder: Path, manifest: dict[str, Any] | None,
+                           pseudonyms: list[str]) -> None:
+        import json
+
+        mine = {p: i for i, p in enumerate(pseudonyms)}
+        for b in (manifest or {}).get("batches", []):
+            pfile = folder / b["pseudonyms_file"]["path"]
+            if sha256_file(pfile) != b["pseudonyms_file"]["sha256"]:
+                raise IngestError(f"{pfile}: checksum mismatch; the dataset is damaged "
+                                  "(run `genovault datasets verify`)")
+            clash = sorted(mine[p] + 10 for p in json.loads(pfile.read_text()) if p in mine)
+            if clash:
+                shown = ", ".join(map(str, clash[:5]))
+                raise SampleSheetError(
+                    f"{self.path}: {len(clash)} sample(s) are already in dataset "
+                    f"{self.dataset!r} (batch {b['batch']}); VCF #CHROM columns {shown}"
+                    f"{' …' if len(clash) > 5 else ''}. A sample can be ingested only once.")
+
+    def _write_batch(self, folder: Path, staging: Path, manifest: dict[str, Any] | None,
+                     header: VcfHeader, sheet: SampleSheet, pseudonyms: list[str],
+                     keyring: Keyring, chunker: LineChunker, source: Any,
+                     checksum: str) -> IngestResult:
+        import json
+
+        from vault.vaultclient import token_identity
+
+        n_samples = len(header.samples)
+        batches = list((manifest or {}).get("batches", []))
+        batch = f"b{len(batches) + 1:04d}"
+        offset = int((manifest or {}).get("sample_count", 0))
+        bin_size = int((manifest or {}).get("partition", {}).get("bin_size", self.opts.bin_size))
+        contigs: list[str] = list((manifest or {}).get("contigs", []))
+        writer = BatchWriter(staging, staging, keyring, n_samples, bin_size)
+        samples = {"sample_index": pa.array(np.arange(offset, offset + n_samples, dtype=np.int32)),
+                   "pseudonym": pa.array(pseudonyms, pa.string())}
+        samples.update({k: pa.array(v, pa.string()) for k, v in sheet.columns.items()})
+        samples_entry = writer.write_samples(
+            pa.table(samples, schema=fmt.sample_schema(list(sheet.columns))))
+        (staging / "pseudonyms.json").write_text(json.dumps(sorted(pseudonyms)))
+        qc = _Qc(n_samples)
+        state = _SortState()
+
+        # writer thread: Parquet encode + encrypt while the next chunk is parsed
+        q: queue.Queue[tuple[int, dict[str, pa.Array], np.ndarray] | None] = queue.Queue(2)
+        failure: list[BaseException] = []
+
+        def write_loop() -> None:
+            try:
+                while (item := q.get()) is not None:
+                    if not failure:
+                        writer.add(*item)
+            except BaseException as exc:
+                failure.append(exc)
+                while q.get() is not None:
+                    pass
+
+        thread = threading.Thread(target=write_loop, name="genovault-writer", daemon=True)
+        thread.start()
+
+        def emit(ci: int, cols: dict[str, pa.Array], packed: np.ndarray) -> None:
+            if failure:
+                raise failure[0]
+            q.put((ci, cols, packed))
+
+        bar = _progress(self.opts.progress, source.size or os.path.getsize(self.path),
+                        self.path.name)
+        source.on_progress(bar.update)
+        first_line = header.n_lines + 1
+        try:
+            for buf in chunker.data_chunks():
+                chunk = vp.parse_chunk(buf, n_samples)
+                self._process(chunk, first_line, header, state, qc, contigs, emit)
+                first_line += chunk.n_lines
+        finally:
+            q.put(None)
+            thread.join()
+            bar.close()
+        if failure:
+            raise failure[0]
+        files = writer.close()
+        qc_report = qc.report(sheet, n_samples)
+        if qc.records_written == 0 and qc.records_read > 0:
+            raise IngestError(f"{self.path}: every record was skipped as invalid; nothing "
+                              f"to ingest ({qc_report['skipped_records']})")
+        # move into place, then commit the manifest (the only step that makes it visible)
+        final = folder / "batches" / batch
+        final.parent.mkdir(exist_ok=True)
+        fsync_path(staging)
+        os.rename(staging, final)
+        fsync_path(final.parent)
+        prefix = f"batches/{batch}/"
+        for f in files:
+            f["path"] = prefix + f["path"]
+        samples_entry["path"] = prefix + samples_entry["path"]
+        ident = token_identity(self.client)
+        entry = {
+            "batch": batch,
+            "sample_offset": offset,
+            "n_samples": n_samples,
+            "source": {"name": self.path.name, "sha256": checksum,
+                       "bytes": self.path.stat().st_size, "format": source.kind,
+                       "fileformat": header.fileformat},
+            "absent_sites": "hom_ref" if self.opts.absent_sites_hom_ref else "not_assessed",
+            "ingested_at": utcnow(),
+            "ingested_by": {k: ident.get(k) for k in ("display_name", "entity_id")},
+            "group_columns": list(sheet.columns),
+            "samples_file": samples_entry,
+            "pseudonyms_file": {"path": prefix + "pseudonyms.json",
+                                "sha256": sha256_file(final / "pseudonyms.json")},
+            "variant_files": files,
+            "qc": qc_report,
+        }
+        now = utcnow()
+        new_manifest = {
+            "format": fmt.FORMAT_NAME,
+            "schema_version": fmt.SCHEMA_VERSION,
+            "dataset": self.dataset,
+            "created_at": (manifest or {}).get("created_at", now),
+            "updated_at": now,
+            "keys": keyring.keys.as_dict(),
+            "partition": {"bin_size": bin_size, "by": ["contig", "position_bin"]},
+            "sample_count": offset + n_samples,
+            "contigs": contigs,
+            "batches": [*batches, entry],
+        }
+        self.store.commit(self.dataset, new_manifest)
+        return IngestResult(self.dataset, batch, qc_report, new_manifest)
+
+
+def _chrom_ids(chunk: vp.ParsedChunk, rl: np.ndarray) -> np.ndarray:
+    """A number per row that changes exactly where CHROM changes (for splitting by contig)."""
+    changes = vp.chrom_changes(chunk.buf, chunk.fs, np.zeros(chunk.n_lines, np.int8))
+    ids = np.zeros(chunk.n_lines, np.int64)
+    ids[changes] = 1
+    return np.cumsum(ids)[rl]
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(enabled: bool | None, total: int, name: str) -> Any:
+    if enabled is None:
+        enabled = sys.stderr.isatty() and not os.environ.get("GENOVAULT_NO_PROGRESS")
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc=f"ingest {name}", leave=False)
+
+
+def ingest(path: Path, dataset: str, *, client: hvac.Client, sample_sheet: Path | None = None,
+           store: Store | None = None, options: IngestOptions | None = None) -> IngestResult:
+    """Ingest one VCF/BCF file as a new batch of ``dataset`` (created if needed)."""
+    from vault.config import check_dataset_id
+
+    check_dataset_id(dataset)
+    return _Ingest(Path(path), dataset, store or Store(), client, sample_sheet,
+                   options or IngestOptions()).run()

@@ -1,0 +1,250 @@
+"""The key layer: Parquet Modular Encryption with key-encryption keys in Vault Transit.
+
+Envelope encryption, per ../docs/format.md:
+
+* pyarrow generates a fresh data key per column (class) and file; with double wrapping it
+  wraps each data key with a local key-encryption key (KEK), and wraps the KEK with the
+  dataset's **master key**, a Transit key that never leaves Vault (``transit/encrypt``).
+* Key material is *external*: the wrapped keys live in ``_KEY_MATERIAL_FOR_<file>.json``
+  beside each Parquet file, so keys can be rotated (re-wrapped) without rewriting data.
+* The footer is encrypted; every column is listed in the encryption configuration
+  (pyarrow stores unlisted columns in plaintext, so :func:`column_keys` refuses to build a
+  configuration that leaves a column out).
+
+Nothing here ever logs, prints, pickles or puts into an exception a key, a wrapped key or a
+token. Only key *names* travel.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, NoReturn, TypeVar
+
+import hvac
+import hvac.exceptions
+import pyarrow.parquet.encryption as pe
+import requests
+
+from vault.config import transit_key_name
+from vault.vaultclient import create_transit_key
+from vault.errors import IntegrityError, VaultDown, VaultError, VaultForbidden, VaultKeyMissing
+
+TRANSIT_MOUNT = "transit"
+DATA_CLASSES = ("genotypes", "sites", "samples", "footer", "pseudonym")
+# Classes whose keys wrap Parquet data keys (the pseudonym key only computes HMACs).
+PARQUET_CLASSES = ("genotypes", "sites", "samples", "footer")
+_RETRIES = 3
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class DatasetKeys:
+    """Names (never material) of one dataset's Transit keys."""
+
+    genotypes: str
+    sites: str
+    samples: str
+    footer: str
+    pseudonym: str
+
+    @classmethod
+    def for_dataset(cls, dataset: str) -> DatasetKeys:
+        return cls(**{c: transit_key_name(dataset, c) for c in DATA_CLASSES})
+
+    def by_class(self, data_class: str) -> str:
+        if data_class not in DATA_CLASSES:
+            raise ValueError(f"unknown data class {data_class!r}")
+        return str(getattr(self, data_class))
+
+    def as_dict(self) -> dict[str, str]:
+        return {c: self.by_class(c) for c in DATA_CLASSES}
+
+
+def _raise_mapped(exc: Exception, operation: str, key: str) -> NoReturn:
+    """Turn an hvac/requests failure into the project's error, chained, without secrets."""
+    what = f"Vault Transit {operation} with key '{key}'"
+    if isinstance(exc, hvac.exceptions.Forbidden):
+        raise VaultForbidden(
+            f"{what} was refused (403 permission denied): the token's Vault policy does not "
+            f"allow transit/{operation}/{key}. Use a token of the right GenoVault role "
+            "(ingest: encrypt; query: decrypt; admin: key management)."
+        ) from exc
+    if isinstance(exc, hvac.exceptions.Unauthorized):
+        raise VaultForbidden(
+            f"{what} was refused (401): the Vault token is invalid or expired; log in again."
+        ) from exc
+    if isinstance(exc, hvac.exceptions.VaultDown):
+        raise VaultDown(
+            f"{what} failed: Vault is sealed. Unseal it (or run `genovault vault up`) and retry;"
+            " nothing was written."
+        ) from exc
+    if isinstance(exc, requests.exceptions.RequestException | hvac.exceptions.InternalServerError
+                  | hvac.exceptions.BadGateway | hvac.exceptions.RateLimitExceeded):
+        raise VaultDown(
+            f"{what} failed: Vault is unreachable or overloaded ({type(exc).__name__}). Check "
+            "VAULT_ADDR / `genovault vault status` and retry; nothing was written."
+        ) from exc
+    if isinstance(exc, hvac.exceptions.InvalidPath):
+        raise VaultKeyMissing(
+            f"{what} failed: the key does not exist (never created, or destroyed). Data "
+            "encrypted under a destroyed key cannot be recovered."
+        ) from exc
+    if isinstance(exc, hvac.exceptions.InvalidRequest):
+        text = " ".join(getattr(exc, "errors", None) or []).lower()
+        if "not found" in text:
+            raise VaultKeyMissing(
+                f"{what} failed: the key does not exist (never created, or destroyed). Data "
+                "encrypted under a destroyed key cannot be recovered."
+            ) from exc
+        if operation == "decrypt":
+            raise IntegrityError(
+                f"{what} failed: Vault could not unwrap the stored key (tampered or foreign "
+                "key material, or a key version no longer allowed). Run `genovault datasets "
+                "verify`."
+            ) from exc
+    raise VaultError(f"{what} failed ({type(exc).__name__}).") from exc
+
+
+def _retrying(fn: Callable[[], _T], operation: str, key: str) -> _T:
+    """Call ``fn``; retry only what is retryable (connection errors, 5xx, 429), never 403."""
+    delay = 0.2
+    for attempt in range(_RETRIES):
+        try:
+            return fn()
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                hvac.exceptions.InternalServerError, hvac.exceptions.BadGateway,
+                hvac.exceptions.RateLimitExceeded) as exc:
+            if attempt == _RETRIES - 1:
+                _raise_mapped(exc, operation, key)
+            time.sleep(delay)
+            delay *= 4
+        except Exception as exc:
+            _raise_mapped(exc, operation, key)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _NoPickle:
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} holds Vault credentials and cannot be pickled; "
+                        "send key names and let the receiver authenticate to Vault itself")
+
+
+class TransitKmsClient(_NoPickle, pe.KmsClient):
+    """pyarrow KmsClient whose master keys are Vault Transit keys (wrap = encrypt)."""
+
+    def __init__(self, client: hvac.Client, mount: str = TRANSIT_MOUNT) -> None:
+        super().__init__()  # without this pyarrow says "No KMS client available"
+        self._client = client
+        self._mount = mount
+
+    def __repr__(self) -> str:
+        return f"<TransitKmsClient mount={self._mount!r} token=<redacted>>"
+
+    def wrap_key(self, key_bytes: bytes, master_key_identifier: str) -> str:
+        plaintext = base64.b64encode(key_bytes).decode("ascii")
+
+        def call() -> str:
+            resp = self._client.secrets.transit.encrypt_data(
+                name=master_key_identifier, plaintext=plaintext, mount_point=self._mount)
+            return str(resp["data"]["ciphertext"])
+
+        return _retrying(call, "encrypt", master_key_identifier)
+
+    def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
+        def call() -> bytes:
+            resp = self._client.secrets.transit.decrypt_data(
+                name=master_key_identifier, ciphertext=wrapped_key, mount_point=self._mount)
+            return base64.b64decode(resp["data"]["plaintext"])
+
+        return _retrying(call, "decrypt", master_key_identifier)
+
+
+def column_keys(keys: DatasetKeys, column_classes: Mapping[str, str]) -> dict[str, list[str]]:
+    """Map master key name -> columns, from column -> data class. Every column must be listed."""
+    out: dict[str, list[str]] = {}
+    for column, data_class in column_classes.items():
+        if data_class not in PARQUET_CLASSES or data_class == "footer":
+            raise ValueError(f"column {column!r}: no column key for data class {data_class!r}")
+        out.setdefault(keys.by_class(data_class), []).append(column)
+    return out
+
+
+class Keyring(_NoPickle):
+    """One dataset's keys, bound to one Vault client (one role). Builds pyarrow properties."""
+
+    CACHE_LIFETIME = timedelta(minutes=10)
+
+    def __init__(self, client: hvac.Client, dataset: str) -> None:
+        self.dataset = dataset
+        self.keys = DatasetKeys.for_dataset(dataset)
+        self._client = client
+        self._factory = pe.CryptoFactory(lambda _cfg: TransitKmsClient(client))
+        # The access token field is required by pyarrow but unused: the hvac client holds the
+        # real token, so no token ever enters pyarrow's key material or caches.
+        self._kms = pe.KmsConnectionConfig(kms_instance_id="genovault",
+                                           kms_instance_url="vault-transit",
+                                           key_access_token="unused")
+
+    def __repr__(self) -> str:
+        return f"<Keyring dataset={self.dataset!r} token=<redacted>>"
+
+    # -- key lifecycle -------------------------------------------------------------------
+    def ensure_keys(self, classes: Iterable[str] = DATA_CLASSES) -> None:
+        """Create the dataset's Transit keys that do not exist yet (idempotent).
+
+        Creation goes through Transit's encrypt-upsert, which the ingest role may do and which
+        only ever makes non-exportable aes256-gcm96 keys (see vault/bootstrap.py).
+        """
+        for data_class in classes:
+            create_transit_key(self._client, self.keys.by_class(data_class))
+
+    # -- Parquet properties --------------------------------------------------------------
+    def encryption_properties(self, path: str, column_classes: Mapping[str, str]) -> Any:
+        """File encryption properties for a new file at ``path`` (external key material)."""
+        config = pe.EncryptionConfiguration(
+            footer_key=self.keys.footer,
+            column_keys=column_keys(self.keys, column_classes),
+            plaintext_footer=False,
+            double_wrapping=True,
+            internal_key_material=False,
+            cache_lifetime=self.CACHE_LIFETIME,
+            data_key_length_bits=256,
+        )
+        return self._factory.file_encryption_properties(self._kms, config, path)
+
+    def decryption_properties(self, path: str) -> Any:
+        config = pe.DecryptionConfiguration(cache_lifetime=self.CACHE_LIFETIME)
+        return self._factory.file_decryption_properties(self._kms, config, path)
+
+    def clear_caches(self) -> None:
+        """Forget cached KEKs (after rotation or revocation; pyarrow never expires them)."""
+        self._factory.remove_cache_entries_for_all_tokens()
+
+    # -- pseudonyms ----------------------------------------------------------------------
+    def pseudonymise(self, ids: Sequence[str]) -> list[str]:
+        """Keyed HMAC-SHA256 (Transit ``hmac``) of each sample id; the key never leaves Vault."""
+        if not ids:
+            return []
+        name = self.keys.pseudonym
+        batch = [{"input": base64.b64encode(i.encode("utf-8")).decode("ascii")} for i in ids]
+        out: list[str] = []
+        step = 1000
+        for start in range(0, len(batch), step):
+            chunk = batch[start:start + step]
+
+            def call(chunk: list[dict[str, str]] = chunk) -> list[str]:
+                resp = self._client.adapter.post(
+                    f"/v1/{TRANSIT_MOUNT}/hmac/{name}/sha2-256", json={"batch_input": chunk})
+                results = resp["data"]["batch_results"]
+                if any("error" in r for r in results):
+                    raise VaultError(f"Vault Transit hmac with key '{name}' failed for "
+                                     "some inputs")
+                # "vault:v1:<base64>" -> url-safe hex-free token, stable per key version
+                return [r["hmac"].split(":", 2)[2] for r in results]
+
+            out.extend(_retrying(call, "hmac", name))
+        return out

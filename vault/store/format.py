@@ -1,0 +1,58 @@
+"""The on-disk dataset format (schema version 1). docs/format.md explains it for people."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+FORMAT_NAME = "genovault-dataset"
+MANIFEST = "manifest.json"
+DEFAULT_BIN_SIZE = 10_000_000  # variant files hold one contig and one 10 Mb position bin
+
+# Codes of the packed genotype column (four samples per byte, sample s at bits 2*(s % 4)).
+HOM_REF, HET, HOM_ALT, MISSING = 0, 1, 2, 3
+
+# Site columns of the variant files and their data class (every column is encrypted).
+SITE_COLUMNS: dict[str, pa.DataType] = {
+    "chrom": pa.string(),
+    "pos": pa.int64(),
+    "id": pa.string(),
+    "ref": pa.string(),
+    "alt": pa.string(),
+    "qual": pa.float32(),
+    "filter": pa.string(),
+    "allele_index": pa.int16(),  # k of the split record's ALT alleles (0 for ALT '.')
+    "n_alleles": pa.int16(),  # number of ALT alleles of the original record
+    "n_haploid": pa.int32(),  # haploid calls stored as homozygous diploid in this row
+    "n_half_call": pa.int32(),  # half-calls ('./1') stored as missing in this row
+}
+GENOTYPE_COLUMN = "genotypes"
+
+
+def variant_schema(n_samples: int) -> pa.Schema:
+    fields = [pa.field(name, t, nullable=(name == "qual")) for name, t in SITE_COLUMNS.items()]
+    fields.append(pa.field(GENOTYPE_COLUMN, pa.binary(packed_width(n_samples)), nullable=False))
+    return pa.schema(fields)
+
+
+def variant_column_classes() -> dict[str, str]:
+    classes = {name: "sites" for name in SITE_COLUMNS}
+    classes[GENOTYPE_COLUMN] = "genotypes"
+    return classes
+
+
+def packed_width(n_samples: int) -> int:
+    """Bytes per variant row of packed genotypes (at least 1, so the column type is valid)."""
+    return max(1, (n_samples + 3) // 4)
+
+
+SAMPLE_BASE_COLUMNS: dict[str, pa.DataType] = {
+    "sample_index": pa.int32(),  # position in the cohort (batch offset + column order)
+    "pseudonym": pa.string(),  # keyed HMAC of the sample id (Transit, per dataset)
+}
+
+
+def sample_schema(group_columns: list[str]) -> pa.Schema:
+    fields = [pa.field(n, t, nullable=False) for n, t in SAMPLE_BASE_COLUMNS.items()]
+    fields += [pa.field(g, pa.string()) for g in group_columns]
+    return pa.schema(fields)

@@ -1,0 +1,318 @@
+"""The read API: decrypted genotype blocks of a dataset, for a region and a projection.
+
+This is what the kernels and the query service consume. Only the projected columns' keys
+are requested from Vault (Parquet Modular Encryption fetches a column key only when that
+column is read); genotypes are never decrypted unless asked for.
+
+All batches of a dataset are presented as one cohort: samples are numbered batch after
+batch, and a variant absent from a batch's files is *not assessed* for that batch's samples
+(code 3, missing, and ``assessed[row, batch]`` is False) unless that batch was ingested with
+``--absent-sites-hom-ref`` (then code 0 and ``assessed`` True).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba as nb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from vault.errors import ConfigError, IntegrityError, VaultError
+from vault.kms import Keyring
+from vault.store import format as fmt
+from vault.store.dataset import Store
+
+_REGION_RE = re.compile(r"^(?P<chrom>[^:]+)(?::(?P<start>[\d,]+)?-?(?P<end>[\d,]+)?)?$")
+
+
+@dataclass(frozen=True)
+class Region:
+    """A 1-based, inclusive genomic interval; ``end`` None means to the end of the contig."""
+
+    chrom: str
+    start: int = 1
+    end: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Region:
+        m = _REGION_RE.match(text.strip())
+        if not m:
+            raise ConfigError(f"invalid region {text!r}: use CHROM, CHROM:START-END or "
+                              "CHROM:START-")
+        start = int(m.group("start").replace(",", "")) if m.group("start") else 1
+        end = int(m.group("end").replace(",", "")) if m.group("end") else None
+        if end is not None and end < start:
+            raise ConfigError(f"invalid region {text!r}: end is before start")
+        return cls(m.group("chrom"), start, end)
+
+
+@dataclass
+class GenotypeBlock:
+    """One partition's variants for the whole cohort."""
+
+    contig: str
+    sites: pa.Table
+    packed: np.ndarray | None
+    n_samples: int
+    assessed: np.ndarray
+    batches: list[str] = field(default_factory=list)
+
+    @property
+    def n_variants(self) -> int:
+        return int(self.sites.num_rows)
+
+
+@nb.njit(cache=True, nogil=True)
+def _place_batch(dst: np.ndarray, src: np.ndarray, row_map: np.ndarray, offset: int,
+                 n: int, absent_code: int) -> None:
+    """Copy a batch's codes into columns offset..offset+n of dst; rows it lacks get absent_code."""
+    present = np.zeros(dst.shape[0], np.bool_)
+    for i in range(row_map.shape[0]):
+        present[row_map[i]] = True
+    for m in range(dst.shape[0]):
+        if present[m]:
+            continue
+        for s in range(n):
+            t = offset + s
+            sh = 2 * (t & 3)
+            dst[m, t >> 2] = (dst[m, t >> 2] & ~np.uint8(3 << sh)) | np.uint8(absent_code << sh)
+    for i in range(row_map.shape[0]):
+        m = row_map[i]
+        for s in range(n):
+            code = (src[i, s >> 2] >> (2 * (s & 3))) & 3
+            t = offset + s
+            sh = 2 * (t & 3)
+            dst[m, t >> 2] = (dst[m, t >> 2] & ~np.uint8(3 << sh)) | np.uint8(code << sh)
+
+
+def packed_from_column(col: pa.ChunkedArray | pa.Array, n_rows: int, n_samples: int) -> np.ndarray:
+    """The fixed-size binary genotype column as a (rows, ceil(n/4)) uint8 array."""
+    width = (n_samples + 3) // 4
+    if n_samples == 0:
+        return np.zeros((n_rows, 0), np.uint8)
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if arr.null_count:
+        raise IntegrityError("null genotype row in a variant file")
+    buf = arr.buffers()[1]
+    data = np.frombuffer(buf, np.uint8, count=(arr.offset + len(arr)) * width)
+    return data[arr.offset * width:].reshape(len(arr), width)
+
+
+class DatasetReader:
+    """Decrypting reader of one committed dataset (as of its manifest when opened)."""
+
+    def __init__(self, store: Store, dataset: str, keyring: Keyring) -> None:
+        self.store = store
+        self.dataset = dataset
+        self.manifest = store.manifest(dataset)
+        self.dir = store.dataset_dir(dataset)
+        self.keyring = keyring
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.manifest["sample_count"])
+
+    @property
+    def contigs(self) -> list[str]:
+        return list(self.manifest["contigs"])
+
+    @property
+    def batches(self) -> list[dict[str, Any]]:
+        return list(self.manifest["batches"])
+
+    # -- files ---------------------------------------------------------------------------
+    def _open(self, rel: str) -> pq.ParquetFile:
+        path = self.dir / rel
+        if not path.is_file():
+            raise IntegrityError(f"{path}: listed in the manifest but missing; the dataset is "
+                                 "damaged (run `genovault datasets verify`)")
+        try:
+            props = self.keyring.decryption_properties(str(path))
+            return pq.ParquetFile(str(path), decryption_properties=props)
+        except VaultError:
+            raise
+        except OSError as exc:
+            raise IntegrityError(f"{path}: cannot be decrypted or parsed ({_short(exc)}); the "
+                                 "file or its key material is damaged, or was encrypted under "
+                                 "other keys") from exc
+
+    def _read(self, rel: str, columns: Sequence[str], start: int = 1,
+              end: int | None = None) -> pa.Table:
+        pf = self._open(rel)
+        try:
+            if start > 1 or end is not None:
+                groups = self._row_groups(pf, start, end)
+                table = pf.read_row_groups(groups, columns=list(columns) + ["pos"]) \
+                    if groups else pf.schema_arrow.empty_table().select(list(columns) + ["pos"])
+                pos = table.column("pos")
+                mask = pc.greater_equal(pos, start)
+                if end is not None:
+                    mask = pc.and_(mask, pc.less_equal(pos, end))
+                table = table.filter(mask).select(list(columns))
+            else:
+                table = pf.read(columns=list(columns))
+        except VaultError:
+            raise
+        except OSError as exc:
+            raise IntegrityError(f"{self.dir / rel}: decryption failed ({_short(exc)}); the file "
+                                 "was modified or is damaged") from exc
+        return table
+
+    @staticmethod
+    def _row_groups(pf: pq.ParquetFile, start: int, end: int | None) -> list[int]:
+        idx = pf.schema_arrow.get_field_index("pos")
+        out = []
+        for g in range(pf.metadata.num_row_groups):
+            st = pf.metadata.row_group(g).column(idx).statistics
+            if st is None or not st.has_min_max:
+                out.append(g)
+                continue
+            if st.max < start or (end is not None and st.min > end):
+                continue
+            out.append(g)
+        return out
+
+    # -- samples -------------------------------------------------------------------------
+    def samples(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """The cohort's samples table (pseudonyms and grouping columns), batch after batch."""
+        tables = []
+        for b in self.batches:
+            t = self._read(b["samples_file"]["path"],
+                           columns if columns is not None else
+                           list(fmt.SAMPLE_BASE_COLUMNS) + b["group_columns"]) \
+                if columns is None else self._read_samples_cols(b, columns)
+            tables.append(t)
+        if not tables:
+            return pa.table({})
+        return pa.concat_tables(tables, promote_options="default")
+
+    def _read_samples_cols(self, batch: dict[str, Any], columns: Sequence[str]) -> pa.Table:
+        have = [c for c in columns if c in fmt.SAMPLE_BASE_COLUMNS or c in batch["group_columns"]]
+        t = self._read(batch["samples_file"]["path"], have)
+        for c in columns:
+            if c not in have:
+                t = t.append_column(pa.field(c, pa.string()), pa.nulls(t.num_rows, pa.string()))
+        return t.select(list(columns))
+
+    # -- variants ------------------------------------------------------------------------
+    def partitions(self, region: Region | None = None) -> list[tuple[int, int]]:
+        """(contig index, bin) of every partition overlapping the region, in genome order."""
+        contigs = self.contigs
+        want = None
+        if region is not None:
+            if region.chrom not in contigs:
+                return []
+            want = contigs.index(region.chrom)
+        bin_size = int(self.manifest["partition"]["bin_size"])
+        parts = set()
+        for b in self.batches:
+            for f in b["variant_files"]:
+                if want is not None:
+                    if f["contig"] != want:
+                        continue
+                    assert region is not None
+                    lo = (f["bin"]) * bin_size
+                    hi = lo + bin_size - 1
+                    if hi < region.start or (region.end is not None and lo > region.end):
+                        continue
+                parts.add((f["contig"], f["bin"]))
+        return sorted(parts)
+
+    def blocks(self, region: Region | str | None = None,
+               site_columns: Sequence[str] = ("pos", "ref", "alt"),
+               genotypes: bool = True) -> Iterator[GenotypeBlock]:
+        """Yield one GenotypeBlock per partition overlapping ``region``, in genome order."""
+        if isinstance(region, str):
+            region = Region.parse(region)
+        unknown = [c for c in site_columns if c not in fmt.SITE_COLUMNS]
+        if unknown:
+            raise ConfigError(f"unknown site column(s) {unknown}; available: "
+                              f"{', '.join(fmt.SITE_COLUMNS)}")
+        start, end = (region.start, region.end) if region else (1, None)
+        batches = self.batches
+        for contig_index, bin_index in self.partitions(region):
+            per_batch: list[pa.Table | None] = []
+            for b in batches:
+                f = next((f for f in b["variant_files"]
+                          if f["contig"] == contig_index and f["bin"] == bin_index), None)
+                if f is None:
+                    per_batch.append(None)
+                    continue
+                cols = list(dict.fromkeys([*site_columns, "pos", "ref", "alt"]))
+                if genotypes:
+                    cols.append(fmt.GENOTYPE_COLUMN)
+                per_batch.append(self._read(f["path"], cols, start, end))
+            block = self._merge(self.contigs[contig_index], per_batch, site_columns, genotypes)
+            if block.n_variants:
+                yield block
+
+    def _merge(self, contig: str, tables: list[pa.Table | None], site_columns: Sequence[str],
+               genotypes: bool) -> GenotypeBlock:
+        batches = self.batches
+        names = [b["batch"] for b in batches]
+        present = [(i, t) for i, t in enumerate(tables) if t is not None]
+        n = self.n_samples
+        if len(batches) == 1 and present:
+            t = present[0][1]
+            packed = packed_from_column(t.column(fmt.GENOTYPE_COLUMN), t.num_rows, n) \
+                if genotypes else None
+            return GenotypeBlock(contig, t.select(list(site_columns)), packed, n,
+                                 np.ones((t.num_rows, 1), np.bool_), names)
+        # Align rows across batches on (pos, ref, alt), in position order, first seen first.
+        index: dict[tuple[int, str, str], int] = {}
+        order_pos: list[int] = []
+        row_maps: list[np.ndarray] = []
+        for _, t in present:
+            keys = zip(t.column("pos").to_pylist(), t.column("ref").to_pylist(),
+                       t.column("alt").to_pylist(), strict=True)
+            rm = np.empty(t.num_rows, np.int64)
+            for r, k in enumerate(keys):
+                m = index.get(k)
+                if m is None:
+                    m = index[k] = len(order_pos)
+                    order_pos.append(k[0])
+                rm[r] = m
+            row_maps.append(rm)
+        order = np.argsort(np.asarray(order_pos, np.int64), kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        n_rows = order.size
+        row_maps = [rank[rm] for rm in row_maps]
+        # Site columns from the first batch that has the row.
+        concat = pa.concat_tables([t.select(list(site_columns)) for _, t in present])
+        first = np.full(n_rows, -1, np.int64)
+        base = 0
+        for (_, t), rm in zip(present, row_maps, strict=True):
+            unset = first[rm] < 0
+            first[rm[unset]] = base + np.flatnonzero(unset)
+            base += t.num_rows
+        sites = concat.take(pa.array(first))
+        assessed = np.zeros((n_rows, len(batches)), np.bool_)
+        packed = np.zeros((n_rows, (n + 3) // 4), np.uint8) if genotypes else None
+        tables_by_batch = dict(present)
+        maps_by_batch = {i: rm for (i, _), rm in zip(present, row_maps, strict=True)}
+        for i, b in enumerate(batches):
+            hom_ref = b.get("absent_sites") == "hom_ref"
+            rm = maps_by_batch.get(i, np.empty(0, np.int64))
+            assessed[rm, i] = True
+            if hom_ref:
+                assessed[:, i] = True
+            if packed is not None:
+                t = tables_by_batch.get(i)
+                src = packed_from_column(t.column(fmt.GENOTYPE_COLUMN), t.num_rows,
+                                         b["n_samples"]) if t is not None else \
+                    np.zeros((0, (b["n_samples"] + 3) // 4), np.uint8)
+                _place_batch(packed, src, rm, int(b["sample_offset"]), int(b["n_samples"]),
+                             fmt.HOM_REF if hom_ref else fmt.MISSING)
+        return GenotypeBlock(contig, sites, packed, n, assessed, names)
+
+
+def _short(exc: BaseException) -> str:
+    """First line of an Arrow error, which never contains key material."""
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,147 @@
+"""Writing one batch of encrypted Parquet files into a staging folder.
+
+Files are written under a staging folder that no reader looks at; the ingest pipeline
+moves the folder into place and only then commits the manifest (see manifest.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from vault.kms import Keyring
+from vault.store import format as fmt
+
+ROW_GROUP_BYTES = 16 << 20
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(8 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _writer(path: Path, schema: pa.Schema, keyring: Keyring, classes: dict[str, str],
+            dictionary: list[str]) -> pq.ParquetWriter:
+    missing = set(schema.names) - set(classes)
+    if missing:  # pyarrow would store these in plaintext
+        raise ValueError(f"columns without an encryption key: {sorted(missing)}")
+    props = keyring.encryption_properties(str(path), classes)
+    return pq.ParquetWriter(str(path), schema, compression="zstd", compression_level=1,
+                            use_dictionary=dictionary, write_statistics=True,
+                            encryption_properties=props)
+
+
+def _file_entry(root: Path, path: Path, rows: int, **extra: Any) -> dict[str, Any]:
+    fsync_path(path)
+    key_material = path.parent / f"_KEY_MATERIAL_FOR_{path.name}.json"
+    if key_material.exists():
+        fsync_path(key_material)
+    return {"path": path.relative_to(root).as_posix(), "rows": rows,
+            "bytes": path.stat().st_size, "sha256": sha256_file(path), **extra}
+
+
+class BatchWriter:
+    """Writes a batch's samples table and its variant files, partitioned by contig and bin."""
+
+    def __init__(self, root: Path, batch_dir: Path, keyring: Keyring, n_samples: int,
+                 bin_size: int) -> None:
+        self.root = root  # paths in file entries are relative to this (the final batch dir)
+        self.dir = batch_dir
+        self.keyring = keyring
+        self.n_samples = n_samples
+        self.bin_size = bin_size
+        self.schema = fmt.variant_schema(n_samples)
+        self.width = fmt.packed_width(n_samples)
+        self.files: list[dict[str, Any]] = []
+        self._current: tuple[int, int] | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._path: Path | None = None
+        self._rows = 0
+        self._rows_per_group = max(1024, ROW_GROUP_BYTES // max(self.width, 1))
+        (batch_dir / "variants").mkdir(parents=True, exist_ok=True)
+
+    def write_samples(self, table: pa.Table) -> dict[str, Any]:
+        path = self.dir / "samples.parquet"
+        classes = {name: "samples" for name in table.schema.names}
+        w = _writer(path, table.schema, self.keyring, classes, dictionary=[])
+        w.write_table(table)
+        w.close()
+        return _file_entry(self.dir, path, table.num_rows)
+
+    def add(self, contig_index: int, columns: dict[str, pa.Array], packed: np.ndarray) -> None:
+        """Append rows of one contig (sorted by pos) with their packed genotypes."""
+        pos = columns["pos"].to_numpy()
+        if pos.size == 0:
+            return
+        bins = pos // self.bin_size
+        cuts = np.flatnonzero(np.diff(bins)) + 1
+        starts = np.concatenate([[0], cuts])
+        ends = np.concatenate([cuts, [pos.size]])
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            self._switch(contig_index, int(bins[s]))
+            sl = {k: v.slice(s, e - s) for k, v in columns.items()}
+            geno = packed[s:e]
+            if geno.shape[1] != self.width:  # zero samples: one zero byte per row
+                geno = np.zeros((e - s, self.width), np.uint8)
+            geno = np.ascontiguousarray(geno)
+            sl[fmt.GENOTYPE_COLUMN] = pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(self.width), e - s, [None, pa.py_buffer(geno)])
+            table = pa.Table.from_pydict(sl, schema=self.schema)
+            assert self._writer is not None
+            self._writer.write_table(table, row_group_size=self._rows_per_group)
+            self._rows += e - s
+
+    def _switch(self, contig_index: int, bin_index: int) -> None:
+        key = (contig_index, bin_index)
+        if key == self._current:
+            return
+        self._finish()
+        folder = self.dir / "variants" / f"c{contig_index:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._path = folder / f"bin{bin_index:06d}.parquet"
+        if self._path.exists():
+            raise ValueError(f"internal error: partition {key} written twice")
+        self._writer = _writer(self._path, self.schema, self.keyring,
+                               fmt.variant_column_classes(), dictionary=["chrom", "filter"])
+        self._current = key
+        self._rows = 0
+
+    def _finish(self) -> None:
+        if self._writer is None or self._path is None or self._current is None:
+            return
+        self._writer.close()
+        contig_index, bin_index = self._current
+        self.files.append(_file_entry(self.dir, self._path, self._rows, contig=contig_index,
+                                      bin=bin_index))
+        self._writer = None
+        self._path = None
+
+    def close(self) -> list[dict[str, Any]]:
+        self._finish()
+        self._current = None
+        return self.files
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # noqa: S110 - the staging folder is removed anyway
+                pass
+            self._writer = None
