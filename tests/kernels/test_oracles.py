@@ -1,0 +1,161 @@
+"""Kernels vs committed bcftools +fill-tags and plink2 outputs on real and simulated VCFs.
+
+Inputs and commands: tests/kernels/fixtures/README.md (regenerate.sh). Both tools print 6
+significant digits (bcftools through a float32), so values are compared to that precision;
+counts are compared exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kernels
+from tests.kernels._helpers import ORACLE, ORACLE_INPUTS, column, decoded, packed, read_table
+
+NAMES = sorted(ORACLE_INPUTS)
+
+
+def _stats(name):
+    dec = decoded(name)
+    counts = kernels.count_genotypes(packed(name), len(dec.samples))
+    return dec, counts.overall, kernels.variant_stats(counts.overall)
+
+
+def _close(got, want, rel=5.1e-6, tiny=0.0):
+    """Equal to printed precision (6 significant digits); values below ``tiny`` must both be
+    below it."""
+    got = np.asarray(got, float)
+    want = np.asarray(want, float)
+    both_tiny = (got < tiny) & (want < tiny)
+    ok = both_tiny | np.isclose(got, want, rtol=rel, atol=0.0) | (np.isnan(got) & np.isnan(want))
+    bad = np.nonzero(~ok)[0]
+    first = bad[:5]
+    assert bad.size == 0, f"{bad.size} mismatches, rows {first}: {got[first]} vs {want[first]}"
+
+
+def _rows(name, suffix):
+    path = ORACLE / f"{name}.{suffix}"
+    if not path.exists():
+        pytest.skip(f"{path.name} not produced by the tool for this input")
+    rows = read_table(path)
+    dec = decoded(name)
+    assert len(rows) == len(dec.pos), "oracle and decoder disagree on the number of split rows"
+    np.testing.assert_array_equal(column(rows, "POS").astype(np.int64), dec.pos)
+    assert [r["ALT"] for r in rows] == dec.alt
+    return rows
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_counts__equal_plink2_geno_counts(name):
+    _, counts, _ = _stats(name)
+    rows = _rows(name, "plink2.gcount")
+    for k, col in enumerate(["HOM_REF_CT", "HET_REF_ALT_CTS", "TWO_ALT_GENO_CTS", "MISSING_CT"]):
+        np.testing.assert_array_equal(counts[:, k], column(rows, col).astype(np.int64), err_msg=col)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_allele_frequency__equals_plink2_freq(name):
+    _, _, vs = _stats(name)
+    rows = _rows(name, "plink2.afreq")
+    np.testing.assert_array_equal(vs.an, column(rows, "OBS_CT").astype(np.int64))
+    _close(vs.af, column(rows, "ALT_FREQS"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_missingness__equals_plink2_missing(name):
+    _, _, vs = _stats(name)
+    rows = _rows(name, "plink2.vmiss")
+    np.testing.assert_array_equal(vs.n_missing, column(rows, "MISSING_CT").astype(np.int64))
+    np.testing.assert_array_equal(vs.n_samples, column(rows, "OBS_CT").astype(np.int64))
+    _close(vs.f_missing, column(rows, "F_MISS"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hardy__equals_plink2_hardy(name):
+    _, _, vs = _stats(name)
+    rows = _rows(name, "plink2.hardy")
+    _close(vs.hwe_p, column(rows, "P"))
+    o_het = column(rows, "O(HET_A1)")
+    e_het = column(rows, "E(HET_A1)")
+    defined = e_het > 0
+    assert (vs.f_status[defined] == kernels.Status.OK).all()
+    # F from the printed 6-digit O and E: compare to that precision
+    np.testing.assert_allclose(
+        vs.inbreeding_f[defined], 1 - o_het[defined] / e_het[defined], rtol=0, atol=2e-5
+    )
+    assert np.isnan(vs.inbreeding_f[~defined]).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hardy_midp__equals_plink2_hardy_midp(name):
+    _, _, vs = _stats(name)
+    rows = _rows(name, "plink2.midp.hardy")
+    _close(vs.hwe_midp, column(rows, "MIDP"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_allele_counts__equal_bcftools_up_to_documented_rules(name):
+    """bcftools counts a haploid call as 1 allele (the store: 2, as plink2) and the called
+    allele of a half-call (the store: missing), so per row
+    AN_bcftools = AN - n_haploid + n_half_calls and
+    AC_bcftools = AC - haploid ALT calls + half-calls whose called allele is this ALT."""
+    _, _, vs = _stats(name)
+    rows = _rows(name, "bcftools.tsv")
+    kinds = _call_kinds(name)
+    np.testing.assert_array_equal(
+        vs.an - kinds["haploid"] + kinds["half"], column(rows, "AN").astype(np.int64)
+    )
+    np.testing.assert_array_equal(
+        vs.ac - kinds["haploid_alt"] + kinds["half_alt"], column(rows, "AC").astype(np.int64)
+    )
+    # bcftools F_MISSING counts a half-call as missing, like the store
+    _close(vs.f_missing, column(rows, "F_MISSING"), rel=1e-5)
+    plain = (kinds["haploid"] == 0) & (kinds["half"] == 0)
+    _close(vs.af[plain], column(rows, "AF")[plain], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hwe_and_exchet__equal_bcftools_at_diploid_rows(name):
+    _, _, vs = _stats(name)
+    rows = _rows(name, "bcftools.tsv")
+    kinds = _call_kinds(name)
+    plain = (kinds["haploid"] == 0) & (kinds["half"] == 0)
+    # bcftools stores float32: 6 digits, and values below ~1e-38 lose precision
+    _close(vs.hwe_p[plain], column(rows, "HWE")[plain], rel=1e-5, tiny=1e-36)
+    _close(vs.exc_het[plain], column(rows, "ExcHet")[plain], rel=1e-5, tiny=1e-36)
+
+
+def test_haploid__kernel_equals_plink2_and_differs_from_bcftools_by_rule():
+    dec, _, vs = _stats("haploid_x")
+    assert dec.n_haploid.sum() > 0, "the haploid example must contain haploid calls"
+    rows_p2 = _rows("haploid_x", "plink2.afreq")
+    rows_bcf = _rows("haploid_x", "bcftools.tsv")
+    np.testing.assert_array_equal(vs.an, column(rows_p2, "OBS_CT").astype(np.int64))
+    an_bcf = column(rows_bcf, "AN").astype(np.int64)
+    assert (vs.an != an_bcf).any()
+    np.testing.assert_array_equal(vs.an - an_bcf, dec.n_haploid)
+
+
+_KINDS: dict[str, dict[str, np.ndarray]] = {}
+
+
+def _call_kinds(name):
+    """Per split row: called haploid genotypes, those equal to this ALT, half-calls, and
+    half-calls whose called allele is this ALT (read once through pysam)."""
+    if name not in _KINDS:
+        import pysam
+
+        out: dict[str, list[int]] = {"haploid": [], "haploid_alt": [], "half": [], "half_alt": []}
+        with pysam.VariantFile(str(ORACLE_INPUTS[name])) as vcf:
+            for rec in vcf:
+                gts = [rec.samples[i]["GT"] for i in range(len(rec.samples))]
+                for k in range(1, (len(rec.alts) if rec.alts else 1) + 1):
+                    hap = [g for g in gts if g is not None and len(g) == 1 and g[0] is not None]
+                    half = [g for g in gts if len(g or ()) == 2 and None in g and g != (None, None)]
+                    out["haploid"].append(len(hap))
+                    out["haploid_alt"].append(sum(g[0] == k for g in hap))
+                    out["half"].append(len(half))
+                    out["half_alt"].append(sum(k in g for g in half))
+        _KINDS[name] = {key: np.array(val, np.int64) for key, val in out.items()}
+    return _KINDS[name]
