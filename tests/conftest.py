@@ -7,12 +7,17 @@ other fixtures are appended below them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import hvac
 import pytest
 
 from tests.baodev import DevServer, dev_server
 from vault.bootstrap import BootstrapReport, bootstrap, mint_role_token
+from vault.ingest.pipeline import IngestOptions, IngestResult, ingest
+from vault.kms import Keyring
+from vault.store.dataset import Store
+from vault.store.reader import DatasetReader
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +56,44 @@ def vault_env(
 
 
 # --- fixtures appended by others go below this line ------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    """An empty dataset store in a temporary folder."""
+    return Store(tmp_path / "store")
+
+
+@pytest.fixture
+def ingest_client(role_client: Callable[[str], hvac.Client]) -> hvac.Client:
+    """A client holding an ingest-role token (encrypt only)."""
+    return role_client("ingest")
+
+
+@pytest.fixture
+def query_client(role_client: Callable[[str], hvac.Client]) -> hvac.Client:
+    """A client holding a query-role token (decrypt)."""
+    return role_client("query")
+
+
+@pytest.fixture
+def ingest_file(store: Store, ingest_client: hvac.Client) -> Callable[..., IngestResult]:
+    """``ingest_file(path, dataset, **options)`` into the ``store`` fixture with the ingest role."""
+
+    def run(path: Path, dataset: str, sample_sheet: Path | None = None,
+            **options: object) -> IngestResult:
+        opts = IngestOptions(progress=False, **options)  # type: ignore[arg-type]
+        return ingest(path, dataset, client=ingest_client, store=store,
+                      sample_sheet=sample_sheet, options=opts)
+
+    return run
+
+
+@pytest.fixture
+def reader(store: Store, query_client: hvac.Client) -> Callable[[str], DatasetReader]:
+    """``reader(dataset)``: a DatasetReader over the ``store`` fixture with the query role."""
+
+    def make(dataset: str) -> DatasetReader:
+        return DatasetReader(store, dataset, Keyring(query_client, dataset))
+
+    return make

@@ -106,7 +106,9 @@ def _raise_mapped(exc: Exception, operation: str, key: str) -> NoReturn:
                 "key material, or a key version no longer allowed). Run `genovault datasets "
                 "verify`."
             ) from exc
-    raise VaultError(f"{what} failed ({type(exc).__name__}).") from exc
+    detail = "; ".join(getattr(exc, "errors", None) or [])[:200]
+    raise VaultError(f"{what} failed ({type(exc).__name__}{': ' + detail if detail else ''}).") \
+        from exc
 
 
 def _retrying(fn: Callable[[], _T], operation: str, key: str) -> _T:
@@ -232,7 +234,7 @@ class Keyring(_NoPickle):
         name = self.keys.pseudonym
         batch = [{"input": base64.b64encode(i.encode("utf-8")).decode("ascii")} for i in ids]
         out: list[str] = []
-        step = 1000
+        step = 200  # OpenBao refuses JSON bodies with more than ~1000 strings
         for start in range(0, len(batch), step):
             chunk = batch[start:start + step]
 

@@ -37,6 +37,9 @@ from vault.store.dataset import Store, utcnow
 from vault.store.writer import BatchWriter, fsync_path, sha256_file
 
 
+QC_MIN_GROUP = 5  # per-group missingness is reported only for groups of at least this size
+
+
 @dataclass
 class IngestOptions:
     skip_invalid: bool = False
@@ -72,6 +75,7 @@ class _Qc:
         self.split_rows_added = 0
         self.haploid_calls = 0
         self.half_calls = 0
+        self.records_without_gt = 0
         self.skipped: Counter[str] = Counter()
         self.missing_per_sample = np.zeros(n_samples, np.int64)
 
@@ -86,6 +90,7 @@ class _Qc:
             "multiallelic_split_rows_added": self.split_rows_added,
             "haploid_calls_as_homozygous": self.haploid_calls,
             "half_calls_as_missing": self.half_calls,
+            "records_without_gt_as_missing": self.records_without_gt,
             "skipped_records": dict(sorted(self.skipped.items())),
             "samples": n_samples,
             "missingness": (total_missing / (rows * n_samples)) if rows and n_samples else None,
@@ -99,8 +104,10 @@ class _Qc:
                 members = labels == k
                 n = int(members.sum())
                 miss = int(self.missing_per_sample[members].sum())
+                # A group this small would expose individuals' missingness: suppressed.
+                shown = n >= QC_MIN_GROUP and rows
                 per[k] = {"samples": n,
-                          "missingness": (miss / (rows * n)) if rows and n else None}
+                          "missingness": (miss / (rows * n)) if shown else None}
             out["groups"][col] = per
         return out
 
@@ -109,7 +116,7 @@ def _line_error(path: Path, line: int, code: int, col: int, chunk: vp.ParsedChun
                 li: int) -> InvalidInput:
     reason = vp.ERRORS[code][1]
     if col >= 0:
-        reason += f" (sample column {col + 10}, the sample's {col + 1}th)"
+        reason += f" (column {col + 10}: sample #{col + 1})"
     if code in (vp.E_REF, vp.E_ALT, vp.E_POS, vp.E_QUAL):
         k = {vp.E_POS: 1, vp.E_REF: 3, vp.E_ALT: 4, vp.E_QUAL: 5}[code]
         reason += f": {chunk.field(li, k)[:60]!r}"
@@ -250,6 +257,7 @@ class _Ingest:
         qc.split_rows_added += int((n_alt[multi] - 1).sum())
         qc.haploid_calls += int(chunk.n_hap[lines_ok].sum())
         qc.half_calls += int(chunk.n_half[lines_ok].sum())
+        qc.records_without_gt += int(chunk.no_gt[lines_ok].sum())
         rows = np.flatnonzero(keep_rows)
         rl = row_line[rows]
         packed = chunk.packed if rows.size == chunk.packed.shape[0] else chunk.packed[rows]

@@ -56,7 +56,11 @@ def _inflate_block(block: bytes, path: Path) -> bytes:
     """Inflate one BGZF block (header + deflate data + CRC32 + ISIZE), checking its CRC."""
     xlen = struct.unpack_from("<H", block, 10)[0]
     crc, isize = struct.unpack_from("<II", block, len(block) - 8)
-    data = deflate.deflate_decompress(block[12 + xlen:-8], isize) if isize else b""
+    try:
+        data = deflate.deflate_decompress(block[12 + xlen:-8], isize) if isize else b""
+    except deflate.DeflateError as exc:
+        raise InvalidInput(str(path), None, "corrupt BGZF block (deflate data does not "
+                                            "decode): the file is damaged; re-copy it") from exc
     if deflate.crc32(data) != crc:
         raise InvalidInput(str(path), None, "corrupt BGZF block (CRC32 mismatch): the file is "
                                             "damaged or truncated; re-copy it")
@@ -121,11 +125,16 @@ class TextSource:
         with open(self.path, "rb") as fh:
             while block := fh.read(CHUNK_COMPRESSED):
                 self._advance(len(block))
-                out = d.decompress(block)
-                while d.eof and d.unused_data:  # concatenated gzip members
-                    rest = d.unused_data
-                    d = zlib.decompressobj(47)
-                    out += d.decompress(rest)
+                try:
+                    out = d.decompress(block)
+                    while d.eof and d.unused_data:  # concatenated gzip members
+                        rest = d.unused_data
+                        d = zlib.decompressobj(47)
+                        out += d.decompress(rest)
+                except zlib.error as exc:
+                    raise InvalidInput(str(self.path), None, f"corrupt gzip data ({exc}): the "
+                                                             "file is damaged; re-copy it") \
+                        from exc
                 if out:
                     yield out
             if not d.eof:

@@ -48,7 +48,8 @@ ERRORS: dict[int, tuple[str, str]] = {
     E_ALT: ("bad_alt", "ALT is not '.', a comma-separated list of bases/'*', a symbolic "
                        "<ALLELE> or a breakend"),
     E_QUAL: ("bad_qual", "QUAL is neither '.' nor a number"),
-    E_NO_GT: ("no_gt", "FORMAT does not start with GT (GT must be the first key)"),
+    E_NO_GT: ("gt_not_first", "GT is in FORMAT but not its first key (VCF requires GT "
+                              "first)"),
     E_GT: ("bad_gt", "malformed GT value"),
     E_PLOIDY: ("ploidy_gt_2", "ploidy > 2 is not supported (GT has more than two alleles)"),
     E_ALLELE: ("allele_out_of_range", "GT refers to an allele index larger than the number "
@@ -234,6 +235,7 @@ def parse_fixed(buf: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray,
     qual_null = np.zeros(n, np.bool_)
     n_alt = np.zeros(n, np.int32)
     err = np.zeros(n, np.int8)
+    no_gt = np.zeros(n, np.bool_)
     for li in nb.prange(n):
         s = line_starts[li]
         e = line_ends[li]
@@ -302,10 +304,21 @@ def parse_fixed(buf: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray,
             qual[li] = qv
         if has_samples:
             f8 = fs[li, 8]
-            if not (buf[f8] == 71 and buf[f8 + 1] == 84 and (buf[f8 + 2] == 58 or buf[f8 + 2] == TAB)):
-                err[li] = E_NO_GT
-                continue
-    return fs, pos, qual, qual_null, n_alt, err
+            if not (buf[f8] == 71 and buf[f8 + 1] == 84
+                    and (buf[f8 + 2] == 58 or buf[f8 + 2] == TAB)):
+                # No GT first: GT elsewhere is an error; no GT at all means every call is
+                # missing (the record still says the site was looked at).
+                k = f8
+                fe = fs[li, 9] - 1
+                while k < fe:
+                    if (buf[k] == 71 and buf[k + 1] == 84 and buf[k - 1] == 58
+                            and (k + 2 == fe or buf[k + 2] == 58)):
+                        err[li] = E_NO_GT
+                        break
+                    k += 1
+                if err[li] == 0:
+                    no_gt[li] = True
+    return fs, pos, qual, qual_null, n_alt, err, no_gt
 
 
 @_jit
@@ -327,7 +340,8 @@ def _parse_allele(buf: np.ndarray, p: int) -> tuple[int, int]:
 
 @_pjit
 def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_alt: np.ndarray,
-                    row_start: np.ndarray, err: np.ndarray, n_samples: int, n_rows: int):
+                    no_gt: np.ndarray, row_start: np.ndarray, err: np.ndarray, n_samples: int,
+                    n_rows: int):
     """Fill packed 2-bit codes for every row; count haploid and half calls per line.
 
     Sets ``err[li]`` for a malformed sample column and ``err_col[li]`` to its sample index.
@@ -349,6 +363,17 @@ def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_al
         half = 0
         code = 0
         last = n_samples - 1
+        if no_gt[li]:
+            tabs = 0
+            for q in range(p, e):
+                tabs += buf[q] == TAB
+            if tabs != last:
+                err[li] = E_FEW_SAMPLES if tabs < last else E_MANY_SAMPLES
+                continue
+            for r in range(r0, r0 + max(na, 1)):
+                for s in range(n_samples):
+                    packed[r, s >> 2] |= np.uint8(3 << (2 * (s & 3)))
+            continue
         if na == 1 and e - p == 4 * n_samples - 1:
             # Every sample column is exactly 'a?b' + tab: the branch-free path checks the whole
             # line at once and falls back to the general loop below if anything is unusual.
@@ -589,6 +614,7 @@ class ParsedChunk:
     packed: np.ndarray
     n_hap: np.ndarray
     n_half: np.ndarray
+    no_gt: np.ndarray
 
     @property
     def n_lines(self) -> int:
@@ -608,12 +634,12 @@ def parse_chunk(buf: np.ndarray, n_samples: int) -> ParsedChunk:
     if ends.shape[0]:
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
-    fs, pos, qual, qual_null, n_alt, err = parse_fixed(buf, starts, ends, n_samples > 0)
+    fs, pos, qual, qual_null, n_alt, err, no_gt = parse_fixed(buf, starts, ends, n_samples > 0)
     nrows_line = np.where(err == 0, np.maximum(n_alt, 1), 0).astype(np.int64)
     row_start = np.zeros(ends.shape[0] + 1, np.int64)
     np.cumsum(nrows_line, out=row_start[1:])
     n_rows = int(row_start[-1])
-    packed, n_hap, n_half, err_col = parse_genotypes(buf, ends, fs, n_alt, row_start, err,
-                                                     n_samples, n_rows)
+    packed, n_hap, n_half, err_col = parse_genotypes(buf, ends, fs, n_alt, no_gt, row_start,
+                                                     err, n_samples, n_rows)
     return ParsedChunk(buf, starts, fs, pos, qual, qual_null, n_alt, err, err_col,
-                       row_start, packed, n_hap, n_half)
+                       row_start, packed, n_hap, n_half, no_gt)

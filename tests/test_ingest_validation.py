@@ -1,0 +1,215 @@
+"""Data quality at ingest: each malformed input is rejected with file, line and reason, and
+nothing becomes visible; --skip-invalid drops exactly the bad records and counts them."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.vcfgen import header, unpack, write_vcf
+from vault.errors import InvalidInput
+from vault.store.dataset import Store
+
+S = ["s1", "s2", "s3"]
+H = header(S)  # 3 header lines: record k is on line 3 + k
+GOOD = [
+    "1\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/0\t0/1\t1/1",
+    "1\t200\t.\tC\tT\t.\tPASS\t.\tGT:DP\t0|1:3\t./.:0\t1/0:7",
+    "1\t300\t.\tG\tA,C\t20\tPASS\t.\tGT\t1/2\t0/2\t./1",
+    "2\t50\t.\tT\tTA\t1e2\tPASS\t.\tGT\t0\t1\t.",
+]
+
+
+def _with(line_no: int, text: str) -> list[str]:
+    """GOOD records with record ``line_no`` (1-based among records) replaced by ``text``."""
+    recs = list(GOOD)
+    recs[line_no - 1] = text
+    return recs
+
+
+BAD_RECORDS = [
+    pytest.param(_with(2, "1\t50\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
+                 "not sorted", "unsorted", id="unsorted-position"),
+    pytest.param([*GOOD, "1\t400\t.\tA\tG\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"], 8,
+                 "appears again", "unsorted", id="contig-not-contiguous"),
+    pytest.param(_with(2, "1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
+                 "duplicate record", "duplicate", id="duplicate-record"),
+    pytest.param(_with(2, "1\t200\t.\tX\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
+                 "REF must be", "bad_ref", id="bad-ref"),
+    pytest.param(_with(2, "1\t200\t.\tC\tT,\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
+                 "ALT is not", "bad_alt", id="bad-alt-empty-allele"),
+    pytest.param(_with(2, "1\t200\t.\tC\t<DEL\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
+                 "ALT is not", "bad_alt", id="bad-alt-unclosed-symbolic"),
+    pytest.param(_with(2, "1\tabc\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
+                 "POS is not", "bad_pos", id="bad-pos"),
+    pytest.param(_with(2, "1\t200\t.\tC\tT\tq\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
+                 "QUAL", "bad_qual", id="bad-qual"),
+    pytest.param(_with(2, "1\t200\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/x\t0/0"), 5,
+                 "malformed GT value (column 11: sample #2)", "bad_gt", id="bad-gt"),
+    pytest.param(_with(2, "1\t200\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/1/1\t0/0"), 5,
+                 "ploidy > 2", "ploidy_gt_2", id="triploid"),
+    pytest.param(_with(2, "1\t200\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/2\t0/0"), 5,
+                 "allele index larger", "allele_out_of_range", id="allele-out-of-range"),
+    pytest.param(_with(2, "1\t200\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/0"), 5,
+                 "fewer sample columns", "too_few_samples", id="too-few-samples"),
+    pytest.param(_with(2, "1\t200\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0\t0/0"), 5,
+                 "more sample columns", "too_many_samples", id="too-many-samples"),
+    pytest.param(_with(2, "1\t200\t.\tC\tT\t.\tPASS"), 5,
+                 "fewer than 8", "too_few_columns", id="truncated-line"),
+    pytest.param(_with(2, "1\t200\t\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
+                 "empty column", "empty_field", id="empty-field"),
+    pytest.param(_with(2, "1\t200\t.\tC\tT\t.\tPASS\t.\tDP:GT\t3:0/0\t3:0/0\t3:0/0"), 5,
+                 "GT is in FORMAT but not its first key", "gt_not_first", id="gt-not-first"),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("records", "line", "reason", "key"), BAD_RECORDS)
+def test_validation__bad_record_rejected_with_line(
+        tmp_path: Path, ingest_file: Callable, store: Store, records: list[str], line: int,
+        reason: str, key: str) -> None:
+    path = write_vcf(tmp_path / "bad.vcf", H + records)
+    with pytest.raises(InvalidInput) as err:
+        ingest_file(path, "bad")
+    assert err.value.line == line, str(err.value)
+    assert reason in err.value.reason
+    assert str(path) in str(err.value)
+    assert not store.exists("bad")
+    assert not list(store.dataset_dir("bad").rglob("*.parquet"))
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("records", "line", "reason", "key"), BAD_RECORDS)
+def test_validation__skip_invalid_drops_and_counts(
+        tmp_path: Path, ingest_file: Callable, reader: Callable, records: list[str],
+        line: int, reason: str, key: str) -> None:
+    path = write_vcf(tmp_path / "bad.vcf", H + records, bgzip=True)
+    res = ingest_file(path, "skip", skip_invalid=True)
+    assert res.qc["skipped_records"] == {key: 1}
+    assert res.qc["records_read"] == len(records)
+    assert res.qc["records_written"] == len(records) - 1
+    # the surviving rows are exactly the good records' rows
+    bad_text = records[line - len(H) - 1]
+    kept = [r for r in records if r is not bad_text]
+    expected = write_vcf(tmp_path / "kept.vcf", H + kept)
+    from tests.reference.vcf_decode import decode_vcf
+
+    ref = decode_vcf(expected)
+    rd = reader("skip")
+    pos, codes = [], []
+    for b in rd.blocks():
+        pos += b.sites.column("pos").to_pylist()
+        codes.append(unpack(b.packed, 3))
+    assert pos == ref.pos.tolist()
+    np.testing.assert_array_equal(np.concatenate(codes), ref.codes)
+
+
+BAD_HEADERS = [
+    pytest.param(["##fileformat=VCFv4.2"] + H[1:], "", 1, None, id="ok-control"),
+    pytest.param(["#fileformat=VCFv4.2"] + H[1:], "", 1, "first line must be", id="no-fileformat"),
+    pytest.param(H[:-1], "", 3, "missing '#CHROM'", id="no-chrom-line"),
+    pytest.param(H[:-1] + ["#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\ts2\ts1"],
+                 "", 3, "duplicate sample id in columns 10 and 12", id="duplicate-sample"),
+    pytest.param(H[:-1] + ["#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\ts2\ts3\t"],
+                 "", 3, "empty sample name", id="trailing-tab"),
+    pytest.param(H[:-1] + ["#CHROM POS ID REF ALT QUAL FILTER INFO FORMAT s1 s2 s3"],
+                 "", 3, "tab-separated", id="spaces-not-tabs"),
+    pytest.param(H[:1] + ["##INFO=<ID=X,Number=1"] + H[1:], "", 2, "malformed ##INFO",
+                 id="unclosed-info"),
+    pytest.param(H[:1] + ["##contig=<ID=1>", "##contig=<ID=1>"] + H[1:], "", 3,
+                 "declared twice", id="contig-twice"),
+    pytest.param(H[:1] + ["##contig=<ID=1>"] + H[1:], "", 8, "not declared",
+                 id="undeclared-contig"),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("hdr", "_unused", "line", "reason"), BAD_HEADERS)
+def test_validation__header(tmp_path: Path, ingest_file: Callable, store: Store,
+                            hdr: list[str], _unused: str, line: int, reason: str | None) -> None:
+    path = write_vcf(tmp_path / "h.vcf", hdr + GOOD)
+    if reason is None:
+        ingest_file(path, "hdr")
+        assert store.exists("hdr")
+        return
+    with pytest.raises(InvalidInput) as err:
+        ingest_file(path, "hdr")
+    assert err.value.line == line, str(err.value)
+    assert reason in err.value.reason
+    assert not store.exists("hdr")
+
+
+@pytest.mark.integration
+def test_validation__error_messages_never_quote_sample_ids(
+        tmp_path: Path, ingest_file: Callable) -> None:
+    secret = "PATIENT-0042"
+    hdr = H[:-1] + ["#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t"
+                    f"{secret}\ts2\t{secret}"]
+    with pytest.raises(InvalidInput) as err:
+        ingest_file(write_vcf(tmp_path / "dup.vcf", hdr + GOOD), "dup")
+    assert secret not in str(err.value)
+
+
+@pytest.mark.integration
+def test_validation__truncated_bgzf_rejected(tmp_path: Path, ingest_file: Callable,
+                                             store: Store) -> None:
+    from tests.vcfgen import cohort_vcf
+
+    path, _ = cohort_vcf(tmp_path / "c.vcf.gz", [f"s{i}" for i in range(50)], 3000, bgzip=True)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.vcf.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InvalidInput) as err:
+        ingest_file(cut, "cut")
+    assert "truncated" in str(err.value)
+    assert not store.exists("cut")
+
+
+@pytest.mark.integration
+def test_validation__corrupt_bgzf_block_rejected(tmp_path: Path, ingest_file: Callable,
+                                                 store: Store) -> None:
+    from tests.vcfgen import cohort_vcf
+
+    path, _ = cohort_vcf(tmp_path / "c.vcf.gz", [f"s{i}" for i in range(50)], 3000, bgzip=True)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad = tmp_path / "flip.vcf.gz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InvalidInput):
+        ingest_file(bad, "flip")
+    assert not store.exists("flip")
+
+
+@pytest.mark.integration
+def test_validation__plain_gzip_and_crlf_accepted(tmp_path: Path, ingest_file: Callable,
+                                                  reader: Callable) -> None:
+    text = "\r\n".join(H + GOOD) + "\r\n"
+    path = tmp_path / "crlf.vcf.gz"
+    with gzip.open(path, "wt", newline="") as fh:
+        fh.write(text)
+    res = ingest_file(path, "crlf")
+    assert res.qc["variants_written"] == 5
+    plain = write_vcf(tmp_path / "lf.vcf", H + GOOD)
+    from tests.reference.vcf_decode import decode_vcf
+
+    ref = decode_vcf(plain)
+    got = np.concatenate([unpack(b.packed, 3) for b in reader("crlf").blocks()])
+    np.testing.assert_array_equal(got, ref.codes)
+
+
+@pytest.mark.integration
+def test_validation__qc_counts_rules(tmp_path: Path, ingest_file: Callable) -> None:
+    res = ingest_file(write_vcf(tmp_path / "ok.vcf", H + GOOD), "qc")
+    qc = res.qc
+    assert qc["records_read"] == 4
+    assert qc["variants_written"] == 5
+    assert qc["multiallelic_records"] == 1
+    assert qc["multiallelic_split_rows_added"] == 1
+    assert qc["half_calls_as_missing"] == 1  # ./1
+    assert qc["haploid_calls_as_homozygous"] == 2  # '0' and '1' on line 4
+    # missing calls: ./. (1 row) + ./1 (2 rows) + '.' (1 row) = 4 of 5 rows x 3 samples
+    assert qc["missingness"] == pytest.approx(4 / 15)
