@@ -174,3 +174,23 @@ def sfs(ac: np.ndarray, an: np.ndarray, n_chromosomes: int, folded: bool) -> np.
             continue
         out[min(a, n - a) if folded else a] += 1
     return out
+
+
+# --------------------------------------------------------------------------- logistic
+
+
+def logistic_fit(x: np.ndarray, y: np.ndarray, iterations: int = 100):
+    """Newton-Raphson (IRLS) maximum likelihood for logit P(y=1) = x @ beta, in float64
+    with numpy's dense solver. Returns (beta, standard errors) or None if it does not
+    converge."""
+    beta = np.zeros(x.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(x @ beta)))
+        information = x.T @ (x * (p * (1 - p))[:, None])
+        step = np.linalg.solve(information, x.T @ (y - p))
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-12:
+            p = 1.0 / (1.0 + np.exp(-(x @ beta)))
+            information = x.T @ (x * (p * (1 - p))[:, None])
+            return beta, np.sqrt(np.diag(np.linalg.inv(information)))
+    return None

@@ -1,0 +1,114 @@
+"""Logistic regression vs plink2 --glm (no-firth, omit-ref) and between the two code paths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kernels
+from kernels import Status
+from kernels.logistic import _logistic_samples
+from tests.kernels._helpers import ORACLE, column, decoded, packed, read_table, sample_groups
+from tests.reference import stats_ref as ref
+from tests.reference.vcf_decode import pack_codes
+
+NAME = "msprime_n200"
+
+
+def _compare(res, suffix):
+    rows = read_table(ORACLE / f"{NAME}.plink2.{suffix}")
+    assert len(rows) == len(res.beta)
+    beta = column(rows, "BETA")
+    defined = ~np.isnan(beta)
+    ok = (res.status == Status.OK) | (res.status == Status.P_UNDERFLOW)
+    # plink2 reports a number exactly where we converge
+    mismatch = np.nonzero(defined != ok)[0]
+    assert mismatch.size == 0, (mismatch[:5], res.status[mismatch[:5]])
+    # plink2's NA reasons map onto our status codes
+    for row, status in zip(np.array(rows)[~defined], res.status[~defined], strict=True):
+        err = row["ERRCODE"]
+        if err.startswith("SEPARATION"):
+            assert status == Status.SEPARATION
+        elif err.startswith("CONST_ALLELE"):
+            assert status == Status.MONOMORPHIC
+    np.testing.assert_array_equal(res.n_obs[defined], column(rows, "OBS_CT")[defined])
+    # plink2 2.00a3.5 fits logistic regression in single precision: its BETA is good to
+    # ~5e-6 absolute, SE to ~3e-5 and P to ~1e-4 relative (our float64 fit is checked to
+    # 1e-8 against the numpy reference in test_logistic_regression__equals_float64_reference).
+    tolerances = {"BETA": (0, 1e-5), "SE": (5e-5, 0), "Z_STAT": (0, 1e-4), "P": (2e-4, 0)}
+    for ours, col in ((res.beta, "BETA"), (res.se, "SE"), (res.z, "Z_STAT"), (res.p, "P")):
+        rtol, atol = tolerances[col]
+        np.testing.assert_allclose(
+            ours[defined], column(rows, col)[defined], rtol=rtol, atol=atol, err_msg=col
+        )
+    return int(defined.sum())
+
+
+def test_logistic_regression__equals_plink2_glm_without_covariates():
+    _, _, case = sample_groups(NAME)
+    dec = decoded(NAME)
+    res = kernels.logistic_regression(packed(NAME), len(dec.samples), case)
+    assert _compare(res, "glm.logistic") > 500
+
+
+def test_logistic_regression__equals_plink2_glm_with_covariates():
+    pop, male, case = sample_groups(NAME)
+    dec = decoded(NAME)
+    covar = np.column_stack([pop, male]).astype(np.float64)
+    res = kernels.logistic_regression(packed(NAME), len(dec.samples), case, covar)
+    assert _compare(res, "glm_covar.logistic") > 500
+
+
+def test_logistic_regression__equals_float64_reference():
+    pop, male, case = sample_groups(NAME)
+    dec = decoded(NAME)
+    n = len(dec.samples)
+    covar = np.column_stack([pop, male]).astype(np.float64)
+    res = kernels.logistic_regression(packed(NAME), n, case, covar)
+    checked = 0
+    for v in np.nonzero(res.status == Status.OK)[0][::25]:
+        called = dec.codes[v] != 3
+        x = np.column_stack([np.ones(n), dec.codes[v], covar])[called]
+        fit = ref.logistic_fit(x, case[called].astype(float))
+        assert fit is not None
+        assert res.beta[v] == pytest.approx(fit[0][1], rel=1e-8, abs=1e-12)
+        assert res.se[v] == pytest.approx(fit[1][1], rel=1e-8)
+        checked += 1
+    assert checked > 50
+
+
+def test_logistic__counts_path_equals_per_sample_path():
+    _, _, case = sample_groups(NAME)
+    dec = decoded(NAME)
+    n = len(dec.samples)
+    fast = kernels.logistic_regression(packed(NAME), n, case)
+    slow = _logistic_samples(packed(NAME), n, case.astype(np.int8), np.zeros((n, 0)), np.zeros(1))
+    np.testing.assert_array_equal(fast.status, slow[5])
+    ok = fast.status == Status.OK
+    np.testing.assert_allclose(fast.beta[ok], slow[0][ok], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fast.se[ok], slow[1][ok], rtol=1e-9)
+
+
+GALLERY = [
+    pytest.param(
+        [[0, 1, 2, 0, 1, 2]], [1, 1, 1, 1, 1, 1], Status.NO_CASES_OR_CONTROLS, id="no-controls"
+    ),
+    pytest.param([[0, 0, 0, 0, 0, 3]], [1, 0, 1, 0, 1, 0], Status.MONOMORPHIC, id="monomorphic"),
+    pytest.param([[1, 1, 1, 1, 1, 1]], [1, 0, 1, 0, 1, 0], Status.SINGULAR, id="all-het"),
+    pytest.param([[2, 2, 2, 0, 0, 0]], [1, 1, 1, 0, 0, 0], Status.SEPARATION, id="separation"),
+    pytest.param([[3, 3, 3, 3, 1, 0]], [1, 0, 1, 0, 1, 0], Status.TOO_FEW_SAMPLES, id="two-called"),
+    pytest.param(
+        [[0, 1, 2, 0, 1, 0, 1, 2]], [1, 0, 1, 0, 1, 1, 0, -1], Status.OK, id="ok-missing-pheno"
+    ),
+]
+
+
+@pytest.mark.parametrize(("codes", "pheno", "status"), GALLERY)
+def test_logistic_regression__status_gallery(codes, pheno, status):
+    codes = np.array(codes, np.int8)
+    n = codes.shape[1]
+    y = np.array(pheno)
+    for covar in (None, np.linspace(-1, 1, n)[:, None] ** 2):
+        res = kernels.logistic_regression(pack_codes(codes), n, y, covar)
+        assert res.status[0] == status
+        assert np.isnan(res.beta[0]) == (status != Status.OK)
