@@ -93,10 +93,10 @@ GALLERY = [
     pytest.param(
         [[0, 1, 2, 0, 1, 2]], [1, 1, 1, 1, 1, 1], Status.NO_CASES_OR_CONTROLS, id="no-controls"
     ),
-    pytest.param([[0, 0, 0, 0, 0, 3]], [1, 0, 1, 0, 1, 0], Status.MONOMORPHIC, id="monomorphic"),
+    pytest.param([[0, 0, 0, 0, 0, 3]], [1, 0, 1, 0, 1, 0], Status.MONOMORPHIC, id="monomorph"),
     pytest.param([[1, 1, 1, 1, 1, 1]], [1, 0, 1, 0, 1, 0], Status.SINGULAR, id="all-het"),
     pytest.param([[2, 2, 2, 0, 0, 0]], [1, 1, 1, 0, 0, 0], Status.SEPARATION, id="separation"),
-    pytest.param([[3, 3, 3, 3, 1, 0]], [1, 0, 1, 0, 1, 0], Status.TOO_FEW_SAMPLES, id="two-called"),
+    pytest.param([[3, 3, 3, 3, 1, 0]], [1, 0, 1, 0, 1, 0], Status.TOO_FEW_SAMPLES, id="two-calls"),
     pytest.param(
         [[0, 1, 2, 0, 1, 0, 1, 2]], [1, 0, 1, 0, 1, 1, 0, -1], Status.OK, id="ok-missing-pheno"
     ),
