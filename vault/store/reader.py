@@ -137,7 +137,7 @@ class DatasetReader:
             return pq.ParquetFile(str(path), decryption_properties=props)
         except VaultError:
             raise
-        except OSError as exc:
+        except (OSError, pa.ArrowException) as exc:  # ArrowInvalid is a ValueError
             raise IntegrityError(f"{path}: cannot be decrypted or parsed ({_short(exc)}); the "
                                  "file or its key material is damaged, or was encrypted under "
                                  "other keys") from exc
@@ -159,7 +159,7 @@ class DatasetReader:
                 table = pf.read(columns=list(columns))
         except VaultError:
             raise
-        except OSError as exc:
+        except (OSError, pa.ArrowException) as exc:  # ArrowInvalid is a ValueError
             raise IntegrityError(f"{self.dir / rel}: decryption failed ({_short(exc)}); the file "
                                  "was modified or is damaged") from exc
         return table

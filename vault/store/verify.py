@@ -27,7 +27,11 @@ class VerifyReport:
 
 def verify_dataset(reader: DatasetReader,
                    on_file: Callable[[str], None] | None = None) -> VerifyReport:
-    """Check checksums and sizes, then decrypt every column of every file and count rows."""
+    """Check checksums and sizes, then decrypt every column of every file and count rows.
+
+    Every file's key material is unwrapped afresh (no KEK cache across files), so damaged
+    key material is reported for the file it belongs to.
+    """
     report = VerifyReport(reader.dataset)
     folder = reader.dir
     for b in reader.batches:
@@ -48,6 +52,10 @@ def verify_dataset(reader: DatasetReader,
             if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
                 report.problems.append(f"{rel}: checksum mismatch (modified or damaged)")
                 continue
+            # Unwrap this file's own key material through Vault: with cached KEKs (shared by
+            # every file of a batch) a damaged wrappedKEK would go unnoticed here and only
+            # fail a later reader that happens to open this file first.
+            reader.keyring.clear_caches()
             try:
                 table = reader._read(rel, reader._open(rel).schema_arrow.names)
             except GenoVaultError as exc:
