@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import deflate
+import numba as nb
 import numpy as np
 
 from vault.errors import InvalidInput
@@ -52,7 +53,7 @@ def sniff(path: Path) -> str:
     return "text"
 
 
-def _inflate_block(block: bytes, path: Path) -> bytes:
+def _inflate_block(block: bytes | memoryview, path: Path) -> bytes | bytearray:
     """Inflate one BGZF block (header + deflate data + CRC32 + ISIZE), checking its CRC."""
     xlen = struct.unpack_from("<H", block, 10)[0]
     crc, isize = struct.unpack_from("<II", block, len(block) - 8)
@@ -111,10 +112,10 @@ class TextSource:
                     raw = fh.read(CHUNK_COMPRESSED)
                     eof = not raw
                     data = carry + raw
-                    blocks, used = _split_bgzf(data, path, final=eof)
+                    offsets, used = _split_bgzf(data, path, final=eof)
                     carry = data[used:]
-                    if blocks:
-                        queue.append((pool.submit(_inflate_many, blocks, path), used))
+                    if offsets.size > 1:
+                        queue.append((pool.submit(_inflate_many, data, offsets, path), used))
                 if queue:
                     fut, used = queue.popleft()
                     self._advance(used)
@@ -169,69 +170,110 @@ class TextSource:
         self._advance(os.path.getsize(self.path))
 
 
-def _split_bgzf(raw: bytes, path: Path, final: bool) -> tuple[list[bytes], int]:
-    """Cut ``raw`` into whole BGZF blocks; returns (blocks, bytes used)."""
-    blocks = []
+@nb.njit(cache=True, nogil=True)
+def _bgzf_offsets(raw: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Offsets of the whole BGZF blocks in ``raw`` (plus the end of the last one).
+
+    Returns (offsets, bytes used, offset of the first invalid block header or -1).
+    """
+    n = raw.shape[0]
+    offs = np.empty(n // 28 + 2, np.int64)
+    m = 0
     p = 0
-    n = len(raw)
     while p + 18 <= n:
-        if raw[p:p + 4] != BGZF_MAGIC or raw[p + 12:p + 14] != b"BC":
-            raise InvalidInput(str(path), None, f"not a valid BGZF block at byte {p}: the file "
-                                                "is corrupt or not bgzip-compressed")
-        bsize = struct.unpack_from("<H", raw, p + 16)[0] + 1
+        if not (raw[p] == 31 and raw[p + 1] == 139 and raw[p + 2] == 8 and raw[p + 3] == 4
+                and raw[p + 12] == 66 and raw[p + 13] == 67):
+            return offs[:m], p, p
+        bsize = (raw[p + 16] | (np.int64(raw[p + 17]) << 8)) + 1
         if p + bsize > n:
             break
-        blocks.append(raw[p:p + bsize])
+        offs[m] = p
+        m += 1
         p += bsize
-    if final and p != n:
+    offs[m] = p
+    return offs[:m + 1], p, -1
+
+
+def _split_bgzf(raw: bytes, path: Path, final: bool) -> tuple[np.ndarray, int]:
+    """Offsets of the whole BGZF blocks in ``raw``; returns (offsets, bytes used)."""
+    offs, used, bad = _bgzf_offsets(np.frombuffer(raw, np.uint8))
+    if bad >= 0:
+        raise InvalidInput(str(path), None, f"not a valid BGZF block at byte {bad} of this "
+                                            "slice: the file is corrupt or not bgzip-compressed")
+    if final and used != len(raw):
         raise InvalidInput(str(path), None, "truncated BGZF file (incomplete last block): "
                                             "re-copy the file")
-    return blocks, p
+    return offs, used
 
 
-def _inflate_many(blocks: list[bytes], path: Path) -> bytes:
-    return b"".join(_inflate_block(b, path) for b in blocks)
+def _inflate_many(raw: bytes, offsets: np.ndarray, path: Path) -> bytes:
+    mv = memoryview(raw)
+    bounds = offsets.tolist()
+    return b"".join([_inflate_block(mv[a:b], path) for a, b in zip(bounds, bounds[1:])])
 
 
 class LineChunker:
-    """Turns decompressed byte chunks into (header lines, data chunks of whole lines)."""
+    """Turns decompressed byte chunks into (header lines, data chunks of whole lines).
+
+    Data chunks are zero-copy views of the decompressed chunks; only the one line that
+    straddles two chunks is copied (and yielded as a chunk of its own, in order).
+    """
 
     def __init__(self, chunks: Iterator[bytes], path: Path) -> None:
         self._chunks = chunks
         self._path = path
         self.header_lines: list[str] = []
         self._rest = b""
+        self._rest_pos = 0
 
     def read_header(self) -> list[str]:
         buf = b""
+        pos = 0
         for chunk in self._chunks:
-            buf += chunk
-            while True:
-                if not buf.startswith(b"#"):
-                    self._rest = buf
+            buf = buf[pos:] + chunk if pos < len(buf) else chunk
+            pos = 0
+            while pos < len(buf):
+                if buf[pos] != 35:  # '#'
+                    self._rest, self._rest_pos = buf, pos
                     return self.header_lines
-                nl = buf.find(b"\n")
+                nl = buf.find(b"\n", pos)
                 if nl < 0:
                     break
-                self.header_lines.append(buf[:nl].rstrip(b"\r").decode("utf-8", "replace"))
-                buf = buf[nl + 1:]
-        self._rest = buf
+                self.header_lines.append(buf[pos:nl].rstrip(b"\r").decode("utf-8", "replace"))
+                pos = nl + 1
+        self._rest, self._rest_pos = buf, pos
         return self.header_lines
 
     def data_chunks(self) -> Iterator[np.ndarray]:
-        """Chunks of complete data lines as uint8 arrays (each ends with '\\n')."""
-        rest = self._rest
+        """Chunks of complete data lines as uint8 arrays (each ends with '\\n'), in order."""
+        first = (self._rest, self._rest_pos)
         self._rest = b""
-        for chunk in self._chunks:
-            data = rest + chunk if rest else chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                rest = data
+        tail = b""
+
+        def pieces() -> Iterator[tuple[bytes, int]]:
+            yield first
+            for chunk in self._chunks:
+                yield chunk, 0
+
+        for chunk, start in pieces():
+            if start >= len(chunk):
                 continue
-            rest = data[cut + 1:]
-            yield np.frombuffer(data, np.uint8, count=cut + 1)
-        if rest.strip():
-            yield np.frombuffer(rest if rest.endswith(b"\n") else rest + b"\n", np.uint8)
+            nl = chunk.find(b"\n", start)
+            if nl < 0:
+                tail += chunk[start:]
+                continue
+            if tail:
+                yield np.frombuffer(tail + chunk[start:nl + 1], np.uint8)
+                tail = b""
+                start = nl + 1
+            cut = chunk.rfind(b"\n", start)
+            if cut < start:
+                tail = chunk[start:]
+                continue
+            yield np.frombuffer(chunk, np.uint8, count=cut + 1 - start, offset=start)
+            tail = chunk[cut + 1:]
+        if tail.strip():
+            yield np.frombuffer(tail if tail.endswith(b"\n") else tail + b"\n", np.uint8)
 
 
 def open_source(path: Path) -> TextSource:

@@ -572,28 +572,25 @@ def chrom_changes(buf: np.ndarray, fs: np.ndarray, err: np.ndarray) -> np.ndarra
 
 @_pjit
 def missing_per_sample(packed: np.ndarray, n_samples: int) -> np.ndarray:
-    """Number of missing (code 3) calls per sample over all rows."""
+    """Number of missing (code 3) calls per sample over all rows (rows split across threads)."""
+    nparts = 2
+    parts = np.zeros((nparts, 4 * packed.shape[1]), np.int64)
+    n = packed.shape[0]
+    for t in nb.prange(nparts):
+        acc = parts[t]
+        for r in range(n * t // nparts, n * (t + 1) // nparts):
+            row = packed[r]
+            for b in range(row.shape[0]):
+                v = row[b]
+                if v == 0:
+                    continue
+                acc[4 * b] += (v & 3) == 3
+                acc[4 * b + 1] += ((v >> 2) & 3) == 3
+                acc[4 * b + 2] += ((v >> 4) & 3) == 3
+                acc[4 * b + 3] += (v >> 6) == 3
     out = np.zeros(n_samples, np.int64)
-    nbytes = packed.shape[1]
-    for b in nb.prange(nbytes):
-        c0 = 0
-        c1 = 0
-        c2 = 0
-        c3 = 0
-        for r in range(packed.shape[0]):
-            v = packed[r, b]
-            c0 += (v & 3) == 3
-            c1 += ((v >> 2) & 3) == 3
-            c2 += ((v >> 4) & 3) == 3
-            c3 += (v >> 6) == 3
-        s = 4 * b
-        out[s] = c0
-        if s + 1 < n_samples:
-            out[s + 1] = c1
-        if s + 2 < n_samples:
-            out[s + 2] = c2
-        if s + 3 < n_samples:
-            out[s + 3] = c3
+    for s in range(n_samples):
+        out[s] = parts[0, s] + parts[1, s]
     return out
 
 

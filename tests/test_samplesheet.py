@@ -1,0 +1,79 @@
+"""Sample sheets: exact match with the VCF header, clear errors without sample ids, groups kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.vcfgen import header, write_vcf
+from vault.errors import SampleSheetError
+from vault.ingest.samplesheet import read_sample_sheet
+from vault.store.dataset import Store
+
+SAMPLES = ["NA001", "NA002", "NA003"]
+
+
+def _sheet(tmp_path: Path, text: str, name: str = "sheet.tsv") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("sample\tpop\nNA001\tA\nNA002\tB\n", "no row in the sheet (VCF #CHROM columns 12)",
+                 id="vcf-sample-missing"),
+    pytest.param("sample\tpop\nNA001\tA\nNA002\tB\nNA003\tC\nNA009\tD\n",
+                 "not in the VCF header (sheet lines 5)", id="extra-sheet-row"),
+    pytest.param("sample\tpop\nNA001\tA\nNA002\tB\nNA003\tC\nNA001\tD\n",
+                 ":5: duplicate sample id (also on line 2)", id="duplicate-row"),
+    pytest.param("id\tpop\nNA001\tA\n", "first column must be named", id="no-sample-column"),
+    pytest.param("sample\t1pop\nNA001\tA\n", "invalid column name", id="bad-column-name"),
+    pytest.param("sample\tpseudonym\nNA001\tA\n", "reserved", id="reserved-column"),
+    pytest.param("sample\tpop\tpop\nNA001\tA\tB\n", "duplicate column names", id="dup-columns"),
+    pytest.param("sample\tpop\nNA001\tA\textra\n", ":2: 3 fields", id="ragged-row"),
+    pytest.param("", "empty sample sheet", id="empty"),
+])
+def test_samplesheet__errors(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(SampleSheetError) as err:
+        read_sample_sheet(_sheet(tmp_path, text), SAMPLES)
+    assert message in str(err.value)
+    for sid in SAMPLES + ["NA009"]:
+        assert sid not in str(err.value)
+
+
+def test_samplesheet__csv_nulls_and_vcf_order(tmp_path: Path) -> None:
+    sheet = read_sample_sheet(
+        _sheet(tmp_path, "sample_id,pop,sex\nNA003,C,NA\nNA001,A,F\nNA002,,M\n", "s.csv"),
+        SAMPLES)
+    assert sheet.columns == {"pop": ["A", None, "C"], "sex": ["F", "M", None]}
+
+
+@pytest.mark.integration
+def test_samplesheet__groups_stored_encrypted_and_ids_pseudonymised(
+        tmp_path: Path, ingest_file: Callable, reader: Callable, store: Store) -> None:
+    vcf = write_vcf(tmp_path / "x.vcf", header(SAMPLES) + [
+        "1\t10\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1"])
+    sheet = _sheet(tmp_path, "sample\tpopulation\tsex\nNA002\tEUR\tF\nNA001\tAFR\tM\n"
+                             "NA003\tEUR\t\n")
+    ingest_file(vcf, "groups", sample_sheet=sheet)
+    t = reader("groups").samples()
+    assert t.column_names == ["sample_index", "pseudonym", "population", "sex"]
+    assert t.column("sample_index").to_pylist() == [0, 1, 2]
+    assert t.column("population").to_pylist() == ["AFR", "EUR", "EUR"]
+    assert t.column("sex").to_pylist() == ["M", "F", None]
+    pseudo = t.column("pseudonym").to_pylist()
+    assert len(set(pseudo)) == 3
+    assert not set(pseudo) & set(SAMPLES)
+    # the same id gets the same pseudonym again in this dataset, another in another dataset
+    vcf2 = write_vcf(tmp_path / "y.vcf", header(SAMPLES) + [
+        "1\t10\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1", "1\t20\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1"])
+    ingest_file(vcf2, "other")
+    other = reader("other").samples().column("pseudonym").to_pylist()
+    assert not set(other) & set(pseudo)
+    for f in store.dataset_dir("groups").rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            for sid in SAMPLES:
+                assert sid.encode() not in data, f
