@@ -68,7 +68,8 @@ def test_samplesheet__groups_stored_encrypted_and_ids_pseudonymised(
     assert not set(pseudo) & set(SAMPLES)
     # the same id gets the same pseudonym again in this dataset, another in another dataset
     vcf2 = write_vcf(tmp_path / "y.vcf", header(SAMPLES) + [
-        "1\t10\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1", "1\t20\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1"])
+        "1\t10\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1",
+        "1\t20\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1"])
     ingest_file(vcf2, "other")
     other = reader("other").samples().column("pseudonym").to_pylist()
     assert not set(other) & set(pseudo)

@@ -228,7 +228,8 @@ def _demo_query(reader: Any, region: str, group_by: str) -> None:
         shown += min(block.n_variants, 12 - shown)
         if shown >= 12:
             break
-    click.echo(f"   groups: {', '.join(f'{n} n={int((group == g).sum())}' for g, n in enumerate(names))}")
+    sizes = ", ".join(f"{n} n={int((group == g).sum())}" for g, n in enumerate(names))
+    click.echo(f"   groups: {sizes}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,7 +34,8 @@ class VcfHeader:
 def parse_header(lines: list[str], path: str) -> VcfHeader:
     """Validate header lines (without newlines) and return what they declare."""
     if not lines:
-        raise InvalidInput(path, 1, "no VCF header: the file must start with '##fileformat=VCFv4.x'")
+        raise InvalidInput(path, 1,
+                           "no VCF header: the file must start with '##fileformat=VCFv4.x'")
     if not lines[0].startswith("##fileformat=VCFv"):
         raise InvalidInput(path, 1, "first line must be '##fileformat=VCFv4.x'")
     fileformat = lines[0].split("=", 1)[1]

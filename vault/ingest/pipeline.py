@@ -36,7 +36,6 @@ from vault.store import format as fmt
 from vault.store.dataset import Store, utcnow
 from vault.store.writer import BatchWriter, fsync_path, sha256_file
 
-
 QC_MIN_GROUP = 5  # per-group missingness is reported only for groups of at least this size
 
 

@@ -14,11 +14,12 @@ Every chunk ends at a line boundary. Lines are never reordered.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import zlib
-from collections.abc import Callable, Iterator
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,7 +210,7 @@ def _split_bgzf(raw: bytes, path: Path, final: bool) -> tuple[np.ndarray, int]:
 def _inflate_many(raw: bytes, offsets: np.ndarray, path: Path) -> bytes:
     mv = memoryview(raw)
     bounds = offsets.tolist()
-    return b"".join([_inflate_block(mv[a:b], path) for a, b in zip(bounds, bounds[1:])])
+    return b"".join([_inflate_block(mv[a:b], path) for a, b in itertools.pairwise(bounds)])
 
 
 class LineChunker:

@@ -17,6 +17,8 @@ Every problem found is reported per line as an error code (see ``ERRORS``); the 
 the first one into a message with file and line, or skips the line with ``--skip-invalid``.
 """
 
+# mypy: disable-error-code="assignment"
+# (numba kernels: mypy cannot follow numpy scalar arithmetic; numba checks the types)
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -143,10 +145,14 @@ def _parse_float(buf: np.ndarray, s: int, e: int) -> tuple[bool, float]:
         if buf[i] == 45:
             sign = -1.0
         i += 1
-    if e - i == 3 and (buf[i] | 32) == 105 and (buf[i + 1] | 32) == 110 and (buf[i + 2] | 32) == 102:
-        return True, sign * np.inf
-    if e - i == 3 and (buf[i] | 32) == 110 and (buf[i + 1] | 32) == 97 and (buf[i + 2] | 32) == 110:
-        return True, np.nan
+    if e - i == 3:
+        c0 = buf[i] | 32
+        c1 = buf[i + 1] | 32
+        c2 = buf[i + 2] | 32
+        if c0 == 105 and c1 == 110 and c2 == 102:  # inf
+            return True, sign * np.inf
+        if c0 == 110 and c1 == 97 and c2 == 110:  # nan
+            return True, np.nan
     mant = 0.0
     nd = 0
     while i < e and 48 <= buf[i] <= 57:
@@ -489,10 +495,7 @@ def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_al
                     acc = 0
             else:
                 for k in range(1, na + 1):
-                    if miss:
-                        ck = 3
-                    else:
-                        ck = (1 if a1 == k else 0) + (1 if a2 == k else 0)
+                    ck = 3 if miss else (1 if a1 == k else 0) + (1 if a2 == k else 0)
                     packed[r0 + k - 1, s >> 2] |= np.uint8(ck << shift)
         n_hap[li] = hap
         n_half[li] = half

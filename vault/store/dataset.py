@@ -15,6 +15,7 @@ never see it and the next writer deletes it.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import json
@@ -98,7 +99,7 @@ class Store:
         finally:
             os.close(fd)
 
-    def remove_debris(self, dataset: str, manifest: dict[str, Any] | None) -> list[str]:
+    def remove_debris(self, dataset: str, manifest: dict[str, Any] | None) -> builtins.list[str]:
         """Delete staging folders and batch folders the manifest does not list (under lock)."""
         folder = self.dataset_dir(dataset)
         removed = []

@@ -6,6 +6,7 @@ moves the folder into place and only then commits the manifest (see manifest.py)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -140,8 +141,6 @@ class BatchWriter:
 
     def abort(self) -> None:
         if self._writer is not None:
-            try:
+            with contextlib.suppress(Exception):  # the staging folder is removed anyway
                 self._writer.close()
-            except Exception:  # noqa: S110 - the staging folder is removed anyway
-                pass
             self._writer = None
