@@ -344,6 +344,42 @@ def _parse_allele(buf: np.ndarray, p: int) -> tuple[int, int]:
     return a, p
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _fast_biallelic_row(buf: np.ndarray, p: int, n_samples: int, out: np.ndarray) -> int:
+    """Pack a line whose sample columns are all 'a/b' or 'a|b' with a, b in {0, 1}.
+
+    Returns 0 when every column matched that pattern (``out`` is then complete), else
+    non-zero (the caller clears ``out`` and takes the general path).
+    """
+    bad = 0
+    q = p
+    n_body = (n_samples - 1) >> 2  # groups of 4 whose columns all end with a tab
+    for b in range(n_body):
+        v = 0
+        for j in range(4):
+            c0 = np.int32(buf[q]) - 48
+            c2 = np.int32(buf[q + 2]) - 48
+            sep = np.int32(buf[q + 1])
+            bad |= (c0 | c2) & ~1
+            bad |= np.int32(sep != 124) & np.int32(sep != 47)
+            bad |= np.int32(buf[q + 3] != TAB)
+            v |= (c0 + c2) << (2 * j)
+            q += 4
+        out[b] = v
+    v = 0
+    for s in range(4 * n_body, n_samples):
+        c0 = np.int32(buf[q]) - 48
+        c2 = np.int32(buf[q + 2]) - 48
+        sep = np.int32(buf[q + 1])
+        bad |= (c0 | c2) & ~1
+        bad |= np.int32(sep != 124) & np.int32(sep != 47)
+        bad |= np.int32(buf[q + 3] != (NL if s == n_samples - 1 else TAB))
+        v |= (c0 + c2) << (2 * (s & 3))
+        q += 4
+    out[n_body] = v
+    return bad
+
+
 @_pjit
 def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_alt: np.ndarray,
                     no_gt: np.ndarray, row_start: np.ndarray, err: np.ndarray, n_samples: int,
@@ -383,32 +419,7 @@ def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_al
         if na == 1 and e - p == 4 * n_samples - 1:
             # Every sample column is exactly 'a?b' + tab: the branch-free path checks the whole
             # line at once and falls back to the general loop below if anything is unusual.
-            bad = 0
-            q = p
-            n_body = (n_samples - 1) >> 2  # groups of 4 whose columns all end with a tab
-            for b in range(n_body):
-                v = 0
-                for j in range(4):
-                    c0 = np.int32(buf[q]) - 48
-                    c2 = np.int32(buf[q + 2]) - 48
-                    sep = np.int32(buf[q + 1])
-                    bad |= (c0 | c2) & ~1
-                    bad |= np.int32(sep != 124) & np.int32(sep != 47)
-                    bad |= np.int32(buf[q + 3] != TAB)
-                    v |= (c0 + c2) << (2 * j)
-                    q += 4
-                packed[r0, b] = v
-            v = 0
-            for s in range(4 * n_body, n_samples):
-                c0 = np.int32(buf[q]) - 48
-                c2 = np.int32(buf[q + 2]) - 48
-                sep = np.int32(buf[q + 1])
-                bad |= (c0 | c2) & ~1
-                bad |= np.int32(sep != 124) & np.int32(sep != 47)
-                bad |= np.int32(buf[q + 3] != (NL if s == last else TAB))
-                v |= (c0 + c2) << (2 * (s & 3))
-                q += 4
-            packed[r0, n_body] = v
+            bad = _fast_biallelic_row(buf, p, n_samples, packed[r0])
             if bad == 0:
                 continue
             for b in range(nbytes):
