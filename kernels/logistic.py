@@ -178,6 +178,22 @@ def _newton(
 
 
 @jit()
+def _separated(seen_case: np.ndarray, seen_ctrl: np.ndarray) -> bool:
+    """True if dosage alone (quasi-)separates cases from controls: every case dosage >= every
+    control dosage, or every case dosage <= every control dosage. Then the likelihood grows
+    without bound along b_g whatever the covariates do, so no maximum exists."""
+    min_case, max_case, min_ctrl, max_ctrl = 3, -1, 3, -1
+    for d in range(3):
+        if seen_case[d] > 0:
+            min_case = min(min_case, d)
+            max_case = max(max_case, d)
+        if seen_ctrl[d] > 0:
+            min_ctrl = min(min_ctrl, d)
+            max_ctrl = max(max_ctrl, d)
+    return max_ctrl <= min_case or max_case <= min_ctrl
+
+
+@jit()
 def _finish(
     i: int,
     status: int,
@@ -245,6 +261,9 @@ def _logistic_counts(cases: np.ndarray, controls: np.ndarray) -> tuple:
         if n_dosages < 2:  # constant dosage (e.g. everyone het)
             st[i] = _SING
             continue
+        if _separated(cases[i, :3], controls[i, :3]):
+            st[i] = _SEP
+            continue
         b = np.zeros(2)
         b[0] = math.log(n_case / n_ctrl)
         status, n_iter, var = _newton(x, y, w, 6, b, 1)
@@ -252,19 +271,48 @@ def _logistic_counts(cases: np.ndarray, controls: np.ndarray) -> tuple:
     return beta, se, z, p, odds, st, iters
 
 
+@jit()
+def _precheck(
+    n: int, n_case: int, ac: int, seen_case: np.ndarray, seen_ctrl: np.ndarray, k: int
+) -> int:
+    """Status that makes a fit pointless, or -1 to fit."""
+    if n_case == 0 or n_case == n:
+        return int(_NO_CC)
+    if ac == 0 or ac == 2 * n:
+        return int(_MONO)
+    if n <= k:
+        return int(_FEW)
+    n_dosages = 0
+    for d in range(3):
+        n_dosages += seen_case[d] + seen_ctrl[d] > 0
+    if n_dosages < 2:
+        return int(_SING)
+    if _separated(seen_case, seen_ctrl):
+        return int(_SEP)
+    return -1
+
+
 @jit(parallel=True)
 def _logistic_samples(
     packed: np.ndarray,
     n_samples: int,
     y: np.ndarray,
+    pattern: np.ndarray,
     covar: np.ndarray,
     beta_null: np.ndarray,
 ) -> tuple:
-    """Per-sample fit with covariates. ``y`` int8 (0/1, -1 = leave out), ``covar`` float64
-    (n_samples, c) already restricted to usable rows, ``beta_null`` (1 + c,) start values."""
+    """Fit with covariates. ``y`` int8 (0/1, -1 = leave out). ``pattern`` int64 (n_samples,)
+    indexes the rows of ``covar`` (n_patterns, c) holding each sample's covariates.
+
+    When there are few distinct covariate rows (sex, population, batch ...), samples sharing
+    (covariate row, dosage, outcome) are merged into one frequency-weighted row: the
+    likelihood is the same, the fit runs on at most 6 x n_patterns rows. Otherwise (e.g.
+    continuous covariates) every sample is a row."""
     m = packed.shape[0]
-    c = covar.shape[1]
+    n_pat, c = covar.shape
     k = 2 + c
+    merge = 6 * n_pat <= n_samples // 2
+    n_rows = 6 * n_pat if merge else n_samples
     beta = np.full(m, np.nan)
     se = np.full(m, np.nan)
     z = np.full(m, np.nan)
@@ -277,50 +325,73 @@ def _logistic_samples(
     ac_out = np.zeros(m, np.int64)
     n_chunks = min(m, 64)
     for ch in numba.prange(n_chunks):
-        x = np.zeros((n_samples, k))
-        yy = np.zeros(n_samples)
-        w = np.ones(n_samples)
+        x = np.zeros((n_rows, k))
+        yy = np.zeros(n_rows)
+        w = np.ones(n_rows)
         b = np.zeros(k)
+        cells = np.zeros((n_pat if merge else 1, 3, 2), np.int64)
+        seen_case = np.zeros(3, np.int64)
+        seen_ctrl = np.zeros(3, np.int64)
         for v in range(ch * m // n_chunks, (ch + 1) * m // n_chunks):
             n = 0
             ncase = 0
             ac = 0
-            seen = np.zeros(3, np.int64)
+            rows = 0
+            for d in range(3):
+                seen_case[d] = 0
+                seen_ctrl[d] = 0
+            if merge:
+                for t in range(n_pat):
+                    for d in range(3):
+                        cells[t, d, 0] = 0
+                        cells[t, d, 1] = 0
             for s in range(n_samples):
                 if y[s] < 0:
                     continue
                 code = (packed[v, s >> 2] >> (2 * (s & 3))) & 3
                 if code == 3:
                     continue
-                x[n, 0] = 1.0
-                x[n, 1] = code
-                for j in range(c):
-                    x[n, 2 + j] = covar[s, j]
-                yy[n] = y[s]
+                n += 1
                 ncase += y[s]
                 ac += code
-                seen[code] += 1
-                n += 1
+                if y[s] == 1:
+                    seen_case[code] += 1
+                else:
+                    seen_ctrl[code] += 1
+                if merge:
+                    cells[pattern[s], code, y[s]] += 1
+                else:
+                    x[rows, 0] = 1.0
+                    x[rows, 1] = code
+                    for j in range(c):
+                        x[rows, 2 + j] = covar[pattern[s], j]
+                    yy[rows] = y[s]
+                    rows += 1
+            if merge:
+                for t in range(n_pat):
+                    for d in range(3):
+                        for o in range(2):
+                            if cells[t, d, o] == 0:
+                                continue
+                            x[rows, 0] = 1.0
+                            x[rows, 1] = d
+                            for j in range(c):
+                                x[rows, 2 + j] = covar[t, j]
+                            yy[rows] = o
+                            w[rows] = cells[t, d, o]
+                            rows += 1
             n_obs[v] = n
             n_cases[v] = ncase
             ac_out[v] = ac
-            if ncase == 0 or ncase == n:
-                st[v] = _NO_CC
-                continue
-            if ac == 0 or ac == 2 * n:
-                st[v] = _MONO
-                continue
-            if n <= k:
-                st[v] = _FEW
-                continue
-            if (seen[0] > 0) + (seen[1] > 0) + (seen[2] > 0) < 2:
-                st[v] = _SING
+            pre = _precheck(n, ncase, ac, seen_case, seen_ctrl, k)
+            if pre >= 0:
+                st[v] = pre
                 continue
             b[0] = beta_null[0]
             b[1] = 0.0
             for j in range(c):
                 b[2 + j] = beta_null[1 + j]
-            status, n_iter, var = _newton(x, yy, w, n, b, 1)
+            status, n_iter, var = _newton(x, yy, w, rows, b, 1)
             _finish(v, status, n_iter, var, b[1], beta, se, z, p, odds, st, iters)
     return beta, se, z, p, odds, st, iters, n_obs, n_cases, ac_out
 
@@ -380,8 +451,15 @@ def logistic_regression(
     covar = np.ascontiguousarray(np.where(np.isfinite(covar), covar, 0.0))
     use = y >= 0
     beta_null = _null_fit(y[use], covar[use])
+    # distinct covariate rows: samples sharing one are merged when that pays off
+    table, pattern = np.unique(covar, axis=0, return_inverse=True)
     packed = np.ascontiguousarray(packed, dtype=np.uint8)
     beta, se, z, p, odds, st, iters, n_obs, n_cases, ac = _logistic_samples(
-        packed, n_samples, y, covar, beta_null
+        packed,
+        n_samples,
+        y,
+        np.ascontiguousarray(pattern.reshape(-1), dtype=np.int64),
+        np.ascontiguousarray(table, dtype=np.float64),
+        beta_null,
     )
     return LogisticResult(beta, se, z, p, odds, n_obs, n_cases, n_obs - n_cases, ac, iters, st)

@@ -84,7 +84,9 @@ def test_ld_r2__on_msprime_matches_numpy_correlation():
     got = kernels.ld_r2(packed("msprime_n200")[:300], n, dec.pos[:300], window_variants=5)
     dosage = dec.codes[:300].astype(float)  # no missing calls in the simulation
     ok = got.status == Status.OK
-    want = np.array([np.corrcoef(dosage[i], dosage[j])[0, 1] ** 2 for i, j in zip(got.i, got.j)])
+    want = np.array(
+        [np.corrcoef(dosage[i], dosage[j])[0, 1] ** 2 for i, j in zip(got.i, got.j, strict=True)]
+    )
     np.testing.assert_allclose(got.r2[ok], want[ok], rtol=1e-10, atol=1e-14)
     assert ok.sum() > 100
 

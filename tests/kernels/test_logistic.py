@@ -59,11 +59,14 @@ def test_logistic_regression__equals_plink2_glm_with_covariates():
     assert _compare(res, "glm_covar.logistic") > 500
 
 
-def test_logistic_regression__equals_float64_reference():
+@pytest.mark.parametrize("kind", ["discrete-merged-rows", "continuous-per-sample-rows"])
+def test_logistic_regression__equals_float64_reference(kind):
     pop, male, case = sample_groups(NAME)
     dec = decoded(NAME)
     n = len(dec.samples)
     covar = np.column_stack([pop, male]).astype(np.float64)
+    if kind.startswith("continuous"):
+        covar = np.column_stack([covar, np.sin(np.arange(n) * 0.7)])
     res = kernels.logistic_regression(packed(NAME), n, case, covar)
     checked = 0
     for v in np.nonzero(res.status == Status.OK)[0][::25]:
@@ -82,7 +85,15 @@ def test_logistic__counts_path_equals_per_sample_path():
     dec = decoded(NAME)
     n = len(dec.samples)
     fast = kernels.logistic_regression(packed(NAME), n, case)
-    slow = _logistic_samples(packed(NAME), n, case.astype(np.int8), np.zeros((n, 0)), np.zeros(1))
+    # no covariates, each sample its own covariate "pattern": one row per sample, no merging
+    slow = _logistic_samples(
+        packed(NAME),
+        n,
+        case.astype(np.int8),
+        np.arange(n, dtype=np.int64),
+        np.zeros((n, 0)),
+        np.zeros(1),
+    )
     np.testing.assert_array_equal(fast.status, slow[5])
     ok = fast.status == Status.OK
     np.testing.assert_allclose(fast.beta[ok], slow[0][ok], rtol=1e-9, atol=1e-12)
