@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/install.sh
-exec genovault quickstart "$@"
+exec "${PYTHON:-python3}" -m vault.cli quickstart "$@"
