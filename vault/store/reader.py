@@ -148,8 +148,10 @@ class DatasetReader:
         try:
             if start > 1 or end is not None:
                 groups = self._row_groups(pf, start, end)
-                table = pf.read_row_groups(groups, columns=list(columns) + ["pos"]) \
-                    if groups else pf.schema_arrow.empty_table().select(list(columns) + ["pos"])
+                # "pos" once: a duplicate field makes table.column("pos") raise KeyError
+                wanted = list(dict.fromkeys([*columns, "pos"]))
+                table = pf.read_row_groups(groups, columns=wanted) \
+                    if groups else pf.schema_arrow.empty_table().select(wanted)
                 pos = table.column("pos")
                 mask = pc.greater_equal(pos, start)
                 if end is not None:
