@@ -80,7 +80,7 @@ class Cohort:
 
     def expected(self, b_hom_ref: bool = False) -> dict[Key, tuple[np.ndarray, tuple[bool, ...]]]:
         """(codes of all 17 samples, assessed per batch) for every site of the union."""
-        out = {}
+        out: dict[Key, tuple[np.ndarray, tuple[bool, ...]]] = {}
         for key in set(self.codes_a) | set(self.codes_b):
             in_a, in_b = key in self.codes_a, key in self.codes_b
             a = self.codes_a[key] if in_a else np.full(len(A_IDS), 3, np.int8)
@@ -95,6 +95,7 @@ def read_all(reader: DatasetReader, region: str | None = None) -> dict[
     out: dict[Key, tuple[np.ndarray, tuple[bool, ...]]] = {}
     last: tuple[int, int] = (-1, -1)
     for block in reader.blocks(region):
+        assert block.packed is not None
         codes = unpack(block.packed, reader.n_samples)
         assert block.assessed.shape == (block.n_variants, len(reader.batches))
         ci = reader.contigs.index(block.contig)

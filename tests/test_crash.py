@@ -99,7 +99,7 @@ def synth_vcf(path: Path, n_samples: int, contigs: list[str], per_contig: int,
     else:  # pragma: no cover - pysam's BGZF writer is slower but equivalent
         import pysam
 
-        with pysam.BGZFile(str(path), "wb") as out:
+        with pysam.BGZFile(str(path), "wb") as out:  # type: ignore[call-arg]
             out.write(data)
     return samples, np.concatenate(all_codes)
 

@@ -16,6 +16,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import hvac
@@ -245,8 +246,8 @@ def test_store_files__contain_no_column_name_sample_id_group_value_or_genotype_b
 
 def test_plain_pyarrow__cannot_read_without_decryption(env: Env) -> None:
     for p in [p for p in dataset_files(env.store, env.ds) if p.suffix == ".parquet"][:5]:
-        env.expect(OSError, lambda p=p: pq.read_table(p))
-        env.expect(OSError, lambda p=p: pq.read_metadata(p))
+        env.expect(OSError, partial(pq.read_table, p))
+        env.expect(OSError, partial(pq.read_metadata, p))
 
 
 def test_reader__vault_unreachable_raises_vault_down_without_fallback(env: Env) -> None:
@@ -463,7 +464,7 @@ def test_reader__unknown_dataset_is_not_found(env: Env) -> None:
 def test_keyring_and_kms_client__refuse_pickling_and_redact_repr(env: Env) -> None:
     client = env.client()
     for obj in (Keyring(client, env.ds), TransitKmsClient(client)):
-        err = env.expect(TypeError, lambda obj=obj: pickle.dumps(obj))
+        err = env.expect(TypeError, partial(pickle.dumps, obj))
         assert "cannot be pickled" in str(err)
         for proto in range(2, pickle.HIGHEST_PROTOCOL + 1):
             with pytest.raises(TypeError):

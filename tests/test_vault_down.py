@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import hvac
+import pyarrow as pa
 import pytest
 
 from tests.baodev import DevServer, dev_server, free_port
@@ -116,8 +117,8 @@ def test_ingest__vault_sealed_midway_fails_and_leaves_no_debris(
     original = store_writer.BatchWriter.write_samples
     sealed: list[Path] = []
 
-    def write_samples_then_seal(self: store_writer.BatchWriter, table: object) -> object:
-        entry = original(self, table)  # type: ignore[arg-type]
+    def write_samples_then_seal(self: store_writer.BatchWriter, table: pa.Table) -> object:
+        entry = original(self, table)
         assert (self.dir / "samples.parquet").is_file()
         sealed.append(self.dir)
         root.sys.seal()
