@@ -91,7 +91,7 @@ def _print_qc(qc: dict[str, Any]) -> None:
         parts = []
         for g, v in groups.items():
             m = v["missingness"]
-            miss_txt = "suppressed (<5 samples)" if m is None else f"{m:.4f}"
+            miss_txt = "n/a" if m is None else f"{m:.4f}"
             parts.append(f"{g} n={v['samples']} miss={miss_txt}")
         click.echo(f"  {col}: " + "; ".join(parts))
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 from vault.errors import DuplicateIngest, IngestError, InvalidInput, SampleSheetError
 from vault.ingest import vcfparse as vp
 from vault.ingest.header import VcfHeader, parse_header
+from vault.ingest.memory import reuse_freed_memory
 from vault.ingest.samplesheet import SampleSheet, read_sample_sheet
 from vault.ingest.source import LineChunker, open_source
 from vault.kms import Keyring
@@ -36,7 +37,7 @@ from vault.store import format as fmt
 from vault.store.dataset import Store, utcnow
 from vault.store.writer import BatchWriter, fsync_path, sha256_file
 
-QC_MIN_GROUP = 5  # per-group missingness is reported only for groups of at least this size
+QC_MIN_GROUP = 5  # groups smaller than this are suppressed in the stored QC report
 
 
 @dataclass
@@ -103,10 +104,12 @@ class _Qc:
                 members = labels == k
                 n = int(members.sum())
                 miss = int(self.missing_per_sample[members].sum())
-                # A group this small would expose individuals' missingness: suppressed.
-                shown = n >= QC_MIN_GROUP and rows
-                per[k] = {"samples": n,
-                          "missingness": (miss / (rows * n)) if shown else None}
+                # The report is stored in the plaintext manifest: a group this small would
+                # single out individuals, so its size and missingness are suppressed.
+                if n < QC_MIN_GROUP:
+                    per[k] = {"samples": f"<{QC_MIN_GROUP}", "missingness": None}
+                else:
+                    per[k] = {"samples": n, "missingness": (miss / (rows * n)) if rows else None}
             out["groups"][col] = per
         return out
 
@@ -496,5 +499,6 @@ def ingest(path: Path, dataset: str, *, client: hvac.Client, sample_sheet: Path 
     from vault.config import check_dataset_id
 
     check_dataset_id(dataset)
+    reuse_freed_memory()
     return _Ingest(Path(path), dataset, store or Store(), client, sample_sheet,
                    options or IngestOptions()).run()

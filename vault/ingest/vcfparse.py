@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from kernels._jit import jit
+
 # Error codes per line (0 = fine). Messages are filled in with the offending column.
 E_OK = 0
 E_FIELDS = 1
@@ -65,8 +67,8 @@ TAB = 9
 NL = 10
 CR = 13
 
-_jit = nb.njit(cache=True, nogil=True)
-_pjit = nb.njit(cache=True, nogil=True, parallel=True)
+_jit = jit()
+_pjit = jit(parallel=True)
 
 
 @_jit
