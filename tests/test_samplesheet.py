@@ -57,7 +57,11 @@ def test_samplesheet__groups_stored_encrypted_and_ids_pseudonymised(
         "1\t10\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1"])
     sheet = _sheet(tmp_path, "sample\tpopulation\tsex\nNA002\tEUR\tF\nNA001\tAFR\tM\n"
                              "NA003\tEUR\t\n")
-    ingest_file(vcf, "groups", sample_sheet=sheet)
+    res = ingest_file(vcf, "groups", sample_sheet=sheet)
+    # the stored QC report suppresses groups under 5 samples (size and missingness)
+    assert res.qc["groups"]["population"] == {"AFR": {"samples": "<5", "missingness": None},
+                                              "EUR": {"samples": "<5", "missingness": None}}
+    assert store.manifest("groups")["batches"][0]["qc"]["groups"] == res.qc["groups"]
     t = reader("groups").samples()
     assert t.column_names == ["sample_index", "pseudonym", "population", "sex"]
     assert t.column("sample_index").to_pylist() == [0, 1, 2]
