@@ -88,24 +88,19 @@ def _raise_mapped(exc: Exception, operation: str, key: str) -> NoReturn:
             f"{what} failed: Vault is unreachable or overloaded ({type(exc).__name__}). Check "
             "VAULT_ADDR / `genovault vault status` and retry; nothing was written."
         ) from exc
-    if isinstance(exc, hvac.exceptions.InvalidPath):
+    text = " ".join(getattr(exc, "errors", None) or []).lower()
+    if isinstance(exc, hvac.exceptions.InvalidPath) or (
+            isinstance(exc, hvac.exceptions.InvalidRequest) and "not found" in text):
         raise VaultKeyMissing(
             f"{what} failed: the key does not exist (never created, or destroyed). Data "
             "encrypted under a destroyed key cannot be recovered."
         ) from exc
-    if isinstance(exc, hvac.exceptions.InvalidRequest):
-        text = " ".join(getattr(exc, "errors", None) or []).lower()
-        if "not found" in text:
-            raise VaultKeyMissing(
-                f"{what} failed: the key does not exist (never created, or destroyed). Data "
-                "encrypted under a destroyed key cannot be recovered."
-            ) from exc
-        if operation == "decrypt":
-            raise IntegrityError(
-                f"{what} failed: Vault could not unwrap the stored key (tampered or foreign "
-                "key material, or a key version no longer allowed). Run `genovault datasets "
-                "verify`."
-            ) from exc
+    if isinstance(exc, hvac.exceptions.InvalidRequest) and operation == "decrypt":
+        raise IntegrityError(
+            f"{what} failed: Vault could not unwrap the stored key (tampered or foreign "
+            "key material, or a key version no longer allowed). Run `genovault datasets "
+            "verify`."
+        ) from exc
     detail = "; ".join(getattr(exc, "errors", None) or [])[:200]
     raise VaultError(f"{what} failed ({type(exc).__name__}{': ' + detail if detail else ''}).") \
         from exc
