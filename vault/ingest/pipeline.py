@@ -11,8 +11,10 @@ the ingest fails: nothing is ever written in plaintext.
 
 from __future__ import annotations
 
+import json
 import os
 import queue
+import shutil
 import sys
 import threading
 import uuid
@@ -26,6 +28,7 @@ import hvac
 import numpy as np
 import pyarrow as pa
 
+from vault.config import check_dataset_id
 from vault.errors import DuplicateIngest, IngestError, InvalidInput, SampleSheetError
 from vault.ingest import vcfparse as vp
 from vault.ingest.header import VcfHeader, parse_header
@@ -36,6 +39,7 @@ from vault.kms import Keyring
 from vault.store import format as fmt
 from vault.store.dataset import Store, utcnow
 from vault.store.writer import BatchWriter, fsync_path, sha256_file
+from vault.vaultclient import token_identity
 
 QC_MIN_GROUP = 5  # groups smaller than this are suppressed in the stored QC report
 
@@ -178,8 +182,10 @@ class _Ingest:
                 state.contig = chrom
                 state.last_pos = -1
                 state.at_last_pos = set()
+                if chrom not in contigs:
+                    contigs.append(chrom)
             self._check_order(chunk, lines, first_line, state, qc, ok)
-        self._emit_rows(chunk, ok, contigs, emit, qc)
+            self._emit_rows(chunk, lines[ok[lines]], contigs.index(chrom), emit, qc)
 
     def _check_order(self, chunk: vp.ParsedChunk, lines: np.ndarray, first_line: int,
                      state: _SortState, qc: _Qc, ok: np.ndarray) -> None:
@@ -243,26 +249,26 @@ class _Ingest:
         alts = chunk.field(li, 4).split(",")
         return {(ref, a) for a in alts}
 
-    def _emit_rows(self, chunk: vp.ParsedChunk, ok: np.ndarray, contigs: list[str],
+    def _emit_rows(self, chunk: vp.ParsedChunk, lines: np.ndarray, contig_index: int,
                    emit: Callable[[int, dict[str, pa.Array], np.ndarray], None],
                    qc: _Qc) -> None:
-        nrows_line = np.diff(chunk.row_start)
-        row_line = np.repeat(np.arange(chunk.n_lines), nrows_line)
-        keep_rows = ok[row_line]
-        lines_ok = np.flatnonzero(ok)
-        if lines_ok.size == 0:
+        """Build the Arrow columns of the valid ``lines`` (one contig run) and hand them on."""
+        if lines.size == 0:
             return
         n_alt = chunk.n_alt
-        qc.records_written += int(lines_ok.size)
-        multi = lines_ok[n_alt[lines_ok] > 1]
+        qc.records_written += int(lines.size)
+        multi = lines[n_alt[lines] > 1]
         qc.multiallelic_records += int(multi.size)
         qc.split_rows_added += int((n_alt[multi] - 1).sum())
-        qc.haploid_calls += int(chunk.n_hap[lines_ok].sum())
-        qc.half_calls += int(chunk.n_half[lines_ok].sum())
-        qc.records_without_gt += int(chunk.no_gt[lines_ok].sum())
-        rows = np.flatnonzero(keep_rows)
-        rl = row_line[rows]
-        packed = chunk.packed if rows.size == chunk.packed.shape[0] else chunk.packed[rows]
+        qc.haploid_calls += int(chunk.n_hap[lines].sum())
+        qc.half_calls += int(chunk.n_half[lines].sum())
+        qc.records_without_gt += int(chunk.no_gt[lines].sum())
+        counts = np.diff(chunk.row_start)[lines]
+        rl = np.repeat(lines, counts)  # the line of every row
+        first_row = np.repeat(chunk.row_start[lines], counts)
+        rows = first_row + (np.arange(rl.size) - np.repeat(np.cumsum(counts) - counts, counts))
+        whole = rows.size == chunk.packed.shape[0]
+        packed = chunk.packed if whole else chunk.packed[rows]
         qc.variants_written += int(rows.size)
         if packed.shape[1]:
             qc.missing_per_sample += vp.missing_per_sample(packed, qc.missing_per_sample.size)
@@ -276,32 +282,22 @@ class _Ingest:
             return pa.StringArray.from_buffers(len(starts), pa.py_buffer(offsets),
                                                pa.py_buffer(data))
 
-        qual = pa.array(chunk.qual[rl], mask=chunk.qual_null[rl])
-        allele_index = (rows - chunk.row_start[rl] + 1).astype(np.int16)
+        allele_index = (rows - first_row + 1).astype(np.int16)
         allele_index[n_alt[rl] == 0] = 0
-        columns_all = {
+        columns = {
+            "chrom": pa.array([chunk.field(int(lines[0]), 0)] * rows.size, pa.string()),
             "pos": pa.array(chunk.pos[rl]),
             "id": strings(fs[rl, 2], fs[rl, 3] - 1),
             "ref": strings(fs[rl, 3], fs[rl, 4] - 1),
             "alt": strings(alt_s[rows], alt_e[rows]),
-            "qual": qual,
+            "qual": pa.array(chunk.qual[rl], mask=chunk.qual_null[rl]),
             "filter": strings(fs[rl, 6], fs[rl, 7] - 1),
             "allele_index": pa.array(allele_index),
             "n_alleles": pa.array(n_alt[rl].astype(np.int16)),
             "n_haploid": pa.array(chunk.n_hap[rl]),
             "n_half_call": pa.array(chunk.n_half[rl]),
         }
-        # split by contig (rows are in file order; contigs are contiguous runs)
-        chrom_change = np.flatnonzero(np.diff(_chrom_ids(chunk, rl))) + 1
-        starts = [0, *chrom_change.tolist()]
-        ends = [*chrom_change.tolist(), rows.size]
-        for s, e in zip(starts, ends, strict=True):
-            chrom = chunk.field(int(rl[s]), 0)
-            if chrom not in contigs:
-                contigs.append(chrom)
-            cols = {"chrom": pa.array([chrom] * (e - s), pa.string())}
-            cols.update({k: v.slice(s, e - s) for k, v in columns_all.items()})
-            emit(contigs.index(chrom), {k: cols[k] for k in fmt.SITE_COLUMNS}, packed[s:e])
+        emit(contig_index, columns, packed)
 
     # -- the whole ingest ----------------------------------------------------------------
     def run(self) -> IngestResult:
@@ -332,16 +328,12 @@ class _Ingest:
                 result = self._write_batch(folder, staging, manifest, header, sheet, pseudonyms,
                                            keyring, chunker, source, checksum)
             except BaseException:
-                import shutil
-
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
             return result
 
     def _check_new_samples(self, folder: Path, manifest: dict[str, Any] | None,
                            pseudonyms: list[str]) -> None:
-        import json
-
         mine = {p: i for i, p in enumerate(pseudonyms)}
         for b in (manifest or {}).get("batches", []):
             pfile = folder / b["pseudonyms_file"]["path"]
@@ -360,10 +352,6 @@ class _Ingest:
                      header: VcfHeader, sheet: SampleSheet, pseudonyms: list[str],
                      keyring: Keyring, chunker: LineChunker, source: Any,
                      checksum: str) -> IngestResult:
-        import json
-
-        from vault.vaultclient import token_identity
-
         n_samples = len(header.samples)
         batches = list((manifest or {}).get("batches", []))
         batch = f"b{len(batches) + 1:04d}"
@@ -467,14 +455,6 @@ class _Ingest:
         return IngestResult(self.dataset, batch, qc_report, new_manifest)
 
 
-def _chrom_ids(chunk: vp.ParsedChunk, rl: np.ndarray) -> np.ndarray:
-    """A number per row that changes exactly where CHROM changes (for splitting by contig)."""
-    changes = vp.chrom_changes(chunk.buf, chunk.fs, np.zeros(chunk.n_lines, np.int8))
-    ids = np.zeros(chunk.n_lines, np.int64)
-    ids[changes] = 1
-    return np.cumsum(ids)[rl]
-
-
 class _NoBar:
     def update(self, n: int) -> None:
         pass
@@ -496,8 +476,6 @@ def _progress(enabled: bool | None, total: int, name: str) -> Any:
 def ingest(path: Path, dataset: str, *, client: hvac.Client, sample_sheet: Path | None = None,
            store: Store | None = None, options: IngestOptions | None = None) -> IngestResult:
     """Ingest one VCF/BCF file as a new batch of ``dataset`` (created if needed)."""
-    from vault.config import check_dataset_id
-
     check_dataset_id(dataset)
     reuse_freed_memory()
     return _Ingest(Path(path), dataset, store or Store(), client, sample_sheet,
