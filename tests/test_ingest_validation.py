@@ -213,3 +213,23 @@ def test_validation__qc_counts_rules(tmp_path: Path, ingest_file: Callable) -> N
     assert qc["haploid_calls_as_homozygous"] == 2  # '0' and '1' on line 4
     # missing calls: ./. (1 row) + ./1 (2 rows) + '.' (1 row) = 4 of 5 rows x 3 samples
     assert qc["missingness"] == pytest.approx(4 / 15)
+
+
+@pytest.mark.integration
+def test_validation__bcf_errors_name_the_record(tmp_path: Path, ingest_file: Callable,
+                                                store: Store) -> None:
+    import pysam
+
+    text = write_vcf(tmp_path / "u.vcf", header(S, contigs=["1", "2"]) + [
+        "1\t200\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/1\t1/1",
+        "1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"])
+    bcf = tmp_path / "u.bcf"
+    with pysam.VariantFile(str(text)) as src, \
+            pysam.VariantFile(str(bcf), "wb", header=src.header) as dst:
+        for rec in src:
+            dst.write(rec)
+    with pytest.raises(InvalidInput) as err:
+        ingest_file(bcf, "ubcf")
+    assert err.value.line is None
+    assert err.value.reason.startswith("record 2: records are not sorted")
+    assert not store.exists("ubcf")

@@ -118,15 +118,14 @@ class _Qc:
         return out
 
 
-def _line_error(path: Path, line: int, code: int, col: int, chunk: vp.ParsedChunk,
-                li: int) -> InvalidInput:
+def _line_reason(code: int, col: int, chunk: vp.ParsedChunk, li: int) -> str:
     reason = vp.ERRORS[code][1]
     if col >= 0:
         reason += f" (column {col + 10}: sample #{col + 1})"
     if code in (vp.E_REF, vp.E_ALT, vp.E_POS, vp.E_QUAL):
         k = {vp.E_POS: 1, vp.E_REF: 3, vp.E_ALT: 4, vp.E_QUAL: 5}[code]
         reason += f": {chunk.field(li, k)[:60]!r}"
-    return InvalidInput(str(path), line, reason)
+    return reason
 
 
 class _Ingest:
@@ -138,8 +137,17 @@ class _Ingest:
         self.client = client
         self.sheet_path = sheet_path
         self.opts = opts
+        self.kind = "text"
+        self.header_lines = 0
 
     # -- chunk processing ----------------------------------------------------------------
+    def _invalid(self, line: int, reason: str) -> InvalidInput:
+        """The error for a bad record: file and line (BCF has no lines: record number)."""
+        if self.kind == "bcf":
+            return InvalidInput(str(self.path), None,
+                                f"record {line - self.header_lines}: {reason}")
+        return InvalidInput(str(self.path), line, reason)
+
     def _process(self, chunk: vp.ParsedChunk, first_line: int, header: VcfHeader,
                  state: _SortState, qc: _Qc, contigs: list[str],
                  emit: Callable[[int, dict[str, pa.Array], np.ndarray], None]) -> None:
@@ -151,8 +159,8 @@ class _Ingest:
         if bad.size:
             if not skip:
                 li = int(bad[0])
-                raise _line_error(self.path, first_line + li, int(err[li]),
-                                  int(chunk.err_col[li]), chunk, li)
+                raise self._invalid(first_line + li, _line_reason(
+                    int(err[li]), int(chunk.err_col[li]), chunk, li))
             for code, cnt in zip(*np.unique(err[bad], return_counts=True), strict=True):
                 qc.skipped[vp.ERRORS[int(code)][0]] += int(cnt)
         ok = err == 0
@@ -173,7 +181,7 @@ class _Ingest:
                               "after other contigs", "unsorted")
                 if reason is not None:
                     if not skip:
-                        raise InvalidInput(str(self.path), first_line + a, reason[0])
+                        raise self._invalid(first_line + a, reason[0])
                     qc.skipped[reason[1]] += lines.size
                     ok[lines] = False
                     continue
@@ -203,7 +211,7 @@ class _Ingest:
 
         def reject(li: int, reason: str, key: str) -> None:
             if not skip:
-                raise InvalidInput(str(self.path), first_line + li, reason)
+                raise self._invalid(first_line + li, reason)
             qc.skipped[key] += 1
             ok[li] = False
 
@@ -316,6 +324,7 @@ class _Ingest:
                         f"{b['ingested_at']}; nothing to do")
             chunker = LineChunker(source.raw_chunks(), path)
             header = parse_header(chunker.read_header(), str(path))
+            self.kind, self.header_lines = source.kind, header.n_lines
             sheet = (read_sample_sheet(self.sheet_path, header.samples) if self.sheet_path
                      else SampleSheet.empty())
             keyring = Keyring(self.client, self.dataset)
@@ -358,7 +367,7 @@ class _Ingest:
         offset = int((manifest or {}).get("sample_count", 0))
         bin_size = int((manifest or {}).get("partition", {}).get("bin_size", self.opts.bin_size))
         contigs: list[str] = list((manifest or {}).get("contigs", []))
-        writer = BatchWriter(staging, staging, keyring, n_samples, bin_size)
+        writer = BatchWriter(staging, keyring, n_samples, bin_size)
         samples = {"sample_index": pa.array(np.arange(offset, offset + n_samples, dtype=np.int32)),
                    "pseudonym": pa.array(pseudonyms, pa.string())}
         samples.update({k: pa.array(v, pa.string()) for k, v in sheet.columns.items()})
@@ -394,15 +403,19 @@ class _Ingest:
                         self.path.name)
         source.on_progress(bar.update)
         first_line = header.n_lines + 1
+        parsed_all = False
         try:
             for buf in chunker.data_chunks():
                 chunk = vp.parse_chunk(buf, n_samples)
                 self._process(chunk, first_line, header, state, qc, contigs, emit)
                 first_line += chunk.n_lines
+            parsed_all = True
         finally:
             q.put(None)
             thread.join()
             bar.close()
+            if failure or not parsed_all:
+                writer.abort()  # close the open file; the caller removes the staging folder
         if failure:
             raise failure[0]
         files = writer.close()

@@ -61,10 +61,9 @@ def _file_entry(root: Path, path: Path, rows: int, **extra: Any) -> dict[str, An
 class BatchWriter:
     """Writes a batch's samples table and its variant files, partitioned by contig and bin."""
 
-    def __init__(self, root: Path, batch_dir: Path, keyring: Keyring, n_samples: int,
+    def __init__(self, batch_dir: Path, keyring: Keyring, n_samples: int,
                  bin_size: int) -> None:
-        self.root = root  # paths in file entries are relative to this (the final batch dir)
-        self.dir = batch_dir
+        self.dir = batch_dir  # file entries hold paths relative to it
         self.keyring = keyring
         self.n_samples = n_samples
         self.bin_size = bin_size
