@@ -85,3 +85,15 @@ def test_cli__invalid_dataset_id(env: Callable[[str], dict]) -> None:
     r = CliRunner().invoke(main, ["ingest", str(DATA / "bio2zarr__sample.vcf.gz"), "-d",
                                   "../escape"], env=env("ingest"))
     assert r.exit_code == 2 and "invalid dataset id" in r.output
+
+
+@pytest.mark.integration
+def test_cli__progress_bar_on_request(env: Callable[[str], dict]) -> None:
+    r = CliRunner().invoke(main, ["ingest", str(DEMO / "demo_cohort.vcf.gz"), "-d", "p",
+                                  "--progress"], env=env("ingest"))
+    assert r.exit_code == 0, r.output
+    assert "ingest demo_cohort.vcf.gz" in r.stderr  # tqdm's description, on stderr
+    assert "B/s" in r.stderr or "100%" in r.stderr
+    r = CliRunner().invoke(main, ["ingest", str(DATA / "bio2zarr__sample.vcf.gz"), "-d", "q",
+                                  "--no-progress"], env=env("ingest"))
+    assert r.exit_code == 0 and r.stderr == ""
