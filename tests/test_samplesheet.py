@@ -82,3 +82,28 @@ def test_samplesheet__groups_stored_encrypted_and_ids_pseudonymised(
             data = f.read_bytes()
             for sid in SAMPLES:
                 assert sid.encode() not in data, f
+
+
+@pytest.mark.integration
+def test_pseudonyms__stable_across_key_rotation(
+        tmp_path: Path, ingest_file: Callable, reader: Callable, role_client: Callable,
+        ingest_client: object) -> None:
+    import hvac.exceptions
+
+    from vault.errors import SampleSheetError as Dup
+    from vault.kms import Keyring
+
+    rec = "1\t10\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1"
+    ingest_file(write_vcf(tmp_path / "a.vcf", header(SAMPLES) + [rec]), "rot")
+    before = reader("rot").samples().column("pseudonym").to_pylist()
+    admin = role_client("admin")
+    admin.secrets.transit.rotate_key("genovault.rot.pseudonym")
+    assert Keyring(ingest_client, "rot").pseudonymise(SAMPLES) == before
+    # a sample that is already in the dataset is still recognised after the rotation
+    with pytest.raises(Dup):
+        ingest_file(write_vcf(tmp_path / "b.vcf", header(["NA002", "NEW1"]) + [
+            "1\t10\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0"]), "rot")
+    # the ingest role may only use version 1 of the key
+    with pytest.raises(hvac.exceptions.Forbidden):
+        ingest_client.adapter.post("/v1/transit/hmac/genovault.rot.pseudonym/sha2-256",
+                                   json={"input": "eA==", "key_version": "2"})

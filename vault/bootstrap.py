@@ -55,13 +55,15 @@ path "transit/encrypt/genovault.*" {
   }
 }
 
-# Pseudonymise sample ids with transit/hmac/genovault.<dataset>.pseudonym (single or batch).
+# Pseudonymise sample ids with transit/hmac/genovault.<dataset>.pseudonym (single or batch),
+# always with version 1 of the key so a sample keeps its pseudonym after a key rotation.
 path "transit/hmac/genovault.*" {
   capabilities = ["update"]
   allowed_parameters = {
     "input"       = []
     "batch_input" = []
     "algorithm"   = ["sha2-256"]
+    "key_version" = ["1"]
   }
 }
 """

@@ -38,6 +38,9 @@ DATA_CLASSES = ("genotypes", "sites", "samples", "footer", "pseudonym")
 # Classes whose keys wrap Parquet data keys (the pseudonym key only computes HMACs).
 PARQUET_CLASSES = ("genotypes", "sites", "samples", "footer")
 _RETRIES = 3
+# Pseudonyms are always computed with version 1 of the dataset's pseudonym key, so rotating
+# that key never changes a sample's pseudonym (duplicate checks and withdrawal keep working).
+PSEUDONYM_KEY_VERSION = "1"  # a string: Vault policies compare parameter values as text
 _T = TypeVar("_T")
 
 
@@ -223,7 +226,11 @@ class Keyring(_NoPickle):
 
     # -- pseudonyms ----------------------------------------------------------------------
     def pseudonymise(self, ids: Sequence[str]) -> list[str]:
-        """Keyed HMAC-SHA256 (Transit ``hmac``) of each sample id; the key never leaves Vault."""
+        """Keyed HMAC-SHA256 (Transit ``hmac``, key version 1) of each sample id.
+
+        The key never leaves Vault. The version is pinned so that rotating the pseudonym key
+        does not change pseudonyms; never raise that key's ``min_encryption_version``.
+        """
         if not ids:
             return []
         name = self.keys.pseudonym
@@ -235,12 +242,13 @@ class Keyring(_NoPickle):
 
             def call(chunk: list[dict[str, str]] = chunk) -> list[str]:
                 resp = self._client.adapter.post(
-                    f"/v1/{TRANSIT_MOUNT}/hmac/{name}/sha2-256", json={"batch_input": chunk})
+                    f"/v1/{TRANSIT_MOUNT}/hmac/{name}/sha2-256",
+                    json={"batch_input": chunk, "key_version": PSEUDONYM_KEY_VERSION})
                 results = resp["data"]["batch_results"]
                 if any("error" in r for r in results):
                     raise VaultError(f"Vault Transit hmac with key '{name}' failed for "
                                      "some inputs")
-                # "vault:v1:<base64>" -> url-safe hex-free token, stable per key version
+                # "vault:v1:<base64>" -> the base64 digest (always key version 1)
                 return [r["hmac"].split(":", 2)[2] for r in results]
 
             out.extend(_retrying(call, "hmac", name))
