@@ -102,7 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--allel-variants", type=int, default=20000)
     parser.add_argument("--skip-glm-covar", action="store_true")
+    parser.add_argument(
+        "--only",
+        choices=["glm"],
+        help="glm: time only the logistic regressions (ours and plink2 --glm); the JSON line "
+        "then has only the glm keys",
+    )
     args = parser.parse_args(argv)
+    only_glm = args.only == "glm"
 
     vcf = simulate_cohort(args.samples, None, args.seed, args.length)
     _, sheet, _ = cohort_paths(args.samples, vcf.parent, args.seed, args.length)
@@ -154,62 +161,63 @@ def main(argv: list[str] | None = None) -> int:
         n_var = packed.shape[0]
         genotypes = n_var * n
 
-        # warm up (compile or load from cache), then time
-        c = kernels.count_genotypes(packed[:10], n, pop, 5)
-        kernels.variant_stats(c.overall)
-        kernels.variant_stats(c.groups)
-
-        def ours_overall() -> None:
-            counts = kernels.count_genotypes(packed, n)
-            kernels.variant_stats(counts.overall)
-
-        def ours_groups() -> None:
-            counts = kernels.count_genotypes(packed, n, pop, 5)
-            kernels.variant_stats(counts.overall)
-            kernels.variant_stats(counts.groups)
-
-        t_ours = _best(ours_overall, args.repeats)
-        t_ours_groups = _best(ours_groups, args.repeats)
-        t_count_only = _best(lambda: kernels.count_genotypes(packed, n), args.repeats)
-
         pf = [*base, "--pfile", str(tmp / "c")]
-        t_plink = min(
-            _run([*pf, "--freq", "--hardy", "--missing", "--out", str(tmp / "o")])
-            for _ in range(args.repeats)
-        )
-        t_plink_groups = min(
-            _run(
-                [
-                    *pf,
-                    "--pheno",
-                    str(pheno),
-                    "--loop-cats",
-                    "POP",
-                    "--freq",
-                    "--hardy",
-                    "--missing",
-                    "--out",
-                    str(tmp / "g"),
-                ]
+        if not only_glm:
+            # warm up (compile or load from cache), then time
+            c = kernels.count_genotypes(packed[:10], n, pop, 5)
+            kernels.variant_stats(c.overall)
+            kernels.variant_stats(c.groups)
+
+            def ours_overall() -> None:
+                counts = kernels.count_genotypes(packed, n)
+                kernels.variant_stats(counts.overall)
+
+            def ours_groups() -> None:
+                counts = kernels.count_genotypes(packed, n, pop, 5)
+                kernels.variant_stats(counts.overall)
+                kernels.variant_stats(counts.groups)
+
+            t_ours = _best(ours_overall, args.repeats)
+            t_ours_groups = _best(ours_groups, args.repeats)
+            t_count_only = _best(lambda: kernels.count_genotypes(packed, n), args.repeats)
+
+            t_plink = min(
+                _run([*pf, "--freq", "--hardy", "--missing", "--out", str(tmp / "o")])
+                for _ in range(args.repeats)
             )
-            for _ in range(args.repeats)
-        )
+            t_plink_groups = min(
+                _run(
+                    [
+                        *pf,
+                        "--pheno",
+                        str(pheno),
+                        "--loop-cats",
+                        "POP",
+                        "--freq",
+                        "--hardy",
+                        "--missing",
+                        "--out",
+                        str(tmp / "g"),
+                    ]
+                )
+                for _ in range(args.repeats)
+            )
 
-        # scikit-allel on a slice held as a GenotypeArray
-        import allel
+            # scikit-allel on a slice held as a GenotypeArray
+            import allel
 
-        m = min(args.allel_variants, n_var)
-        codes = np.empty((m, n), np.int8)
-        for k in range(4):
-            codes[:, k::4] = ((packed[:m] >> (2 * k)) & 3)[:, : (n - k + 3) // 4]
-        gt = np.zeros((m, n, 2), np.int8)
-        gt[..., 0] = codes == 2
-        gt[..., 1] = (codes == 1) | (codes == 2)
-        gt[codes == 3] = -1
-        garr = allel.GenotypeArray(gt)
-        t_allel = _best(garr.count_alleles, args.repeats)
-        t_ours_slice = _best(lambda: kernels.count_genotypes(packed[:m], n), args.repeats)
-        del gt, garr, codes
+            m = min(args.allel_variants, n_var)
+            codes = np.empty((m, n), np.int8)
+            for k in range(4):
+                codes[:, k::4] = ((packed[:m] >> (2 * k)) & 3)[:, : (n - k + 3) // 4]
+            gt = np.zeros((m, n, 2), np.int8)
+            gt[..., 0] = codes == 2
+            gt[..., 1] = (codes == 1) | (codes == 2)
+            gt[codes == 3] = -1
+            garr = allel.GenotypeArray(gt)
+            t_allel = _best(garr.count_alleles, args.repeats)
+            t_ours_slice = _best(lambda: kernels.count_genotypes(packed[:m], n), args.repeats)
+            del gt, garr, codes
 
         # logistic regression
         kernels.logistic_regression(packed[:10], n, case)
@@ -244,6 +252,27 @@ def main(argv: list[str] | None = None) -> int:
             result_cov["glm_pc_ours_s"] = time.perf_counter() - start
             glm_pc = ["--glm", "omit-ref", "no-firth", "hide-covar", "--out", str(tmp / "glmpc")]
             result_cov["glm_pc_plink2_s"] = _run([*glm, "--covar", str(covar_pc), *glm_pc])
+
+    if only_glm:
+        out: dict[str, object] = {
+            "bench": "kernels",
+            "only": "glm",
+            "n_samples": n,
+            "n_variants": n_var,
+            "ratio_glm": round(t_glm_plink / t_glm_ours, 3),
+            "glm_ours_s": round(t_glm_ours, 4),
+            "glm_plink2_s": round(t_glm_plink, 3),
+        }
+        if result_cov:
+            out["ratio_glm_covar"] = round(
+                result_cov["glm_covar_plink2_s"] / result_cov["glm_covar_ours_s"], 3
+            )
+            out["ratio_glm_pc"] = round(
+                result_cov["glm_pc_plink2_s"] / result_cov["glm_pc_ours_s"], 3
+            )
+            out.update({k: round(v, 3) for k, v in result_cov.items()})
+        print(json.dumps(out))
+        return 0
 
     with tempfile.TemporaryDirectory() as cold:
         latency_cold = first_call_latency(cold)

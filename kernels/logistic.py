@@ -8,16 +8,26 @@ inverse information, z, two-sided p = erfc(|z| / sqrt 2), OR = exp(b_g), and the
 counts. No Firth fallback: a diverging fit says SEPARATION.
 
 Without covariates the likelihood depends only on the 3 x 2 table of genotype by case status,
-so the fit runs on genotype counts (``logistic_from_counts``) in O(1) per variant.
+so the fit runs on genotype counts (``logistic_from_counts``) in O(1) per variant. With few
+distinct covariate rows, samples sharing (covariates, dosage, status) are merged into
+weighted rows. Otherwise (continuous covariates) every sample is a row
+(``_logistic_per_sample``): the design is kept by column, the Newton passes are SIMD loops
+with a vectorisable exp (``_exp``), and each fit starts from the covariate-only fit with
+b_g from a carriers-only 1-parameter fit (``_carrier_start``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from kernels._jit import jit
 from kernels.counts import count_genotypes
@@ -37,6 +47,107 @@ MAX_ITER = 40
 TOL = 1e-10
 # Fitted probabilities this close to 0 or 1 after MAX_ITER mean (quasi-)separation.
 SEPARATION_EPS = 1e-9
+# Start value search for the genotype coefficient (see _carrier_start).
+PREFIT_ITER = 8
+PREFIT_TOL = 1e-4
+PREFIT_MAX = 15.0
+# Only when carriers are at most this fraction of the samples: above it the search over the
+# carriers costs about as much as the full pass it saves (measured: 0.02 and 0.1 alike).
+PREFIT_MAX_CARRIERS = 0.1
+
+
+@intrinsic
+def _bits_to_float_intrinsic(typingctx: Any, x: Any) -> Any:
+    """Reinterpret the bits of an int64 as a float64 (one register move; vectorises)."""
+    if x != types.int64:
+        return None
+    sig = types.float64(types.int64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return sig, codegen
+
+
+@intrinsic
+def _fdiv_intrinsic(typingctx: Any, a: Any, b: Any) -> Any:
+    """a / b as one IEEE division. numba's ``/`` adds a ZeroDivisionError branch, which keeps
+    LLVM from vectorising the loop around it; here the divisor is always >= 1."""
+    if a != types.float64 or b != types.float64:
+        return None
+    sig = types.float64(types.float64, types.float64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.fdiv(args[0], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def _fma_intrinsic(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
+    """a * b + c rounded once (llvm.fma: one instruction with FMA3/AVX-512; vectorises)."""
+    if a != types.float64 or b != types.float64 or c != types.float64:
+        return None
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        t = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.fma", [t], ir.FunctionType(t, [t, t, t]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+# Typed aliases for callers (numba resolves the intrinsic objects themselves).
+_bits_to_float = cast(Callable[[Any], float], _bits_to_float_intrinsic)
+_fdiv = cast(Callable[[float, float], float], _fdiv_intrinsic)
+_fma = cast(Callable[[float, float, float], float], _fma_intrinsic)
+
+
+# exp(x) = 2^k * exp(r), k = round(x / ln 2), |r| <= ln(2) / 2, ln 2 split in two parts
+# (fdlibm's) so that k * ln2_hi is exact; exp(r) by its Taylor polynomial to degree 13
+# (truncation < 5e-18 relative). Within 1 ulp of libm's exp over |x| <= 708 (tested), and,
+# unlike a call to libm, LLVM turns the loop around it into SIMD code.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0  # 1.5 * 2^52: x + _ROUND - _ROUND rounds x to an integer
+_EXP_LIMIT = 708.0
+_C2 = 1.0 / 2.0
+_C3 = 1.0 / 6.0
+_C4 = 1.0 / 24.0
+_C5 = 1.0 / 120.0
+_C6 = 1.0 / 720.0
+_C7 = 1.0 / 5040.0
+_C8 = 1.0 / 40320.0
+_C9 = 1.0 / 362880.0
+_C10 = 1.0 / 3628800.0
+_C11 = 1.0 / 39916800.0
+_C12 = 1.0 / 479001600.0
+_C13 = 1.0 / 6227020800.0
+
+
+@jit()
+def _exp(x: float) -> float:
+    """exp(x) for x clamped to [-708, 708] (see above); vectorisable."""
+    x = min(max(x, -_EXP_LIMIT), _EXP_LIMIT)
+    k = (x * _LOG2E + _ROUND) - _ROUND
+    r = _fma(-k, _LN2_LO, _fma(-k, _LN2_HI, x))
+    q = _C13
+    q = _fma(q, r, _C12)
+    q = _fma(q, r, _C11)
+    q = _fma(q, r, _C10)
+    q = _fma(q, r, _C9)
+    q = _fma(q, r, _C8)
+    q = _fma(q, r, _C7)
+    q = _fma(q, r, _C6)
+    q = _fma(q, r, _C5)
+    q = _fma(q, r, _C4)
+    q = _fma(q, r, _C3)
+    q = _fma(q, r, _C2)
+    q = _fma(q, r, 1.0)
+    q = _fma(q, r, 1.0)
+    return q * _bits_to_float((np.int64(k) + 1023) << 52)
 
 
 @dataclass(frozen=True)
@@ -177,6 +288,185 @@ def _newton(
     return int(_NOCONV), MAX_ITER, np.nan
 
 
+@jit(fastmath=True)
+def _gram_row(w: np.ndarray, r: np.ndarray, x: np.ndarray, n: int) -> tuple[float, float, float]:
+    """(sum w x, sum w x^2, sum r x)."""
+    a = 0.0
+    b = 0.0
+    c = 0.0
+    for s in range(n):
+        wx = w[s] * x[s]
+        a += wx
+        b += wx * x[s]
+        c += r[s] * x[s]
+    return a, b, c
+
+
+@jit(fastmath=True)
+def _gram_sums(w: np.ndarray, r: np.ndarray, n: int) -> tuple[float, float]:
+    a = 0.0
+    b = 0.0
+    for s in range(n):
+        a += w[s]
+        b += r[s]
+    return a, b
+
+
+@jit(fastmath=True)
+def _dot3(a: np.ndarray, b: np.ndarray, c: np.ndarray, n: int) -> float:
+    total = 0.0
+    for s in range(n):
+        total += a[s] * b[s] * c[s]
+    return total
+
+
+@jit(fastmath=True)
+def _gram3(xt: np.ndarray, w: np.ndarray, r: np.ndarray, h: np.ndarray, g: np.ndarray) -> None:
+    """``_dense_pass``'s sums for k = 3 (one covariate) in a single sweep."""
+    n = xt.shape[1]
+    h00 = 0.0
+    h10 = 0.0
+    h11 = 0.0
+    h20 = 0.0
+    h21 = 0.0
+    h22 = 0.0
+    g0 = 0.0
+    g1 = 0.0
+    g2 = 0.0
+    for s in range(n):
+        ws = w[s]
+        rs = r[s]
+        x1 = xt[1, s]
+        x2 = xt[2, s]
+        wx1 = ws * x1
+        wx2 = ws * x2
+        h00 += ws
+        h10 += wx1
+        h11 += wx1 * x1
+        h20 += wx2
+        h21 += wx2 * x1
+        h22 += wx2 * x2
+        g0 += rs
+        g1 += rs * x1
+        g2 += rs * x2
+    h[0, 0] = h00
+    h[1, 0] = h10
+    h[1, 1] = h11
+    h[2, 0] = h20
+    h[2, 1] = h21
+    h[2, 2] = h22
+    g[0] = g0
+    g[1] = g1
+    g[2] = g2
+
+
+# The four reductions above are the only fastmath code in the kernels: it lets LLVM split a
+# float64 sum over SIMD lanes (a different summation order: ~1e-16 relative per sum, on
+# finite products of finite numbers; no exp, division or NaN test inside). Everything else
+# in the fit keeps IEEE semantics.
+
+
+@jit()
+def _dense_pass(
+    xt: np.ndarray,
+    yv: np.ndarray,
+    mask: np.ndarray,
+    beta: np.ndarray,
+    eta: np.ndarray,
+    w: np.ndarray,
+    r: np.ndarray,
+    h: np.ndarray,
+    g: np.ndarray,
+) -> None:
+    """Gradient ``g`` and information ``h`` (full, symmetric) of the log-likelihood at
+    ``beta`` for the design ``xt`` (k, n) stored by column (row 0 all ones), outcomes ``yv``
+    and 0/1 sample weights ``mask``. ``eta``, ``w``, ``r`` are (n,) scratch."""
+    k, n = xt.shape
+    b0 = beta[0]
+    if k == 3:  # one covariate: the linear predictor inside the same loop
+        b1 = beta[1]
+        b2 = beta[2]
+        for s in range(n):
+            p = _fdiv(1.0, 1.0 + _exp(-(b0 + b1 * xt[1, s] + b2 * xt[2, s])))
+            w[s] = mask[s] * (p * (1.0 - p))
+            r[s] = mask[s] * (yv[s] - p)
+    else:
+        for s in range(n):
+            eta[s] = b0
+        for i in range(1, k):
+            bi = beta[i]
+            for s in range(n):
+                eta[s] += bi * xt[i, s]
+        for s in range(n):
+            p = _fdiv(1.0, 1.0 + _exp(-eta[s]))
+            w[s] = mask[s] * (p * (1.0 - p))
+            r[s] = mask[s] * (yv[s] - p)
+    if k == 3:  # one covariate: one fused sweep
+        _gram3(xt, w, r, h, g)
+    else:
+        h[0, 0], g[0] = _gram_sums(w, r, n)
+        for i in range(1, k):
+            h[i, 0], h[i, i], g[i] = _gram_row(w, r, xt[i], n)
+            for j in range(1, i):
+                h[i, j] = _dot3(w, xt[i], xt[j], n)
+    for i in range(k):
+        for j in range(i):
+            h[j, i] = h[i, j]
+
+
+@jit()
+def _dense_newton(
+    xt: np.ndarray,
+    yv: np.ndarray,
+    mask: np.ndarray,
+    beta: np.ndarray,
+    coef: int,
+    scratch: np.ndarray,
+    small: np.ndarray,
+) -> tuple[int, int, float]:
+    """``_newton`` for one row per sample, design by column (see ``_dense_pass``).
+
+    Iteration t computes the gradient and information at the current coefficients and
+    steps; once every step is below TOL * (1 + |coefficient|) the fit has converged and the
+    variance comes from that same information matrix (the coefficients it was computed at
+    are within the step, i.e. ~1e-10 relative, of the optimum), so no extra pass is spent
+    re-evaluating it. ``scratch`` (3, n) and ``small`` (3 k + 2, k) are reusable work space."""
+    k = xt.shape[0]
+    n = xt.shape[1]
+    eta = scratch[0]
+    w = scratch[1]
+    r = scratch[2]
+    h = small[0:k]
+    lower = small[k : 2 * k]
+    g = small[2 * k]
+    step = small[2 * k + 1]
+    work = small[2 * k + 2]
+    for it in range(1, MAX_ITER + 1):
+        _dense_pass(xt, yv, mask, beta, eta, w, r, h, g)
+        if not _cholesky_solve(h, g, lower, step):
+            return int(_SEP) if it > 1 else int(_SING), it, np.nan
+        done = True
+        for j in range(k):
+            beta[j] += step[j]
+            if abs(step[j]) > TOL * (1.0 + abs(beta[j])):
+                done = False
+            if not math.isfinite(beta[j]):
+                return int(_SEP), it, np.nan
+        if done:
+            return int(_OK), it, _inverse_diag(lower, coef, work)
+    # not converged: separation if some fitted probability is pinned at 0 or 1
+    for s in range(n):
+        if mask[s] == 0.0:
+            continue
+        eta_s = 0.0
+        for j in range(k):
+            eta_s += xt[j, s] * beta[j]
+        p = 1.0 / (1.0 + math.exp(-eta_s))
+        if p < SEPARATION_EPS or p > 1.0 - SEPARATION_EPS:
+            return int(_SEP), MAX_ITER, np.nan
+    return int(_NOCONV), MAX_ITER, np.nan
+
+
 @jit()
 def _separated(seen_case: np.ndarray, seen_ctrl: np.ndarray) -> bool:
     """True if dosage alone (quasi-)separates cases from controls: every case dosage >= every
@@ -292,6 +582,167 @@ def _precheck(
     return -1
 
 
+@jit()
+def _carrier_start(
+    offset: np.ndarray, yv: np.ndarray, idx: np.ndarray, codes: np.ndarray, n_list: int
+) -> float:
+    """Start value for the genotype coefficient: the 1-parameter fit of b_g with the
+    covariate-only model's linear predictor ``offset`` held fixed. Samples with dosage 0
+    enter neither its score nor its information, so it runs over the carriers in
+    ``idx[:n_list]`` (``codes`` 1, 2; 3 = missing, skipped): cheap for the rare variants
+    that make up most of a cohort. A few loose Newton steps; 0 if they do not settle (the
+    full fit then starts from 0). Only the start moves, not the optimum the fit converges
+    to."""
+    bg = 0.0
+    for _ in range(PREFIT_ITER):
+        score = 0.0
+        info = 0.0
+        for t in range(n_list):
+            d = codes[t]
+            if d == 3:
+                continue
+            s = idx[t]
+            p = 1.0 / (1.0 + math.exp(-(offset[s] + bg * d)))
+            score += d * (yv[s] - p)
+            info += d * d * (p * (1.0 - p))
+        if not info > 0.0:
+            return 0.0
+        step = score / info
+        bg += step
+        if abs(bg) > PREFIT_MAX:
+            return 0.0
+        if abs(step) < PREFIT_TOL * (1.0 + abs(bg)):
+            return bg
+    return 0.0
+
+
+@jit(parallel=True)
+def _logistic_per_sample(
+    packed: np.ndarray,
+    n_samples: int,
+    y: np.ndarray,
+    pattern: np.ndarray,
+    covar: np.ndarray,
+    beta_null: np.ndarray,
+) -> tuple:
+    """``_logistic_samples`` with one row per sample (continuous covariates).
+
+    Each chunk of variants keeps the design by column in a (k, n_samples) buffer: the
+    intercept and covariate rows are filled once; per variant only the samples with a
+    non-zero code (het, hom-alt, missing: few at the rare variants that dominate a cohort)
+    are listed from the packed row, skipping zero bytes, and written into the dosage row
+    and the 0/1 weight row (0 = missing genotype or left-out sample); they are reset before
+    the next variant. The counts for the up-front checks come from the same list. Every
+    Newton pass then runs over contiguous float64 arrays (``_dense_newton``)."""
+    m = packed.shape[0]
+    c = covar.shape[1]
+    k = 2 + c
+    n_bytes = packed.shape[1]
+    beta = np.full(m, np.nan)
+    se = np.full(m, np.nan)
+    z = np.full(m, np.nan)
+    p = np.full(m, np.nan)
+    odds = np.full(m, np.nan)
+    st = np.zeros(m, np.int8)
+    iters = np.zeros(m, np.int32)
+    n_obs = np.zeros(m, np.int64)
+    n_cases = np.zeros(m, np.int64)
+    ac_out = np.zeros(m, np.int64)
+    use = np.zeros(n_samples, np.int64)
+    yint = np.zeros(n_samples, np.int64)
+    yv = np.zeros(n_samples)
+    offset = np.full(n_samples, beta_null[0])
+    n_use = 0
+    n_case_use = 0
+    for s in range(n_samples):
+        if y[s] >= 0:
+            use[s] = 1
+            yint[s] = y[s]
+            yv[s] = y[s]
+            n_use += 1
+            n_case_use += y[s]
+        for j in range(c):
+            offset[s] += beta_null[1 + j] * covar[pattern[s], j]
+    n_chunks = min(m, 64)
+    for ch in numba.prange(n_chunks):
+        xt = np.ones((k, n_samples))
+        xt[1, :] = 0.0
+        for j in range(c):
+            for s in range(n_samples):
+                xt[2 + j, s] = covar[pattern[s], j]
+        mask = np.zeros(n_samples)
+        for s in range(n_samples):
+            mask[s] = use[s]
+        idx = np.zeros(n_samples, np.int64)
+        codes = np.zeros(n_samples, np.int64)
+        n_list = 0
+        scratch = np.zeros((3, n_samples))
+        small = np.zeros((2 * k + 3, k))
+        b = np.zeros(k)
+        seen_case = np.zeros(3, np.int64)
+        seen_ctrl = np.zeros(3, np.int64)
+        for v in range(ch * m // n_chunks, (ch + 1) * m // n_chunks):
+            for t in range(n_list):  # undo the previous variant
+                xt[1, idx[t]] = 0.0
+                mask[idx[t]] = 1.0
+            n_list = 0
+            het = 0
+            hom = 0
+            miss = 0
+            het_case = 0
+            hom_case = 0
+            miss_case = 0
+            for bi in range(n_bytes):
+                byte = np.int64(packed[v, bi])
+                if byte == 0:
+                    continue
+                for q in range(4):
+                    code = (byte >> (2 * q)) & 3
+                    s = 4 * bi + q
+                    if code == 0 or s >= n_samples or use[s] == 0:
+                        continue
+                    idx[n_list] = s
+                    codes[n_list] = code
+                    n_list += 1
+                    if code == 3:
+                        mask[s] = 0.0
+                        miss += 1
+                        miss_case += yint[s]
+                    else:
+                        xt[1, s] = code
+                        if code == 1:
+                            het += 1
+                            het_case += yint[s]
+                        else:
+                            hom += 1
+                            hom_case += yint[s]
+            n = n_use - miss
+            ncase = n_case_use - miss_case
+            ac = het + 2 * hom
+            seen_case[0] = ncase - het_case - hom_case
+            seen_case[1] = het_case
+            seen_case[2] = hom_case
+            seen_ctrl[0] = (n - ncase) - (het - het_case) - (hom - hom_case)
+            seen_ctrl[1] = het - het_case
+            seen_ctrl[2] = hom - hom_case
+            n_obs[v] = n
+            n_cases[v] = ncase
+            ac_out[v] = ac
+            pre = _precheck(n, ncase, ac, seen_case, seen_ctrl, k)
+            if pre >= 0:
+                st[v] = pre
+                continue
+            b[0] = beta_null[0]
+            b[1] = 0.0
+            for j in range(c):
+                b[2 + j] = beta_null[1 + j]
+            if het + hom <= PREFIT_MAX_CARRIERS * n:
+                b[1] = _carrier_start(offset, yv, idx, codes, n_list)
+            status, n_iter, var = _dense_newton(xt, yv, mask, b, 1, scratch, small)
+            _finish(v, status, n_iter, var, b[1], beta, se, z, p, odds, st, iters)
+    return beta, se, z, p, odds, st, iters, n_obs, n_cases, ac_out
+
+
 @jit(parallel=True)
 def _logistic_samples(
     packed: np.ndarray,
@@ -312,6 +763,8 @@ def _logistic_samples(
     n_pat, c = covar.shape
     k = 2 + c
     merge = 6 * n_pat <= n_samples // 2
+    if not merge:
+        return _logistic_per_sample(packed, n_samples, y, pattern, covar, beta_null)
     n_rows = 6 * n_pat if merge else n_samples
     beta = np.full(m, np.nan)
     se = np.full(m, np.nan)
