@@ -616,6 +616,15 @@ def _carrier_start(
     return 0.0
 
 
+@jit()
+def _result_arrays(m: int) -> tuple:
+    """beta, se, z, p, odds (NaN), status, iterations, n_obs, n_cases, ac for m variants."""
+    nan = np.full(m, np.nan)
+    return (nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan,
+            np.zeros(m, np.int8), np.zeros(m, np.int32), np.zeros(m, np.int64),
+            np.zeros(m, np.int64), np.zeros(m, np.int64))
+
+
 @jit(parallel=True)
 def _logistic_per_sample(
     packed: np.ndarray,
@@ -638,16 +647,7 @@ def _logistic_per_sample(
     c = covar.shape[1]
     k = 2 + c
     n_bytes = packed.shape[1]
-    beta = np.full(m, np.nan)
-    se = np.full(m, np.nan)
-    z = np.full(m, np.nan)
-    p = np.full(m, np.nan)
-    odds = np.full(m, np.nan)
-    st = np.zeros(m, np.int8)
-    iters = np.zeros(m, np.int32)
-    n_obs = np.zeros(m, np.int64)
-    n_cases = np.zeros(m, np.int64)
-    ac_out = np.zeros(m, np.int64)
+    beta, se, z, p, odds, st, iters, n_obs, n_cases, ac_out = _result_arrays(m)
     use = np.zeros(n_samples, np.int64)
     yint = np.zeros(n_samples, np.int64)
     yv = np.zeros(n_samples)
@@ -758,31 +758,21 @@ def _logistic_samples(
     When there are few distinct covariate rows (sex, population, batch ...), samples sharing
     (covariate row, dosage, outcome) are merged into one frequency-weighted row: the
     likelihood is the same, the fit runs on at most 6 x n_patterns rows. Otherwise (e.g.
-    continuous covariates) every sample is a row."""
+    continuous covariates) ``_logistic_per_sample`` fits every sample as a row."""
     m = packed.shape[0]
     n_pat, c = covar.shape
     k = 2 + c
-    merge = 6 * n_pat <= n_samples // 2
-    if not merge:
+    if 6 * n_pat > n_samples // 2:
         return _logistic_per_sample(packed, n_samples, y, pattern, covar, beta_null)
-    n_rows = 6 * n_pat if merge else n_samples
-    beta = np.full(m, np.nan)
-    se = np.full(m, np.nan)
-    z = np.full(m, np.nan)
-    p = np.full(m, np.nan)
-    odds = np.full(m, np.nan)
-    st = np.zeros(m, np.int8)
-    iters = np.zeros(m, np.int32)
-    n_obs = np.zeros(m, np.int64)
-    n_cases = np.zeros(m, np.int64)
-    ac_out = np.zeros(m, np.int64)
+    n_rows = 6 * n_pat
+    beta, se, z, p, odds, st, iters, n_obs, n_cases, ac_out = _result_arrays(m)
     n_chunks = min(m, 64)
     for ch in numba.prange(n_chunks):
         x = np.zeros((n_rows, k))
         yy = np.zeros(n_rows)
         w = np.ones(n_rows)
         b = np.zeros(k)
-        cells = np.zeros((n_pat if merge else 1, 3, 2), np.int64)
+        cells = np.zeros((n_pat, 3, 2), np.int64)
         seen_case = np.zeros(3, np.int64)
         seen_ctrl = np.zeros(3, np.int64)
         for v in range(ch * m // n_chunks, (ch + 1) * m // n_chunks):
@@ -793,11 +783,10 @@ def _logistic_samples(
             for d in range(3):
                 seen_case[d] = 0
                 seen_ctrl[d] = 0
-            if merge:
-                for t in range(n_pat):
-                    for d in range(3):
-                        cells[t, d, 0] = 0
-                        cells[t, d, 1] = 0
+            for t in range(n_pat):
+                for d in range(3):
+                    cells[t, d, 0] = 0
+                    cells[t, d, 1] = 0
             for s in range(n_samples):
                 if y[s] < 0:
                     continue
@@ -811,28 +800,19 @@ def _logistic_samples(
                     seen_case[code] += 1
                 else:
                     seen_ctrl[code] += 1
-                if merge:
-                    cells[pattern[s], code, y[s]] += 1
-                else:
-                    x[rows, 0] = 1.0
-                    x[rows, 1] = code
-                    for j in range(c):
-                        x[rows, 2 + j] = covar[pattern[s], j]
-                    yy[rows] = y[s]
-                    rows += 1
-            if merge:
-                for t in range(n_pat):
-                    for d in range(3):
-                        for o in range(2):
-                            if cells[t, d, o] == 0:
-                                continue
-                            x[rows, 0] = 1.0
-                            x[rows, 1] = d
-                            for j in range(c):
-                                x[rows, 2 + j] = covar[t, j]
-                            yy[rows] = o
-                            w[rows] = cells[t, d, o]
-                            rows += 1
+                cells[pattern[s], code, y[s]] += 1
+            for t in range(n_pat):
+                for d in range(3):
+                    for o in range(2):
+                        if cells[t, d, o] == 0:
+                            continue
+                        x[rows, 0] = 1.0
+                        x[rows, 1] = d
+                        for j in range(c):
+                            x[rows, 2 + j] = covar[t, j]
+                        yy[rows] = o
+                        w[rows] = cells[t, d, o]
+                        rows += 1
             n_obs[v] = n
             n_cases[v] = ncase
             ac_out[v] = ac
