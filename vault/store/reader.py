@@ -142,9 +142,12 @@ class DatasetReader:
                                  "file or its key material is damaged, or was encrypted under "
                                  "other keys") from exc
 
-    def _read(self, rel: str, columns: Sequence[str], start: int = 1,
+    def _read(self, rel: str, columns: Sequence[str] | None, start: int = 1,
               end: int | None = None) -> pa.Table:
+        """Decrypt ``columns`` (None: every column) of one file, rows within [start, end]."""
         pf = self._open(rel)
+        if columns is None:
+            columns = pf.schema_arrow.names
         try:
             if start > 1 or end is not None:
                 groups = self._row_groups(pf, start, end)
@@ -185,11 +188,8 @@ class DatasetReader:
         """The cohort's samples table (pseudonyms and grouping columns), batch after batch."""
         tables = []
         for b in self.batches:
-            t = self._read(b["samples_file"]["path"],
-                           columns if columns is not None else
-                           list(fmt.SAMPLE_BASE_COLUMNS) + b["group_columns"]) \
-                if columns is None else self._read_samples_cols(b, columns)
-            tables.append(t)
+            tables.append(self._read(b["samples_file"]["path"], None) if columns is None
+                          else self._read_samples_cols(b, columns))
         if not tables:
             return pa.table({})
         return pa.concat_tables(tables, promote_options="default")
