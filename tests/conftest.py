@@ -12,10 +12,10 @@ from pathlib import Path
 import hvac
 import pytest
 
-from tests.baodev import DevServer, dev_server
-from vault.bootstrap import BootstrapReport, bootstrap, mint_role_token
+from tests.support.baodev import DevServer, dev_server
 from vault.ingest.pipeline import IngestOptions, IngestResult, ingest
-from vault.kms import Keyring
+from vault.keys.bootstrap import BootstrapReport, bootstrap, mint_role_token
+from vault.keys.kms import Keyring
 from vault.store.dataset import Store
 from vault.store.reader import DatasetReader
 

@@ -16,11 +16,13 @@ import hvac.exceptions
 import pytest
 from click.testing import CliRunner
 
-from tests.baodev import free_port
-from vault.bao import EmbeddedVault, bao_paths, read_embedded_credentials
-from vault.cli_vault import vault_group
-from vault.errors import EmbeddedVaultError, VaultDown
-from vault.vaultclient import connect, create_transit_key, token_identity
+from tests.support.baodev import free_port
+from vault.cli import main
+from vault.errors import EmbeddedVaultError, VaultDown, VaultNotConfigured
+from vault.keys.client import connect, token_identity
+from vault.keys.embedded import EmbeddedVault, bao_paths, read_embedded_credentials
+from vault.keys.transit import create_transit_key
+from vault.settings import load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +54,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def vault(home: Path) -> Iterator[EmbeddedVault]:
     """An EmbeddedVault in a temp home; always stopped afterwards, even if a test fails."""
-    ev = EmbeddedVault(home)
+    ev = EmbeddedVault.from_settings(load_settings())
     try:
         yield ev
     finally:
@@ -78,7 +80,7 @@ def test_embedded_vault__first_up_initialises_unseals_bootstraps(vault, home):
     addr, _ = read_embedded_credentials(home)
     assert addr == vault.addr == status.addr
     assert addr.startswith("http://127.0.0.1:")
-    root = connect()
+    root = connect(load_settings())
     assert "root" in token_identity(root)["policies"]
     assert "transit/" in root.sys.list_mounted_secrets_engines()["data"]
 
@@ -98,20 +100,20 @@ def test_embedded_vault__init_file_is_0600_and_dir_0700(vault, home):
 
 def test_embedded_vault__restart_keeps_keys(vault, home):
     vault.up()
-    ingest = connect("ingest")
+    ingest = connect(load_settings(), "ingest")
     create_transit_key(ingest, "genovault.restart.genotypes")
     ciphertext = ingest.secrets.transit.encrypt_data(
         "genovault.restart.genotypes", plaintext=PLAINTEXT)["data"]["ciphertext"]
     assert vault.down() is True
     assert not vault.status().running
     with pytest.raises(VaultDown, match="cannot be reached"):
-        connect()
+        connect(load_settings())
 
     status = vault.up()
     text = "\n".join(status.lines())
     assert "initialised" not in text  # unsealed from init.json, not re-initialised
     assert "bootstrap: nothing to change" in text
-    plain = connect("query").secrets.transit.decrypt_data(
+    plain = connect(load_settings(), "query").secrets.transit.decrypt_data(
         "genovault.restart.genotypes", ciphertext=ciphertext)
     assert plain["data"]["plaintext"] == PLAINTEXT
 
@@ -126,7 +128,7 @@ def test_embedded_vault__up_twice_is_a_no_op(vault):
 
 def test_embedded_vault__role_tokens_are_least_privilege(vault):
     vault.up()
-    ingest = connect("ingest")
+    ingest = connect(load_settings(), "ingest")
     assert token_identity(ingest)["policies"] == ["default", "genovault-ingest"]
     create_transit_key(ingest, "genovault.roles.genotypes")
     ciphertext = ingest.secrets.transit.encrypt_data(
@@ -152,6 +154,7 @@ def test_embedded_vault__server_exit_reports_log_tail(vault, home, monkeypatch, 
     fake.write_text("#!/bin/sh\necho 'fake bao: unknown storage type (for the test)'\nexit 3\n")
     fake.chmod(0o755)
     monkeypatch.setenv("GENOVAULT_BAO_BINARY", str(fake))
+    vault = EmbeddedVault.from_settings(load_settings())
     with pytest.raises(EmbeddedVaultError, match="exited during start-up") as info:
         vault.up()
     assert "fake bao: unknown storage type" in str(info.value)
@@ -160,6 +163,7 @@ def test_embedded_vault__server_exit_reports_log_tail(vault, home, monkeypatch, 
 
 def test_embedded_vault__binary_not_executable_is_a_clear_error(vault, monkeypatch):
     monkeypatch.setenv("GENOVAULT_BAO_BINARY", "/nonexistent/bao")
+    vault = EmbeddedVault.from_settings(load_settings())
     with pytest.raises(EmbeddedVaultError, match="GENOVAULT_BAO_BINARY"):
         vault.up()
 
@@ -186,31 +190,31 @@ def test_embedded_vault__stale_pid_file_is_not_trusted(vault, home):
 
 
 def test_connect__embedded_not_started_says_what_to_do(home):
-    with pytest.raises(VaultDown) as info:
-        connect()
+    with pytest.raises(VaultNotConfigured) as info:
+        connect(load_settings())
     assert "genovault vault up" in str(info.value)
 
 
 def test_cli_vault__up_status_down(home):
     runner = CliRunner()
     try:
-        up = runner.invoke(vault_group, ["up"])
+        up = runner.invoke(main, ["vault", "up"])
         assert up.exit_code == 0, up.output
         assert "started OpenBao" in up.output
-        status = runner.invoke(vault_group, ["status"])
+        status = runner.invoke(main, ["vault", "status"])
         assert "running" in status.output and "unsealed" in status.output
-        boot = runner.invoke(vault_group, ["bootstrap"])
+        boot = runner.invoke(main, ["vault", "bootstrap"])
         assert boot.exit_code == 0 and "nothing to change" in boot.output
         for secret in _secrets(home):
             assert secret not in up.output + status.output + boot.output
     finally:
-        down = runner.invoke(vault_group, ["down"])
+        down = runner.invoke(main, ["vault", "down"])
     assert down.exit_code == 0 and "stopped" in down.output
-    status = runner.invoke(vault_group, ["status"])
+    status = runner.invoke(main, ["vault", "status"])
     assert "not running" in status.output
 
 
 def test_cli_vault__bootstrap_without_vault_fails_clearly(home):
-    result = CliRunner().invoke(vault_group, ["bootstrap"])
+    result = CliRunner().invoke(main, ["vault", "bootstrap"])
     assert result.exit_code != 0
-    assert "genovault vault up" in result.output
+    assert result.output.startswith("error: ") and "genovault vault up" in result.output

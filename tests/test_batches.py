@@ -17,10 +17,10 @@ import hvac
 import numpy as np
 import pytest
 
-from tests.vcfgen import GT_TEXT, header, unpack
+from tests.support.vcfgen import GT_TEXT, header, unpack
 from vault.errors import DatasetLocked, DuplicateIngest, SampleSheetError
 from vault.ingest.pipeline import IngestResult
-from vault.kms import Keyring
+from vault.keys.kms import Keyring
 from vault.store.dataset import Store
 from vault.store.reader import DatasetReader
 from vault.store.verify import verify_dataset
@@ -141,8 +141,8 @@ def test_batches__two_batches_read_as_one_cohort(cohort: Cohort, two_batches: Da
                                                  ingest_client: hvac.Client) -> None:
     r = two_batches
     assert r.n_samples == len(A_IDS) + len(B_IDS)
-    assert [b["batch"] for b in r.batches] == ["b0001", "b0002"]
-    assert [b["sample_offset"] for b in r.batches] == [0, len(A_IDS)]
+    assert [b.batch for b in r.batches] == ["b0001", "b0002"]
+    assert [b.sample_offset for b in r.batches] == [0, len(A_IDS)]
     assert r.contigs == ["1", "2", "3"]
     samples = r.samples()
     assert samples.column("sample_index").to_pylist() == list(range(r.n_samples))
@@ -184,7 +184,7 @@ def test_batches__absent_sites_hom_ref_flag_applies_to_its_batch_only(
     ingest_file(cohort.a, "homref", cohort.sheet_a, bin_size=BIN)
     ingest_file(cohort.b, "homref", cohort.sheet_b, absent_sites_hom_ref=True)
     r = reader("homref")
-    assert [b["absent_sites"] for b in r.batches] == ["not_assessed", "hom_ref"]
+    assert [b.absent_sites for b in r.batches] == ["not_assessed", "hom_ref"]
     got = read_all(r)
     assert_same(got, cohort.expected(b_hom_ref=True))
     codes, assessed = got[site("1", 1)]

@@ -13,15 +13,15 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from vault.bootstrap import (
+from vault.errors import ConfigError, VaultForbidden
+from vault.keys.bootstrap import (
     POLICIES,
     bootstrap,
     mint_role_token,
     query_policy_hcl,
     write_query_policy,
 )
-from vault.errors import ConfigError, VaultForbidden
-from vault.vaultclient import create_transit_key
+from vault.keys.transit import create_transit_key
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.baodev import DevServer
-from vault.bootstrap import mint_role_token
+from tests.support.baodev import DevServer
 from vault.cli import main
+from vault.keys.bootstrap import mint_role_token
 
 DATA = Path(__file__).parent / "data" / "vcf"
 DEMO = Path(__file__).parents[1] / "vault" / "sample_data"

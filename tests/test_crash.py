@@ -11,8 +11,8 @@ and rerunning the ingest must complete and read back the generator's genotypes.
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,11 +25,11 @@ import hvac
 import numpy as np
 import pytest
 
-from tests.baodev import DevServer
-from tests.vcfgen import cohort_vcf, unpack
+from tests.support.baodev import DevServer
+from tests.support.vcfgen import cohort_vcf, unpack
 from vault.errors import DatasetNotFound
 from vault.ingest.pipeline import IngestResult
-from vault.kms import Keyring
+from vault.keys.kms import Keyring
 from vault.store import format as fmt
 from vault.store.dataset import Store
 from vault.store.reader import DatasetReader
@@ -45,8 +45,10 @@ import sys
 from pathlib import Path
 from vault.ingest.pipeline import IngestOptions, ingest
 from vault.store.dataset import Store
-from vault.vaultclient import connect
-ingest(Path(sys.argv[1]), sys.argv[2], client=connect("ingest"), store=Store(Path(sys.argv[3])),
+from vault.keys.client import connect
+from vault.settings import load_settings
+ingest(Path(sys.argv[1]), sys.argv[2], client=connect(load_settings(), "ingest"),
+       store=Store(Path(sys.argv[3])),
        options=IngestOptions(progress=False, bin_size=int(sys.argv[4])))
 """
 
@@ -127,9 +129,10 @@ def packed_needles(codes: np.ndarray, n: int = 40, width: int = 16) -> list[byte
 
 def assert_no_plaintext(folder: Path, sample_ids: list[str], needles: list[bytes],
                         committed: bool = False) -> dict[str, int]:
-    """Every file under ``folder`` is encrypted Parquet, key material, pseudonyms or the lock;
-    no sample id, GT text or packed genotype bytes anywhere. Returns counts per kind."""
-    kinds = {"parquet": 0, "parquet_incomplete": 0, "key_material": 0, "pseudonyms": 0,
+    """Every file under ``folder`` is encrypted Parquet, key material, a pending registration
+    marker (named by the source checksum, holding the dataset uid) or the lock; no sample id,
+    GT text or packed genotype bytes anywhere. Returns counts per kind."""
+    kinds = {"parquet": 0, "parquet_incomplete": 0, "key_material": 0, "pending": 0,
              "lock": 0}
     id_needles = [SYN_PREFIX.encode(), *(s.encode() for s in sample_ids)]
     for p in sorted(q for q in folder.rglob("*") if q.is_file()):
@@ -142,9 +145,9 @@ def assert_no_plaintext(folder: Path, sample_ids: list[str], needles: list[bytes
                 kinds["parquet_incomplete"] += 1
         elif p.name.startswith("_KEY_MATERIAL_FOR_") and p.suffix == ".json":
             kinds["key_material"] += 1
-        elif p.name == "pseudonyms.json":
-            kinds["pseudonyms"] += 1
-            assert not set(json.loads(data)) & set(sample_ids)
+        elif p.parent.name == ".pending":
+            kinds["pending"] += 1
+            assert re.fullmatch(rb"[0-9a-f]{32}", data) and re.fullmatch(r"[0-9a-f]{64}", p.name), p
         elif committed and p.name == fmt.MANIFEST:
             pass  # plaintext by design (names, counts, checksums); scanned like the rest
         elif p.name == ".lock":
@@ -218,7 +221,7 @@ def test_ingest__sigkill_while_writing_staging_leaves_nothing_and_rerun_complete
     needles = packed_needles(codes)
     kinds = assert_no_plaintext(store.dataset_dir(ds), samples, needles)
     assert kinds["parquet"] >= 3 and kinds["parquet_incomplete"] <= 1, kinds
-    assert kinds["key_material"] >= kinds["parquet"] and kinds["pseudonyms"] == 1, kinds
+    assert kinds["key_material"] >= kinds["parquet"] and kinds["pending"] == 1, kinds
 
     # rerun: completes, removes the debris, and reads back the generator's genotypes
     from vault.ingest.pipeline import IngestOptions, ingest
@@ -230,7 +233,7 @@ def test_ingest__sigkill_while_writing_staging_leaves_nothing_and_rerun_complete
     assert not staging.exists() or not any(staging.iterdir())
     assert sorted(p.name for p in (store.dataset_dir(ds) / "batches").iterdir()) == ["b0001"]
     reader = DatasetReader(store, ds, Keyring(query_client, ds))
-    assert len(reader.batches[0]["variant_files"]) >= 30
+    assert len(reader.batches[0].variant_files) >= 30
     report = verify_dataset(reader)
     assert report.ok, report.problems
     assert np.array_equal(all_codes(reader), codes)
@@ -274,7 +277,7 @@ def test_ingest__sigkill_after_rename_before_manifest_is_invisible_and_rerun_com
     assert done.returncode == 0, done.stderr[-2000:]
     assert store.list() == [ds]
     reader = DatasetReader(store, ds, Keyring(query_client, ds))
-    assert [b["batch"] for b in reader.batches] == ["b0001"]
+    assert [b.batch for b in reader.batches] == ["b0001"]
     assert verify_dataset(reader).ok
     assert np.array_equal(all_codes(reader), codes)
 
@@ -302,17 +305,19 @@ def test_ingest__sigkill_while_adding_second_batch_keeps_old_dataset_and_rerun_a
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert (store.dataset_dir(ds) / "batches" / "b0002" / "samples.parquet").is_file()
     after_tree = tree(store.dataset_dir(ds))
-    assert {k: v for k, v in after_tree.items() if not k.startswith("batches/b0002/")} == \
+    # the uncommitted batch and its pending registration marker are all that was added
+    assert {k: v for k, v in after_tree.items()
+            if not k.startswith(("batches/b0002/", ".pending/"))} == \
         before_tree, "the committed part of the dataset changed"
     after = snapshot()
     assert np.array_equal(after[0], before[0]) and after[1:] == before[1:]
-    assert [b["batch"] for b in store.manifest(ds)["batches"]] == ["b0001"]
+    assert [b.batch for b in store.manifest(ds).batches] == ["b0001"]
     assert_no_plaintext(store.dataset_dir(ds), s1 + s2, packed_needles(c2), committed=True)
 
     done = run_cli(["ingest", str(p2), "-d", ds], env, kill_at_commit=False)
     assert done.returncode == 0, done.stderr[-2000:]
     reader = DatasetReader(store, ds, Keyring(query_client, ds))
-    assert [b["batch"] for b in reader.batches] == ["b0001", "b0002"]
+    assert [b.batch for b in reader.batches] == ["b0001", "b0002"]
     assert reader.n_samples == len(s1) + len(s2)
     assert verify_dataset(reader).ok
     codes = all_codes(reader)

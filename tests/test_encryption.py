@@ -25,14 +25,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.baodev import DevServer, free_port
 from tests.reference.vcf_decode import decode_vcf, pack_codes
-from vault.bootstrap import BootstrapReport, mint_role_token, write_query_policy
+from tests.support.baodev import DevServer, free_port
 from vault.errors import DatasetNotFound, IntegrityError, VaultDown, VaultForbidden
 from vault.ingest.pipeline import IngestOptions, ingest
-from vault.kms import Keyring, TransitKmsClient
+from vault.keys.bootstrap import BootstrapReport, mint_role_token, write_query_policy
+from vault.keys.kms import Keyring, TransitKmsClient
 from vault.store import format as fmt
 from vault.store.dataset import Store
+from vault.store.manifest import Manifest, VariantFile
 from vault.store.reader import DatasetReader
 from vault.store.verify import verify_dataset
 
@@ -111,12 +112,12 @@ def dataset_files(store: Store, ds: str) -> list[Path]:
     return sorted(p for p in store.dataset_dir(ds).rglob("*") if p.is_file())
 
 
-def variant_entries(store: Store, ds: str) -> list[dict[str, object]]:
-    return [f for b in store.manifest(ds)["batches"] for f in b["variant_files"]]
+def variant_entries(store: Store, ds: str) -> list[VariantFile]:
+    return [f for b in store.manifest(ds).batches for f in b.variant_files]
 
 
-def largest_variant_file(store: Store, ds: str) -> dict[str, object]:
-    return max(variant_entries(store, ds), key=lambda f: int(f["bytes"]))  # type: ignore[call-overload]
+def largest_variant_file(store: Store, ds: str) -> VariantFile:
+    return max(variant_entries(store, ds), key=lambda f: f.bytes)
 
 
 def column_name_needles(name: str) -> list[bytes]:
@@ -150,7 +151,7 @@ def genotype_needles(env: Env, tmp_path_factory: pytest.TempPathFactory) -> list
     assert len(candidates) > 100
     found: set[bytes] = set()
     for i, entry in enumerate(variant_entries(env.store, env.ds)):
-        table = reader._read(str(entry["path"]), [*ALL_SITE_COLUMNS, fmt.GENOTYPE_COLUMN])
+        table = reader._read(entry.path, [*ALL_SITE_COLUMNS, fmt.GENOTYPE_COLUMN])
         path = control / f"{i}.parquet"
         pq.write_table(table, path, compression="zstd", compression_level=1,
                        use_dictionary=["chrom", "filter"], write_statistics=True)
@@ -165,7 +166,8 @@ def genotype_needles(env: Env, tmp_path_factory: pytest.TempPathFactory) -> list
 
 def test_parquet_files__start_and_end_with_PARE(env: Env) -> None:
     files = [p for p in dataset_files(env.store, env.ds) if p.suffix == ".parquet"]
-    assert len(files) == len(variant_entries(env.store, env.ds)) + 1  # + samples.parquet
+    # + samples.parquet and info.parquet of the one batch
+    assert len(files) == len(variant_entries(env.store, env.ds)) + 2
     for p in files:
         data = p.read_bytes()
         assert data[:4] == b"PARE" and data[-4:] == b"PARE", p.name
@@ -189,7 +191,7 @@ def test_plaintext_scan__detector_finds_everything_in_a_plaintext_copy(
     # decrypted samples table in the next test)
     assert any(s.encode() in data for s in env.sample_ids)
     entry = largest_variant_file(env.store, env.ds)
-    table = reader._read(str(entry["path"]), [*ALL_SITE_COLUMNS, fmt.GENOTYPE_COLUMN])
+    table = reader._read(entry.path, [*ALL_SITE_COLUMNS, fmt.GENOTYPE_COLUMN])
     path = tmp_path / "plain_variants.parquet"
     pq.write_table(table, path, compression="zstd", compression_level=1,
                    use_dictionary=["chrom", "filter"])
@@ -200,10 +202,10 @@ def test_plaintext_scan__detector_finds_everything_in_a_plaintext_copy(
 
 def test_store_files__contain_no_column_name_sample_id_group_value_or_genotype_bytes(
         env: Env, genotype_needles: list[bytes]) -> None:
-    key_names = set(env.store.manifest(env.ds)["keys"].values())
+    key_names = set(env.store.manifest(env.ds).keys.values())
     sample_needles = [s.encode() for s in env.sample_ids]
     group_needles = [g.encode() for g in POPULATIONS]
-    checked = {"parquet": 0, "key_material": 0, "pseudonyms": 0}
+    checked = {"parquet": 0, "key_material": 0}
     for p in dataset_files(env.store, env.ds):
         data = p.read_bytes()
         if p.suffix == ".parquet":
@@ -221,16 +223,12 @@ def test_store_files__contain_no_column_name_sample_id_group_value_or_genotype_b
             data = text.encode()
             names = [c.encode() for c in COLUMN_NAMES if len(c) >= 5]
             names += [f'"{c}"'.encode() for c in COLUMN_NAMES]
-        elif p.name == "pseudonyms.json":
-            checked["pseudonyms"] += 1
-            names = [c.encode() for c in COLUMN_NAMES if len(c) >= 5]
         else:
             assert p.name in (fmt.MANIFEST, ".lock"), f"unexpected file {p}"
             continue
         for needle in [*names, *sample_needles, *group_needles, *genotype_needles]:
             assert needle not in data, f"{p.name} contains {needle[:20]!r}"
     assert checked["parquet"] > 20 and checked["key_material"] == checked["parquet"]
-    assert checked["pseudonyms"] == 1
     # sample ids are not stored at all, not even encrypted: only keyed pseudonyms
     decrypted = env.reader().samples()
     values = {str(v) for c in decrypted.columns for v in c.to_pylist()}
@@ -272,7 +270,7 @@ def test_reader__ingest_role_token_cannot_read_back(env: Env) -> None:
 
 def test_reader__token_allowed_sites_and_footer_reads_sites_but_not_genotypes(
         env: Env) -> None:
-    keys = env.store.manifest(env.ds)["keys"]
+    keys = env.store.manifest(env.ds).keys
     policy = f"enc-sites-only-{uuid.uuid4().hex[:8]}"
     env.root.sys.create_or_update_acl_policy(policy, "".join(
         f'path "transit/decrypt/{keys[c]}" {{\n  capabilities = ["update"]\n}}\n'
@@ -328,16 +326,16 @@ def _flip(path: Path, offset: int) -> None:
 
 
 def _update_manifest_checksum(store: Store, ds: str, rel: str) -> None:
-    from vault.store.writer import sha256_file
+    from vault.store.fsutil import sha256_file
 
-    manifest = store.manifest(ds)
+    raw = store.manifest(ds).model_dump(mode="json")
     path = store.dataset_dir(ds) / rel
-    for b in manifest["batches"]:
-        for f in [b["samples_file"], *b["variant_files"]]:
+    for b in raw["batches"]:
+        for f in [b["samples_file"], b["info_file"], *b["variant_files"]]:
             if f["path"] == rel:
                 f["sha256"] = sha256_file(path)
                 f["bytes"] = path.stat().st_size
-    store.commit(ds, manifest)
+    store.commit(ds, Manifest.model_validate(raw))
 
 
 def _genotype_chunk_middle(env: Env, store: Store, rel: str) -> int:
@@ -360,7 +358,7 @@ def _read_everything(reader: DatasetReader) -> None:
 def test_variant_file__flipped_byte_is_detected(env: Env, copy_store: Store, where: str,
                                                 manifest_updated: bool) -> None:
     entry = largest_variant_file(copy_store, env.ds)
-    rel = str(entry["path"])
+    rel = entry.path
     path = copy_store.dataset_dir(env.ds) / rel
     offset = path.stat().st_size // 2 if where == "file_middle" else \
         _genotype_chunk_middle(env, copy_store, rel)
@@ -380,7 +378,7 @@ def test_variant_file__flipped_byte_is_detected(env: Env, copy_store: Store, whe
 
 def test_samples_file__flipped_byte_with_updated_checksum_is_detected(
         env: Env, copy_store: Store) -> None:
-    rel = copy_store.manifest(env.ds)["batches"][0]["samples_file"]["path"]
+    rel = copy_store.manifest(env.ds).batches[0].samples_file.path
     path = copy_store.dataset_dir(env.ds) / rel
     _flip(path, path.stat().st_size // 2)
     _update_manifest_checksum(copy_store, env.ds, rel)
@@ -392,11 +390,11 @@ def test_samples_file__flipped_byte_with_updated_checksum_is_detected(
 @pytest.mark.parametrize("key", ["footerKey", "genotypes_column"])
 def test_key_material__changed_wrapped_key_fails_loudly(env: Env, copy_store: Store,
                                                         field_name: str, key: str) -> None:
-    rel = str(largest_variant_file(copy_store, env.ds)["path"])
+    rel = largest_variant_file(copy_store, env.ds).path
     path = copy_store.dataset_dir(env.ds) / rel
     km_path = path.parent / f"_KEY_MATERIAL_FOR_{path.name}.json"
     material = json.loads(km_path.read_text())
-    geno_key = copy_store.manifest(env.ds)["keys"]["genotypes"]
+    geno_key = copy_store.manifest(env.ds).keys["genotypes"]
     name = "footerKey" if key == "footerKey" else next(
         k for k, v in material.items() if json.loads(v)["masterKeyID"] == geno_key)
     inner = json.loads(material[name])
@@ -410,9 +408,9 @@ def test_key_material__changed_wrapped_key_fails_loudly(env: Env, copy_store: St
     # damaged wrappedKEK: the data it decrypts is still authentic, checked by AES-GCM.)
     entry = largest_variant_file(copy_store, env.ds)
     manifest = copy_store.manifest(env.ds)
-    size = int(manifest["partition"]["bin_size"])
-    lo = int(entry["bin"]) * size  # type: ignore[call-overload]
-    region = f"{manifest['contigs'][int(entry['contig'])]}:{max(lo, 1)}-{lo + size - 1}"  # type: ignore[call-overload]
+    size = manifest.partition.bin_size
+    lo = entry.bin * size
+    region = f"{manifest.contigs[entry.contig]}:{max(lo, 1)}-{lo + size - 1}"
     err = env.expect(IntegrityError, lambda: list(env.reader(store=copy_store).blocks(region)))
     assert rel in str(err) or "unwrap" in str(err)
     # verify must find it although it reads many files of the same batch before this one
@@ -426,7 +424,7 @@ def test_key_material__changed_wrapped_key_fails_loudly(env: Env, copy_store: St
 @pytest.mark.parametrize("keep", [0.5, -1], ids=["half", "last_byte"])
 def test_variant_file__truncated_is_detected(env: Env, copy_store: Store, keep: float,
                                              manifest_updated: bool) -> None:
-    rel = str(largest_variant_file(copy_store, env.ds)["path"])
+    rel = largest_variant_file(copy_store, env.ds).path
     path = copy_store.dataset_dir(env.ds) / rel
     data = path.read_bytes()
     path.write_bytes(data[:int(len(data) * keep)] if keep > 0 else data[:-1])
@@ -439,7 +437,7 @@ def test_variant_file__truncated_is_detected(env: Env, copy_store: Store, keep: 
 
 
 def test_variant_file__deleted_is_detected(env: Env, copy_store: Store) -> None:
-    rel = str(largest_variant_file(copy_store, env.ds)["path"])
+    rel = largest_variant_file(copy_store, env.ds).path
     (copy_store.dataset_dir(env.ds) / rel).unlink()
     err = env.expect(IntegrityError, lambda: _read_everything(env.reader(store=copy_store)))
     assert "missing" in str(err)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.vcfgen import cohort_vcf, unpack
+from tests.support.vcfgen import cohort_vcf, unpack
 from vault.ingest import source
 
 
@@ -33,4 +33,4 @@ def test_chunks__tiny_chunks_give_identical_genotypes(
     assert pos == [1000 + 100 * i for i in range(4000)]
     np.testing.assert_array_equal(np.concatenate(got), codes)
     # positions 1,000..400,900 fall into 50 kb bins 0..8
-    assert [f["bin"] for f in rd.batches[0]["variant_files"]] == list(range(9))
+    assert [f.bin for f in rd.batches[0].variant_files] == list(range(9))

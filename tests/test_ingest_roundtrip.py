@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.reference.vcf_decode import decode_vcf
-from tests.vcfgen import unpack
+from tests.support.vcfgen import unpack
 from vault.errors import InvalidInput
 from vault.store.dataset import Store
 

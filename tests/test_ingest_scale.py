@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.cohort import simulate_cohort
 from tests.reference.vcf_decode import decode_vcf
-from tests.vcfgen import unpack
+from tests.support.cohorts import simulate_cohort
+from tests.support.vcfgen import unpack
 from vault.ingest import source
 
 DEMO = Path(__file__).parents[1] / "vault" / "sample_data"

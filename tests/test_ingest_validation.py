@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.vcfgen import header, unpack, write_vcf
+from tests.support.vcfgen import header, unpack, write_vcf
 from vault.errors import InvalidInput
 from vault.store.dataset import Store
 
@@ -157,7 +157,7 @@ def test_validation__error_messages_never_quote_sample_ids(
 @pytest.mark.integration
 def test_validation__truncated_bgzf_rejected(tmp_path: Path, ingest_file: Callable,
                                              store: Store) -> None:
-    from tests.vcfgen import cohort_vcf
+    from tests.support.vcfgen import cohort_vcf
 
     path, _ = cohort_vcf(tmp_path / "c.vcf.gz", [f"s{i}" for i in range(50)], 3000, bgzip=True)
     data = path.read_bytes()
@@ -172,7 +172,7 @@ def test_validation__truncated_bgzf_rejected(tmp_path: Path, ingest_file: Callab
 @pytest.mark.integration
 def test_validation__corrupt_bgzf_block_rejected(tmp_path: Path, ingest_file: Callable,
                                                  store: Store) -> None:
-    from tests.vcfgen import cohort_vcf
+    from tests.support.vcfgen import cohort_vcf
 
     path, _ = cohort_vcf(tmp_path / "c.vcf.gz", [f"s{i}" for i in range(50)], 3000, bgzip=True)
     data = bytearray(path.read_bytes())

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.vcfgen import header, write_vcf
+from tests.support.vcfgen import header, write_vcf
 from vault.errors import SampleSheetError
 from vault.ingest.samplesheet import read_sample_sheet
+from vault.privacy.cells import suppress_qc
 from vault.store.dataset import Store
 
 SAMPLES = ["NA001", "NA002", "NA003"]
@@ -58,10 +59,18 @@ def test_samplesheet__groups_stored_encrypted_and_ids_pseudonymised(
     sheet = _sheet(tmp_path, "sample\tpopulation\tsex\nNA002\tEUR\tF\nNA001\tAFR\tM\n"
                              "NA003\tEUR\t\n")
     res = ingest_file(vcf, "groups", sample_sheet=sheet)
-    # the stored QC report suppresses groups under 5 samples (size and missingness)
-    assert res.qc["groups"]["population"] == {"AFR": {"samples": "<5", "missingness": None},
-                                              "EUR": {"samples": "<5", "missingness": None}}
-    assert store.manifest("groups")["batches"][0]["qc"]["groups"] == res.qc["groups"]
+    # the QC report is exact and stored encrypted (the batch's info file), never in the
+    # plaintext manifest; whoever shows it suppresses small groups (vault.privacy)
+    assert res.qc["groups"]["population"] == {"AFR": {"samples": 1, "missingness": 0.0},
+                                              "EUR": {"samples": 2, "missingness": 0.0}}
+    rd = reader("groups")
+    assert rd.batch_info(rd.batches[0])["qc"] == res.qc
+    manifest_text = (store.dataset_dir("groups") / "manifest.json").read_text()
+    for trait in ("AFR", "EUR", "population", "sex", "x.vcf"):
+        assert trait not in manifest_text
+    assert suppress_qc(res.qc)["groups"]["population"] == {
+        "AFR": {"samples": "<11", "missingness": None},
+        "EUR": {"samples": "<11", "missingness": None}}
     t = reader("groups").samples()
     assert t.column_names == ["sample_index", "pseudonym", "population", "sex"]
     assert t.column("sample_index").to_pylist() == [0, 1, 2]
@@ -91,7 +100,7 @@ def test_pseudonyms__stable_across_key_rotation(
     import hvac.exceptions
 
     from vault.errors import SampleSheetError as Dup
-    from vault.kms import Keyring
+    from vault.keys.kms import Keyring
 
     rec = "1\t10\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1"
     ingest_file(write_vcf(tmp_path / "a.vcf", header(SAMPLES) + [rec]), "rot")

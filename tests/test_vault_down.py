@@ -14,11 +14,11 @@ import hvac
 import pyarrow as pa
 import pytest
 
-from tests.baodev import DevServer, dev_server, free_port
-from tests.vcfgen import cohort_vcf
-from vault.bootstrap import bootstrap, mint_role_token
+from tests.support.baodev import DevServer, dev_server, free_port
+from tests.support.vcfgen import cohort_vcf
 from vault.errors import VaultDown
 from vault.ingest.pipeline import IngestOptions, IngestResult, ingest
+from vault.keys.bootstrap import bootstrap, mint_role_token
 from vault.store import writer as store_writer
 from vault.store.dataset import Store
 from vault.store.reader import DatasetReader

@@ -19,6 +19,10 @@ class ConfigError(GenoVaultError):
     exit_code = 2
 
 
+class VaultNotConfigured(ConfigError):
+    """No Vault/OpenBao is configured: no VAULT_ADDR/VAULT_TOKEN and no embedded vault."""
+
+
 class VaultError(GenoVaultError):
     """Base class for failures talking to Vault/OpenBao."""
 
@@ -29,6 +33,10 @@ class VaultDown(VaultError):
 
 class VaultForbidden(VaultError):
     """Vault answered 403: the token lacks the right for this key operation; never retried."""
+
+
+class VaultUnauthenticated(VaultError):
+    """Vault rejected the token itself (invalid, expired or revoked); log in again."""
 
 
 class VaultKeyMissing(VaultError):

@@ -11,7 +11,7 @@ the ingest fails: nothing is ever written in plaintext.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import queue
 import shutil
@@ -19,37 +19,55 @@ import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hvac
 import numpy as np
 import pyarrow as pa
 
-from vault.config import check_dataset_id
-from vault.errors import DuplicateIngest, IngestError, InvalidInput, SampleSheetError
+from vault.errors import (
+    DuplicateIngest,
+    GenoVaultError,
+    IngestError,
+    InvalidInput,
+    SampleSheetError,
+)
+from vault.ids import check_dataset_id
 from vault.ingest import vcfparse as vp
 from vault.ingest.header import VcfHeader, parse_header
+from vault.ingest.labels import check_labels
 from vault.ingest.memory import reuse_freed_memory
 from vault.ingest.samplesheet import SampleSheet, read_sample_sheet
 from vault.ingest.source import LineChunker, open_source
-from vault.kms import Keyring
+from vault.keys import registry
+from vault.keys.client import VaultClient, token_identity
+from vault.keys.kms import Keyring
 from vault.store import format as fmt
-from vault.store.dataset import Store, utcnow
-from vault.store.writer import BatchWriter, fsync_path, sha256_file
-from vault.vaultclient import token_identity
-
-QC_MIN_GROUP = 5  # groups smaller than this are suppressed in the stored QC report
+from vault.store.dataset import DIR_MODE, Store, utcnow
+from vault.store.fsutil import fsync_path, sha256_file
+from vault.store.manifest import (
+    Batch,
+    FileEntry,
+    Identity,
+    Manifest,
+    Partition,
+    Source,
+    VariantFile,
+)
+from vault.store.writer import BatchWriter
 
 
 @dataclass
 class IngestOptions:
     skip_invalid: bool = False
+    #: grouping columns an admin insists on keeping although most of their values are unique
+    allow_identifying_columns: tuple[str, ...] = ()
     absent_sites_hom_ref: bool = False
     bin_size: int = fmt.DEFAULT_BIN_SIZE
-    progress: bool | None = None  # None: only when stderr is a terminal
+    progress: bool | None = None  # None: only when stderr is a terminal (the CLI passes
+    # False when GENOVAULT_NO_PROGRESS is set)
 
 
 @dataclass
@@ -57,7 +75,7 @@ class IngestResult:
     dataset: str
     batch: str
     qc: dict[str, Any]
-    manifest: dict[str, Any]
+    manifest: Manifest
 
 
 @dataclass
@@ -108,12 +126,9 @@ class _Qc:
                 members = labels == k
                 n = int(members.sum())
                 miss = int(self.missing_per_sample[members].sum())
-                # The report is stored in the plaintext manifest: a group this small would
-                # single out individuals, so its size and missingness are suppressed.
-                if n < QC_MIN_GROUP:
-                    per[k] = {"samples": f"<{QC_MIN_GROUP}", "missingness": None}
-                else:
-                    per[k] = {"samples": n, "missingness": (miss / (rows * n)) if rows else None}
+                # Exact: the report is stored encrypted (the batch's info file); whoever shows
+                # it applies disclosure control (vault.privacy), ingest never does.
+                per[k] = {"samples": n, "missingness": (miss / (rows * n)) if rows else None}
             out["groups"][col] = per
         return out
 
@@ -129,7 +144,7 @@ def _line_reason(code: int, col: int, chunk: vp.ParsedChunk, li: int) -> str:
 
 
 class _Ingest:
-    def __init__(self, path: Path, dataset: str, store: Store, client: hvac.Client,
+    def __init__(self, path: Path, dataset: str, store: Store, client: VaultClient,
                  sheet_path: Path | None, opts: IngestOptions) -> None:
         self.path = path
         self.dataset = dataset
@@ -312,72 +327,153 @@ class _Ingest:
         path = self.path
         source = open_source(path)
         checksum = sha256_file(path)
+        chunker = LineChunker(source.raw_chunks(), path)
+        header = parse_header(chunker.read_header(), str(path))
+        self.kind, self.header_lines = source.kind, header.n_lines
+        sheet = (read_sample_sheet(self.sheet_path, header.samples) if self.sheet_path
+                 else SampleSheet.empty())
+        check_labels(sheet, allow_identifying=self.opts.allow_identifying_columns,
+                     where=str(self.sheet_path or path))
+        # Keys first: a name or right that Vault refuses leaves nothing on disk.
+        keyring = Keyring(self.client, self.dataset)
+        keyring.ensure_keys()
+        pseudonyms = keyring.pseudonymise(header.samples)
         store = self.store
         with store.lock(self.dataset) as folder:
             manifest = store.manifest(self.dataset) if store.exists(self.dataset) else None
             store.remove_debris(self.dataset, manifest)
-            for b in (manifest or {}).get("batches", []):
-                if b["source"]["sha256"] == checksum:
+            for b in manifest.batches if manifest else []:
+                if b.source.sha256 == checksum:
                     raise DuplicateIngest(
                         f"{path}: this exact file (sha256 {checksum[:16]}…) was already "
-                        f"ingested into dataset {self.dataset!r} as batch {b['batch']} on "
-                        f"{b['ingested_at']}; nothing to do")
-            chunker = LineChunker(source.raw_chunks(), path)
-            header = parse_header(chunker.read_header(), str(path))
-            self.kind, self.header_lines = source.kind, header.n_lines
-            sheet = (read_sample_sheet(self.sheet_path, header.samples) if self.sheet_path
-                     else SampleSheet.empty())
-            keyring = Keyring(self.client, self.dataset)
-            keyring.ensure_keys()
-            pseudonyms = keyring.pseudonymise(header.samples)
-            self._check_new_samples(folder, manifest, pseudonyms)
-            staging = folder / ".staging" / uuid.uuid4().hex
-            staging.mkdir(parents=True)
-            try:
-                result = self._write_batch(folder, staging, manifest, header, sheet, pseudonyms,
-                                           keyring, chunker, source, checksum)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-            return result
+                        f"ingested into dataset {self.dataset!r} as batch {b.batch} on "
+                        f"{b.ingested_at}; nothing to do")
+            uid = manifest.uid if manifest else None
+            with self._registered(folder, checksum, uid, pseudonyms) as uid:
+                staging = folder / ".staging" / uuid.uuid4().hex
+                staging.mkdir(mode=DIR_MODE, parents=True)
+                try:
+                    return self._write_batch(folder, staging, manifest, uid, header, sheet,
+                                             pseudonyms, keyring, chunker, source, checksum)
+                except BaseException:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _check_new_samples(self, folder: Path, manifest: dict[str, Any] | None,
-                           pseudonyms: list[str]) -> None:
-        mine = {p: i for i, p in enumerate(pseudonyms)}
-        for b in (manifest or {}).get("batches", []):
-            pfile = folder / b["pseudonyms_file"]["path"]
-            if sha256_file(pfile) != b["pseudonyms_file"]["sha256"]:
-                raise IngestError(f"{pfile}: checksum mismatch; the dataset is damaged "
-                                  "(run `genovault datasets verify`)")
-            clash = sorted(mine[p] + 10 for p in json.loads(pfile.read_text()) if p in mine)
-            if clash:
-                shown = ", ".join(map(str, clash[:5]))
-                raise SampleSheetError(
-                    f"{self.path}: {len(clash)} sample(s) are already in dataset "
-                    f"{self.dataset!r} (batch {b['batch']}); VCF #CHROM columns {shown}"
-                    f"{' …' if len(clash) > 5 else ''}. A sample can be ingested only once.")
+    @contextlib.contextmanager
+    def _registered(self, folder: Path, checksum: str, uid: str | None,
+                    pseudonyms: list[str]) -> Iterator[str]:
+        """Register the batch's samples in Vault's sample registry for the ingest's duration.
 
-    def _write_batch(self, folder: Path, staging: Path, manifest: dict[str, Any] | None,
+        Vault refuses an entry that exists (the duplicate check; the pipeline never sees the
+        list). A failed ingest releases its entries. A killed one leaves a pending marker
+        named by the source checksum, so that rerunning the same file takes its own earlier
+        entries for what they are. Yields the dataset's uid (new for a first ingest).
+        """
+        pending = folder / ".pending" / checksum
+        resumed = pending.is_file()
+        if resumed:
+            uid = pending.read_text(encoding="ascii").strip() or uid
+        uid = uid or uuid.uuid4().hex
+        pending.parent.mkdir(mode=DIR_MODE, exist_ok=True)
+        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(uid)
+            fh.flush()
+            os.fsync(fh.fileno())
+        fsync_path(pending.parent)
+        present = registry.register(self.client, self.dataset, uid, pseudonyms)
+        if present and not resumed:
+            fresh = [p for i, p in enumerate(pseudonyms) if i not in set(present)]
+            registry.release(self.client, self.dataset, uid, fresh)
+            pending.unlink()
+            shown = ", ".join(str(i + 10) for i in present[:5])
+            raise SampleSheetError(
+                f"{self.path}: {len(present)} sample(s) are already in dataset "
+                f"{self.dataset!r}; VCF #CHROM columns {shown}"
+                f"{' …' if len(present) > 5 else ''}. A sample can be ingested only once.")
+        committed = False
+        try:
+            yield uid
+            committed = True
+        finally:
+            if not committed:
+                with contextlib.suppress(GenoVaultError):  # Vault down: the marker stays
+                    registry.release(self.client, self.dataset, uid, pseudonyms)
+                    pending.unlink()
+            else:
+                pending.unlink()
+
+    def _write_batch(self, folder: Path, staging: Path, manifest: Manifest | None, uid: str,
                      header: VcfHeader, sheet: SampleSheet, pseudonyms: list[str],
                      keyring: Keyring, chunker: LineChunker, source: Any,
                      checksum: str) -> IngestResult:
         n_samples = len(header.samples)
-        batches = list((manifest or {}).get("batches", []))
+        batches = list(manifest.batches) if manifest else []
         batch = f"b{len(batches) + 1:04d}"
-        offset = int((manifest or {}).get("sample_count", 0))
-        bin_size = int((manifest or {}).get("partition", {}).get("bin_size", self.opts.bin_size))
-        contigs: list[str] = list((manifest or {}).get("contigs", []))
+        offset = manifest.sample_count if manifest else 0
+        bin_size = manifest.partition.bin_size if manifest else self.opts.bin_size
+        contigs: list[str] = list(manifest.contigs) if manifest else []
         writer = BatchWriter(staging, keyring, n_samples, bin_size)
         samples = {"sample_index": pa.array(np.arange(offset, offset + n_samples, dtype=np.int32)),
                    "pseudonym": pa.array(pseudonyms, pa.string())}
         samples.update({k: pa.array(v, pa.string()) for k, v in sheet.columns.items()})
         samples_entry = writer.write_samples(
             pa.table(samples, schema=fmt.sample_schema(list(sheet.columns))))
-        (staging / "pseudonyms.json").write_text(json.dumps(sorted(pseudonyms)))
         qc = _Qc(n_samples)
         state = _SortState()
+        self._parse_into(writer, chunker, source, header, n_samples, qc, state, contigs)
+        files = writer.close()
+        qc_report = qc.report(sheet, n_samples)
+        if qc.records_written == 0 and qc.records_read > 0:
+            raise IngestError(f"{self.path}: every record was skipped as invalid; nothing "
+                              f"to ingest ({qc_report['skipped_records']})")
+        info_entry = writer.write_info({"source_name": self.path.name,
+                                        "group_columns": list(sheet.columns), "qc": qc_report})
+        # move into place, then commit the manifest (the only step that makes it visible)
+        final = folder / "batches" / batch
+        final.parent.mkdir(mode=DIR_MODE, exist_ok=True)
+        fsync_path(staging)
+        os.rename(staging, final)
+        fsync_path(final.parent)
+        prefix = f"batches/{batch}/"
 
-        # writer thread: Parquet encode + encrypt while the next chunk is parsed
+        def placed(entry: dict[str, Any]) -> dict[str, Any]:
+            return {**entry, "path": prefix + entry["path"]}
+
+        ident = token_identity(self.client)
+        entry = Batch(
+            batch=batch, sample_offset=offset, n_samples=n_samples,
+            source=Source(sha256=checksum, bytes=self.path.stat().st_size, format=source.kind,
+                          fileformat=header.fileformat),
+            absent_sites="hom_ref" if self.opts.absent_sites_hom_ref else "not_assessed",
+            ingested_at=utcnow(),
+            ingested_by=Identity(display_name=ident["display_name"],
+                                 entity_id=ident["entity_id"]),
+            samples_file=FileEntry(**placed(samples_entry)),
+            info_file=FileEntry(**placed(info_entry)),
+            variant_files=[VariantFile(**placed(f)) for f in files],
+        )
+        now = utcnow()
+        new_manifest = Manifest(
+            dataset=self.dataset,
+            uid=uid,
+            created_at=manifest.created_at if manifest else now,
+            updated_at=now,
+            keys=keyring.keys.as_dict(),
+            partition=Partition(bin_size=bin_size),
+            sample_count=offset + n_samples,
+            contigs=contigs,
+            batches=[*batches, entry],
+        )
+        self.store.commit(self.dataset, new_manifest)
+        return IngestResult(self.dataset, batch, qc_report, new_manifest)
+
+    def _parse_into(self, writer: BatchWriter, chunker: LineChunker, source: Any,
+                    header: VcfHeader, n_samples: int, qc: _Qc, state: _SortState,
+                    contigs: list[str]) -> None:
+        """Parse every data chunk and hand its rows to a writer thread (Parquet encode +
+        encrypt while the next chunk is parsed). Any failure aborts the open file."""
         q: queue.Queue[tuple[int, dict[str, pa.Array], np.ndarray] | None] = queue.Queue(2)
         failure: list[BaseException] = []
 
@@ -418,54 +514,6 @@ class _Ingest:
                 writer.abort()  # close the open file; the caller removes the staging folder
         if failure:
             raise failure[0]
-        files = writer.close()
-        qc_report = qc.report(sheet, n_samples)
-        if qc.records_written == 0 and qc.records_read > 0:
-            raise IngestError(f"{self.path}: every record was skipped as invalid; nothing "
-                              f"to ingest ({qc_report['skipped_records']})")
-        # move into place, then commit the manifest (the only step that makes it visible)
-        final = folder / "batches" / batch
-        final.parent.mkdir(exist_ok=True)
-        fsync_path(staging)
-        os.rename(staging, final)
-        fsync_path(final.parent)
-        prefix = f"batches/{batch}/"
-        for f in files:
-            f["path"] = prefix + f["path"]
-        samples_entry["path"] = prefix + samples_entry["path"]
-        ident = token_identity(self.client)
-        entry = {
-            "batch": batch,
-            "sample_offset": offset,
-            "n_samples": n_samples,
-            "source": {"name": self.path.name, "sha256": checksum,
-                       "bytes": self.path.stat().st_size, "format": source.kind,
-                       "fileformat": header.fileformat},
-            "absent_sites": "hom_ref" if self.opts.absent_sites_hom_ref else "not_assessed",
-            "ingested_at": utcnow(),
-            "ingested_by": {k: ident.get(k) for k in ("display_name", "entity_id")},
-            "group_columns": list(sheet.columns),
-            "samples_file": samples_entry,
-            "pseudonyms_file": {"path": prefix + "pseudonyms.json",
-                                "sha256": sha256_file(final / "pseudonyms.json")},
-            "variant_files": files,
-            "qc": qc_report,
-        }
-        now = utcnow()
-        new_manifest = {
-            "format": fmt.FORMAT_NAME,
-            "schema_version": fmt.SCHEMA_VERSION,
-            "dataset": self.dataset,
-            "created_at": (manifest or {}).get("created_at", now),
-            "updated_at": now,
-            "keys": keyring.keys.as_dict(),
-            "partition": {"bin_size": bin_size, "by": ["contig", "position_bin"]},
-            "sample_count": offset + n_samples,
-            "contigs": contigs,
-            "batches": [*batches, entry],
-        }
-        self.store.commit(self.dataset, new_manifest)
-        return IngestResult(self.dataset, batch, qc_report, new_manifest)
 
 
 class _NoBar:
@@ -478,7 +526,7 @@ class _NoBar:
 
 def _progress(enabled: bool | None, total: int, name: str) -> Any:
     if enabled is None:
-        enabled = sys.stderr.isatty() and not os.environ.get("GENOVAULT_NO_PROGRESS")
+        enabled = sys.stderr.isatty()
     if not enabled:
         return _NoBar()
     from tqdm import tqdm
@@ -486,10 +534,10 @@ def _progress(enabled: bool | None, total: int, name: str) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, desc=f"ingest {name}", leave=False)
 
 
-def ingest(path: Path, dataset: str, *, client: hvac.Client, sample_sheet: Path | None = None,
-           store: Store | None = None, options: IngestOptions | None = None) -> IngestResult:
+def ingest(path: Path, dataset: str, *, client: VaultClient, store: Store,
+           sample_sheet: Path | None = None, options: IngestOptions | None = None) -> IngestResult:
     """Ingest one VCF/BCF file as a new batch of ``dataset`` (created if needed)."""
     check_dataset_id(dataset)
     reuse_freed_memory()
-    return _Ingest(Path(path), dataset, store or Store(), client, sample_sheet,
+    return _Ingest(Path(path), dataset, store, client, sample_sheet,
                    options or IngestOptions()).run()

@@ -5,12 +5,17 @@ Layout of ``<store>/<dataset>/``::
     manifest.json                 the commit point (atomically replaced)
     .lock                         held (flock) by the one process writing to the dataset
     .staging/<uuid>/              batches being written; never read; removed on next write
-    batches/b0001/samples.parquet
-    batches/b0001/pseudonyms.json keyed-HMAC pseudonyms of this batch (duplicate checks)
+    batches/b0001/samples.parquet encrypted samples table (pseudonyms + group labels)
+    batches/b0001/info.parquet    encrypted batch information (source name, groups, QC)
     batches/b0001/variants/c0000/bin000001.parquet  (+ _KEY_MATERIAL_FOR_*.json beside it)
 
 A batch folder that the manifest does not list is debris of an interrupted ingest: readers
 never see it and the next writer deletes it.
+
+The store never follows a symbolic link: a store or dataset folder that contains one is
+refused before anything is read, written or deleted (a planted ``.staging`` link would
+otherwise turn debris removal into deletion of another folder). Folders are created 0700 and
+files 0600; looser modes on an existing store are reported.
 """
 
 from __future__ import annotations
@@ -18,77 +23,145 @@ from __future__ import annotations
 import builtins
 import contextlib
 import fcntl
-import json
+import logging
 import os
 import shutil
+import stat
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from vault.config import check_dataset_id, store_root
 from vault.errors import DatasetLocked, DatasetNotFound, StoreError
+from vault.ids import DATASET_ID_RE, check_dataset_id
 from vault.store import format as fmt
-from vault.store.writer import fsync_path
+from vault.store.fsutil import fsync_path
+from vault.store.manifest import Manifest
+
+log = logging.getLogger("genovault.store")
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
 
 
 def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass
+class Listing:
+    """What ``Store.scan`` found: committed datasets, and entries it skipped (with why)."""
+
+    datasets: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
 class Store:
     """A folder of datasets."""
 
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = (root or store_root()).resolve()
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+        if self.root.is_symlink():
+            raise StoreError(f"{self.root}: the store root is a symbolic link; GenoVault "
+                             "never follows links in the store. Point GENOVAULT_STORE at the "
+                             "real folder")
+        self.root = self.root.resolve()
 
     def dataset_dir(self, dataset: str) -> Path:
         return self.root / check_dataset_id(dataset)
 
-    def list(self) -> list[str]:
+    # -- listing -------------------------------------------------------------------------
+    def scan(self) -> Listing:
+        """Committed datasets, skipping (and reporting) anything that is not one."""
+        out = Listing()
         if not self.root.exists():
-            return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if (p / fmt.MANIFEST).is_file())
+            return out
+        for p in sorted(self.root.iterdir()):
+            if not (p / fmt.MANIFEST).exists() and not p.is_symlink():
+                if p.is_dir() and not p.name.startswith("."):
+                    out.skipped.append(f"{p.name}: no manifest (an interrupted first ingest?)")
+                continue
+            if not DATASET_ID_RE.fullmatch(p.name):
+                out.skipped.append(f"{p.name!r}: not a valid dataset id")
+                continue
+            try:
+                self.manifest(p.name)
+            except StoreError as exc:
+                out.skipped.append(f"{p.name}: {exc}")
+                continue
+            out.datasets.append(p.name)
+        return out
+
+    def list(self) -> builtins.list[str]:
+        return self.scan().datasets
 
     def exists(self, dataset: str) -> bool:
-        return (self.dataset_dir(dataset) / fmt.MANIFEST).is_file()
-
-    def manifest(self, dataset: str) -> dict[str, Any]:
         path = self.dataset_dir(dataset) / fmt.MANIFEST
-        if not path.is_file():
-            known = ", ".join(self.list()) or "none"
-            raise DatasetNotFound(f"no dataset {dataset!r} in {self.root} (datasets: {known})")
-        try:
-            manifest: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"{path}: unreadable manifest ({exc}); restore it from backup") \
-                from exc
-        if manifest.get("format") != fmt.FORMAT_NAME:
-            raise StoreError(f"{path}: not a GenoVault manifest")
-        if manifest.get("schema_version") != fmt.SCHEMA_VERSION:
-            raise StoreError(f"{path}: schema version {manifest.get('schema_version')} is not "
-                             f"supported by this GenoVault (supports {fmt.SCHEMA_VERSION})")
+        return path.exists() or path.is_symlink()
+
+    # -- reading -------------------------------------------------------------------------
+    def manifest(self, dataset: str) -> Manifest:
+        folder = self.dataset_dir(dataset)
+        path = folder / fmt.MANIFEST
+        if not (path.exists() or path.is_symlink()):
+            raise DatasetNotFound(f"no dataset {dataset!r} in {self.root}")
+        self.check_tree(folder)
+        manifest = Manifest.load(path)
+        if manifest.dataset != dataset:
+            raise StoreError(f"{path}: the manifest is that of dataset {manifest.dataset!r}, "
+                             f"not {dataset!r}; the store was tampered with")
         return manifest
 
-    def commit(self, dataset: str, manifest: dict[str, Any]) -> None:
+    def check_tree(self, folder: Path) -> None:
+        """Refuse ``folder`` if it, or anything below it, is a symbolic link; warn on modes."""
+        if folder.is_symlink():
+            raise StoreError(f"{folder}: is a symbolic link; GenoVault never follows links in "
+                             "the store — remove it")
+        for base, dirs, files in os.walk(folder, followlinks=False):
+            for name in (*dirs, *files):
+                p = Path(base) / name
+                st = os.lstat(p)
+                if stat.S_ISLNK(st.st_mode):
+                    raise StoreError(f"{p}: is a symbolic link; GenoVault never follows links "
+                                     "in the store — remove it (and check who planted it)")
+        mode = os.lstat(folder).st_mode
+        if mode & 0o077:
+            log.warning("%s is accessible to other users (mode %o); GenoVault creates it 0700",
+                        folder, stat.S_IMODE(mode))
+
+    # -- writing -------------------------------------------------------------------------
+    def commit(self, dataset: str, manifest: Manifest) -> None:
         """Atomically replace the manifest (write, fsync, rename, fsync the folder)."""
+        if manifest.dataset != dataset:
+            raise StoreError(f"internal error: manifest of {manifest.dataset!r} committed to "
+                             f"{dataset!r}")
         folder = self.dataset_dir(dataset)
         tmp = folder / f".{fmt.MANIFEST}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump(manifest, fh, indent=1, sort_keys=True)
-            fh.write("\n")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # removes a planted link itself, never its target
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(manifest.dumps())
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, folder / fmt.MANIFEST)
         fsync_path(folder)
 
+    def make_root(self) -> None:
+        if not self.root.exists():
+            self.root.mkdir(mode=DIR_MODE, parents=True)
+
     @contextlib.contextmanager
     def lock(self, dataset: str) -> Iterator[Path]:
-        """Exclusive write lock on a dataset (creates its folder)."""
+        """Exclusive write lock on a dataset (creates its folder; removes it again if a first
+        ingest leaves nothing committed)."""
         folder = self.dataset_dir(dataset)
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+        self.make_root()
+        created = not (folder.exists() or folder.is_symlink())
+        if created:
+            folder.mkdir(mode=DIR_MODE)
+        self.check_tree(folder)
+        fd = os.open(folder / ".lock", os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, FILE_MODE)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -98,17 +171,20 @@ class Store:
             yield folder
         finally:
             os.close(fd)
+            if created and not (folder / fmt.MANIFEST).exists():
+                shutil.rmtree(folder, ignore_errors=True)
 
-    def remove_debris(self, dataset: str, manifest: dict[str, Any] | None) -> builtins.list[str]:
+    def remove_debris(self, dataset: str, manifest: Manifest | None) -> builtins.list[str]:
         """Delete staging folders and batch folders the manifest does not list (under lock)."""
         folder = self.dataset_dir(dataset)
+        self.check_tree(folder)
         removed = []
         staging = folder / ".staging"
         if staging.exists():
             for p in staging.iterdir():
-                shutil.rmtree(p, ignore_errors=False)
+                shutil.rmtree(p)
                 removed.append(p.relative_to(folder).as_posix())
-        listed = {b["batch"] for b in (manifest or {}).get("batches", [])}
+        listed = {b.batch for b in manifest.batches} if manifest else set()
         batches = folder / "batches"
         if batches.exists():
             for p in batches.iterdir():
@@ -116,6 +192,6 @@ class Store:
                     shutil.rmtree(p)
                     removed.append(p.relative_to(folder).as_posix())
         tmp = folder / f".{fmt.MANIFEST}.tmp"
-        if tmp.exists():
+        with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         return removed

@@ -1,10 +1,10 @@
-"""The on-disk dataset format (schema version 1). docs/format.md explains it for people."""
+"""The on-disk dataset format (schema version 2). docs/format.md explains it for people."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FORMAT_NAME = "genovault-dataset"
 MANIFEST = "manifest.json"
 DEFAULT_BIN_SIZE = 10_000_000  # variant files hold one contig and one 10 Mb position bin
@@ -41,9 +41,14 @@ def variant_column_classes() -> dict[str, str]:
     return classes
 
 
+def packed_bytes(n_samples: int) -> int:
+    """Bytes per row of packed genotypes in memory (four samples per byte; 0 for no samples)."""
+    return (n_samples + 3) // 4
+
+
 def packed_width(n_samples: int) -> int:
-    """Bytes per variant row of packed genotypes (at least 1, so the column type is valid)."""
-    return max(1, (n_samples + 3) // 4)
+    """Bytes per variant row on disk (at least 1, so the fixed-size column type is valid)."""
+    return max(1, packed_bytes(n_samples))
 
 
 SAMPLE_BASE_COLUMNS: dict[str, pa.DataType] = {

@@ -12,6 +12,7 @@ batch, and a variant absent from a batch's files is *not assessed* for that batc
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +25,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vault.errors import ConfigError, IntegrityError, VaultError
-from vault.kms import Keyring
+from vault.keys.kms import Keyring
 from vault.store import format as fmt
 from vault.store.dataset import Store
+from vault.store.format import packed_bytes
+from vault.store.manifest import Batch
 
 _REGION_RE = re.compile(r"^(?P<chrom>[^:]+)(?::(?P<start>[\d,]+)?-?(?P<end>[\d,]+)?)?$")
 
@@ -93,7 +96,7 @@ def _place_batch(dst: np.ndarray, src: np.ndarray, row_map: np.ndarray, offset: 
 
 def packed_from_column(col: pa.ChunkedArray | pa.Array, n_rows: int, n_samples: int) -> np.ndarray:
     """The fixed-size binary genotype column as a (rows, ceil(n/4)) uint8 array."""
-    width = (n_samples + 3) // 4
+    width = packed_bytes(n_samples)
     if n_samples == 0:
         return np.zeros((n_rows, 0), np.uint8)
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -116,15 +119,15 @@ class DatasetReader:
 
     @property
     def n_samples(self) -> int:
-        return int(self.manifest["sample_count"])
+        return self.manifest.sample_count
 
     @property
     def contigs(self) -> list[str]:
-        return list(self.manifest["contigs"])
+        return list(self.manifest.contigs)
 
     @property
-    def batches(self) -> list[dict[str, Any]]:
-        return list(self.manifest["batches"])
+    def batches(self) -> list[Batch]:
+        return list(self.manifest.batches)
 
     # -- files ---------------------------------------------------------------------------
     def _open(self, rel: str) -> pq.ParquetFile:
@@ -188,15 +191,35 @@ class DatasetReader:
         """The cohort's samples table (pseudonyms and grouping columns), batch after batch."""
         tables = []
         for b in self.batches:
-            tables.append(self._read(b["samples_file"]["path"], None) if columns is None
+            tables.append(self._read(b.samples_file.path, None) if columns is None
                           else self._read_samples_cols(b, columns))
         if not tables:
             return pa.table({})
         return pa.concat_tables(tables, promote_options="default")
 
-    def _read_samples_cols(self, batch: dict[str, Any], columns: Sequence[str]) -> pa.Table:
-        have = [c for c in columns if c in fmt.SAMPLE_BASE_COLUMNS or c in batch["group_columns"]]
-        t = self._read(batch["samples_file"]["path"], have)
+    def group_columns(self) -> list[str]:
+        """Grouping columns of the cohort (union over batches, first seen first)."""
+        out: dict[str, None] = {}
+        for b in self.batches:
+            out.update(dict.fromkeys(self._sample_columns(b)))
+        return list(out)
+
+    def _sample_columns(self, batch: Batch) -> list[str]:
+        names = self._open(batch.samples_file.path).schema_arrow.names
+        return [c for c in names if c not in fmt.SAMPLE_BASE_COLUMNS]
+
+    def batch_info(self, batch: Batch) -> dict[str, Any]:
+        """The batch's encrypted information: source name, group columns, QC report."""
+        t = self._read(batch.info_file.path, ["info"])
+        if t.num_rows != 1:
+            raise IntegrityError(f"{self.dir / batch.info_file.path}: expected one row")
+        info: dict[str, Any] = json.loads(t.column("info")[0].as_py())
+        return info
+
+    def _read_samples_cols(self, batch: Batch, columns: Sequence[str]) -> pa.Table:
+        groups = self._sample_columns(batch)
+        have = [c for c in columns if c in fmt.SAMPLE_BASE_COLUMNS or c in groups]
+        t = self._read(batch.samples_file.path, have)
         for c in columns:
             if c not in have:
                 t = t.append_column(pa.field(c, pa.string()), pa.nulls(t.num_rows, pa.string()))
@@ -211,19 +234,19 @@ class DatasetReader:
             if region.chrom not in contigs:
                 return []
             want = contigs.index(region.chrom)
-        bin_size = int(self.manifest["partition"]["bin_size"])
+        bin_size = self.manifest.partition.bin_size
         parts = set()
         for b in self.batches:
-            for f in b["variant_files"]:
+            for f in b.variant_files:
                 if want is not None:
-                    if f["contig"] != want:
+                    if f.contig != want:
                         continue
                     assert region is not None
-                    lo = (f["bin"]) * bin_size
+                    lo = f.bin * bin_size
                     hi = lo + bin_size - 1
                     if hi < region.start or (region.end is not None and lo > region.end):
                         continue
-                parts.add((f["contig"], f["bin"]))
+                parts.add((f.contig, f.bin))
         return sorted(parts)
 
     def blocks(self, region: Region | str | None = None,
@@ -241,15 +264,15 @@ class DatasetReader:
         for contig_index, bin_index in self.partitions(region):
             per_batch: list[pa.Table | None] = []
             for b in batches:
-                f = next((f for f in b["variant_files"]
-                          if f["contig"] == contig_index and f["bin"] == bin_index), None)
+                f = next((f for f in b.variant_files
+                          if f.contig == contig_index and f.bin == bin_index), None)
                 if f is None:
                     per_batch.append(None)
                     continue
                 cols = list(dict.fromkeys([*site_columns, "pos", "ref", "alt"]))
                 if genotypes:
                     cols.append(fmt.GENOTYPE_COLUMN)
-                per_batch.append(self._read(f["path"], cols, start, end))
+                per_batch.append(self._read(f.path, cols, start, end))
             block = self._merge(self.contigs[contig_index], per_batch, site_columns, genotypes)
             if block.n_variants:
                 yield block
@@ -257,7 +280,7 @@ class DatasetReader:
     def _merge(self, contig: str, tables: list[pa.Table | None], site_columns: Sequence[str],
                genotypes: bool) -> GenotypeBlock:
         batches = self.batches
-        names = [b["batch"] for b in batches]
+        names = [b.batch for b in batches]
         present = [(i, t) for i, t in enumerate(tables) if t is not None]
         n = self.n_samples
         if len(batches) == 1 and present:
@@ -296,11 +319,11 @@ class DatasetReader:
             base += t.num_rows
         sites = concat.take(pa.array(first))
         assessed = np.zeros((n_rows, len(batches)), np.bool_)
-        packed = np.zeros((n_rows, (n + 3) // 4), np.uint8) if genotypes else None
+        packed = np.zeros((n_rows, packed_bytes(n)), np.uint8) if genotypes else None
         tables_by_batch = dict(present)
         maps_by_batch = {i: rm for (i, _), rm in zip(present, row_maps, strict=True)}
         for i, b in enumerate(batches):
-            hom_ref = b.get("absent_sites") == "hom_ref"
+            hom_ref = b.hom_ref_when_absent
             rm = maps_by_batch.get(i, np.empty(0, np.int64))
             assessed[rm, i] = True
             if hom_ref:
@@ -308,9 +331,9 @@ class DatasetReader:
             if packed is not None:
                 t = tables_by_batch.get(i)
                 src = packed_from_column(t.column(fmt.GENOTYPE_COLUMN), t.num_rows,
-                                         b["n_samples"]) if t is not None else \
-                    np.zeros((0, (b["n_samples"] + 3) // 4), np.uint8)
-                _place_batch(packed, src, rm, int(b["sample_offset"]), int(b["n_samples"]),
+                                         b.n_samples) if t is not None else \
+                    np.zeros((0, packed_bytes(b.n_samples)), np.uint8)
+                _place_batch(packed, src, rm, b.sample_offset, b.n_samples,
                              fmt.HOM_REF if hom_ref else fmt.MISSING)
         return GenotypeBlock(contig, sites, packed, n, assessed, names)
 

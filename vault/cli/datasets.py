@@ -1,0 +1,107 @@
+"""``genovault datasets list|show|verify``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from vault.cli.main import settings_of
+from vault.cli.output import echo, print_qc, safe
+from vault.privacy.cells import suppress_qc
+
+
+@click.group("datasets")
+def datasets_group() -> None:
+    """List, show and verify datasets."""
+
+
+@datasets_group.command("list")
+@click.pass_context
+def datasets_list(ctx: click.Context) -> None:
+    """List the committed datasets of the store (and report anything that is not one)."""
+    from vault.store.dataset import Store
+
+    store = Store(settings_of(ctx).store_root)
+    listing = store.scan()
+    if not listing.datasets:
+        echo(f"no datasets in {store.root}")
+    for name in listing.datasets:
+        m = store.manifest(name)
+        echo(f"{name}\t{m.sample_count} samples\t{len(m.batches)} batch(es)\t"
+             f"{m.variant_rows} variant rows")
+    for why in listing.skipped:
+        echo(f"skipped {why}", err=True)
+
+
+@datasets_group.command("show")
+@click.argument("dataset")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.option("--details", is_flag=True,
+              help="Also decrypt each batch's information (source file name, QC report with "
+                   "small groups suppressed); needs the query role.")
+@click.pass_context
+def datasets_show(ctx: click.Context, dataset: str, as_json: bool, details: bool) -> None:
+    """Show a dataset's manifest: batches, files, keys (names only) and, with --details, QC."""
+    from vault.store.dataset import Store
+
+    settings = settings_of(ctx)
+    store = Store(settings.store_root)
+    m = store.manifest(dataset)
+    infos = _batch_infos(ctx, store, dataset) if details else {}
+    if as_json:
+        out = m.model_dump(mode="json")
+        if details:
+            out["batch_info"] = infos
+        click.echo(json.dumps(out, indent=1))
+        return
+    echo(f"dataset {m.dataset} (schema v{m.schema_version}), created {m.created_at}, "
+         f"updated {m.updated_at}")
+    echo(f"  samples {m.sample_count}, contigs {', '.join(m.contigs) or '-'}")
+    echo("  keys (Vault Transit): " + ", ".join(m.keys.values()))
+    for b in m.batches:
+        who = b.ingested_by.display_name or "?"
+        echo(f"  batch {b.batch}: {b.n_samples} samples (from index {b.sample_offset}), "
+             f"{b.variant_rows} variant rows in {len(b.variant_files)} file(s), source sha256 "
+             f"{b.source.sha256[:16]}…, absent sites {b.absent_sites}, by {who} at "
+             f"{b.ingested_at}")
+        if b.batch in infos:
+            info = infos[b.batch]
+            echo(f"    source {info['source_name']}, group columns "
+                 f"{', '.join(info['group_columns']) or '-'}")
+            print_qc(info["qc"])
+
+
+def _batch_infos(ctx: click.Context, store: object, dataset: str) -> dict[str, dict]:
+    from vault.keys.client import connect
+    from vault.store.verify import open_reader
+
+    reader = open_reader(dataset, connect(settings_of(ctx), "query"), store)  # type: ignore[arg-type]
+    out = {}
+    for b in reader.batches:
+        info = reader.batch_info(b)
+        out[b.batch] = {**info, "qc": suppress_qc(info["qc"])}
+    return out
+
+
+@datasets_group.command("verify")
+@click.argument("dataset")
+@click.pass_context
+def datasets_verify(ctx: click.Context, dataset: str) -> None:
+    """Decrypt every file of DATASET and check checksums and row counts (query role)."""
+    from vault.keys.client import connect
+    from vault.store.dataset import Store
+    from vault.store.verify import open_reader, verify_dataset
+
+    settings = settings_of(ctx)
+    reader = open_reader(dataset, connect(settings, "query"), Store(settings.store_root))
+    report = verify_dataset(reader)
+    for p in report.problems:
+        click.echo(f"PROBLEM {safe(p)}", err=True)
+    if not report.ok:
+        echo(f"dataset {dataset!r}: {len(report.problems)} problem(s) in "
+             f"{report.files_checked} files", err=True)
+        sys.exit(1)
+    echo(f"dataset {dataset!r}: OK — {report.files_checked} files decrypted and matched "
+         f"their checksums, {report.rows_checked} rows")

@@ -1,0 +1,66 @@
+"""``genovault ingest``: add a VCF/BCF file to a dataset as a new batch (ingest role)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from vault.cli.main import settings_of
+from vault.cli.output import echo, print_qc
+from vault.privacy.cells import suppress_qc
+
+
+@click.command("ingest")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--dataset", "-d", required=True, help="Dataset id (created on first ingest).")
+@click.option("--samples", "sheet", type=click.Path(path_type=Path, dir_okay=False),
+              help="Sample sheet (TSV/CSV): sample id column + grouping columns.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Drop invalid records (counted per reason in the QC report) instead of "
+                   "rejecting the file.")
+@click.option("--absent-sites-hom-ref", is_flag=True,
+              help="Declare that sites absent from this file are hom-ref for its samples "
+                   "(default: not assessed).")
+@click.option("--allow-identifying-column", "allow_identifying", multiple=True,
+              metavar="COLUMN",
+              help="Keep a grouping column although most of its values are unique (admins "
+                   "only: grouping by it can single people out).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: when stderr is a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the QC report as JSON.")
+@click.pass_context
+def ingest_cmd(ctx: click.Context, path: Path, dataset: str, sheet: Path | None,
+               skip_invalid: bool, absent_sites_hom_ref: bool, allow_identifying: tuple[str, ...],
+               progress: bool | None, as_json: bool) -> None:
+    """Ingest a VCF, bgzipped VCF or BCF as a new batch of samples of DATASET.
+
+    Uses the ingest role: it can add data to the vault but never read it back.
+    """
+    from vault.ids import check_dataset_id
+    from vault.ingest.pipeline import IngestOptions, ingest
+    from vault.keys.client import connect
+    from vault.store.dataset import Store
+
+    settings = settings_of(ctx)
+    check_dataset_id(dataset)
+    if progress is None and settings.no_progress:
+        progress = False
+    client = connect(settings, "ingest")
+    t0 = time.perf_counter()
+    res = ingest(path, dataset, client=client, store=Store(settings.store_root),
+                 sample_sheet=sheet,
+                 options=IngestOptions(skip_invalid=skip_invalid,
+                                       absent_sites_hom_ref=absent_sites_hom_ref,
+                                       allow_identifying_columns=allow_identifying,
+                                       progress=progress))
+    dt = time.perf_counter() - t0
+    qc = suppress_qc(res.qc)
+    if as_json:
+        click.echo(json.dumps({"dataset": res.dataset, "batch": res.batch, "qc": qc,
+                               "seconds": round(dt, 3)}, indent=1))
+        return
+    echo(f"ingested {path.name} into dataset {dataset!r} as batch {res.batch} in {dt:.1f} s")
+    print_qc(qc)

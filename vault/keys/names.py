@@ -1,0 +1,26 @@
+"""Names that GenoVault and its Vault policies agree on: mount, roles, key names."""
+
+from __future__ import annotations
+
+from vault.ids import check_dataset_id
+
+TRANSIT_MOUNT = "transit"
+APPROLE_MOUNT = "approle"
+#: GenoVault's Vault roles (token roles and AppRole roles are ``genovault-<role>``).
+ROLES = ("ingest", "query", "admin")
+
+DATA_CLASSES = ("genotypes", "sites", "samples", "footer", "pseudonym")
+#: Classes whose keys wrap Parquet data keys (the pseudonym key only computes HMACs).
+PARQUET_CLASSES = ("genotypes", "sites", "samples", "footer")
+#: Pseudonyms are always computed with version 1 of the dataset's pseudonym key, so rotating
+#: that key never changes a sample's pseudonym (duplicate checks and withdrawal keep working).
+PSEUDONYM_KEY_VERSION = "1"  # a string: Vault policies compare parameter values as text
+
+
+def transit_key_name(dataset: str, data_class: str) -> str:
+    """Name of the Transit key for one dataset and data class, e.g. ``genovault.cohort1.genotypes``.
+
+    Dots separate the parts because dataset ids cannot contain dots, so the Vault policy glob
+    ``genovault.<dataset>.*`` never matches another dataset's keys.
+    """
+    return f"genovault.{check_dataset_id(dataset)}.{data_class}"
