@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from scipy.special import ndtri
 
-from kernels._jit import jit
+from kernels.jit import jit
 from kernels.exact import fisher_tails
 from kernels.status import Status
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from kernels._jit import jit, popcount64
+from kernels.jit import jit, popcount64
 
 HOM_REF, HET, HOM_ALT, MISSING = 0, 1, 2, 3
 _LOW_BITS = np.uint64(0x5555555555555555)

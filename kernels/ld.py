@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from kernels._jit import jit, popcount64
+from kernels.jit import jit, popcount64
 from kernels.status import Status
 
 _LOW_BITS = np.uint64(0x5555555555555555)

@@ -29,7 +29,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from kernels._jit import jit
+from kernels.jit import jit
 from kernels.counts import count_genotypes
 from kernels.status import Status
 

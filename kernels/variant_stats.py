@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from kernels._jit import jit
+from kernels.jit import jit
 from kernels.exact import hwe_tails
 from kernels.status import Status
 
