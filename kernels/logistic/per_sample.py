@@ -12,6 +12,7 @@ import math
 import numba
 import numpy as np
 
+from kernels.codes import HET, HOM_REF, MISSING
 from kernels.jit import jit
 from kernels.logistic.common import _finish, _precheck, _result_arrays
 from kernels.logistic.dense import _dense_newton
@@ -42,7 +43,7 @@ def _carrier_start(
         info = 0.0
         for t in range(n_list):
             d = codes[t]
-            if d == 3:
+            if d == MISSING:
                 continue
             s = idx[t]
             p = 1.0 / (1.0 + math.exp(-(offset[s] + bg * d)))
@@ -57,6 +58,98 @@ def _carrier_start(
         if abs(step) < PREFIT_TOL * (1.0 + abs(bg)):
             return bg
     return 0.0
+
+
+@jit()
+def _samples_in_use(
+    n_samples: int, y: np.ndarray, pattern: np.ndarray, covar: np.ndarray, beta_null: np.ndarray
+) -> tuple:
+    """Per sample: in use (phenotype not -1), outcome as int64 and float64, and the
+    covariate-only linear predictor; plus the number of samples and cases in use."""
+    c = covar.shape[1]
+    use = np.zeros(n_samples, np.int64)
+    yint = np.zeros(n_samples, np.int64)
+    yv = np.zeros(n_samples)
+    offset = np.full(n_samples, beta_null[0])
+    n_use = 0
+    n_case_use = 0
+    for s in range(n_samples):
+        if y[s] >= 0:
+            use[s] = 1
+            yint[s] = y[s]
+            yv[s] = y[s]
+            n_use += 1
+            n_case_use += y[s]
+        for j in range(c):
+            offset[s] += beta_null[1 + j] * covar[pattern[s], j]
+    return use, yint, yv, offset, n_use, n_case_use
+
+
+@jit()
+def _column_design(
+    k: int, n_samples: int, pattern: np.ndarray, covar: np.ndarray, use: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The design by column (k, n_samples): intercept row of ones, dosage row 0 (filled per
+    variant), covariate rows; and the 0/1 weight row (1 = sample in use)."""
+    c = covar.shape[1]
+    xt = np.ones((k, n_samples))
+    xt[1, :] = 0.0
+    for j in range(c):
+        for s in range(n_samples):
+            xt[2 + j, s] = covar[pattern[s], j]
+    mask = np.zeros(n_samples)
+    for s in range(n_samples):
+        mask[s] = use[s]
+    return xt, mask
+
+
+@jit()
+def _list_row(
+    packed: np.ndarray,
+    v: int,
+    n_samples: int,
+    use: np.ndarray,
+    yint: np.ndarray,
+    xt: np.ndarray,
+    mask: np.ndarray,
+    idx: np.ndarray,
+    codes: np.ndarray,
+) -> tuple[int, int, int, int, int, int, int]:
+    """List the samples in use with a non-zero code at variant ``v`` into ``idx`` / ``codes``
+    (zero bytes skipped), write their dosage into ``xt[1]`` and weight 0 into ``mask`` for a
+    missing call. Returns (listed, het, hom-alt, missing, and those three among cases)."""
+    n_list = 0
+    het = 0
+    hom = 0
+    miss = 0
+    het_case = 0
+    hom_case = 0
+    miss_case = 0
+    for bi in range(packed.shape[1]):
+        byte = np.int64(packed[v, bi])
+        if byte == 0:
+            continue
+        for q in range(4):
+            code = (byte >> (2 * q)) & 3
+            s = 4 * bi + q
+            if code == HOM_REF or s >= n_samples or use[s] == 0:
+                continue
+            idx[n_list] = s
+            codes[n_list] = code
+            n_list += 1
+            if code == MISSING:
+                mask[s] = 0.0
+                miss += 1
+                miss_case += yint[s]
+            else:
+                xt[1, s] = code
+                if code == HET:
+                    het += 1
+                    het_case += yint[s]
+                else:
+                    hom += 1
+                    hom_case += yint[s]
+    return n_list, het, hom, miss, het_case, hom_case, miss_case
 
 
 @jit(parallel=True)
@@ -80,33 +173,13 @@ def _logistic_per_sample(
     m = packed.shape[0]
     c = covar.shape[1]
     k = 2 + c
-    n_bytes = packed.shape[1]
     beta, se, z, p, odds, st, iters, n_obs, n_cases, ac_out = _result_arrays(m)
-    use = np.zeros(n_samples, np.int64)
-    yint = np.zeros(n_samples, np.int64)
-    yv = np.zeros(n_samples)
-    offset = np.full(n_samples, beta_null[0])
-    n_use = 0
-    n_case_use = 0
-    for s in range(n_samples):
-        if y[s] >= 0:
-            use[s] = 1
-            yint[s] = y[s]
-            yv[s] = y[s]
-            n_use += 1
-            n_case_use += y[s]
-        for j in range(c):
-            offset[s] += beta_null[1 + j] * covar[pattern[s], j]
+    use, yint, yv, offset, n_use, n_case_use = _samples_in_use(
+        n_samples, y, pattern, covar, beta_null
+    )
     n_chunks = min(m, 64)
     for ch in numba.prange(n_chunks):
-        xt = np.ones((k, n_samples))
-        xt[1, :] = 0.0
-        for j in range(c):
-            for s in range(n_samples):
-                xt[2 + j, s] = covar[pattern[s], j]
-        mask = np.zeros(n_samples)
-        for s in range(n_samples):
-            mask[s] = use[s]
+        xt, mask = _column_design(k, n_samples, pattern, covar, use)
         idx = np.zeros(n_samples, np.int64)
         codes = np.zeros(n_samples, np.int64)
         n_list = 0
@@ -119,37 +192,9 @@ def _logistic_per_sample(
             for t in range(n_list):  # undo the previous variant
                 xt[1, idx[t]] = 0.0
                 mask[idx[t]] = 1.0
-            n_list = 0
-            het = 0
-            hom = 0
-            miss = 0
-            het_case = 0
-            hom_case = 0
-            miss_case = 0
-            for bi in range(n_bytes):
-                byte = np.int64(packed[v, bi])
-                if byte == 0:
-                    continue
-                for q in range(4):
-                    code = (byte >> (2 * q)) & 3
-                    s = 4 * bi + q
-                    if code == 0 or s >= n_samples or use[s] == 0:
-                        continue
-                    idx[n_list] = s
-                    codes[n_list] = code
-                    n_list += 1
-                    if code == 3:
-                        mask[s] = 0.0
-                        miss += 1
-                        miss_case += yint[s]
-                    else:
-                        xt[1, s] = code
-                        if code == 1:
-                            het += 1
-                            het_case += yint[s]
-                        else:
-                            hom += 1
-                            hom_case += yint[s]
+            n_list, het, hom, miss, het_case, hom_case, miss_case = _list_row(
+                packed, v, n_samples, use, yint, xt, mask, idx, codes
+            )
             n = n_use - miss
             ncase = n_case_use - miss_case
             ac = het + 2 * hom
