@@ -21,8 +21,8 @@ import numba
 import numpy as np
 from scipy.special import ndtri
 
-from kernels.jit import jit
 from kernels.exact import fisher_tails
+from kernels.jit import jit
 from kernels.status import Status
 
 _OK = np.int8(Status.OK)
