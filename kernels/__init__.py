@@ -9,7 +9,8 @@ See docs/kernels.md for conventions and which tool each statistic matches.
 """
 
 from kernels.association import AssociationResult, case_control_tests, chi2_1df_sf
-from kernels.counts import HET, HOM_ALT, HOM_REF, MISSING, GenotypeCounts, count_genotypes
+from kernels.codes import HET, HOM_ALT, HOM_REF, MISSING
+from kernels.counts import GenotypeCounts, count_genotypes
 from kernels.ld import LdPairs, ld_r2
 from kernels.logistic import LogisticResult, logistic_from_counts, logistic_regression
 from kernels.sfs import Sfs, site_frequency_spectrum

@@ -21,8 +21,8 @@ import numba
 import numpy as np
 from scipy.special import ndtri
 
-from kernels._jit import jit
 from kernels.exact import fisher_tails
+from kernels.jit import jit
 from kernels.status import Status
 
 _OK = np.int8(Status.OK)
@@ -65,6 +65,38 @@ def chi2_1df_sf(x: float) -> float:
     if x <= 0.0:
         return 1.0
     return math.erfc(math.sqrt(0.5 * x))
+
+
+@jit()
+def _trend(r0: int, r1: int, r2: int, s0: int, s1: int, s2: int) -> tuple[int, float, float]:
+    """Cochran-Armitage trend test, weights 0/1/2 (plink --model TREND), from the case
+    (r) and control (s) genotype counts: (status, chi2, p); NaN unless OK / P_UNDERFLOW."""
+    big_r = float(r0 + r1 + r2)
+    big_s = float(s0 + s1 + s2)
+    big_n = big_r + big_s
+    n1 = float(r1 + s1)
+    n2 = float(r2 + s2)
+    sum_tn = n1 + 2.0 * n2
+    sum_t2n = n1 + 4.0 * n2
+    sum_tr = float(r1) + 2.0 * r2
+    var = big_n * sum_t2n - sum_tn * sum_tn
+    if var <= 0.0:
+        return int(_SING), np.nan, np.nan
+    num = big_n * sum_tr - big_r * sum_tn
+    tx2 = big_n * num * num / (big_r * big_s * var)
+    t_p = chi2_1df_sf(tx2)
+    return int(_UNDER) if t_p == 0.0 else int(_OK), tx2, t_p
+
+
+@jit()
+def _odds_ratio(a: int, b: int, c: int, d: int, z: float) -> tuple[int, float, float, float]:
+    """Allelic odds ratio with the Woolf (log) interval at normal quantile ``z``:
+    (status, OR, low, high); NaN with ZERO_CELL when a cell is 0."""
+    if a == 0 or b == 0 or c == 0 or d == 0:
+        return int(_ZERO), np.nan, np.nan, np.nan
+    ln_or = math.log(a) + math.log(d) - math.log(b) - math.log(c)
+    se = math.sqrt(1.0 / a + 1.0 / b + 1.0 / c + 1.0 / d)
+    return int(_OK), math.exp(ln_or), math.exp(ln_or - z * se), math.exp(ln_or + z * se)
 
 
 @jit(parallel=True)
@@ -114,34 +146,8 @@ def _association(cases: np.ndarray, controls: np.ndarray, z: float) -> tuple:
         ln_fisher[i] = ln_two
         fisher_p[i] = math.exp(ln_two)
         a_status[i] = _UNDER if (chi2_p[i] == 0.0 or fisher_p[i] == 0.0) else _OK
-        # Cochran-Armitage trend, weights 0/1/2 (plink --model TREND)
-        big_r = float(r0 + r1 + r2)
-        big_s = float(s0 + s1 + s2)
-        big_n = big_r + big_s
-        n1 = float(r1 + s1)
-        n2 = float(r2 + s2)
-        sum_tn = n1 + 2.0 * n2
-        sum_t2n = n1 + 4.0 * n2
-        sum_tr = float(r1) + 2.0 * r2
-        var = big_n * sum_t2n - sum_tn * sum_tn
-        if var <= 0.0:
-            t_status[i] = _SING
-        else:
-            num = big_n * sum_tr - big_r * sum_tn
-            tx2 = big_n * num * num / (big_r * big_s * var)
-            t_chi2[i] = tx2
-            t_p[i] = chi2_1df_sf(tx2)
-            t_status[i] = _UNDER if t_p[i] == 0.0 else _OK
-        # odds ratio with Woolf (log) interval
-        if a == 0 or b == 0 or c == 0 or d == 0:
-            o_status[i] = _ZERO
-        else:
-            ln_or = math.log(a) + math.log(d) - math.log(b) - math.log(c)
-            se = math.sqrt(1.0 / a + 1.0 / b + 1.0 / c + 1.0 / d)
-            odds[i] = math.exp(ln_or)
-            lo[i] = math.exp(ln_or - z * se)
-            hi[i] = math.exp(ln_or + z * se)
-            o_status[i] = _OK
+        t_status[i], t_chi2[i], t_p[i] = _trend(r0, r1, r2, s0, s1, s2)
+        o_status[i], odds[i], lo[i], hi[i] = _odds_ratio(a, b, c, d, z)
     return (
         table,
         chi2,

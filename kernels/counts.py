@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from kernels._jit import jit, popcount64
+from kernels.codes import HET, HOM_ALT, HOM_REF, MISSING, packed_bytes
+from kernels.jit import jit, popcount64
 
-HOM_REF, HET, HOM_ALT, MISSING = 0, 1, 2, 3
 _LOW_BITS = np.uint64(0x5555555555555555)
 # Above this many groups the per-group bit masks cost more than one table look-up per sample.
 MAX_MASK_GROUPS = 24
@@ -141,10 +141,10 @@ def _check_block(packed: np.ndarray, n_samples: int) -> np.ndarray:
     packed = np.asarray(packed)
     if packed.dtype != np.uint8 or packed.ndim != 2:
         raise ValueError("packed must be a 2-D uint8 array (n_variants, ceil(n_samples/4))")
-    if n_samples < 0 or packed.shape[1] != (n_samples + 3) // 4:
+    if n_samples < 0 or packed.shape[1] != packed_bytes(n_samples):
         raise ValueError(
             f"packed has {packed.shape[1]} bytes per row; {n_samples} samples need "
-            f"{(n_samples + 3) // 4}"
+            f"{packed_bytes(n_samples)}"
         )
     return np.ascontiguousarray(packed)
 
@@ -166,7 +166,7 @@ def group_masks(group: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarra
     """Bit masks uint64 (n_groups + 1, n_words) at the low bit of each sample's 2-bit slot,
     one per group and a last one for samples in no group (-1), and the member counts."""
     n_samples = group.shape[0]
-    n_words = ((n_samples + 3) // 4 + 7) // 8
+    n_words = (packed_bytes(n_samples) + 7) // 8
     masks = np.zeros((n_groups + 1, n_words), dtype=np.uint64)
     slot = np.where(group < 0, n_groups, group)
     s = np.arange(n_samples)

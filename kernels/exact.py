@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from kernels._jit import jit
+from kernels.jit import jit
 
 HWE = 0
 FISHER = 1

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from kernels._jit import jit, popcount64
+from kernels.codes import packed_bytes
+from kernels.jit import jit, popcount64
 from kernels.status import Status
 
 _LOW_BITS = np.uint64(0x5555555555555555)
@@ -124,8 +125,8 @@ def ld_r2(
     """
     packed = np.ascontiguousarray(packed, dtype=np.uint8)
     n_var, n_bytes = packed.shape
-    if n_bytes != (n_samples + 3) // 4:
-        raise ValueError(f"{n_samples} samples need {(n_samples + 3) // 4} bytes per row")
+    if n_bytes != packed_bytes(n_samples):
+        raise ValueError(f"{n_samples} samples need {packed_bytes(n_samples)} bytes per row")
     if window_variants < 1:
         raise ValueError("window_variants must be >= 1")
     pos_arr = np.arange(n_var, dtype=np.int64) if pos is None else np.asarray(pos, np.int64)

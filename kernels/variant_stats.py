@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from kernels._jit import jit
 from kernels.exact import hwe_tails
+from kernels.jit import jit
 from kernels.status import Status
 
 _OK = np.int8(Status.OK)

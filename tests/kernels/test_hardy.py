@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import kernels
@@ -23,8 +23,7 @@ def _hardy(hom_ref, het, hom_alt):
 @settings(deadline=None, max_examples=200)
 @given(st.integers(0, 150), st.integers(0, 150), st.integers(0, 150))
 def test_hardy_weinberg__matches_exact_enumeration(hom_ref, het, hom_alt):
-    if hom_ref + het + hom_alt == 0:
-        return
+    assume(hom_ref + het + hom_alt > 0)
     p, midp, exc, _ = _hardy(hom_ref, het, hom_alt)
     want = ref.hwe_exact(hom_ref, het, hom_alt)
     assert p == pytest.approx(want[0], rel=1e-11)

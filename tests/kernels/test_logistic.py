@@ -7,6 +7,7 @@ import pytest
 
 import kernels
 from kernels import Status
+from kernels.jit import jit
 from kernels.logistic import (
     LogisticResult,
     _exp,
@@ -207,9 +208,7 @@ def test_logistic_regression__per_sample_missing_calls_and_phenotypes(n_covar):
 
 
 def test_exp__within_one_ulp_of_libm():
-    import numba
-
-    @numba.njit
+    @jit()
     def many(x):
         out = np.empty_like(x)
         for i in range(x.shape[0]):

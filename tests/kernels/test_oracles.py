@@ -17,6 +17,9 @@ NAMES = sorted(ORACLE_INPUTS)
 # plink2 writes no --hardy output for chrX without sex information (haploid_x): those files
 # are compared on every other statistic; test_hardy__plink2_has_no_chrx_oracle pins it down.
 HARDY_NAMES = [n for n in NAMES if n != "haploid_x"]
+# haploid_x has no row whose calls are all diploid (3 samples, all haploid): the bcftools HWE
+# comparison at diploid rows runs on the others, and the diploid-call test below covers it.
+DIPLOID_NAMES = HARDY_NAMES
 
 
 def _stats(name):
@@ -27,14 +30,18 @@ def _stats(name):
 
 def _close(got, want, rel=5.1e-6, tiny=0.0):
     """Equal to printed precision (6 significant digits); values below ``tiny`` must both be
-    below it."""
+    below it. Returns how many values were compared, which must be at least one: a
+    comparison of two empty selections would pass whatever the kernel computes."""
     got = np.asarray(got, float)
     want = np.asarray(want, float)
+    assert got.shape == want.shape, f"shapes differ: {got.shape} vs {want.shape}"
+    assert got.size > 0, "nothing compared: the selection is empty"
     both_tiny = (got < tiny) & (want < tiny)
     ok = both_tiny | np.isclose(got, want, rtol=rel, atol=0.0) | (np.isnan(got) & np.isnan(want))
     bad = np.nonzero(~ok)[0]
     first = bad[:5]
     assert bad.size == 0, f"{bad.size} mismatches, rows {first}: {got[first]} vs {want[first]}"
+    return got.size
 
 
 def _rows(name, suffix):
@@ -42,6 +49,7 @@ def _rows(name, suffix):
     assert path.exists(), f"oracle fixture {path.name} missing: run regenerate.sh"
     rows = read_table(path)
     dec = decoded(name)
+    assert len(rows) > 0, f"oracle fixture {path.name} has no rows"
     assert len(rows) == len(dec.pos), "oracle and decoder disagree on the number of split rows"
     np.testing.assert_array_equal(column(rows, "POS").astype(np.int64), dec.pos)
     assert [r["ALT"] for r in rows] == dec.alt
@@ -87,6 +95,7 @@ def test_hardy__equals_plink2_hardy(name):
     o_het = column(rows, "O(HET_A1)")
     e_het = column(rows, "E(HET_A1)")
     defined = e_het > 0
+    assert defined.sum() > 0, "no row with a defined inbreeding F to compare"
     assert (vs.f_status[defined] == kernels.Status.OK).all()
     # F from the printed 6-digit O and E: compare to that precision
     np.testing.assert_allclose(
@@ -119,11 +128,18 @@ def test_allele_counts__equal_bcftools_up_to_documented_rules(name):
     )
     # bcftools F_MISSING counts a half-call as missing, like the store
     _close(vs.f_missing, column(rows, "F_MISSING"), rel=1e-5)
-    plain = (kinds["haploid"] == 0) & (kinds["half"] == 0)
-    _close(vs.af[plain], column(rows, "AF")[plain], rel=1e-5)
+    # AF is the same under both rules where no half-call is present and the calls are either
+    # all diploid or all haploid (a haploid call adds 1 to AC and AN for bcftools, 2 to both
+    # here); rows mixing the two differ by rule and are covered by AN/AC above.
+    no_half = kinds["half"] == 0
+    same_af = no_half & ((kinds["haploid"] == 0) | (kinds["haploid"] == vs.n_called))
+    same_af &= vs.n_called > 0
+    _close(vs.af[same_af], column(rows, "AF")[same_af], rel=1e-5)
+    if name == "haploid_x":  # the all-haploid rows are the ones compared there
+        assert (kinds["haploid"][same_af] > 0).all()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", DIPLOID_NAMES)
 def test_hwe_and_exchet__equal_bcftools_at_diploid_rows(name):
     _, _, vs = _stats(name)
     rows = _rows(name, "bcftools.tsv")
@@ -132,6 +148,35 @@ def test_hwe_and_exchet__equal_bcftools_at_diploid_rows(name):
     # bcftools stores float32: 6 digits, and values below ~1e-38 lose precision
     _close(vs.hwe_p[plain], column(rows, "HWE")[plain], rel=1e-5, tiny=1e-36)
     _close(vs.exc_het[plain], column(rows, "ExcHet")[plain], rel=1e-5, tiny=1e-36)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hwe_and_exchet__equal_bcftools_on_the_diploid_calls(name):
+    """bcftools' HWE and ExcHet use the diploid genotypes only; the kernel on the counts of the
+    diploid calls (haploid calls, stored as homozygous, taken out) gives the same at every row
+    without half-calls and with a diploid call. Where no diploid call is left (every row of
+    haploid_x) the kernel says NO_CALLS (NaN) and bcftools prints 1 for its empty table. No
+    input has a row mixing haploid and diploid calls, so only those two kinds are exercised."""
+    _, counts, _ = _stats(name)
+    rows = _rows(name, "bcftools.tsv")
+    kinds = _call_kinds(name)
+    diploid = counts.copy()
+    diploid[:, 0] -= kinds["haploid"] - kinds["haploid_alt"]
+    diploid[:, 2] -= kinds["haploid_alt"]
+    assert (diploid >= 0).all()
+    p, _, exc_het, status = kernels.hardy_weinberg(diploid)
+    no_half = kinds["half"] == 0
+    has_diploid = diploid[:, :3].sum(axis=1) > 0
+    empty = no_half & ~has_diploid
+    assert (status[empty] == kernels.Status.NO_CALLS).all()
+    assert np.isnan(p[empty]).all() and np.isnan(exc_het[empty]).all()
+    assert (column(rows, "HWE")[empty] == 1).all() and (column(rows, "ExcHet")[empty] == 1).all()
+    if name == "haploid_x":
+        assert empty.sum() == len(rows), "haploid_x: every row is all-haploid"
+        return
+    use = no_half & has_diploid
+    _close(p[use], column(rows, "HWE")[use], rel=1e-5, tiny=1e-36)
+    _close(exc_het[use], column(rows, "ExcHet")[use], rel=1e-5, tiny=1e-36)
 
 
 def test_haploid__kernel_equals_plink2_and_differs_from_bcftools_by_rule():

@@ -25,15 +25,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 _DEFAULTS: dict[str, Any] = {"nopython": True, "nogil": True, "cache": True}
 
 
-def jit(*, parallel: bool = False, fastmath: bool = False) -> Callable[[F], F]:
+def jit(
+    *, parallel: bool = False, fastmath: bool = False, inline: str = "never"
+) -> Callable[[F], F]:
     """Decorate a kernel with the project defaults (nopython, nogil, cache=True).
 
     ``parallel=True`` enables ``numba.prange``; ``fastmath`` is off by default because the
-    statistics must match the reference tools bit for bit where they can.
+    statistics must match the reference tools bit for bit where they can. ``inline`` is
+    numba's IR-level inlining option (``"never"``, numba's default, or ``"always"`` for a
+    small helper that must be inlined into its callers before type inference).
     """
 
     def wrap(fn: F) -> F:
-        return cast(F, numba.jit(**_DEFAULTS, parallel=parallel, fastmath=fastmath)(fn))
+        options = dict(_DEFAULTS, parallel=parallel, fastmath=fastmath, inline=inline)
+        return cast(F, numba.jit(**options)(fn))
 
     return wrap
 
