@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from kernels._jit import jit
+from kernels.jit import jit
 
 # Error codes per line (0 = fine). Messages are filled in with the offending column.
 E_OK = 0

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+# Codes of the packed genotype column (four samples per byte, sample s at bits 2*(s % 4)) and
+# the row widths are defined once, in kernels/codes.py; the store re-exports them.
+from kernels.codes import HET as HET
+from kernels.codes import HOM_ALT as HOM_ALT
+from kernels.codes import HOM_REF as HOM_REF
+from kernels.codes import MISSING as MISSING
+from kernels.codes import packed_bytes as packed_bytes
+from kernels.codes import packed_width as packed_width
+
 SCHEMA_VERSION = 2
 FORMAT_NAME = "genovault-dataset"
 MANIFEST = "manifest.json"
 DEFAULT_BIN_SIZE = 10_000_000  # variant files hold one contig and one 10 Mb position bin
-
-# Codes of the packed genotype column (four samples per byte, sample s at bits 2*(s % 4)).
-HOM_REF, HET, HOM_ALT, MISSING = 0, 1, 2, 3
 
 # Site columns of the variant files and their data class (every column is encrypted).
 SITE_COLUMNS: dict[str, pa.DataType] = {
@@ -39,16 +45,6 @@ def variant_column_classes() -> dict[str, str]:
     classes = {name: "sites" for name in SITE_COLUMNS}
     classes[GENOTYPE_COLUMN] = "genotypes"
     return classes
-
-
-def packed_bytes(n_samples: int) -> int:
-    """Bytes per row of packed genotypes in memory (four samples per byte; 0 for no samples)."""
-    return (n_samples + 3) // 4
-
-
-def packed_width(n_samples: int) -> int:
-    """Bytes per variant row on disk (at least 1, so the fixed-size column type is valid)."""
-    return max(1, packed_bytes(n_samples))
 
 
 SAMPLE_BASE_COLUMNS: dict[str, pa.DataType] = {

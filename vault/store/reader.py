@@ -18,12 +18,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numba as nb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kernels.jit import jit
 from vault.errors import ConfigError, IntegrityError, VaultError
 from vault.keys.kms import Keyring
 from vault.store import format as fmt
@@ -71,7 +71,7 @@ class GenotypeBlock:
         return int(self.sites.num_rows)
 
 
-@nb.njit(cache=True, nogil=True)
+@jit()
 def _place_batch(dst: np.ndarray, src: np.ndarray, row_map: np.ndarray, offset: int,
                  n: int, absent_code: int) -> None:
     """Copy a batch's codes into columns offset..offset+n of dst; rows it lacks get absent_code."""
