@@ -1,4 +1,11 @@
-"""Validation kernels for the fixed columns (CHROM..FORMAT) of VCF data lines."""
+"""Validation kernels for the fixed columns (CHROM..FORMAT) of VCF data lines.
+
+What is checked (VCF 4.3): CHROM is a contig name (§1.4.7) or one in angle brackets, and
+has no ':' (reserved by GenoVault's regions); POS is an integer; REF is bases; ALT is '.',
+or alleles each of bases, '*', a symbolic ``<ID>`` (§1.4.5) or a breakend (§5.4); QUAL is
+'.' or a non-negative float (§1.3); GT, if in FORMAT, comes first; no column is empty and
+no line is longer than ``limits.max_line_bytes``.
+"""
 
 # mypy: disable-error-code="assignment"
 # (numba kernels: mypy cannot follow numpy scalar arithmetic; numba checks the types)
@@ -10,8 +17,11 @@ import numpy as np
 from kernels._jit import jit
 from vault.ingest.vcf_errors import (
     E_ALT,
+    E_CHROM,
+    E_CHROM_COLON,
     E_EMPTY,
     E_FIELDS,
+    E_LONG_LINE,
     E_NO_GT,
     E_POS,
     E_QUAL,
@@ -21,6 +31,22 @@ from vault.ingest.vcf_scan import CR, TAB
 
 _jit = jit()
 _pjit = jit(parallel=True)
+
+
+def _name_table() -> np.ndarray:
+    """Per byte: 2 if it may start a contig name, 1 if it may only follow, 0 if forbidden.
+
+    VCF 4.3 §1.4.7: ``[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*``.
+    """
+    table = np.zeros(256, np.uint8)
+    for c in b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&+./:;?@^_|~-":
+        table[c] = 2
+    table[ord("*")] = 1
+    table[ord("=")] = 1
+    return table
+
+
+NAME_CHARS = _name_table()
 
 
 @_jit
@@ -47,6 +73,13 @@ def _parse_float(buf: np.ndarray, s: int, e: int) -> tuple[bool, float]:
             return True, sign * np.inf
         if c0 == 110 and c1 == 97 and c2 == 110:  # nan
             return True, np.nan
+    if e - i == 8:  # infinity
+        word = (105, 110, 102, 105, 110, 105, 116, 121)  # "infinity"
+        same = True
+        for k in range(8):
+            same &= (buf[i + k] | 32) == word[k]
+        if same:
+            return True, sign * np.inf
     mant = 0.0
     nd = 0
     while i < e and 48 <= buf[i] <= 57:
@@ -85,6 +118,109 @@ def _parse_float(buf: np.ndarray, s: int, e: int) -> tuple[bool, float]:
 
 
 @_jit
+def _is_bases(buf: np.ndarray, s: int, e: int) -> bool:
+    """buf[s:e] is one or more of A, C, G, T, N (either case)."""
+    if e <= s:
+        return False
+    for i in range(s, e):  # noqa: SIM110  (numba: no generators in all())
+        if not _is_base(buf[i]):
+            return False
+    return True
+
+
+@_jit
+def _check_name(buf: np.ndarray, s: int, e: int) -> int:
+    """buf[s:e] as a contig name: 0 if valid, E_CHROM_COLON if valid but has ':', E_CHROM."""
+    if e <= s or NAME_CHARS[buf[s]] != 2:
+        return E_CHROM
+    colon = False
+    for i in range(s, e):
+        c = buf[i]
+        if NAME_CHARS[c] == 0:
+            return E_CHROM
+        colon |= c == 58
+    return E_CHROM_COLON if colon else 0
+
+
+@_jit
+def _check_chrom(buf: np.ndarray, s: int, e: int) -> int:
+    """CHROM: a contig name or an angle-bracketed one (``<ID>``, a contig of an assembly)."""
+    if buf[s] == 60:  # '<'
+        if e - s < 3 or buf[e - 1] != 62:
+            return E_CHROM
+        return _check_name(buf, s + 1, e - 1)
+    return _check_name(buf, s, e)
+
+
+@_jit
+def _check_mate(buf: np.ndarray, s: int, e: int) -> bool:
+    """The mate position p = chrom:pos of a breakend (chrom may itself contain ':')."""
+    k = e - 1
+    while k > s and buf[k] != 58:
+        k -= 1
+    if k <= s or k == e - 1:
+        return False
+    for i in range(k + 1, e):
+        if buf[i] < 48 or buf[i] > 57:
+            return False
+    if buf[s] == 60:  # <contig> of an assembly
+        return k - s >= 3 and buf[k - 1] == 62 and _check_name(buf, s + 1, k - 1) != E_CHROM
+    return _check_name(buf, s, k) != E_CHROM
+
+
+@_jit
+def _check_breakend(buf: np.ndarray, a: int, b: int) -> bool:
+    """One of t[p[, t]p], ]p]t, [p[t (t = bases, p = chrom:pos), VCF 4.3 §5.4."""
+    first = buf[a]
+    last = buf[b - 1]
+    if first == 91 or first == 93:  # [p[t or ]p]t
+        j = a + 1
+        while j < b and buf[j] != 91 and buf[j] != 93:
+            j += 1
+        return (j < b and buf[j] == first and _check_mate(buf, a + 1, j)
+                and _is_bases(buf, j + 1, b))
+    if last == 91 or last == 93:  # t[p[ or t]p]
+        j = a
+        while j < b - 1 and buf[j] != 91 and buf[j] != 93:
+            j += 1
+        return (j < b - 1 and buf[j] == last and _is_bases(buf, a, j)
+                and _check_mate(buf, j + 1, b - 1))
+    return False
+
+
+@_jit
+def _check_symbolic(buf: np.ndarray, a: int, b: int) -> bool:
+    """``<ID>``: one or more characters, none of them whitespace, control, ',', '<' or '>'."""
+    if b - a < 3 or buf[b - 1] != 62:
+        return False
+    for i in range(a + 1, b - 1):
+        c = buf[i]
+        if c <= 32 or c == 127 or c == 44 or c == 60 or c == 62:
+            return False
+    return True
+
+
+@_jit
+def _check_allele(buf: np.ndarray, a: int, b: int) -> bool:
+    """One ALT allele buf[a:b] (not the whole-column '.')."""
+    if b <= a:
+        return False
+    first = buf[a]
+    last = buf[b - 1]
+    if first == 60:  # '<'
+        return _check_symbolic(buf, a, b)
+    if b - a == 1 and first == 42:  # '*'
+        return True
+    if first == 91 or first == 93 or last == 91 or last == 93:
+        return _check_breakend(buf, a, b)
+    if first == 46:  # single breakend .t
+        return _is_bases(buf, a + 1, b)
+    if last == 46:  # single breakend t.
+        return _is_bases(buf, a, b - 1)
+    return _is_bases(buf, a, b)
+
+
+@_jit
 def _check_alt(buf: np.ndarray, s: int, e: int) -> int:
     """Validate ALT in buf[s:e]; return the number of ALT alleles (0 for '.'), or -1."""
     if e - s == 1 and buf[s] == 46:
@@ -95,30 +231,8 @@ def _check_alt(buf: np.ndarray, s: int, e: int) -> int:
         b = a
         while b < e and buf[b] != 44:
             b += 1
-        if b == a:
+        if not _check_allele(buf, a, b):
             return -1
-        first = buf[a]
-        last = buf[b - 1]
-        if first == 60:  # <symbolic>
-            if last != 62 or b - a < 3:
-                return -1
-        elif b - a == 1 and first == 42:  # '*'
-            pass
-        else:
-            breakend = False
-            for i in range(a, b):
-                if buf[i] == 91 or buf[i] == 93:
-                    breakend = True
-                    break
-            if not breakend:
-                for i in range(a, b):
-                    c = buf[i]
-                    if _is_base(c):
-                        continue
-                    # single breakends: '.A' or 'A.'
-                    if c == 46 and (i == a or i == b - 1) and b - a > 1:
-                        continue
-                    return -1
         n += 1
         a = b + 1
     return n
@@ -126,7 +240,7 @@ def _check_alt(buf: np.ndarray, s: int, e: int) -> int:
 
 @_pjit
 def parse_fixed(buf: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray,
-                has_samples: bool):
+                has_samples: bool, max_line: int):
     """Per line: field offsets of CHROM..FORMAT, POS, QUAL, number of ALT alleles, error."""
     n = line_starts.shape[0]
     fs = np.zeros((n, 10), np.int64)  # start of field k (k=9: first sample)
@@ -141,6 +255,9 @@ def parse_fixed(buf: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray,
         e = line_ends[li]
         if e > s and buf[e - 1] == CR:
             e -= 1
+        if e - s > max_line:
+            err[li] = E_LONG_LINE
+            continue
         need = 10 if has_samples else 8
         fs[li, 0] = s
         k = 1
@@ -165,6 +282,10 @@ def parse_fixed(buf: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray,
                 bad = True
         if bad:
             err[li] = E_EMPTY
+            continue
+        ec = _check_chrom(buf, s, fs[li, 1] - 1)
+        if ec != 0:
+            err[li] = ec
             continue
         # POS
         v = 0
@@ -198,7 +319,7 @@ def parse_fixed(buf: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray,
             qual_null[li] = True
         else:
             okq, qv = _parse_float(buf, qs, qe)
-            if not okq:
+            if not okq or qv < 0:
                 err[li] = E_QUAL
                 continue
             qual[li] = qv

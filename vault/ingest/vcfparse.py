@@ -31,13 +31,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vault.ingest.limits import OverlongLine, max_line_bytes
 from vault.ingest.vcf_errors import (
     E_ALLELE,
     E_ALT,
+    E_CHROM,
+    E_CHROM_COLON,
     E_EMPTY,
     E_FEW_SAMPLES,
     E_FIELDS,
     E_GT,
+    E_LONG_LINE,
     E_MANY_SAMPLES,
     E_NO_GT,
     E_OK,
@@ -52,10 +56,10 @@ from vault.ingest.vcf_gt import missing_per_sample, parse_genotypes
 from vault.ingest.vcf_scan import alt_bounds, chrom_changes, find_line_ends, gather_strings
 
 __all__ = [
-    "ERRORS", "E_ALLELE", "E_ALT", "E_EMPTY", "E_FEW_SAMPLES", "E_FIELDS", "E_GT",
-    "E_MANY_SAMPLES", "E_NO_GT", "E_OK", "E_PLOIDY", "E_POS", "E_QUAL", "E_REF", "ParsedChunk",
-    "alt_bounds", "chrom_changes", "find_line_ends", "gather_strings", "missing_per_sample",
-    "parse_chunk",
+    "ERRORS", "E_ALLELE", "E_ALT", "E_CHROM", "E_CHROM_COLON", "E_EMPTY", "E_FEW_SAMPLES",
+    "E_FIELDS", "E_GT", "E_LONG_LINE", "E_MANY_SAMPLES", "E_NO_GT", "E_OK", "E_PLOIDY",
+    "E_POS", "E_QUAL", "E_REF", "ParsedChunk", "alt_bounds", "chrom_changes", "find_line_ends",
+    "gather_strings", "missing_per_sample", "parse_chunk",
 ]
 
 
@@ -91,12 +95,15 @@ class ParsedChunk:
 
 def parse_chunk(buf: np.ndarray, n_samples: int) -> ParsedChunk:
     """Parse a chunk of complete data lines (``buf`` ends with ``\\n``)."""
+    if isinstance(buf, OverlongLine):
+        return _overlong(np.asarray(buf), n_samples)
     ends = find_line_ends(buf)
     starts = np.empty_like(ends)
     if ends.shape[0]:
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
-    fs, pos, qual, qual_null, n_alt, err, no_gt = parse_fixed(buf, starts, ends, n_samples > 0)
+    fs, pos, qual, qual_null, n_alt, err, no_gt = parse_fixed(
+        buf, starts, ends, n_samples > 0, max_line_bytes(n_samples))
     nrows_line = np.where(err == 0, np.maximum(n_alt, 1), 0).astype(np.int64)
     row_start = np.zeros(ends.shape[0] + 1, np.int64)
     np.cumsum(nrows_line, out=row_start[1:])
@@ -105,3 +112,15 @@ def parse_chunk(buf: np.ndarray, n_samples: int) -> ParsedChunk:
                                                      err, n_samples, n_rows)
     return ParsedChunk(buf, starts, fs, pos, qual, qual_null, n_alt, err, err_col,
                        row_start, packed, n_hap, n_half, no_gt)
+
+
+def _overlong(buf: np.ndarray, n_samples: int) -> ParsedChunk:
+    """One line that was too long to be read (``buf`` holds its first bytes only)."""
+    one = np.zeros(1, np.int64)
+    return ParsedChunk(
+        buf=buf, line_starts=one, fs=np.zeros((1, 10), np.int64), pos=one.copy(),
+        qual=np.zeros(1, np.float32), qual_null=np.zeros(1, np.bool_),
+        n_alt=np.zeros(1, np.int32), err=np.full(1, E_LONG_LINE, np.int8),
+        err_col=np.full(1, -1, np.int32), row_start=np.zeros(2, np.int64),
+        packed=np.zeros((0, (n_samples + 3) // 4), np.uint8), n_hap=np.zeros(1, np.int32),
+        n_half=np.zeros(1, np.int32), no_gt=np.zeros(1, np.bool_))
