@@ -33,9 +33,12 @@ def _with(line_no: int, text: str) -> list[str]:
 
 BAD_RECORDS = [
     pytest.param(_with(2, "1\t50\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
-                 "not sorted", "unsorted", id="unsorted-position"),
+                 "not sorted: POS 50 comes after POS 100 on the same contig; sort the file "
+                 "first: `bcftools sort in.vcf.gz -Oz -o sorted.vcf.gz`", "unsorted",
+                 id="unsorted-position"),
     pytest.param([*GOOD, "1\t400\t.\tA\tG\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"], 8,
-                 "appears again", "unsorted", id="contig-not-contiguous"),
+                 "appears again after other contigs; sort the file first: `bcftools sort",
+                 "unsorted", id="contig-not-contiguous"),
     pytest.param(_with(2, "1\t100\t.\tA\tG\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
                  "duplicate record", "duplicate", id="duplicate-record"),
     pytest.param(_with(2, "1\t200\t.\tX\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
@@ -48,6 +51,29 @@ BAD_RECORDS = [
                  "POS is not", "bad_pos", id="bad-pos"),
     pytest.param(_with(2, "1\t200\t.\tC\tT\tq\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
                  "QUAL", "bad_qual", id="bad-qual"),
+    pytest.param(_with(2, "1\t200\t.\tC\tT\t-1.5\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
+                 "QUAL must be '.' or a non-negative number: '-1.5'", "bad_qual",
+                 id="negative-qual"),
+    *[pytest.param(_with(2, f"{chrom}\t200\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
+                   "CHROM is not a valid contig name", "bad_chrom", id=f"bad-chrom-{name}")
+      for name, chrom in [("space", "chr 1"), ("comma", "1,2"), ("star-first", "*1"),
+                          ("equals-first", "=1"), ("angle-inside", "ch<r>1"),
+                          ("unclosed-symbolic", "<ctg1"), ("empty-symbolic", "<>"),
+                          ("space-in-symbolic", "<ctg 1>"), ("control-char", "chr\x011"),
+                          ("quote", 'chr"1'), ("bracket", "chr[1]"), ("non-ascii", "chré")]],
+    pytest.param(_with(2, "chr1:2\t200\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
+                 "CHROM contains ':' which VCF allows but GenoVault reserves for its regions",
+                 "chrom_with_colon", id="chrom-with-colon"),
+    *[pytest.param(_with(2, f"1\t200\t.\tC\t{alt}\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
+                   "ALT is not '.' or a comma-separated list of: bases", "bad_alt",
+                   id=f"bad-alt-{name}")
+      for name, alt in [("symbolic-two-closers", "<INS>BLAH>"), ("symbolic-empty", "<>"),
+                        ("symbolic-space", "<A B>"), ("symbolic-in-bases", "C<DEL>"),
+                        ("breakend-mixed-brackets", "C]17:198982["),
+                        ("breakend-no-pos", "C]17]"), ("breakend-no-chrom", "C]:5]"),
+                        ("breakend-bad-pos", "C]17:1x]"), ("breakend-no-bases", "]17:5]"),
+                        ("breakend-both-sides", "C]17:5]T"), ("breakend-space", "C[chr 1:5["),
+                        ("single-breakend-both-dots", ".C."), ("dot-in-list", "T,.")]],
     pytest.param(_with(2, "1\t200\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/x\t0/0"), 5,
                  "malformed GT value (column 11: sample #2)", "bad_gt", id="bad-gt"),
     pytest.param(_with(2, "1\t200\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/1/1\t0/0"), 5,
@@ -124,6 +150,16 @@ BAD_HEADERS = [
                  "declared twice", id="contig-twice"),
     pytest.param(H[:1] + ["##contig=<ID=1>"] + H[1:], "", 8, "not declared",
                  id="undeclared-contig"),
+    pytest.param(H[:1] + ["##contig=<ID=chr 1>"] + H[1:], "", 2, "not a valid contig name",
+                 id="contig-id-space"),
+    pytest.param(H[:1] + ["##contig=<ID=*1>"] + H[1:], "", 2, "not a valid contig name",
+                 id="contig-id-star-first"),
+    pytest.param(H[:1] + ["##contig=<ID=chr\x7f>"] + H[1:], "", 2, "not a valid contig name",
+                 id="contig-id-control-char"),
+    # declaring a contig with ':' is fine (GRCh38 HLA contigs); a record using it is
+    # refused (bad-chrom cases above)
+    pytest.param(H[:1] + ["##contig=<ID=1>", "##contig=<ID=2>", "##contig=<ID=HLA-A*01:01>"]
+                 + H[1:], "", 1, None, id="ok-contig-id-colon-declared"),
 ]
 
 
@@ -233,3 +269,39 @@ def test_validation__bcf_errors_name_the_record(tmp_path: Path, ingest_file: Cal
     assert err.value.line is None
     assert err.value.reason.startswith("record 2: records are not sorted")
     assert not store.exists("ubcf")
+
+
+VALID_FORMS = [
+    # what VCF 4.3 allows and GenoVault stores as written
+    "1\t100\t.\tA\tG\t0\tPASS\t.\tGT\t0/0\t0/1\t1/1",
+    "1\t101\t.\tA\t<DEL>,<*>\tINFINITY\tPASS\t.\tGT\t0/1\t0/2\t1/2",
+    "1\t102\t.\tA\t<DUP:TANDEM>\t-0\tPASS\t.\tGT\t0/1\t0/0\t0/0",
+    "1\t103\t.\tG\tG]17:198982]\t.5\tPASS\t.\tGT\t0/1\t0/0\t0/0",
+    "1\t104\t.\tT\t]13:123456]T\t1E3\tPASS\t.\tGT\t0/1\t0/0\t0/0",
+    "1\t105\t.\tC\tC[2:321682[,[17:198983[C\t.\tPASS\t.\tGT\t0/1\t0/2\t0/0",
+    "1\t106\t.\tC\tCAGT[<ctg1>:7[\t.\tPASS\t.\tGT\t0/1\t0/0\t0/0",
+    "1\t107\t.\tA\t.A,A.,.ACG\t.\tPASS\t.\tGT\t0/1\t0/2\t0/3",
+    "1\t108\t.\tA\tacgtn,*\t.\tPASS\t.\tGT\t0/1\t0/2\t0/0",
+    "1\t109\t.\tA\tG[HLA-A*01:01:5[\t.\tPASS\t.\tGT\t0/1\t0/0\t0/0",
+    "HLA-A*01\t5\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t0/0",
+    "<ctg1>\t5\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t0/0",
+    "x!#$%&+./;?@^_|~-*=\t5\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t0/0",
+]
+
+
+@pytest.mark.integration
+def test_validation__valid_forms_accepted(tmp_path: Path, ingest_file: Callable,
+                                          reader: Callable) -> None:
+    contigs = ["1", "HLA-A*01", "<ctg1>", "x!#$%&+./;?@^_|~-*="]
+    hdr = H[:1] + [f"##contig=<ID={c}>" for c in contigs if not c.startswith("<")] + H[1:]
+    res = ingest_file(write_vcf(tmp_path / "ok.vcf", hdr[:1] + H[1:] + VALID_FORMS), "forms")
+    assert res.qc["skipped_records"] == {}
+    assert res.qc["records_written"] == len(VALID_FORMS)
+    rows = [(b.sites.column("chrom").to_pylist(), b.sites.column("alt").to_pylist())
+            for b in reader("forms").blocks(site_columns=("chrom", "alt"), genotypes=False)]
+    chroms = {c for cs, _ in rows for c in cs}
+    alts = {a for _, als in rows for a in als}
+    assert chroms == set(contigs)
+    assert {"<*>", "G]17:198982]", "CAGT[<ctg1>:7[", ".ACG", "acgtn", "*"} <= alts
+    # the ##contig IDs of the same names are accepted too
+    ingest_file(write_vcf(tmp_path / "ok2.vcf", hdr + VALID_FORMS[:1]), "forms2")

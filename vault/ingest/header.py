@@ -14,6 +14,22 @@ from vault.errors import InvalidInput
 FIXED = ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]
 _STRUCTURED = ("##INFO=", "##FORMAT=", "##FILTER=", "##contig=", "##ALT=")
 _ID_RE = re.compile(r"[<,]ID=([^,>]+)")
+# VCF 4.3 §1.4.7 (the same rule as CHROM in vcf_fields.py)
+_CONTIG_RE = re.compile(r"[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*")
+
+
+def contig_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a contig ID (VCF 4.3 §1.4.7), or None.
+
+    A ':' is allowed here although GenoVault refuses it in CHROM (it is reserved by the
+    region syntax): GRCh38 headers declare HLA contigs such as ``HLA-A*01:01:01:01`` in
+    nearly every file, so only records that use such a contig are refused.
+    """
+    if not _CONTIG_RE.fullmatch(name):
+        return (f"contig ID {name[:60]!r} is not a valid contig name: VCF 4.3 allows only "
+                "[0-9A-Za-z!#$%&+./:;?@^_|~-] then also '*' and '=' (no whitespace, control "
+                "characters, commas, quotes or brackets)")
+    return None
 
 
 @dataclass
@@ -56,6 +72,9 @@ def parse_header(lines: list[str], path: str) -> VcfHeader:
                     raise InvalidInput(path, i, f"##{key} line without ID=")
                 meta.setdefault(key, []).append(m.group(1))
                 if key == "contig":
+                    problem = contig_name_problem(m.group(1))
+                    if problem:
+                        raise InvalidInput(path, i, problem)
                     if m.group(1) in contigs:
                         raise InvalidInput(path, i, f"contig {m.group(1)!r} declared twice")
                     contigs.append(m.group(1))

@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from vault.ingest import vcfparse as vp
 from vault.ingest.header import VcfHeader, parse_header
 from vault.ingest.labels import check_labels
 from vault.ingest.memory import reuse_freed_memory
+from vault.ingest.order import OrderChecker
 from vault.ingest.samplesheet import SampleSheet, read_sample_sheet
 from vault.ingest.source import LineChunker, open_source
 from vault.keys import registry
@@ -76,16 +77,6 @@ class IngestResult:
     batch: str
     qc: dict[str, Any]
     manifest: Manifest
-
-
-@dataclass
-class _SortState:
-    """What the order and duplicate checks carry from one chunk to the next."""
-
-    contig: str | None = None
-    last_pos: int = -1
-    at_last_pos: set[tuple[str, str]] = field(default_factory=set)
-    finished: set[str] = field(default_factory=set)
 
 
 class _Qc:
@@ -137,9 +128,10 @@ def _line_reason(code: int, col: int, chunk: vp.ParsedChunk, li: int) -> str:
     reason = vp.ERRORS[code][1]
     if col >= 0:
         reason += f" (column {col + 10}: sample #{col + 1})"
-    if code in (vp.E_REF, vp.E_ALT, vp.E_POS, vp.E_QUAL):
-        k = {vp.E_POS: 1, vp.E_REF: 3, vp.E_ALT: 4, vp.E_QUAL: 5}[code]
-        reason += f": {chunk.field(li, k)[:60]!r}"
+    quoted = {vp.E_CHROM: 0, vp.E_CHROM_COLON: 0, vp.E_POS: 1, vp.E_REF: 3, vp.E_ALT: 4,
+              vp.E_QUAL: 5}
+    if code in quoted:  # repr() shows control characters escaped
+        reason += f": {chunk.field(li, quoted[code])[:60]!r}"
     return reason
 
 
@@ -164,7 +156,7 @@ class _Ingest:
         return InvalidInput(str(self.path), line, reason)
 
     def _process(self, chunk: vp.ParsedChunk, first_line: int, header: VcfHeader,
-                 state: _SortState, qc: _Qc, contigs: list[str],
+                 state: OrderChecker, qc: _Qc, contigs: list[str],
                  emit: Callable[[int, dict[str, pa.Array], np.ndarray], None]) -> None:
         n = chunk.n_lines
         qc.records_read += n
@@ -186,91 +178,12 @@ class _Ingest:
             a, b = seg_bounds[si], seg_bounds[si + 1]
             chrom = chunk.field(a, 0)
             lines = np.flatnonzero(ok[a:b]) + a
-            if chrom != state.contig:
-                reason = None
-                if header.contigs and chrom not in header.contigs:
-                    reason = (f"contig {chrom[:60]!r} is not declared in a ##contig header "
-                              "line", "undeclared_contig")
-                elif chrom in state.finished:
-                    reason = (f"records are not sorted: contig {chrom[:60]!r} appears again "
-                              "after other contigs", "unsorted")
-                if reason is not None:
-                    if not skip:
-                        raise self._invalid(first_line + a, reason[0])
-                    qc.skipped[reason[1]] += lines.size
-                    ok[lines] = False
-                    continue
-                if state.contig is not None:
-                    state.finished.add(state.contig)
-                state.contig = chrom
-                state.last_pos = -1
-                state.at_last_pos = set()
-                if chrom not in contigs:
-                    contigs.append(chrom)
-            self._check_order(chunk, lines, first_line, state, qc, ok)
+            if not state.enter_contig(chrom, first_line + a, lines, ok):
+                continue
+            if chrom not in contigs:
+                contigs.append(chrom)
+            state.check(chunk, lines, first_line, ok)
             self._emit_rows(chunk, lines[ok[lines]], contigs.index(chrom), emit, qc)
-
-    def _check_order(self, chunk: vp.ParsedChunk, lines: np.ndarray, first_line: int,
-                     state: _SortState, qc: _Qc, ok: np.ndarray) -> None:
-        """Positions must not decrease within a contig; no (POS, REF, ALT) twice."""
-        if lines.size == 0:
-            return
-        pos = chunk.pos[lines]
-        prev = np.empty_like(pos)
-        prev[0] = state.last_pos
-        if pos.size > 1:
-            prev[1:] = np.maximum.accumulate(np.maximum(pos[:-1], state.last_pos))
-        n_alt = chunk.n_alt[lines]
-        suspicious = np.flatnonzero((pos <= prev) | (n_alt > 1))
-        skip = self.opts.skip_invalid
-
-        def reject(li: int, reason: str, key: str) -> None:
-            if not skip:
-                raise self._invalid(first_line + li, reason)
-            qc.skipped[key] += 1
-            ok[li] = False
-
-        for j in suspicious.tolist():
-            li = int(lines[j])
-            p = int(pos[j])
-            if p < prev[j]:
-                reject(li, f"records are not sorted: POS {p} comes after POS {int(prev[j])} "
-                           "on the same contig", "unsorted")
-                continue
-            mine = self._alleles(chunk, li)
-            if len(mine) != max(int(n_alt[j]), 1):
-                reject(li, "an ALT allele is listed twice", "duplicate")
-                continue
-            earlier = self._alleles_before(chunk, lines, pos, j, state, ok)
-            if mine & earlier:
-                reject(li, f"duplicate record: POS {p} with the same REF and ALT as an "
-                           "earlier record", "duplicate")
-        valid = np.flatnonzero(ok[lines])
-        if valid.size:
-            j = int(valid[-1])
-            state.at_last_pos = self._alleles_before(chunk, lines, pos, j, state, ok) | \
-                self._alleles(chunk, int(lines[j]))
-            state.last_pos = int(pos[j])
-
-    def _alleles_before(self, chunk: vp.ParsedChunk, lines: np.ndarray, pos: np.ndarray,
-                        j: int, state: _SortState, ok: np.ndarray) -> set[tuple[str, str]]:
-        """(REF, ALT) pairs of the valid records before line j at the same position."""
-        p = int(pos[j])
-        out: set[tuple[str, str]] = set()
-        k = j - 1
-        while k >= 0 and int(pos[k]) == p:
-            if ok[int(lines[k])]:
-                out |= self._alleles(chunk, int(lines[k]))
-            k -= 1
-        if k < 0 and p == state.last_pos:
-            out |= state.at_last_pos
-        return out
-
-    @staticmethod
-    def _alleles(chunk: vp.ParsedChunk, li: int) -> set[tuple[str, str]]:
-        ref = chunk.field(li, 3)
-        alts = chunk.field(li, 4).split(",")
-        return {(ref, a) for a in alts}
 
     def _emit_rows(self, chunk: vp.ParsedChunk, lines: np.ndarray, contig_index: int,
                    emit: Callable[[int, dict[str, pa.Array], np.ndarray], None],
@@ -421,7 +334,7 @@ class _Ingest:
         samples_entry = writer.write_samples(
             pa.table(samples, schema=fmt.sample_schema(list(sheet.columns))))
         qc = _Qc(n_samples)
-        state = _SortState()
+        state = OrderChecker(header.contigs, self.opts.skip_invalid, self._invalid, qc.skipped)
         self._parse_into(writer, chunker, source, header, n_samples, qc, state, contigs)
         files = writer.close()
         qc_report = qc.report(sheet, n_samples)
@@ -470,7 +383,7 @@ class _Ingest:
         return IngestResult(self.dataset, batch, qc_report, new_manifest)
 
     def _parse_into(self, writer: BatchWriter, chunker: LineChunker, source: Any,
-                    header: VcfHeader, n_samples: int, qc: _Qc, state: _SortState,
+                    header: VcfHeader, n_samples: int, qc: _Qc, state: OrderChecker,
                     contigs: list[str]) -> None:
         """Parse every data chunk and hand its rows to a writer thread (Parquet encode +
         encrypt while the next chunk is parsed). Any failure aborts the open file."""

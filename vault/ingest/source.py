@@ -10,6 +10,11 @@
   parser and validation apply. This path is correct but much slower than the text path.
 
 Every chunk ends at a line boundary. Lines are never reordered.
+
+Memory stays bounded whatever the input (``limits.py``): a BGZF block that declares more
+than 64 KiB is refused, each inflate step is capped, and so are the header and the length
+of one data line. BCF: only the header size is checked before htslib reads it; a record's
+size is up to htslib.
 """
 
 from __future__ import annotations
@@ -25,10 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import deflate
-import numba as nb
 import numpy as np
 
+from kernels.jit import jit
 from vault.errors import InvalidInput
+from vault.ingest.limits import (
+    BGZF_MAX_BLOCK,
+    BGZF_MAX_INFLATE_PER_TASK,
+    GZIP_MAX_STEP,
+    MAX_HEADER_BYTES,
+    MAX_HEADER_LINES,
+    max_line_bytes,
+    overlong_line,
+)
 
 BGZF_MAGIC = b"\x1f\x8b\x08\x04"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -43,7 +57,7 @@ def sniff(path: Path) -> str:
         head = fh.read(18)
     if head[:4] == BGZF_MAGIC and head[12:14] == b"BC":
         with open(path, "rb") as fh:
-            first = _inflate_block(fh.read(struct.unpack_from("<H", head, 16)[0] + 1), path)
+            first = _inflate_block(fh.read(struct.unpack_from("<H", head, 16)[0] + 1), path, 0)
         return "bcf" if first[:4] == BCF_MAGIC else "bgzf"
     if head[:2] == GZIP_MAGIC:
         with open(path, "rb") as fh:
@@ -54,19 +68,55 @@ def sniff(path: Path) -> str:
     return "text"
 
 
-def _inflate_block(block: bytes | memoryview, path: Path) -> bytes | bytearray:
-    """Inflate one BGZF block (header + deflate data + CRC32 + ISIZE), checking its CRC."""
+def _block_too_large(path: Path, offset: int, isize: int) -> InvalidInput:
+    return InvalidInput(str(path), None,
+                        f"BGZF block at byte offset {offset} declares {isize} inflated bytes; "
+                        f"the BGZF format allows at most {BGZF_MAX_BLOCK} (the file is "
+                        "malformed or a decompression bomb); re-compress it with bgzip")
+
+
+def _inflate_block(block: bytes | memoryview, path: Path, offset: int) -> bytes | bytearray:
+    """Inflate one BGZF block (header + deflate data + CRC32 + ISIZE), checking its CRC.
+
+    ``offset`` (the block's byte offset in the file) is only for messages.
+    """
     xlen = struct.unpack_from("<H", block, 10)[0]
     crc, isize = struct.unpack_from("<II", block, len(block) - 8)
+    if isize > BGZF_MAX_BLOCK:
+        raise _block_too_large(path, offset, isize)
     try:
+        # libdeflate never writes more than isize bytes
         data = deflate.deflate_decompress(block[12 + xlen:-8], isize) if isize else b""
     except deflate.DeflateError as exc:
-        raise InvalidInput(str(path), None, "corrupt BGZF block (deflate data does not "
-                                            "decode): the file is damaged; re-copy it") from exc
+        raise InvalidInput(str(path), None, f"corrupt BGZF block at byte offset {offset} "
+                                            "(deflate data does not decode): the file is "
+                                            "damaged; re-copy it") from exc
     if deflate.crc32(data) != crc:
-        raise InvalidInput(str(path), None, "corrupt BGZF block (CRC32 mismatch): the file is "
-                                            "damaged or truncated; re-copy it")
+        raise InvalidInput(str(path), None, f"corrupt BGZF block at byte offset {offset} "
+                                            "(CRC32 mismatch): the file is damaged or "
+                                            "truncated; re-copy it")
     return data
+
+
+def _bcf_header_size(path: Path) -> int:
+    """l_text of a BCF (the header's declared length), read without htslib; 0 if unknown."""
+    with open(path, "rb") as fh:
+        head = fh.read(18)
+        if head[:4] == BGZF_MAGIC and head[12:14] == b"BC":
+            fh.seek(0)
+            first = bytes(_inflate_block(fh.read(struct.unpack_from("<H", head, 16)[0] + 1),
+                                         path, 0))
+        elif head[:2] == GZIP_MAGIC:
+            fh.seek(0)
+            try:
+                first = zlib.decompressobj(31).decompress(fh.read(1 << 16), 9)
+            except zlib.error:
+                return 0
+        else:
+            first = head
+    if first[:4] != BCF_MAGIC or len(first) < 9:
+        return 0
+    return int(struct.unpack_from("<I", first, 5)[0])
 
 
 @dataclass
@@ -104,47 +154,77 @@ class TextSource:
 
     def _bgzf_chunks(self) -> Iterator[bytes]:
         path = self.path
+        max_blocks = BGZF_MAX_INFLATE_PER_TASK // BGZF_MAX_BLOCK
         with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=2) as pool:
-            carry = b""
+            data = b""  # compressed bytes not yet handed to a task
+            base = 0  # file offset of data[0]
             queue: deque[tuple[Future[bytes], int]] = deque()
             eof = False
-            while not eof or queue:
-                while not eof and len(queue) < 2:  # keep both cores inflating ahead
-                    raw = fh.read(CHUNK_COMPRESSED)
-                    eof = not raw
-                    data = carry + raw
-                    offsets, used = _split_bgzf(data, path, final=eof)
-                    carry = data[used:]
+            while True:
+                while len(queue) < 2:  # keep both cores inflating ahead
+                    # at most max_blocks blocks per task: 64 KiB blocks that compress 1000:1
+                    # would otherwise inflate a 2 MiB slice to 2 GB
+                    offsets, used = _split_bgzf(data, path, base, eof, max_blocks)
                     if offsets.size > 1:
-                        queue.append((pool.submit(_inflate_many, data, offsets, path), used))
-                if queue:
-                    fut, used = queue.popleft()
-                    self._advance(used)
-                    yield fut.result()
+                        queue.append((pool.submit(_inflate_many, data, offsets, path, base),
+                                      used))
+                        data = data[used:]
+                        base += used
+                    elif eof:
+                        break
+                    else:
+                        raw = fh.read(CHUNK_COMPRESSED)
+                        eof = not raw
+                        data += raw
+                if not queue:
+                    break
+                fut, used = queue.popleft()
+                self._advance(used)
+                yield fut.result()
 
     def _gzip_chunks(self) -> Iterator[bytes]:
         d = zlib.decompressobj(47)
+        pending = b""  # compressed input not yet given to zlib
         with open(self.path, "rb") as fh:
-            while block := fh.read(CHUNK_COMPRESSED):
-                self._advance(len(block))
+            while True:
                 try:
-                    out = d.decompress(block)
-                    while d.eof and d.unused_data:  # concatenated gzip members
-                        rest = d.unused_data
-                        d = zlib.decompressobj(47)
-                        out += d.decompress(rest)
+                    # never more than GZIP_MAX_STEP bytes out of one step (gzip bombs)
+                    out = d.decompress(pending, GZIP_MAX_STEP)
                 except zlib.error as exc:
                     raise InvalidInput(str(self.path), None, f"corrupt gzip data ({exc}): the "
                                                              "file is damaged; re-copy it") \
                         from exc
+                if d.eof:
+                    pending = d.unused_data
+                    if pending:  # concatenated gzip members
+                        d = zlib.decompressobj(47)
+                else:
+                    pending = d.unconsumed_tail
                 if out:
                     yield out
+                    continue
+                if pending:
+                    continue
+                block = fh.read(CHUNK_COMPRESSED)
+                if not block:
+                    break
+                self._advance(len(block))
+                if d.eof:  # the next member starts at this block
+                    d = zlib.decompressobj(47)
+                pending = block
             if not d.eof:
                 raise InvalidInput(str(self.path), None,
                                    "truncated gzip file: re-copy the file")
 
     def _bcf_chunks(self) -> Iterator[bytes]:
         import pysam
+
+        size = _bcf_header_size(self.path)
+        if size > MAX_HEADER_BYTES:
+            raise InvalidInput(str(self.path), None,
+                               f"the BCF header declares {size} bytes, more than GenoVault's "
+                               f"limit of {MAX_HEADER_BYTES >> 20} MiB (see docs/format.md): "
+                               "the file is malformed")
 
         try:
             vf = pysam.VariantFile(str(self.path))
@@ -171,53 +251,73 @@ class TextSource:
         self._advance(os.path.getsize(self.path))
 
 
-@nb.njit(cache=True, nogil=True)
-def _bgzf_offsets(raw: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Offsets of the whole BGZF blocks in ``raw`` (plus the end of the last one).
+@jit()
+def _bgzf_offsets(raw: np.ndarray, max_blocks: int) -> tuple[np.ndarray, int, int, int]:
+    """Offsets of the first whole BGZF blocks in ``raw`` (at most ``max_blocks``), plus the
+    end of the last one.
 
-    Returns (offsets, bytes used, offset of the first invalid block header or -1).
+    Returns (offsets, bytes used, offset of the first bad block or -1, its problem: 1 not a
+    BGZF block header, 2 ISIZE over 64 KiB, 3 BSIZE too small for a block).
     """
     n = raw.shape[0]
-    offs = np.empty(n // 28 + 2, np.int64)
+    offs = np.empty(min(n // 28, max_blocks) + 2, np.int64)
     m = 0
     p = 0
-    while p + 18 <= n:
+    while p + 18 <= n and m < max_blocks:
         if not (raw[p] == 31 and raw[p + 1] == 139 and raw[p + 2] == 8 and raw[p + 3] == 4
                 and raw[p + 12] == 66 and raw[p + 13] == 67):
-            return offs[:m], p, p
+            return offs[:m], p, p, 1
         bsize = (raw[p + 16] | (np.int64(raw[p + 17]) << 8)) + 1
+        if bsize < 26:
+            return offs[:m], p, p, 3
         if p + bsize > n:
             break
+        e = p + bsize
+        isize = (np.int64(raw[e - 4]) | (np.int64(raw[e - 3]) << 8)
+                 | (np.int64(raw[e - 2]) << 16) | (np.int64(raw[e - 1]) << 24))
+        if isize > 65536:
+            return offs[:m], p, p, 2
         offs[m] = p
         m += 1
         p += bsize
     offs[m] = p
-    return offs[:m + 1], p, -1
+    return offs[:m + 1], p, -1, 0
 
 
-def _split_bgzf(raw: bytes, path: Path, final: bool) -> tuple[np.ndarray, int]:
-    """Offsets of the whole BGZF blocks in ``raw``; returns (offsets, bytes used)."""
-    offs, used, bad = _bgzf_offsets(np.frombuffer(raw, np.uint8))
+def _split_bgzf(raw: bytes, path: Path, base: int, final: bool,
+                max_blocks: int) -> tuple[np.ndarray, int]:
+    """Offsets of the first whole BGZF blocks in ``raw`` (file offset ``base``); returns
+    (offsets, bytes used)."""
+    offs, used, bad, why = _bgzf_offsets(np.frombuffer(raw, np.uint8), max_blocks)
     if bad >= 0:
-        raise InvalidInput(str(path), None, f"not a valid BGZF block at byte {bad} of this "
-                                            "slice: the file is corrupt or not bgzip-compressed")
-    if final and used != len(raw):
+        if why == 2:
+            isize = struct.unpack_from("<I", raw, bad + struct.unpack_from("<H", raw, bad + 16)[0]
+                                       - 3)[0]
+            raise _block_too_large(path, base + bad, isize)
+        raise InvalidInput(str(path), None, f"not a valid BGZF block at byte offset "
+                                            f"{base + bad}: the file is corrupt or not "
+                                            "bgzip-compressed")
+    if final and offs.size <= max_blocks and used != len(raw):
         raise InvalidInput(str(path), None, "truncated BGZF file (incomplete last block): "
                                             "re-copy the file")
     return offs, used
 
 
-def _inflate_many(raw: bytes, offsets: np.ndarray, path: Path) -> bytes:
+def _inflate_many(raw: bytes, offsets: np.ndarray, path: Path, base: int) -> bytes:
     mv = memoryview(raw)
     bounds = offsets.tolist()
-    return b"".join([_inflate_block(mv[a:b], path) for a, b in itertools.pairwise(bounds)])
+    return b"".join([_inflate_block(mv[a:b], path, base + a)
+                     for a, b in itertools.pairwise(bounds)])
 
 
 class LineChunker:
     """Turns decompressed byte chunks into (header lines, data chunks of whole lines).
 
     Data chunks are zero-copy views of the decompressed chunks; only the one line that
-    straddles two chunks is copied (and yielded as a chunk of its own, in order).
+    straddles two chunks is copied (and yielded as a chunk of its own, in order). The header
+    is limited to ``MAX_HEADER_BYTES`` and ``MAX_HEADER_LINES``; a data line longer than
+    ``max_line_bytes(samples)`` is never assembled: an ``OverlongLine`` stands in for it and
+    its bytes are dropped as they stream past.
     """
 
     def __init__(self, chunks: Iterator[bytes], path: Path) -> None:
@@ -226,30 +326,57 @@ class LineChunker:
         self.header_lines: list[str] = []
         self._rest = b""
         self._rest_pos = 0
+        self.max_line = max_line_bytes(0)
+
+    def _header_limit(self, size: int) -> None:
+        lines = self.header_lines
+        if len(lines) > MAX_HEADER_LINES:
+            raise InvalidInput(str(self._path), len(lines),
+                               f"more than {MAX_HEADER_LINES:,} header lines (GenoVault's "
+                               "limit, see docs/format.md): the file is malformed")
+        if size > MAX_HEADER_BYTES:
+            raise InvalidInput(str(self._path), len(lines) + 1,
+                               f"the header is larger than {MAX_HEADER_BYTES >> 20} MiB "
+                               "(GenoVault's limit, see docs/format.md): the file is "
+                               "malformed (a missing newline?)")
 
     def read_header(self) -> list[str]:
         buf = b""
         pos = 0
+        done = 0  # bytes of the complete header lines
         for chunk in self._chunks:
             buf = buf[pos:] + chunk if pos < len(buf) else chunk
             pos = 0
             while pos < len(buf):
                 if buf[pos] != 35:  # '#'
                     self._rest, self._rest_pos = buf, pos
-                    return self.header_lines
+                    return self._end_header()
                 nl = buf.find(b"\n", pos)
                 if nl < 0:
                     break
                 self.header_lines.append(buf[pos:nl].rstrip(b"\r").decode("utf-8", "replace"))
+                done += nl + 1 - pos
                 pos = nl + 1
+                if len(self.header_lines) > MAX_HEADER_LINES:
+                    self._header_limit(done)
+            self._header_limit(done + len(buf) - pos)
         self._rest, self._rest_pos = buf, pos
+        return self._end_header()
+
+    def _end_header(self) -> list[str]:
+        last = self.header_lines[-1] if self.header_lines else ""
+        n_samples = max(0, last.count("\t") - 8) if last.startswith("#CHROM") else 0
+        self.max_line = max_line_bytes(n_samples)
         return self.header_lines
 
     def data_chunks(self) -> Iterator[np.ndarray]:
         """Chunks of complete data lines as uint8 arrays (each ends with '\\n'), in order."""
         first = (self._rest, self._rest_pos)
         self._rest = b""
-        tail = b""
+        limit = self.max_line
+        tail: list[bytes] = []  # pieces of the line that straddles chunks
+        tail_len = 0
+        dropping = False  # inside an overlong line, after its OverlongLine was yielded
 
         def pieces() -> Iterator[tuple[bytes, int]]:
             yield first
@@ -260,21 +387,40 @@ class LineChunker:
             if start >= len(chunk):
                 continue
             nl = chunk.find(b"\n", start)
+            if dropping:
+                if nl < 0:
+                    continue
+                dropping = False
+                start = nl + 1
+                nl = chunk.find(b"\n", start)
             if nl < 0:
-                tail += chunk[start:]
+                if start < len(chunk):
+                    tail.append(chunk[start:])
+                tail_len += len(chunk) - start
+                if tail_len > limit:  # never hold more than one line of the limit
+                    yield overlong_line(tail[0] if tail else b"")
+                    tail, tail_len, dropping = [], 0, True
                 continue
             if tail:
-                yield np.frombuffer(tail + chunk[start:nl + 1], np.uint8)
-                tail = b""
+                if tail_len + nl - start > limit:
+                    yield overlong_line(tail[0] if tail else b"")
+                else:
+                    yield np.frombuffer(b"".join([*tail, chunk[start:nl + 1]]), np.uint8)
+                tail, tail_len = [], 0
                 start = nl + 1
             cut = chunk.rfind(b"\n", start)
             if cut < start:
-                tail = chunk[start:]
+                tail = [chunk[start:]] if start < len(chunk) else []
+                tail_len = len(chunk) - start
                 continue
             yield np.frombuffer(chunk, np.uint8, count=cut + 1 - start, offset=start)
-            tail = chunk[cut + 1:]
-        if tail.strip():
-            yield np.frombuffer(tail if tail.endswith(b"\n") else tail + b"\n", np.uint8)
+            tail = [chunk[cut + 1:]] if cut + 1 < len(chunk) else []
+            tail_len = len(chunk) - cut - 1
+        rest = b"".join(tail)
+        if dropping:
+            return
+        if rest.strip():
+            yield np.frombuffer(rest if rest.endswith(b"\n") else rest + b"\n", np.uint8)
 
 
 def open_source(path: Path) -> TextSource:

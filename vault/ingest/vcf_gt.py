@@ -1,0 +1,231 @@
+"""Genotype kernels: GT decoding into packed 2-bit codes, and missingness per sample."""
+
+# mypy: disable-error-code="assignment"
+# (numba kernels: mypy cannot follow numpy scalar arithmetic; numba checks the types)
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from kernels.jit import jit
+from vault.ingest.vcf_errors import (
+    E_ALLELE,
+    E_FEW_SAMPLES,
+    E_GT,
+    E_MANY_SAMPLES,
+    E_PLOIDY,
+)
+from vault.ingest.vcf_scan import CR, NL, TAB
+
+_jit = jit()
+_pjit = jit(parallel=True)
+
+
+@_jit
+def _parse_allele(buf: np.ndarray, p: int) -> tuple[int, int]:
+    """Parse one allele at p: returns (allele or -1 for '.', or -2 if malformed; new p)."""
+    c = buf[p]
+    if c == 46:
+        return -1, p + 1
+    if c < 48 or c > 57:
+        return -2, p
+    a = 0
+    while 48 <= buf[p] <= 57:
+        a = a * 10 + (buf[p] - 48)
+        p += 1
+        if a > 100000:
+            return -2, p
+    return a, p
+
+
+@jit(inline="always")
+def _fast_biallelic_row(buf: np.ndarray, p: int, n_samples: int, out: np.ndarray) -> int:
+    """Pack a line whose sample columns are all 'a/b' or 'a|b' with a, b in {0, 1}.
+
+    Returns 0 when every column matched that pattern (``out`` is then complete), else
+    non-zero (the caller clears ``out`` and takes the general path).
+    """
+    bad = 0
+    q = p
+    n_body = (n_samples - 1) >> 2  # groups of 4 whose columns all end with a tab
+    for b in range(n_body):
+        v = 0
+        for j in range(4):
+            c0 = np.int32(buf[q]) - 48
+            c2 = np.int32(buf[q + 2]) - 48
+            sep = np.int32(buf[q + 1])
+            bad |= (c0 | c2) & ~1
+            bad |= np.int32(sep != 124) & np.int32(sep != 47)
+            bad |= np.int32(buf[q + 3] != TAB)
+            v |= (c0 + c2) << (2 * j)
+            q += 4
+        out[b] = v
+    v = 0
+    for s in range(4 * n_body, n_samples):
+        c0 = np.int32(buf[q]) - 48
+        c2 = np.int32(buf[q + 2]) - 48
+        sep = np.int32(buf[q + 1])
+        bad |= (c0 | c2) & ~1
+        bad |= np.int32(sep != 124) & np.int32(sep != 47)
+        bad |= np.int32(buf[q + 3] != (NL if s == n_samples - 1 else TAB))
+        v |= (c0 + c2) << (2 * (s & 3))
+        q += 4
+    out[n_body] = v
+    return bad
+
+
+@_pjit
+def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_alt: np.ndarray,
+                    no_gt: np.ndarray, row_start: np.ndarray, err: np.ndarray, n_samples: int,
+                    n_rows: int):
+    """Fill packed 2-bit codes for every row; count haploid and half calls per line.
+
+    Sets ``err[li]`` for a malformed sample column and ``err_col[li]`` to its sample index.
+    """
+    nbytes = (n_samples + 3) // 4
+    packed = np.zeros((n_rows, nbytes), np.uint8)
+    n_hap = np.zeros(line_ends.shape[0], np.int32)
+    n_half = np.zeros(line_ends.shape[0], np.int32)
+    err_col = np.full(line_ends.shape[0], -1, np.int32)
+    for li in nb.prange(line_ends.shape[0]):
+        if err[li] != 0 or n_samples == 0:
+            continue
+        r0 = row_start[li]
+        na = n_alt[li]
+        p = fs[li, 9]
+        e = line_ends[li]
+        acc = 0
+        hap = 0
+        half = 0
+        code = 0
+        last = n_samples - 1
+        if no_gt[li]:
+            tabs = 0
+            for q in range(p, e):
+                tabs += buf[q] == TAB
+            if tabs != last:
+                err[li] = E_FEW_SAMPLES if tabs < last else E_MANY_SAMPLES
+                continue
+            for r in range(r0, r0 + max(na, 1)):
+                for s in range(n_samples):
+                    packed[r, s >> 2] |= np.uint8(3 << (2 * (s & 3)))
+            continue
+        if na == 1 and e - p == 4 * n_samples - 1:
+            # Every sample column is exactly 'a?b' + tab: the branch-free path checks the whole
+            # line at once and falls back to the general loop below if anything is unusual.
+            bad = _fast_biallelic_row(buf, p, n_samples, packed[r0])
+            if bad == 0:
+                continue
+            for b in range(nbytes):
+                packed[r0, b] = 0
+        for s in range(n_samples):
+            # Fast path: a biallelic diploid call 'a/b' or 'a|b' with a, b in {0, 1} and
+            # nothing else in the column (by far the most common sample column).
+            if na == 1 and p + 3 <= e:
+                c0 = buf[p]
+                c2 = buf[p + 2]
+                t = buf[p + 3]
+                sep = buf[p + 1]
+                if ((c0 == 48 or c0 == 49) and (c2 == 48 or c2 == 49)
+                        and (sep == 124 or sep == 47)
+                        and ((t == TAB and s < last) or (t == NL and s == last))):
+                    acc |= (c0 + c2 - 96) << (2 * (s & 3))
+                    if (s & 3) == 3 or s == last:
+                        packed[r0, s >> 2] = acc
+                        acc = 0
+                    p += 4
+                    continue
+            if p >= e:
+                err[li] = E_FEW_SAMPLES
+                err_col[li] = s
+                break
+            a1, p = _parse_allele(buf, p)
+            if a1 == -2:
+                err[li] = E_GT
+                err_col[li] = s
+                break
+            c = buf[p]
+            haploid = True
+            a2 = a1
+            if c == 47 or c == 124:
+                haploid = False
+                a2, p = _parse_allele(buf, p + 1)
+                if a2 == -2:
+                    err[li] = E_GT
+                    err_col[li] = s
+                    break
+                c = buf[p]
+                if c == 47 or c == 124:
+                    err[li] = E_PLOIDY
+                    err_col[li] = s
+                    break
+            if c == 58:  # ':' -> skip the other FORMAT values
+                while p < e and buf[p] != TAB:
+                    p += 1
+                c = buf[p]
+            if c == CR and p == e - 1:
+                p += 1
+                c = buf[p]
+            if c != TAB and c != NL:
+                err[li] = E_GT
+                err_col[li] = s
+                break
+            if c == NL and s != n_samples - 1:
+                err[li] = E_FEW_SAMPLES
+                err_col[li] = s + 1
+                break
+            if c == TAB and s == n_samples - 1:
+                err[li] = E_MANY_SAMPLES
+                err_col[li] = s + 1
+                break
+            p += 1
+            if a1 > na or a2 > na:
+                err[li] = E_ALLELE
+                err_col[li] = s
+                break
+            miss = a1 < 0 or a2 < 0
+            if miss:
+                if a1 >= 0 or a2 >= 0:
+                    half += 1
+                code = 3
+            else:
+                if haploid:
+                    hap += 1
+                code = a1 + a2
+            shift = 2 * (s & 3)
+            if na <= 1:
+                acc |= code << shift
+                if (s & 3) == 3 or s == n_samples - 1:
+                    packed[r0, s >> 2] = acc
+                    acc = 0
+            else:
+                for k in range(1, na + 1):
+                    ck = 3 if miss else (1 if a1 == k else 0) + (1 if a2 == k else 0)
+                    packed[r0 + k - 1, s >> 2] |= np.uint8(ck << shift)
+        n_hap[li] = hap
+        n_half[li] = half
+    return packed, n_hap, n_half, err_col
+
+
+@_pjit
+def missing_per_sample(packed: np.ndarray, n_samples: int) -> np.ndarray:
+    """Number of missing (code 3) calls per sample over all rows (rows split across threads)."""
+    nparts = 2
+    parts = np.zeros((nparts, 4 * packed.shape[1]), np.int64)
+    n = packed.shape[0]
+    for t in nb.prange(nparts):
+        acc = parts[t]
+        for r in range(n * t // nparts, n * (t + 1) // nparts):
+            row = packed[r]
+            for b in range(row.shape[0]):
+                v = row[b]
+                if v == 0:
+                    continue
+                acc[4 * b] += (v & 3) == 3
+                acc[4 * b + 1] += ((v >> 2) & 3) == 3
+                acc[4 * b + 2] += ((v >> 4) & 3) == 3
+                acc[4 * b + 3] += (v >> 6) == 3
+    out = np.zeros(n_samples, np.int64)
+    for s in range(n_samples):
+        out[s] = parts[0, s] + parts[1, s]
+    return out
