@@ -1,0 +1,1 @@
+"""Policy files shipped with GenoVault: Vault ACL policies (vault/) and access policies (access/)."""
