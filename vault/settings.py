@@ -14,6 +14,10 @@ down explicitly; nothing else in ``vault/`` reads the environment.
 ``GENOVAULT_API_PORT``     port of ``genovault serve`` (default 8700)
 ``GENOVAULT_URL``          the API a client talks to (default ``http://127.0.0.1:<api port>``)
 ``GENOVAULT_ENV``          ``development`` (default) or ``production``
+``GENOVAULT_POLICY_DIR``   access policy files (default: the shipped policies/access)
+``GENOVAULT_CACHE_MB``     decrypted partitions kept in memory by the API (default 512; 0 off)
+``GENOVAULT_SERVICE_ROLE_ID``    AppRole role id of the API's own identity (external Vault)
+``GENOVAULT_SERVICE_SECRET_ID``  its secret id (a secret: never printed)
 =========================  ==========================================================
 
 Unsafe combinations are refused: only one of ``VAULT_ADDR``/``VAULT_TOKEN``; in production,
@@ -56,6 +60,13 @@ class Settings(BaseSettings):
     api_url: str | None = Field(default=None, validation_alias=_env("GENOVAULT_URL"))
     environment: Literal["development", "production"] = Field(
         default="development", validation_alias=_env("GENOVAULT_ENV"))
+    policy_dir: Path | None = Field(default=None, validation_alias=_env("GENOVAULT_POLICY_DIR"))
+    cache_mb: int = Field(default=512, ge=0, le=1 << 20,
+                          validation_alias=_env("GENOVAULT_CACHE_MB"))
+    service_role_id: str | None = Field(default=None,
+                                        validation_alias=_env("GENOVAULT_SERVICE_ROLE_ID"))
+    service_secret_id: SecretStr | None = Field(
+        default=None, validation_alias=_env("GENOVAULT_SERVICE_SECRET_ID"))
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

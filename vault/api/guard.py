@@ -1,0 +1,211 @@
+"""The one path every answer takes: authenticate, decide, audit, compute with disclosure control.
+
+Routes describe *what* is asked (a ``QueryRequest``) and *how* to compute it given the
+decision's disclosure obligations; :meth:`Guard.run` does the rest, in this order:
+
+1. the caller's token -> Principal (401 without a valid token);
+2. ``decide(principal, request, policy)`` (pure; 403 when denied, and the same 404 as for an
+   absent dataset when the dataset is not visible to the caller);
+3. the policy's rate limit (429);
+4. an audit record is written **before** the computation runs — if it cannot be written the
+   request is refused (503): nothing is answered without a record;
+5. the computation, which applies the obligations (small cells, complementary suppression,
+   minimum group size, rare variants);
+6. the outcome (rows, disclosure) is audited under the same query id, and the answer carries
+   that ``query_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+from vault.api.ratelimit import RateLimiter
+from vault.audit import AuditLog
+from vault.errors import (
+    ConfigError,
+    DatasetNotFound,
+    GenoVaultError,
+    VaultDown,
+    VaultUnauthenticated,
+)
+from vault.policy import PolicyStore, decide
+from vault.policy.model import Decision, Principal, QueryRequest
+from vault.query.service import Disclosure
+
+#: reasons of a denial that mean "this dataset is not yours to see" (answered as absent)
+_HIDDEN = ("dataset_not_visible", "consent_mismatch", "unknown_dataset")
+
+
+@dataclass
+class Outcome:
+    """What a computation returns: the answer body and how many rows it holds."""
+
+    body: dict[str, Any]
+    rows: int
+
+
+def disclosure_of(decision: Decision) -> Disclosure:
+    ob = decision.obligations
+    assert ob is not None
+    rare = getattr(ob, "rare_variant", None) or {}
+    mode = rare.get("mode") if isinstance(rare, dict) else getattr(rare, "mode", None)
+    max_ac = rare.get("max_ac") if isinstance(rare, dict) else getattr(rare, "max_ac", None)
+    return Disclosure(k=int(ob.k), min_group_size=int(ob.min_group_size), tier=str(ob.tier),
+                      rare_max_ac=int(max_ac) if mode == "suppress" and max_ac else None)
+
+
+def policy_info(decision: Decision) -> dict[str, Any]:
+    return {"role": decision.role, "policy_version": decision.policy_version,
+            "rules": list(decision.matched_rules)}
+
+
+def _hash(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class Guard:
+    """Authentication, the policy decision, rate limits and the audit trail, in one place."""
+
+    def __init__(self, authenticate: Callable[[str], Principal], policies: PolicyStore,
+                 audit: AuditLog, limiter: RateLimiter | None = None) -> None:
+        self.authenticate = authenticate
+        self.policies = policies
+        self.audit = audit
+        self.limiter = limiter or RateLimiter()
+
+    # -- authentication --------------------------------------------------------------------
+    def principal(self, request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            self._deny_unauthenticated(request, "no_token")
+        try:
+            return self.authenticate(token.strip())
+        except VaultUnauthenticated:
+            self._deny_unauthenticated(request, "token_rejected")
+        except VaultDown as exc:
+            raise HTTPException(503, detail="Vault is unreachable or sealed; retry later") \
+                from exc
+
+    def _deny_unauthenticated(self, request: Request, reason: str) -> Any:
+        qid = self._record(request, None, None, None, {"status": 401, "reasons": [reason]})
+        raise HTTPException(401, detail="a valid Vault token is required "
+                            "(Authorization: Bearer <token>); log in with `genovault login`",
+                            headers={"WWW-Authenticate": "Bearer", "X-Query-Id": qid})
+
+    # -- the whole path --------------------------------------------------------------------
+    def run(self, request: Request, qreq: QueryRequest,
+            compute: Callable[[Decision], Outcome]) -> dict[str, Any]:
+        principal = self.principal(request)
+        request.state.principal = principal
+        policy = self.policies.current()
+        decision = decide(principal, qreq, policy)
+        if not decision.allowed:
+            hidden = any(r.startswith(_HIDDEN) for r in decision.reasons)
+            status = 404 if hidden else 403
+            qid = self._record(request, principal, qreq, decision,
+                               {"status": status, "reasons": list(decision.reasons)})
+            if hidden:
+                raise HTTPException(404, detail=_not_found(qreq.dataset),
+                                    headers={"X-Query-Id": qid})
+            raise HTTPException(403, detail="the policy does not allow this request: "
+                                + ", ".join(decision.reasons), headers={"X-Query-Id": qid})
+        limit = getattr(decision.obligations, "rate_limit", None)
+        if limit:
+            n = limit["requests"] if isinstance(limit, dict) else limit.requests
+            per = limit["per_seconds"] if isinstance(limit, dict) else limit.per_seconds
+            wait = self.limiter.allow(principal.entity_id or principal.display_name,
+                                      decision.role or "", int(n), float(per))
+            if wait is not None:
+                qid = self._record(request, principal, qreq, decision,
+                                   {"status": 429, "reasons": ["rate_limited"]})
+                raise HTTPException(429, detail=f"rate limit of {n} requests per {per:g} s "
+                                    "reached; retry later",
+                                    headers={"Retry-After": str(int(wait) + 1),
+                                             "X-Query-Id": qid})
+        try:
+            entry = self.audit.begin(self._payload(request, principal, qreq, decision))
+        except Exception as exc:  # fail closed: no record, no answer
+            raise HTTPException(503, detail="the audit trail cannot be written; nothing was "
+                                "answered") from exc
+        qid = entry.query_id
+        try:
+            outcome = compute(decision)
+        except DatasetNotFound as exc:
+            self.audit.finish(entry, {"status": 404, "reasons": ["absent"]})
+            raise HTTPException(404, detail=_not_found(qreq.dataset),
+                                headers={"X-Query-Id": qid}) from exc
+        except ConfigError as exc:
+            self.audit.finish(entry, {"status": 400, "reasons": ["bad_request"]})
+            raise HTTPException(400, detail=str(exc), headers={"X-Query-Id": qid}) from exc
+        except VaultDown as exc:
+            self.audit.finish(entry, {"status": 503, "reasons": ["vault_down"]})
+            raise HTTPException(503, detail="Vault is unreachable or sealed; retry later",
+                                headers={"X-Query-Id": qid}) from exc
+        except GenoVaultError as exc:
+            self.audit.finish(entry, {"status": 500, "reasons": [type(exc).__name__]})
+            raise HTTPException(500, detail="the query failed on the server side; the "
+                                "operators have the details in the audit trail",
+                                headers={"X-Query-Id": qid}) from exc
+        body = {**outcome.body, "query_id": qid, "policy": policy_info(decision)}
+        try:
+            self.audit.finish(entry, {"status": 200, "rows": outcome.rows,
+                                      "disclosure": _disclosure_summary(body)})
+        except Exception as exc:
+            raise HTTPException(503, detail="the audit trail cannot be written; the answer "
+                                "is withheld") from exc
+        return body
+
+    def _payload(self, request: Request, principal: Principal | None,
+                 qreq: QueryRequest | None, decision: Decision | None) -> dict[str, Any]:
+        return {
+            "principal": None if principal is None else {
+                "entity_id": principal.entity_id, "display_name": principal.display_name,
+                "role": decision.role if decision else None},
+            "request": {"method": request.method, "path": request.url.path,
+                        "action": qreq.action if qreq else None,
+                        "dataset": qreq.dataset if qreq else None,
+                        "params": _safe_params(request)},
+            "decision": None if decision is None else {
+                "allowed": decision.allowed, "reasons": list(decision.reasons),
+                "rules": list(decision.matched_rules),
+                "policy_version": decision.policy_version},
+            "client": {"remote": _hash(request.client.host) if request.client else None},
+        }
+
+    def _record(self, request: Request, principal: Principal | None, qreq: QueryRequest | None,
+                decision: Decision | None, outcome: dict[str, Any]) -> str:
+        try:
+            entry = self.audit.begin(self._payload(request, principal, qreq, decision))
+            self.audit.finish(entry, outcome)
+        except Exception as exc:
+            raise HTTPException(503, detail="the audit trail cannot be written") from exc
+        return str(entry.query_id)
+
+
+def _not_found(dataset: str | None) -> str:
+    return f"no dataset {dataset!r} (or it is not visible to you)"
+
+
+_PARAMS = ("region", "group_by", "limit", "cursor", "phenotype", "case", "control",
+           "window_variants", "window_bp", "min_r2", "folded", "chrom", "pos", "ref", "alt",
+           "variant", "filter")
+
+
+def _safe_params(request: Request) -> dict[str, str]:
+    """The request's known query parameters for the audit record, values capped in length
+    (unknown names are dropped: the record holds what the API understood)."""
+    return {k: v[:200] for k, v in request.query_params.items() if k in _PARAMS}
+
+
+def _disclosure_summary(body: dict[str, Any]) -> dict[str, Any]:
+    d = body.get("disclosure") or {}
+    return {k: d.get(k) for k in ("tier", "k", "min_group_size", "kind", "suppressed_cells",
+                                  "complementary_cells", "rare_variant_cells",
+                                  "omitted_variants") if k in d} | {
+        "refused_groups": [g.get("group") for g in d.get("refused_groups", [])]}

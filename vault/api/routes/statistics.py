@@ -1,0 +1,180 @@
+"""One route per statistic. Routes parse input and describe the request; the guard decides,
+audits and applies disclosure control (they never decide access themselves)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from vault.policy.model import QueryRequest
+
+from vault.api import models as m
+from vault.api.deps import ServicesDep
+from vault.api.guard import Outcome, disclosure_of
+from vault.errors import ConfigError
+from vault.query import advanced
+from vault.query.service import DEFAULT_PAGE, MAX_PAGE, Selection
+from vault.store.reader import Region
+
+router = APIRouter(prefix="/v1/datasets/{dataset}", tags=["statistics"])
+
+DatasetId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+                                description="dataset id")]
+RegionQ = Annotated[str | None, Query(max_length=200, description="CHROM, CHROM:START-END or "
+                                      "CHROM:START- (1-based, inclusive); omit for the whole "
+                                      "dataset")]
+GroupByQ = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+                                       description="a grouping column, e.g. population")]
+CursorQ = Annotated[int, Query(ge=0, le=10**9, description="variants to skip (from "
+                                                           "next_cursor)")]
+LimitQ = Annotated[int, Query(ge=1, le=MAX_PAGE, description="variants per page")]
+
+_ROUTE_STATS = {"frequency": "frequency", "genotype-counts": "genotype_counts",
+                "hardy-weinberg": "hardy_weinberg", "missingness": "missingness"}
+
+
+def parse_region(text: str | None) -> Region | None:
+    if text is None or not text.strip():
+        return None
+    region = Region.parse(text)
+    if region.start < 1:
+        raise ConfigError(f"invalid region {text!r}: positions start at 1")
+    return region
+
+
+class VariantKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    chrom: str = Field(min_length=1, max_length=100, pattern=r"^[^\s:,]+$")
+    pos: int = Field(ge=1, le=2**40)
+    ref: str = Field(min_length=1, max_length=1000, pattern=r"^[ACGTNacgtn*]+$|^<[^<>]+>$")
+    alt: str = Field(min_length=1, max_length=1000)
+
+
+class BatchQuery(BaseModel):
+    """A batch of variants and/or regions, paged with ``cursor``."""
+
+    model_config = ConfigDict(extra="forbid")
+    variants: list[VariantKey] = Field(default_factory=list, max_length=10_000)
+    regions: list[str] = Field(default_factory=list, max_length=100)
+    group_by: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    cursor: int = Field(default=0, ge=0, le=10**9)
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+
+
+def _stat_route(route: str, stat: str) -> None:
+    def get_stat(request: Request, services: ServicesDep, dataset: DatasetId,
+                 region: RegionQ = None, group_by: GroupByQ = None, cursor: CursorQ = 0,
+                 limit: LimitQ = DEFAULT_PAGE) -> dict[str, Any]:
+        qreq = QueryRequest(action=stat, dataset=dataset,
+                            group_by=(group_by,) if group_by else ())
+
+        def compute(decision: Any) -> Outcome:
+            sel = Selection(region=parse_region(region))
+            body = services.query.statistic(dataset, stat, sel, group_by,
+                                            disclosure_of(decision), cursor, limit)
+            return Outcome({**body, "dataset": dataset}, body["count"])
+
+        return services.guard.run(request, qreq, compute)
+
+    def post_stat(request: Request, services: ServicesDep, dataset: DatasetId,
+                  query: Annotated[BatchQuery, Body()]) -> dict[str, Any]:
+        qreq = QueryRequest(action=stat, dataset=dataset,
+                            group_by=(query.group_by,) if query.group_by else (),
+                            variant_count=len(query.variants) or None)
+
+        def compute(decision: Any) -> Outcome:
+            regions = tuple(r for r in (parse_region(t) for t in query.regions) if r)
+            if not query.variants and not regions:
+                raise ConfigError("give variants and/or regions")
+            sel = Selection(variants=tuple((v.chrom, v.pos, v.ref, v.alt)
+                                           for v in query.variants) or None,
+                            more_regions=regions)
+            body = services.query.statistic(dataset, stat, sel, query.group_by,
+                                            disclosure_of(decision), query.cursor, query.limit)
+            return Outcome({**body, "dataset": dataset}, body["count"])
+
+        return services.guard.run(request, qreq, compute)
+
+    get_stat.__name__ = f"get_{stat}"
+    post_stat.__name__ = f"post_{stat}"
+    router.add_api_route(f"/{route}", get_stat, methods=["GET"],
+                         response_model=m.StatisticAnswer, summary=f"{stat} per variant")
+    router.add_api_route(f"/{route}", post_stat, methods=["POST"],
+                         response_model=m.StatisticAnswer,
+                         summary=f"{stat} for a batch of variants/regions")
+
+
+for _route, _stat in _ROUTE_STATS.items():
+    _stat_route(_route, _stat)
+
+
+@router.get("/association", response_model=m.AssociationAnswer,
+            summary="case/control tests per variant")
+def association(request: Request, services: ServicesDep, dataset: DatasetId,
+                region: RegionQ = None,
+                phenotype: Annotated[str, Query(max_length=64,
+                                                pattern=r"^[A-Za-z0-9_.-]+$")] = "phenotype",
+                case: Annotated[str, Query(max_length=64)] = "case",
+                control: Annotated[str, Query(max_length=64)] = "control",
+                cursor: CursorQ = 0, limit: LimitQ = DEFAULT_PAGE) -> dict[str, Any]:
+    qreq = QueryRequest(action="association", dataset=dataset, group_by=(phenotype,))
+
+    def compute(decision: Any) -> Outcome:
+        body = advanced.association(services.query, dataset, Selection(parse_region(region)),
+                                    phenotype, case, control, disclosure_of(decision), cursor,
+                                    limit)
+        return Outcome({**body, "dataset": dataset}, body["count"])
+
+    return services.guard.run(request, qreq, compute)
+
+
+@router.get("/ld", response_model=m.LdAnswer, summary="r² between variants of a region")
+def ld(request: Request, services: ServicesDep, dataset: DatasetId,
+       region: Annotated[str, Query(max_length=200)],
+       window_variants: Annotated[int, Query(ge=1, le=advanced.MAX_LD_WINDOW)] = 10,
+       window_bp: Annotated[int | None, Query(ge=1, le=10**9)] = None,
+       min_r2: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+       cursor: CursorQ = 0, limit: LimitQ = DEFAULT_PAGE) -> dict[str, Any]:
+    qreq = QueryRequest(action="ld", dataset=dataset)
+
+    def compute(decision: Any) -> Outcome:
+        reg = parse_region(region)
+        if reg is None:
+            raise ConfigError("LD needs a region")
+        body = advanced.ld(services.query, dataset, reg, disclosure_of(decision),
+                           window_variants, window_bp, min_r2, cursor, limit)
+        return Outcome({**body, "dataset": dataset}, body["count"])
+
+    return services.guard.run(request, qreq, compute)
+
+
+@router.get("/sfs", response_model=m.SfsAnswer, summary="site-frequency spectrum")
+def sfs(request: Request, services: ServicesDep, dataset: DatasetId, region: RegionQ = None,
+        group_by: GroupByQ = None, folded: bool = False) -> dict[str, Any]:
+    qreq = QueryRequest(action="sfs", dataset=dataset, group_by=(group_by,) if group_by else ())
+
+    def compute(decision: Any) -> Outcome:
+        body = advanced.sfs(services.query, dataset, Selection(parse_region(region)), group_by,
+                            disclosure_of(decision), folded)
+        return Outcome({**body, "dataset": dataset}, len(body["spectra"]))
+
+    return services.guard.run(request, qreq, compute)
+
+
+@router.get("/presence", response_model=m.PresenceAnswer,
+            summary="is this allele present (at least k alleles)?")
+def presence(request: Request, services: ServicesDep, dataset: DatasetId,
+             chrom: Annotated[str, Query(min_length=1, max_length=100,
+                                         pattern=r"^[^\s:,]+$")],
+             pos: Annotated[int, Query(ge=1, le=2**40)],
+             ref: Annotated[str, Query(min_length=1, max_length=1000)],
+             alt: Annotated[str, Query(min_length=1, max_length=1000)]) -> dict[str, Any]:
+    qreq = QueryRequest(action="presence", dataset=dataset, variant_count=1)
+
+    def compute(decision: Any) -> Outcome:
+        body = advanced.presence(services.query, dataset, chrom, pos, ref, alt,
+                                 disclosure_of(decision))
+        return Outcome({**body, "dataset": dataset}, 1)
+
+    return services.guard.run(request, qreq, compute)

@@ -1,0 +1,120 @@
+"""Build the API's services from settings: the service's own Vault identity, the policy,
+the audit trail, the query service.
+
+The service authenticates to Vault as AppRole ``genovault-service`` (decrypt for the query
+service, the audit anchor) — never with a caller's token. With an external Vault the role id
+and secret id come from ``GENOVAULT_SERVICE_ROLE_ID`` / ``GENOVAULT_SERVICE_SECRET_ID``; with
+the embedded development vault they are fetched with its root token at start.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vault.api.auth import TokenAuthenticator
+from vault.api.deps import Services
+from vault.api.guard import Guard
+from vault.audit import AuditLog
+from vault.audit.paths import audit_log_path
+from vault.errors import ConfigError, VaultUnauthenticated
+from vault.keys import client as vclient
+from vault.keys.anchor import VaultKvAnchor
+from vault.policy import PolicyStore
+from vault.query.service import QueryService
+from vault.settings import Settings
+from vault.store.dataset import Store
+
+DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[2] / "policies" / "access"
+
+
+class ServiceIdentity:
+    """The service's Vault client, logged in with AppRole.
+
+    One client object for the process's lifetime: a fresh login replaces its token in place
+    (every Keyring holding the client keeps working), at the latest after ``renew_s``.
+    """
+
+    def __init__(self, addr: str, login: Callable[[], str], renew_s: float = 20 * 60) -> None:
+        self.addr = addr
+        self._login = login
+        self._renew_s = renew_s
+        self._client: Any = None
+        self._since = 0.0
+        self._lock = threading.Lock()
+
+    def client(self) -> Any:
+        with self._lock:
+            now = time.monotonic()
+            if self._client is None:
+                self._client = vclient.client_for(self.addr, self._login())
+                self._since = now
+            elif now - self._since > self._renew_s:
+                self._client.token = self._login()
+                self._since = now
+            return self._client
+
+    def relogin(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.token = self._login()
+                self._since = time.monotonic()
+
+
+def service_identity(settings: Settings) -> ServiceIdentity:
+    if settings.external_vault:
+        assert settings.vault_addr is not None
+        role_id = settings.service_role_id
+        secret_id = settings.service_secret_id
+        if not role_id or secret_id is None:
+            raise ConfigError("the API needs its own Vault identity: set "
+                              "GENOVAULT_SERVICE_ROLE_ID and GENOVAULT_SERVICE_SECRET_ID (AppRole "
+                              "genovault-service; see docs/vault.md)")
+        addr = settings.vault_addr
+
+        def login() -> str:
+            return vclient.approle_login(addr, role_id, secret_id.get_secret_value())
+
+        return ServiceIdentity(addr, login)
+    root = vclient.connect(settings)
+    addr = root.url
+
+    def login_embedded() -> str:
+        rid, sid = vclient.approle_credentials(vclient.connect(settings), "service")
+        return vclient.approle_login(addr, rid, sid)
+
+    return ServiceIdentity(addr, login_embedded)
+
+
+def build_services(settings: Settings, *, policy_dir: Path | None = None,
+                   identity: ServiceIdentity | None = None,
+                   cache_bytes: int | None = None) -> Services:
+    identity = identity or service_identity(settings)
+    store = Store(settings.store_root)
+    policies = PolicyStore(policy_dir or settings.policy_dir or DEFAULT_POLICY_DIR)
+    anchor = VaultKvAnchor(identity.client())
+    audit = AuditLog(audit_log_path(settings), anchor)
+    addr = identity.addr
+
+    def lookup(token: str) -> dict[str, Any]:
+        return vclient.lookup_token(addr, token)
+
+    guard = Guard(TokenAuthenticator(lookup).principal, policies, audit)
+
+    def vault_client() -> Any:
+        return identity.client()
+
+    query = QueryService(store, vault_client,
+                         cache_bytes if cache_bytes is not None else settings.cache_mb << 20)
+
+    def ready() -> None:
+        try:
+            vclient.check_ready(vclient.client_for_probe(addr), source="readiness probe")
+        except VaultUnauthenticated:
+            identity.relogin()
+
+    return Services(settings=settings, store=store, query=query, guard=guard,
+                    vault_ready=ready)

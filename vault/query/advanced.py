@@ -1,0 +1,234 @@
+"""Association, LD, SFS and presence: statistics that are not one cell per group.
+
+Same rules as vault.query.service: rare sites are not listed, small cells are null with
+everything derived from them, and only aggregates leave.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kernels import Status, case_control_tests, count_genotypes, ld_r2, site_frequency_spectrum
+from kernels.variant_stats import allele_counts
+from vault.errors import ConfigError
+from vault.privacy.disclosure import NONE, REASON_NAMES, protect, small_cells
+from vault.query.service import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    Disclosure,
+    QueryService,
+    Selection,
+)
+from vault.store.reader import Region
+
+MAX_LD_WINDOW = 100
+MAX_REGION_FOR_LD = 5_000_000
+
+
+def _value(x: float) -> float | None:
+    f = float(x)
+    return None if np.isnan(f) else f
+
+
+def association(svc: QueryService, dataset: str, selection: Selection, phenotype: str,
+                case: str, control: str, disclosure: Disclosure, cursor: int = 0,
+                limit: int = DEFAULT_PAGE) -> dict[str, Any]:
+    """Allelic chi-square, Fisher, trend test and odds ratio, cases vs controls."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ConfigError(f"limit must be between 1 and {MAX_PAGE}")
+    v = svc.version(dataset)
+    if phenotype not in v.cohort.columns:
+        raise ConfigError(f"unknown phenotype column {phenotype!r}")
+    g = v.cohort.grouping(phenotype)
+    for label in (case, control):
+        if label not in g.names:
+            raise ConfigError(f"column {phenotype!r} has no group {label!r}")
+    sizes = dict(zip(g.names, g.sizes.tolist(), strict=True))
+    small = [lab for lab in (case, control) if sizes[lab] < disclosure.min_group_size]
+    if small:
+        raise ConfigError(f"group(s) {', '.join(small)} of {phenotype!r} have fewer than "
+                          f"{disclosure.min_group_size} samples (the policy's minimum)")
+    keep = np.array([n in (case, control) for n in g.names])
+    grouping = g.restrict(keep)
+    ci, ki = grouping.names.index(case), grouping.names.index(control)
+    rows: list[dict[str, Any]] = []
+    seen = omitted = suppressed = 0
+    truncated = False
+    for c in svc._counts(v, selection, grouping):
+        prot = protect(c.overall, c.groups, grouping.sizes, disclosure.k, "genotypes",
+                       disclosure.rare_max_ac)
+        res = case_control_tests(c.groups[:, ci], c.groups[:, ki])
+        wanted = svc._wanted(c, selection)
+        rare_site = small_cells(c.overall, disclosure.k, "alleles")
+        omitted += int((wanted & rare_site).sum())
+        for i in np.flatnonzero(wanted & ~rare_site).tolist():
+            if seen < cursor:
+                seen += 1
+                continue
+            if len(rows) >= limit:
+                truncated = True
+                break
+            ok = prot.groups[i, ci] == NONE and prot.groups[i, ki] == NONE
+            cells = {}
+            reasons = []
+            for label, gi in ((case, ci), (control, ki)):
+                released = prot.groups[i, gi] == NONE
+                cnt = c.groups[i, gi]
+                cells[label] = {"n": int(cnt.sum()),
+                                **({"hom_ref": int(cnt[0]), "het": int(cnt[1]),
+                                    "hom_alt": int(cnt[2]), "missing": int(cnt[3])}
+                                   if released else
+                                   {"hom_ref": None, "het": None, "hom_alt": None,
+                                    "missing": None})}
+                if not released:
+                    reasons.append({"cell": f"groups.{label}",
+                                    "reason": REASON_NAMES[int(prot.groups[i, gi])]})
+                    suppressed += 1
+            row = {"chrom": c.contig, "pos": int(c.pos[i]), "ref": c.ref[i], "alt": c.alt[i],
+                   "groups": cells,
+                   "test": {
+                       "allelic_chi2": _value(res.chi2[i]) if ok else None,
+                       "allelic_p": _value(res.chi2_p[i]) if ok else None,
+                       "fisher_p": _value(res.fisher_p[i]) if ok else None,
+                       "trend_p": _value(res.trend_p[i]) if ok else None,
+                       "odds_ratio": _value(res.odds_ratio[i]) if ok else None,
+                       "or_ci_low": _value(res.or_ci_low[i]) if ok else None,
+                       "or_ci_high": _value(res.or_ci_high[i]) if ok else None,
+                   },
+                   "suppressed": reasons}
+            rows.append(row)
+            seen += 1
+        if truncated:
+            break
+    return {"dataset_version": v.key, "statistic": "association", "group_by": phenotype,
+            "case": case, "control": control, "variants": rows, "count": len(rows),
+            "truncated": truncated, "next_cursor": cursor + len(rows) if truncated else None,
+            "disclosure": {"tier": disclosure.tier, "k": disclosure.k,
+                           "min_group_size": disclosure.min_group_size, "kind": "genotypes",
+                           "suppressed_cells": suppressed, "omitted_variants": omitted,
+                           "rules": ["test results are null when a case or control cell is "
+                                     "suppressed"]}}
+
+
+def ld(svc: QueryService, dataset: str, region: Region, disclosure: Disclosure,
+       window_variants: int = 10, window_bp: int | None = None, min_r2: float = 0.0,
+       cursor: int = 0, limit: int = DEFAULT_PAGE) -> dict[str, Any]:
+    """r² between listed variants of one region within a window."""
+    if region.end is None or region.end - region.start + 1 > MAX_REGION_FOR_LD:
+        raise ConfigError(f"LD needs a region of at most {MAX_REGION_FOR_LD:,} bp "
+                          "(CHROM:START-END)")
+    if not 1 <= window_variants <= MAX_LD_WINDOW:
+        raise ConfigError(f"window_variants must be between 1 and {MAX_LD_WINDOW}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ConfigError(f"limit must be between 1 and {MAX_PAGE}")
+    v = svc.version(dataset)
+    pairs: list[dict[str, Any]] = []
+    seen = 0
+    truncated = False
+    suppressed = 0
+    for ci, bi in v.reader.partitions(region):
+        block = svc._block(v, ci, bi)
+        if block is None or block.packed is None:
+            continue
+        pos = block.sites.column("pos").to_numpy()
+        lo = int(np.searchsorted(pos, region.start, "left"))
+        hi = int(np.searchsorted(pos, region.end, "right"))
+        if hi - lo < 2:
+            continue
+        packed = block.packed[lo:hi]
+        codes = np.full(block.n_samples, -1, np.int32)
+        overall = count_genotypes(packed, block.n_samples, codes, 0).overall
+        listed = ~small_cells(overall, disclosure.k, "genotypes")
+        idx = np.flatnonzero(listed)
+        suppressed += int((~listed).sum())
+        if idx.size < 2:
+            continue
+        res = ld_r2(np.ascontiguousarray(packed[idx]), block.n_samples, pos[lo:hi][idx],
+                    window_variants, window_bp, min_r2)
+        sites = block.sites.slice(lo, hi - lo)
+        ref = sites.column("ref").to_pylist()
+        alt = sites.column("alt").to_pylist()
+        for p in range(res.i.size):
+            if seen < cursor:
+                seen += 1
+                continue
+            if len(pairs) >= limit:
+                truncated = True
+                break
+            a, b = int(idx[res.i[p]]), int(idx[res.j[p]])
+            ok = res.n_obs[p] >= disclosure.k
+            pairs.append({
+                "a": {"chrom": block.contig, "pos": int(pos[lo + a]), "ref": ref[a],
+                      "alt": alt[a]},
+                "b": {"chrom": block.contig, "pos": int(pos[lo + b]), "ref": ref[b],
+                      "alt": alt[b]},
+                "r": _value(res.r[p]) if ok else None,
+                "r2": _value(res.r2[p]) if ok else None,
+                "n_obs": int(res.n_obs[p]) if ok else None,
+                "status": Status(int(res.status[p])).name.lower() if ok else "suppressed"})
+            seen += 1
+        if truncated:
+            break
+    return {"dataset_version": v.key, "statistic": "ld", "pairs": pairs, "count": len(pairs),
+            "truncated": truncated, "next_cursor": cursor + len(pairs) if truncated else None,
+            "disclosure": {"tier": disclosure.tier, "k": disclosure.k, "kind": "genotypes",
+                           "omitted_variants": suppressed,
+                           "rules": ["variants with a genotype or allele count of 1..k-1 "
+                                     "take part in no pair", "pairs observed in fewer than k "
+                                     "samples are null"]}}
+
+
+def sfs(svc: QueryService, dataset: str, selection: Selection, group_by: str | None,
+        disclosure: Disclosure, folded: bool = False) -> dict[str, Any]:
+    """Site-frequency spectrum overall and per group (counts of variants, not of people)."""
+    v = svc.version(dataset)
+    grouping, refused = svc._grouping(v, group_by, disclosure)
+    names = grouping.names if grouping else ()
+    n_chrom_all = 2 * v.cohort.n_samples
+    specs: dict[str, np.ndarray] = {}
+    used = {"overall": 0, **{n: 0 for n in names}}
+    excluded = dict(used)
+    for c in svc._counts(v, selection, grouping):
+        cells = [("overall", c.overall, n_chrom_all)]
+        cells += [(n, c.groups[:, g], 2 * int(grouping.sizes[g]))  # type: ignore[union-attr]
+                  for g, n in enumerate(names)]
+        for name, counts, n_chrom in cells:
+            ac, an = allele_counts(counts)
+            s = site_frequency_spectrum(ac, an, n_chrom, folded)
+            specs[name] = specs.get(name, np.zeros_like(s.counts)) + s.counts
+            used[name] += s.n_used
+            excluded[name] += s.n_excluded
+    out = {name: {"counts": specs[name].tolist() if name in specs else [],
+                  "variants_used": used[name], "variants_excluded": excluded[name]}
+           for name in ["overall", *names]}
+    return {"dataset_version": v.key, "statistic": "sfs", "folded": folded,
+            "group_by": group_by, "spectra": out,
+            "disclosure": {"tier": disclosure.tier, "k": disclosure.k,
+                           "min_group_size": disclosure.min_group_size,
+                           "refused_groups": refused,
+                           "rules": ["spectra count variants, not people; groups smaller "
+                                     "than min_group_size are refused"]}}
+
+
+def presence(svc: QueryService, dataset: str, chrom: str, pos: int, ref: str, alt: str,
+             disclosure: Disclosure) -> dict[str, Any]:
+    """Is this allele present? True when at least k alleles carry it; otherwise null —
+    absent, rare and never-sequenced are the same answer."""
+    v = svc.version(dataset)
+    sel = Selection(variants=((chrom, pos, ref, alt),))
+    exists: bool | None = None
+    for c in svc._counts(v, sel, None):
+        wanted = svc._wanted(c, sel)
+        for i in np.flatnonzero(wanted).tolist():
+            ac = int(c.overall[i, 1] + 2 * c.overall[i, 2])
+            if ac >= disclosure.k and not small_cells(c.overall[i], disclosure.k, "alleles"):
+                exists = True
+    return {"dataset_version": v.key, "statistic": "presence",
+            "variant": {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt},
+            "exists": exists,
+            "disclosure": {"tier": disclosure.tier, "k": disclosure.k,
+                           "rules": ["exists is true only when at least k alleles carry the "
+                                     "variant and its REF count is not 1..k-1; otherwise "
+                                     "null, the same for absent, rare and not assessed"]}}

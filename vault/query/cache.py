@@ -1,0 +1,61 @@
+"""A bounded in-memory cache of decrypted, decoded partitions (plaintext only in memory).
+
+Keyed by dataset version and partition; least recently used entries are dropped beyond
+``max_bytes``. Nothing is ever written to disk. ``GENOVAULT_CACHE_MB=0`` (or
+``PartitionCache(0)``) turns it off: every query decrypts from Parquet.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+class PartitionCache(Generic[V]):
+    """Thread-safe LRU by byte size."""
+
+    def __init__(self, max_bytes: int, size_of: Callable[[V], int]) -> None:
+        self.max_bytes = max_bytes
+        self._size_of = size_of
+        self._items: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def get_or_load(self, key: Hashable, load: Callable[[], V]) -> V:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return item[0]
+            self.misses += 1
+        value = load()  # outside the lock: decryption may take a while
+        size = self._size_of(value)
+        if self.max_bytes <= 0 or size > self.max_bytes:
+            return value
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = (value, size)
+                self._bytes += size
+            while self._bytes > self.max_bytes and self._items:
+                _, (_, old) = self._items.popitem(last=False)
+                self._bytes -= old
+        return value
+
+    def clear(self, prefix: Hashable | None = None) -> None:
+        """Forget everything (or every key whose first element is ``prefix``)."""
+        with self._lock:
+            for key in list(self._items):
+                if prefix is None or (isinstance(key, tuple) and key and key[0] == prefix):
+                    _, size = self._items.pop(key)
+                    self._bytes -= size
