@@ -1,0 +1,148 @@
+"""``genovault login|logout|query|serve``: the researcher's side and the API server.
+
+``query`` talks to the API (``GENOVAULT_URL``), like any other client: the answer passed the
+policy decision, disclosure control and audit of the service.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from vault.cli.main import settings_of
+from vault.cli.output import echo, safe, tsv_cell
+from vault.settings import Settings
+
+STATISTICS = ("frequency", "genotype-counts", "hardy-weinberg", "missingness")
+
+
+def vault_addr(settings: Settings) -> str:
+    if settings.vault_addr:
+        return settings.vault_addr
+    from vault.errors import VaultNotConfigured
+    from vault.keys.embedded import bao_paths
+
+    path = bao_paths(settings.home).addr
+    if not path.exists():
+        raise VaultNotConfigured(f"no Vault configured: there is no embedded vault in "
+                                 f"{settings.home}; set VAULT_ADDR or run `genovault vault up`")
+    return path.read_text(encoding="utf-8").strip()
+
+
+@click.command("login")
+@click.option("--username", "-u", required=True, help="Vault userpass user name.")
+@click.option("--password", prompt=True, hide_input=True, help="Prompted when not given.")
+@click.pass_context
+def login_cmd(ctx: click.Context, username: str, password: str) -> None:
+    """Log in to Vault (userpass) and keep the token for the CLI in a 0600 file."""
+    from vault.cli import session_file
+    from vault.keys.login import userpass_login
+
+    settings = settings_of(ctx)
+    addr = vault_addr(settings)
+    token = userpass_login(addr, username, password)
+    path = session_file.save(settings, addr, username, token)
+    echo(f"logged in as {username} at {addr}; the token is kept in {path} (mode 0600) — "
+         "`genovault logout` revokes it")
+
+
+@click.command("logout")
+@click.pass_context
+def logout_cmd(ctx: click.Context) -> None:
+    """Revoke the token `genovault login` saved, and forget it."""
+    from vault.cli import session_file
+    from vault.keys.login import revoke_self
+
+    settings = settings_of(ctx)
+    saved = session_file.load(settings)
+    if saved is None:
+        echo("not logged in")
+        return
+    revoke_self(saved["vault_addr"], saved["token"])
+    session_file.remove(settings)
+    echo(f"logged out {saved['username']}: the token is revoked")
+
+
+@click.command("query")
+@click.argument("statistic", type=click.Choice(STATISTICS))
+@click.option("--dataset", "-d", required=True)
+@click.option("--region", "-r", help="CHROM, CHROM:START-END or CHROM:START-")
+@click.option("--group-by", "-g", help="A grouping column, e.g. population.")
+@click.option("--limit", type=int, default=1000, show_default=True, help="Variants per page.")
+@click.option("--format", "fmt", type=click.Choice(["table", "tsv", "json"]), default="table",
+              show_default=True)
+@click.pass_context
+def query_cmd(ctx: click.Context, statistic: str, dataset: str, region: str | None,
+              group_by: str | None, limit: int, fmt: str) -> None:
+    """Ask the API for a per-variant statistic (as the logged-in researcher)."""
+    from vault.cli import session_file
+    from vault.client import Client, flatten
+
+    settings = settings_of(ctx)
+    with Client(settings.client_url, session_file.caller_token(settings)) as client:
+        pages = list(client.pages(statistic, dataset, region=region, group_by=group_by,
+                                  limit=limit))
+    if fmt == "json":
+        click.echo(json.dumps(pages if len(pages) > 1 else pages[0], indent=1))
+        return
+    rows = [r for p in pages for r in flatten(p)]
+    _print_rows(rows, fmt)
+    last = pages[-1]
+    d = last["disclosure"]
+    print_disclosure = (f"disclosure: tier {d['tier']}, k={d['k']}, "
+                        f"{sum(p['disclosure'].get('suppressed_cells') or 0 for p in pages)} "
+                        f"cells suppressed, "
+                        f"{sum(p['disclosure'].get('complementary_cells') or 0 for p in pages)} "
+                        "complementary, "
+                        f"{sum(p['disclosure'].get('omitted_variants') or 0 for p in pages)} "
+                        "rare variants not listed; query "
+                        + ", ".join(p["query_id"] for p in pages))
+    echo(print_disclosure, err=fmt == "tsv")
+
+
+def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
+    if not rows:
+        echo("no variants")
+        return
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    if fmt == "tsv":
+        click.echo("\t".join(cols))
+        for r in rows:
+            click.echo("\t".join(tsv_cell(r.get(c)) for c in cols))
+        return
+    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
+    click.echo(safe("  ".join(c.ljust(widths[c]) for c in cols)))
+    for r in rows:
+        click.echo(safe("  ".join(_fmt(r.get(c)).ljust(widths[c]) for c in cols)))
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "·"  # null: suppressed or not assessed, never 0
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="Default: GENOVAULT_API_PORT or 8700.")
+@click.pass_context
+def serve_cmd(ctx: click.Context, host: str, port: int | None) -> None:
+    """Run the policy-enforced HTTP API (uvicorn)."""
+    import uvicorn
+
+    from vault.api.app import create_app
+    from vault.api.wiring import build_services
+
+    settings = settings_of(ctx)
+    services = build_services(settings)
+    app = create_app(services)
+    port = port or settings.api_port
+    echo(f"GenoVault API on http://{host}:{port} (OpenAPI at /openapi.json); Ctrl-C stops it",
+         err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    sys.exit(0)
