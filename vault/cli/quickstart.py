@@ -1,7 +1,21 @@
-"""``genovault quickstart``: the main job on a fresh machine, end to end."""
+"""``genovault quickstart``: the main job on a fresh machine, end to end.
+
+Embedded Vault; demo identities in Vault userpass (admin, auditor, researcher-a,
+researcher-b) and the pipeline's AppRole; the demo cohort ingested through the pipeline
+role; the API started in the background; then real answers through real HTTP, as the
+researchers would get them, and the audit trail verified as the auditor. Vault and the API
+keep running; the last lines say how to stop both.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -10,77 +24,184 @@ import click
 from vault.cli.main import settings_of
 from vault.cli.output import echo, print_qc
 from vault.privacy.cells import suppress_qc
+from vault.settings import Settings
+
+DEMO_USERS = {
+    # user: (Vault policies, what the access policy lets them do)
+    "admin": (["genovault-admin"], "key management, reports; no statistics"),
+    "auditor": (["genovault-auditor"], "reads the audit trail; no statistics"),
+    "researcher-a": (["genovault-researcher-a"], "grouped statistics on the demo cohort"),
+    "researcher-b": (["genovault-researcher-b"], "overall statistics only"),
+}
+
+
+def demo_dir(settings: Settings) -> Path:
+    return settings.home / "demo"
+
+
+def write_credentials(settings: Settings, data: dict[str, Any]) -> Path:
+    folder = demo_dir(settings)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / "credentials.json"
+    tmp = path.with_suffix(".tmp")
+    if tmp.exists():
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def read_credentials(settings: Settings) -> dict[str, Any] | None:
+    path = demo_dir(settings) / "credentials.json"
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 @click.command("quickstart")
 @click.option("--dataset", default="demo", show_default=True)
 @click.pass_context
 def quickstart_cmd(ctx: click.Context, dataset: str) -> None:
-    """Start the embedded Vault, ingest the bundled demo cohort, show it and run a query."""
-    from importlib.resources import files
-
+    """Vault, demo identities, ingest, API, real queries as two researchers, audit verify."""
+    from vault.cli.research import vault_addr
+    from vault.client import ApiError, Client, flatten
     from vault.errors import DuplicateIngest
     from vault.ingest.pipeline import IngestOptions, ingest
-    from vault.keys.client import connect
+    from vault.keys import client as vclient
     from vault.keys.embedded import EmbeddedVault
+    from vault.keys.login import userpass_login
     from vault.store.dataset import Store
-    from vault.store.verify import open_reader, verify_dataset
 
     settings = settings_of(ctx)
     home = settings.home
     store = Store(settings.store_root)
-    click.echo(f"== 1. embedded OpenBao (home {home})")
+    echo(f"== 1. embedded OpenBao (home {home})")
     for line in EmbeddedVault.from_settings(settings).up().lines():
-        click.echo(f"   {line}")
+        echo(f"   {line}")
+    addr = vault_addr(settings)
+    root = vclient.connect(settings)
+
+    echo("== 2. demo identities (Vault userpass) and the pipeline's AppRole")
+    creds = read_credentials(settings) or {"users": {}}
+    for user, (policies, what) in DEMO_USERS.items():
+        password = creds["users"].get(user) or secrets.token_urlsafe(18)
+        vclient.create_user(root, user, password, policies)
+        creds["users"][user] = password
+        echo(f"   {user:<13} Vault policies {', '.join(policies):<24} {what}")
+    api_url = settings.client_url
+    creds.update({"api_url": api_url, "vault_addr": addr,
+                  "note": "development default: demo passwords, kept 0600 beside the data"})
+    path = write_credentials(settings, creds)
+    echo(f"   passwords, API URL and Vault address: {path} (mode 0600, development default)")
+
     data = files("vault") / "sample_data"
     vcf = Path(str(data / "demo_cohort.vcf.gz"))
     sheet = Path(str(data / "demo_cohort_samples.tsv"))
-    click.echo(f"== 2. ingest {vcf.name} with the ingest role (encrypt-only token)")
+    echo(f"== 3. ingest {vcf.name} through the pipeline role (AppRole genovault-ingest: "
+         "encrypt only)")
+    role_id, secret_id = vclient.approle_credentials(root, "ingest")
+    pipeline = vclient.client_for(addr, vclient.approle_login(addr, role_id, secret_id))
     try:
-        res = ingest(vcf, dataset, client=connect(settings, "ingest"), store=store,
-                     sample_sheet=sheet,
+        res = ingest(vcf, dataset, client=pipeline, store=store, sample_sheet=sheet,
                      options=IngestOptions(progress=False if settings.no_progress else None))
-        click.echo(f"   new batch {res.batch}")
+        echo(f"   new batch {res.batch}")
         print_qc(suppress_qc(res.qc))
     except DuplicateIngest:
-        click.echo(f"   already ingested into {dataset!r}; keeping it")
-    click.echo(f"== 3. dataset {dataset!r}")
-    m = store.manifest(dataset)
-    echo(f"   {m.sample_count} samples, contigs {', '.join(m.contigs)}, {m.variant_rows} "
-         f"variant rows, keys {', '.join(m.keys.values())}")
-    click.echo("== 4. verify (query role: decrypt every file, check checksums and rows)")
-    reader = open_reader(dataset, connect(settings, "query"), store)
-    report = verify_dataset(reader)
-    click.echo(f"   {'OK' if report.ok else 'PROBLEMS: ' + '; '.join(report.problems)} — "
-               f"{report.files_checked} files, {report.rows_checked} rows")
-    click.echo("== 5. query: allele frequency per population, 20:1-60000 (aggregates only)")
-    _demo_query(reader, "20:1-60000", "population")
+        echo(f"   already ingested into {dataset!r}; keeping it")
+    finally:
+        pipeline.auth.token.revoke_self()
+
+    echo("== 4. the API")
+    pid = _start_api(settings, api_url)
+    echo(f"   running at {api_url} (pid {pid}); OpenAPI at {api_url}/openapi.json")
+
+    region = "20:1-60000"
+    echo(f"== 5. researcher-a: allele frequency per population, {region}")
+    token_a = userpass_login(addr, "researcher-a", creds["users"]["researcher-a"])
+    with Client(api_url, token_a) as a:
+        page = a.get(f"/v1/datasets/{dataset}/frequency", region=region,
+                     group_by="population", limit=8)
+    _show_frequency(page, flatten)
+    echo("== 6. researcher-b asks for group_by=population (not allowed for that role)")
+    token_b = userpass_login(addr, "researcher-b", creds["users"]["researcher-b"])
+    with Client(api_url, token_b) as b:
+        try:
+            b.get(f"/v1/datasets/{dataset}/frequency", region=region,
+                  group_by="population", limit=5)
+            echo("   unexpectedly allowed")
+        except ApiError as exc:
+            echo(f"   refused: {exc}")
+        page_b = b.get(f"/v1/datasets/{dataset}/frequency", region=region, limit=3)
+        d = page_b["disclosure"]
+        echo(f"   the same without group_by is allowed: {page_b['count']} variants, "
+             f"tier {d['tier']}, query {page_b['query_id']}")
+    echo("== 7. an answer with suppressed cells (researcher-a, genotype counts)")
+    with Client(api_url, token_a) as a:
+        page = a.get(f"/v1/datasets/{dataset}/genotype-counts", region=region,
+                     group_by="population", limit=50)
+    hit = next((v for v in page["variants"] if v["suppressed"]), None)
+    if hit is None:
+        echo("   no suppressed cell in this page")
+    else:
+        echo(f"   {hit['chrom']}:{hit['pos']} {hit['ref']}>{hit['alt']}: "
+             + "; ".join(f"{name} het={c['het']} hom_alt={c['hom_alt']}"
+                         for name, c in hit["groups"].items()))
+        k = page["disclosure"]["k"]
+        echo("   disclosure: " + json.dumps(hit["suppressed"]) + f" with k={k} (null = "
+             f"suppressed, never 0); query {page['query_id']}")
+    echo("== 8. audit verify (as the auditor)")
+    token_aud = userpass_login(addr, "auditor", creds["users"]["auditor"])
+    env = {**os.environ, "VAULT_ADDR": addr, "VAULT_TOKEN": token_aud}
+    out = subprocess.run([sys.executable, "-m", "vault.cli", "audit", "verify"], env=env,
+                         capture_output=True, text=True, check=False)
+    for line in (out.stdout + out.stderr).strip().splitlines():
+        echo(f"   {line}")
+    echo("")
+    echo("Vault and the API are still running. Log in as a demo user with "
+         "`genovault login -u researcher-a` (password in the credentials file) and try "
+         f"`genovault query frequency -d {dataset} -r {region} -g population`.")
+    echo("Stop the API with `genovault serve --stop` and Vault with `genovault vault down`.")
 
 
-def _demo_query(reader: Any, region: str, group_by: str) -> None:
-    import numpy as np
+def _show_frequency(page: dict[str, Any], flatten: Any) -> None:
+    groups = sorted({g for v in page["variants"] for g in (v.get("groups") or {})})
+    echo("   pos      ref>alt   AF(all)  " + "  ".join(f"AF({g})".ljust(9) for g in groups))
+    for v in page["variants"]:
+        cells = [v["overall"]] + [v["groups"][g] for g in groups]
+        afs = ["·".ljust(8) if c["af"] is None else f"{c['af']:.4f}".ljust(8) for c in cells]
+        echo(f"   {v['pos']:<8} {v['ref'] + '>' + v['alt']:<9} " + "  ".join(afs))
+    d = page["disclosure"]
+    echo(f"   disclosure: tier {d['tier']}, k={d['k']}, {d['suppressed_cells']} cells "
+         f"suppressed, {d['complementary_cells']} complementary, {d['omitted_variants']} "
+         f"rare variants not listed (· = suppressed); query {page['query_id']}")
 
-    from kernels import count_genotypes, variant_stats
 
-    samples = reader.samples(["sample_index", group_by])
-    labels = samples.column(group_by).to_pylist()
-    names = sorted({v for v in labels if v is not None})
-    group = np.array([names.index(v) if v is not None else -1 for v in labels], np.int32)
-    click.echo("   pos      ref>alt   AF(all)  " + "  ".join(f"AF({n})" for n in names)
-               + "   HWE p(all)")
-    shown = 0
-    for block in reader.blocks(region, site_columns=("pos", "ref", "alt")):
-        counts = count_genotypes(block.packed, block.n_samples, group, len(names))
-        overall = variant_stats(counts.overall)
-        per = variant_stats(counts.groups)
-        for i in range(min(block.n_variants, 12 - shown)):
-            site = f"{block.sites['ref'][i].as_py()}>{block.sites['alt'][i].as_py()}"
-            afs = "  ".join(f"{per.af[i, g]:8.4f}" for g in range(len(names)))
-            click.echo(f"   {block.sites['pos'][i].as_py():<8} {site:<9} "
-                       f"{overall.af[i]:7.4f}  {afs}   {overall.hwe_p[i]:.3g}")
-        shown += min(block.n_variants, 12 - shown)
-        if shown >= 12:
-            break
-    sizes = ", ".join(f"{n} n={int((group == g).sum())}" for g, n in enumerate(names))
-    click.echo(f"   groups: {sizes}")
+def _start_api(settings: Settings, url: str) -> int:
+    """Start ``genovault serve --detach`` unless an API answers already; wait until ready."""
+    import httpx
 
+    from vault.cli.research import api_pid_path
+
+    try:
+        if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            pid_path = api_pid_path(settings)
+            return int(pid_path.read_text()) if pid_path.exists() else -1
+    except httpx.HTTPError:
+        pass
+    out = subprocess.run([sys.executable, "-m", "vault.cli", "serve", "--detach"],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise click.ClickException(f"the API did not start: {out.stderr.strip()[-500:]}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return int(api_pid_path(settings).read_text())
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise click.ClickException(f"the API did not become ready at {url}; see "
+                               f"{api_pid_path(settings).with_name('api.log')}")

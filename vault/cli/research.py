@@ -7,7 +7,12 @@ policy decision, disclosure control and audit of the service.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -127,22 +132,64 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def api_pid_path(settings: Settings) -> Path:
+    return settings.home / "api" / "api.pid"
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="Default: GENOVAULT_API_PORT or 8700.")
+@click.option("--detach", is_flag=True,
+              help="Run in the background (log in <home>/api/api.log, pid in api.pid).")
+@click.option("--stop", is_flag=True, help="Stop the API started with --detach.")
 @click.pass_context
-def serve_cmd(ctx: click.Context, host: str, port: int | None) -> None:
+def serve_cmd(ctx: click.Context, host: str, port: int | None, detach: bool,
+              stop: bool) -> None:
     """Run the policy-enforced HTTP API (uvicorn)."""
+    settings = settings_of(ctx)
+    pid_path = api_pid_path(settings)
+    if stop:
+        _stop(pid_path)
+        return
+    port = port or settings.api_port
+    if detach:
+        pid_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log = pid_path.with_name("api.log")
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "vault.cli", "serve", "--host", host, "--port",
+                 str(port)], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        pid_path.write_text(f"{proc.pid}\n")
+        echo(f"GenoVault API starting on http://{host}:{port} (pid {proc.pid}, log {log})")
+        return
     import uvicorn
 
     from vault.api.app import create_app
     from vault.api.wiring import build_services
 
-    settings = settings_of(ctx)
-    services = build_services(settings)
-    app = create_app(services)
-    port = port or settings.api_port
+    app = create_app(build_services(settings))
     echo(f"GenoVault API on http://{host}:{port} (OpenAPI at /openapi.json); Ctrl-C stops it",
          err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-    sys.exit(0)
+
+
+def _stop(pid_path: Path) -> None:
+    if not pid_path.exists():
+        echo("no API started with --detach is recorded")
+        return
+    pid = int(pid_path.read_text().strip())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        echo(f"the API (pid {pid}) was not running")
+        pid_path.unlink()
+        return
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    pid_path.unlink()
+    echo(f"stopped the API (pid {pid})")
