@@ -50,6 +50,7 @@ def verify(path: Path, anchor: Anchor | None) -> AuditVerifyReport:
     completes: set[str] = set()
     records = 0
     exp_seq, last_hash = 1, GENESIS
+    resync = False  # after a malformed line, take the next record's seq and prev as given
     head: tuple[int, str] | None = None
     try:
         data = path.read_bytes()
@@ -65,6 +66,7 @@ def verify(path: Path, anchor: Anchor | None) -> AuditVerifyReport:
         rec, why = _parse(raw)
         if rec is None:
             problems.append(f"line {lineno}: malformed record ({why})")
+            resync = True
             continue
         records += 1
         seq, digest = rec["seq"], rec["hash"]
@@ -73,7 +75,9 @@ def verify(path: Path, anchor: Anchor | None) -> AuditVerifyReport:
             problems.append(f"{where}: hash mismatch: the record was edited")
         elif line_of(rec) != raw.decode("ascii", "replace"):
             problems.append(f"{where}: not in the form the log writes: the line was rewritten")
-        if seq != exp_seq:
+        if resync:
+            resync = False
+        elif seq != exp_seq:
             problems.append(f"{where}: expected seq {exp_seq}: records were deleted, "
                             "inserted or reordered")
         elif rec["prev"] != last_hash:
