@@ -147,13 +147,19 @@ def _check_anchor(head: tuple[int, str] | None, anchored: tuple[int, str] | None
                  "the anchor was deleted or the records were written outside GenoVault"]
                 if head else [])
     a_seq, a_hash = anchored
-    if a_seq > last:
+    top = max(hashes, default=0)
+    if a_seq > top:
         return [f"the log ends at seq {last} but the anchor records seq {a_seq}: "
                 f"records after seq {last} were removed (truncated)"]
-    if hashes.get(a_seq, GENESIS if a_seq == 0 else None) != a_hash:
+    if a_seq not in hashes:
+        return [f"the anchored head seq {a_seq} is missing from the log (deleted)"]
+    if hashes[a_seq] != a_hash:
         return [f"seq {a_seq} does not match the anchored hash: the anchored record was "
                 "replaced (or the log is not the one this anchor belongs to)"]
-    if a_seq < last:
-        return [f"records seq {a_seq + 1}..{last} come after the anchored head seq {a_seq}: "
+    if a_seq < top:
+        return [f"records seq {a_seq + 1}..{top} come after the anchored head seq {a_seq}: "
                 "appended outside GenoVault (forged), or an anchor update was lost"]
+    if last != a_seq:
+        return [f"the anchored head seq {a_seq} is not the last line of the log (the last "
+                f"line holds seq {last}): records were reordered"]
     return []
