@@ -1,0 +1,307 @@
+"""The append-only, hash-chained audit log (JSON Lines).
+
+Design (see docs/audit.md):
+
+* Two phases, like Vault's audit device. :meth:`AuditLog.begin` writes a ``request`` record
+  *before* any work runs and returns an :class:`AuditEntry` whose ``query_id`` the answer
+  carries; :meth:`AuditLog.finish` writes the ``response`` record (same ``query_id``) *before*
+  the answer is sent. A request decided and answered without work (a denial) is one
+  ``complete`` record, :meth:`AuditLog.append`. Each call returns only once the line is on disk
+  (fsync) and the chain head is anchored; any failure raises :class:`AuditError` and the caller
+  must not answer (HTTP 503). That is fail-closed: no answer leaves without its record.
+* Every record carries ``seq`` (1, 2, …), ``prev`` (the ``hash`` of the record before it, 64
+  zeros for the first) and ``hash`` (sha256 of its own canonical JSON -- sorted keys,
+  compact -- without ``hash``). The line holds the same JSON with the log's fields first
+  and ``hash`` last (:func:`~vault.audit.record.line_of`), so ``prev`` covers the whole
+  previous line.
+* Threads and processes append to the same file: a ``threading.Lock`` and ``fcntl.flock`` on
+  ``<log>.lock`` cover "read tail, write line, fsync, write anchor". The tail (seq, hash) is
+  cached with the file's inode, size and mtime; if another writer changed the file, the last
+  line is read again (never the whole file) and checked against the anchor: a log that was
+  truncated or extended behind the writer's back is never silently continued
+  (:class:`AuditTamperError`).
+* A failed write or anchor update rolls the file back to its size before the append (under
+  the lock, so nobody else has written since), then raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import stat
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vault.audit.anchor import Anchor
+from vault.audit.errors import AuditError, AuditTamperError
+from vault.audit.record import (
+    GENESIS,
+    canonical,
+    check_payload,
+    is_hex64,
+    line_of,
+    record_hash,
+    utc_now,
+)
+
+_FILE_MODE = 0o600
+_DIR_MODE = 0o700
+
+
+@dataclass
+class AuditEntry:
+    """A written record: its ``query_id`` (returned to the caller), ``seq`` and ``time``.
+    ``begin()`` entries also keep their payload, which ``finish()`` repeats in the response
+    record so each line stands on its own (Vault's response lines repeat auth and request)."""
+
+    query_id: str
+    seq: int
+    time: str
+    type: str
+    payload: dict[str, Any] = field(default_factory=dict, repr=False)
+    finished: bool = False
+
+
+@dataclass(frozen=True)
+class _Tail:
+    seq: int
+    hash: str
+    ino: int
+    size: int
+    mtime_ns: int
+
+
+class AuditLog:
+    """The audit log at ``path``, its chain head anchored in ``anchor``.
+
+    ``anchor=None`` keeps only the in-file chain (edits, deletions and reordering are still
+    detected; truncation of the tail is not): for unit tests, never for a served vault.
+    """
+
+    def __init__(self, path: Path, anchor: Anchor | None) -> None:
+        self.path = Path(path)
+        self.anchor = anchor
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._mutex = threading.Lock()
+        self._tail: _Tail | None = None
+
+    def __repr__(self) -> str:
+        return f"AuditLog({str(self.path)!r}, anchor={type(self.anchor).__name__})"
+
+    # --- the public API -----------------------------------------------------------------
+
+    def begin(self, payload: dict[str, Any]) -> AuditEntry:
+        """Write the ``request`` record before the work runs. Raises AuditError (do not run
+        the request, answer 503) or ValueError (forbidden payload)."""
+        check_payload(payload)
+        payload = _copy(payload)
+        query_id = uuid.uuid4().hex
+        seq, time = self._write("request", query_id, payload)
+        return AuditEntry(query_id, seq, time, "request", payload)
+
+    def finish(self, entry: AuditEntry, outcome: dict[str, Any]) -> AuditEntry:
+        """Write the ``response`` record of ``entry`` before the answer is sent: the request's
+        payload updated with ``outcome`` (disclosure, budget, result, error …). Raises
+        AuditError (withhold the answer, answer 503) or ValueError."""
+        if entry.type != "request":
+            raise ValueError("finish() takes the entry returned by begin()")
+        if entry.finished:
+            raise ValueError(f"query {entry.query_id} already has its response record")
+        check_payload(outcome)
+        payload = {**entry.payload, **_copy(outcome)}
+        seq, time = self._write("response", entry.query_id, payload)
+        entry.finished = True
+        return AuditEntry(entry.query_id, seq, time, "response")
+
+    def append(self, payload: dict[str, Any]) -> AuditEntry:
+        """Write one ``complete`` record for a request answered without work (a denial)."""
+        check_payload(payload)
+        query_id = uuid.uuid4().hex
+        seq, time = self._write("complete", query_id, _copy(payload))
+        return AuditEntry(query_id, seq, time, "complete")
+
+    def head(self) -> tuple[int, str]:
+        """``(seq, hash)`` of the last record (``(0, 64 zeros)`` for an empty log), checked
+        against the anchor like an append would."""
+        with self._mutex, self._locked():
+            tail = self._current_tail()
+            return tail.seq, tail.hash
+
+    # --- internals ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        folder = self.path.parent
+        try:
+            folder.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+            if stat.S_IMODE(folder.stat().st_mode) & 0o077:
+                folder.chmod(_DIR_MODE)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+        except OSError as exc:
+            raise AuditError(f"cannot open the audit log lock {self.lock_path}: "
+                             f"{exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def _write(self, rtype: str, query_id: str, payload: dict[str, Any]) -> tuple[int, str]:
+        with self._mutex, self._locked():
+            tail = self._current_tail()
+            seq = tail.seq + 1
+            record: dict[str, Any] = {"seq": seq, "time": utc_now(), "type": rtype,
+                                      "query_id": query_id, "prev": tail.hash, **payload}
+            digest = record_hash(record)
+            record["hash"] = digest
+            line = (line_of(record) + "\n").encode("ascii")
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                             _FILE_MODE)
+            except OSError as exc:
+                raise AuditError(f"cannot open the audit log {self.path}: "
+                                 f"{exc.strerror or exc}") from exc
+            try:
+                st = os.fstat(fd)
+                if stat.S_IMODE(st.st_mode) != _FILE_MODE:
+                    os.fchmod(fd, _FILE_MODE)
+                size_before = st.st_size
+                try:
+                    written = os.write(fd, line)
+                    if written != len(line):
+                        raise OSError(f"short write ({written} of {len(line)} bytes)")
+                    os.fsync(fd)
+                except OSError as exc:
+                    self._roll_back(fd, size_before)
+                    raise AuditError(f"cannot write the audit log {self.path}: {exc}") from exc
+                if size_before == 0:
+                    _fsync_dir(self.path.parent)
+                self._anchor(fd, size_before, seq, digest)
+                st = os.fstat(fd)
+                self._tail = _Tail(seq, digest, st.st_ino, st.st_size, st.st_mtime_ns)
+            finally:
+                os.close(fd)
+            return seq, record["time"]
+
+    def _anchor(self, fd: int, size_before: int, seq: int, digest: str) -> None:
+        if self.anchor is None:
+            return
+        try:
+            self.anchor.write(seq, digest)
+            return
+        except Exception as exc:
+            # The write may have reached Vault even though the answer was lost: look.
+            try:
+                if self.anchor.read() == (seq, digest):
+                    return
+            except Exception:  # noqa: S110 - the original failure is what gets reported
+                pass
+            self._roll_back(fd, size_before)
+            raise AuditError(f"cannot anchor the audit chain head (seq {seq}): {exc}; the "
+                             "record was rolled back and the request must not be answered"
+                             ) from exc
+
+    def _roll_back(self, fd: int, size_before: int) -> None:
+        self._tail = None
+        try:
+            os.ftruncate(fd, size_before)
+            os.fsync(fd)
+        except OSError as exc:
+            raise AuditError(f"cannot roll back a failed append to {self.path} ({exc}): the "
+                             "log may end with an unanchored record; run "
+                             "`genovault audit verify`") from exc
+
+    def _current_tail(self) -> _Tail:
+        try:
+            st: os.stat_result | None = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise AuditError(f"cannot stat the audit log {self.path}: {exc}") from exc
+        cached = self._tail
+        if (cached is not None and st is not None and cached.ino == st.st_ino
+                and cached.size == st.st_size and cached.mtime_ns == st.st_mtime_ns):
+            return cached
+        if st is None or st.st_size == 0:
+            seq, digest = 0, GENESIS
+        else:
+            seq, digest = self._read_last(st.st_size)
+        self._check_anchor(seq, digest)
+        tail = _Tail(seq, digest, st.st_ino if st else 0, st.st_size if st else 0,
+                     st.st_mtime_ns if st else 0)
+        self._tail = tail
+        return tail
+
+    def _read_last(self, size: int) -> tuple[int, str]:
+        try:
+            line = last_line(self.path, size)
+        except OSError as exc:
+            raise AuditError(f"cannot read the audit log {self.path}: {exc}") from exc
+        if not line.endswith(b"\n"):
+            raise AuditTamperError(
+                f"the audit log {self.path} ends with an incomplete line (a crashed write or "
+                "tampering): appending stops; run `genovault audit verify`")
+        try:
+            rec = json.loads(line)
+            seq, digest = rec["seq"], rec["hash"]
+            ok = (isinstance(seq, int) and not isinstance(seq, bool) and seq >= 1
+                  and is_hex64(digest) and record_hash(rec) == digest)
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise AuditTamperError(
+                f"the last record of the audit log {self.path} is malformed or does not match "
+                "its hash: appending stops; run `genovault audit verify`")
+        return seq, digest
+
+    def _check_anchor(self, seq: int, digest: str) -> None:
+        if self.anchor is None:
+            return
+        try:
+            anchored = self.anchor.read()
+        except Exception as exc:
+            raise AuditError(f"cannot read the audit chain anchor: {exc}") from exc
+        if (anchored or (0, GENESIS)) == (seq, digest):
+            return
+        have = f"ends at seq {seq}" if seq else "is empty"
+        want = (f"the anchor holds seq {anchored[0]}" if anchored
+                else "the anchor holds no chain head")
+        raise AuditTamperError(
+            f"the audit log {self.path} {have} but {want}: it was truncated, replaced or "
+            "extended outside GenoVault. Appending stops; run `genovault audit verify`")
+
+
+def last_line(path: Path, size: int) -> bytes:
+    """The last line of ``path`` (with its newline, if any), reading backwards from ``size``."""
+    with open(path, "rb") as f:
+        pos, buf = size, b""
+        while pos > 0:
+            step = min(8192, pos)
+            pos -= step
+            f.seek(pos)
+            buf = f.read(step) + buf
+            cut = buf.rfind(b"\n", 0, len(buf) - 1)
+            if cut >= 0:
+                return buf[cut + 1:]
+        return buf
+
+
+def _copy(payload: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy through JSON, so later changes by the caller cannot alter the record."""
+    copied: dict[str, Any] = json.loads(canonical(payload))
+    return copied
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
