@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 
 from vault.api.ratelimit import RateLimiter
-from vault.audit import AuditLog
+from vault.audit import AuditEntry, AuditLog
 from vault.errors import (
     ConfigError,
     DatasetNotFound,
@@ -137,29 +137,32 @@ class Guard:
         try:
             outcome = compute(decision)
         except DatasetNotFound as exc:
-            self.audit.finish(entry, {"status": 404, "reasons": ["absent"]})
+            self._finish(entry, {"status": 404, "reasons": ["absent"]})
             raise HTTPException(404, detail=_not_found(qreq.dataset),
                                 headers={"X-Query-Id": qid}) from exc
         except ConfigError as exc:
-            self.audit.finish(entry, {"status": 400, "reasons": ["bad_request"]})
+            self._finish(entry, {"status": 400, "reasons": ["bad_request"]})
             raise HTTPException(400, detail=str(exc), headers={"X-Query-Id": qid}) from exc
         except VaultDown as exc:
-            self.audit.finish(entry, {"status": 503, "reasons": ["vault_down"]})
+            self._finish(entry, {"status": 503, "reasons": ["vault_down"]})
             raise HTTPException(503, detail="Vault is unreachable or sealed; retry later",
                                 headers={"X-Query-Id": qid}) from exc
-        except GenoVaultError as exc:
-            self.audit.finish(entry, {"status": 500, "reasons": [type(exc).__name__]})
+        except (GenoVaultError, Exception) as exc:  # a bug too: the record says it failed
+            self._finish(entry, {"status": 500, "reasons": [type(exc).__name__]})
             raise HTTPException(500, detail="the query failed on the server side; the "
                                 "operators have the details in the audit trail",
                                 headers={"X-Query-Id": qid}) from exc
         body = {**outcome.body, "query_id": qid, "policy": policy_info(decision)}
         try:
-            self.audit.finish(entry, {"status": 200, "rows": outcome.rows,
+            self._finish(entry, {"status": 200, "rows": outcome.rows,
                                       "disclosure": _disclosure_summary(body)})
         except Exception as exc:
             raise HTTPException(503, detail="the audit trail cannot be written; the answer "
                                 "is withheld") from exc
         return body
+
+    def _finish(self, entry: AuditEntry, result: dict[str, Any]) -> None:
+        self.audit.finish(entry, {"result": result})
 
     def _payload(self, request: Request, principal: Principal | None,
                  qreq: QueryRequest | None, decision: Decision | None) -> dict[str, Any]:
@@ -181,8 +184,8 @@ class Guard:
     def _record(self, request: Request, principal: Principal | None, qreq: QueryRequest | None,
                 decision: Decision | None, outcome: dict[str, Any]) -> str:
         try:
-            entry = self.audit.begin(self._payload(request, principal, qreq, decision))
-            self.audit.finish(entry, outcome)
+            entry = self.audit.append({**self._payload(request, principal, qreq, decision),
+                                       "result": outcome})
         except Exception as exc:
             raise HTTPException(503, detail="the audit trail cannot be written") from exc
         return str(entry.query_id)
