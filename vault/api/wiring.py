@@ -15,12 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vault.api.auth import TokenAuthenticator
+from vault.api.auth import TOKEN_CACHE_TTL_S, TokenAuthenticator
 from vault.api.deps import Services
 from vault.api.guard import Guard
 from vault.audit import AuditLog
 from vault.audit.paths import audit_log_path
-from vault.errors import ConfigError, VaultUnauthenticated
+from vault.errors import ConfigError
+from vault.keys import auth as vauth
 from vault.keys import client as vclient
 from vault.keys.anchor import VaultKvAnchor
 from vault.policy import PolicyStore
@@ -28,6 +29,7 @@ from vault.query.service import QueryService
 from vault.settings import Settings
 from vault.store.dataset import Store
 
+READY_TIMEOUT_S = 1.5
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[2] / "policies" / "access"
 
 
@@ -76,22 +78,22 @@ def service_identity(settings: Settings) -> ServiceIdentity:
         addr = settings.vault_addr
 
         def login() -> str:
-            return vclient.approle_login(addr, role_id, secret_id.get_secret_value())
+            return vauth.approle_login(addr, role_id, secret_id.get_secret_value())
 
         return ServiceIdentity(addr, login)
     root = vclient.connect(settings)
     addr = root.url
 
     def login_embedded() -> str:
-        rid, sid = vclient.approle_credentials(vclient.connect(settings), "service")
-        return vclient.approle_login(addr, rid, sid)
+        rid, sid = vauth.approle_credentials(vclient.connect(settings), "service")
+        return vauth.approle_login(addr, rid, sid)
 
     return ServiceIdentity(addr, login_embedded)
 
 
 def build_services(settings: Settings, *, policy_dir: Path | None = None,
-                   identity: ServiceIdentity | None = None,
-                   cache_bytes: int | None = None) -> Services:
+                   identity: ServiceIdentity | None = None, cache_bytes: int | None = None,
+                   token_ttl_s: float = TOKEN_CACHE_TTL_S) -> Services:
     identity = identity or service_identity(settings)
     store = Store(settings.store_root)
     policies = PolicyStore(policy_dir or settings.policy_dir or DEFAULT_POLICY_DIR)
@@ -100,9 +102,9 @@ def build_services(settings: Settings, *, policy_dir: Path | None = None,
     addr = identity.addr
 
     def lookup(token: str) -> dict[str, Any]:
-        return vclient.lookup_token(addr, token)
+        return vauth.lookup_token(addr, token)
 
-    guard = Guard(TokenAuthenticator(lookup).principal, policies, audit)
+    guard = Guard(TokenAuthenticator(lookup, ttl_s=token_ttl_s).principal, policies, audit)
 
     def vault_client() -> Any:
         return identity.client()
@@ -111,10 +113,8 @@ def build_services(settings: Settings, *, policy_dir: Path | None = None,
                          cache_bytes if cache_bytes is not None else settings.cache_mb << 20)
 
     def ready() -> None:
-        try:
-            vclient.check_ready(vclient.client_for_probe(addr), source="readiness probe")
-        except VaultUnauthenticated:
-            identity.relogin()
+        vclient.check_ready(vclient.probe_client(addr, timeout_s=READY_TIMEOUT_S),
+                            source="readiness probe")
 
     return Services(settings=settings, store=store, query=query, guard=guard,
                     vault_ready=ready)

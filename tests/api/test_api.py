@@ -1,0 +1,360 @@
+"""The policy-enforced API through real HTTP on loopback, with real Vault tokens per role.
+
+Negative paths first: no token, a rejected token, a revoked one, no grant, a hidden dataset,
+a statistic or group-by the role may not use, tiny groups, small cells, differencing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import DEMO, Api
+from vault.audit import verify
+from vault.audit.paths import audit_log_path
+from vault.keys.anchor import VaultKvAnchor
+
+pytestmark = pytest.mark.integration
+
+REGION = "20:1-200000"
+Client = Callable[[str | None], httpx.Client]
+
+
+def _audit_records(api: Api) -> list[dict]:
+    import json
+
+    path = audit_log_path(api.services.settings)
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _record_of(api: Api, query_id: str) -> list[dict]:
+    return [r for r in _audit_records(api) if r["query_id"] == query_id]
+
+
+# --- authentication ------------------------------------------------------------------------
+
+
+def test_api__no_token_is_401_and_audited(api: Api, as_user: Client) -> None:
+    r = as_user(None).get("/v1/datasets/demo/frequency", params={"region": REGION})
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"
+    body = r.json()
+    assert body["error"] == "unauthenticated" and body["query_id"]
+    rec = _record_of(api, body["query_id"])
+    assert rec and rec[0]["result"]["status"] == 401 and rec[0]["result"]["reasons"] == ["no_token"]
+
+
+@pytest.mark.parametrize("header", ["Bearer s.not-a-real-token-value", "Basic abc", "Bearer ",
+                                    "s.no-scheme"])
+def test_api__rejected_or_malformed_token_is_401(api: Api, header: str) -> None:
+    r = httpx.get(f"{api.url}/v1/datasets", headers={"Authorization": header})
+    assert r.status_code == 401
+    assert "s.not-a-real-token-value" not in r.text
+
+
+def test_api__revoked_token_stops_working_within_the_cache_ttl(api: Api) -> None:
+    token = api.login("researcher-a")
+    h = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{api.url}/v1/datasets", headers=h).status_code == 200
+    api.bao.client(token).auth.token.revoke_self()
+    time.sleep(1.2)  # the test app caches lookups for 1 s
+    assert httpx.get(f"{api.url}/v1/datasets", headers=h).status_code == 401
+
+
+def test_api__valid_token_without_a_grant_is_403(as_user: Client) -> None:
+    for path in ("/v1/datasets", "/v1/datasets/demo", "/v1/datasets/demo/frequency"):
+        r = as_user("nobody").get(path)
+        assert r.status_code == 403, path
+        assert "no_role" in r.json()["detail"]
+
+
+def test_api__caller_token_has_no_transit_rights(api: Api) -> None:
+    import hvac
+
+    c = api.bao.client(api.tokens["researcher-a"])
+    with pytest.raises(hvac.exceptions.Forbidden):
+        c.secrets.transit.decrypt_data("genovault.demo.genotypes", ciphertext="vault:v1:AAAA")
+
+
+# --- datasets ------------------------------------------------------------------------------
+
+
+def test_api__dataset_list_shows_only_visible_datasets(as_user: Client) -> None:
+    r = as_user("researcher-a").get("/v1/datasets")
+    assert r.status_code == 200
+    ids = [d["id"] for d in r.json()["datasets"]]
+    assert ids == ["demo"]  # "hidden" is in the store but no policy names it
+
+
+def test_api__hidden_and_absent_datasets_get_the_same_404(as_user: Client) -> None:
+    a = as_user("researcher-a").get("/v1/datasets/hidden/frequency", params={"region": "1"})
+    b = as_user("researcher-a").get("/v1/datasets/nosuch/frequency", params={"region": "1"})
+    assert a.status_code == b.status_code == 404
+    strip = lambda body: {k: v for k, v in body.items() if k != "query_id"}  # noqa: E731
+    assert strip(a.json()) == {**strip(b.json()), "detail": strip(b.json())["detail"].replace(
+        "nosuch", "hidden")}
+
+
+def test_api__describe_dataset_rounds_sizes(as_user: Client) -> None:
+    r = as_user("researcher-a").get("/v1/datasets/demo")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["sample_count"] == 300 and body["query_id"]
+    pops = {g["name"]: g["size"] for g in body["group_columns"]["population"]}
+    assert pops == {"pop1": 100, "pop2": 100, "pop3": 100}
+
+
+# --- statistics and the policy -------------------------------------------------------------
+
+
+def test_api__grouped_frequency_for_researcher_a(api: Api, as_user: Client) -> None:
+    r = as_user("researcher-a").get("/v1/datasets/demo/frequency",
+                                    params={"region": REGION, "group_by": "population",
+                                            "limit": 50})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["count"] == len(body["variants"]) > 0
+    assert body["policy"]["role"] == "grouped-researcher"
+    assert body["disclosure"]["k"] == 11 and body["disclosure"]["tier"] == "controlled"
+    v = body["variants"][0]
+    assert set(v) >= {"chrom", "pos", "ref", "alt", "overall", "groups", "suppressed"}
+    assert set(v["groups"]) == {"pop1", "pop2", "pop3"}
+    recs = _record_of(api, body["query_id"])
+    assert [x["type"] for x in recs] == ["request", "response"]
+    assert recs[1]["result"]["rows"] == body["count"]
+    assert recs[0]["decision"]["allowed"] is True
+
+
+def test_api__overall_researcher_may_not_group(as_user: Client) -> None:
+    r = as_user("researcher-b").get("/v1/datasets/demo/frequency",
+                                    params={"region": REGION, "group_by": "population"})
+    assert r.status_code == 403
+    assert "group_by_not_allowed" in r.json()["detail"]
+    ok = as_user("researcher-b").get("/v1/datasets/demo/frequency", params={"region": REGION})
+    assert ok.status_code == 200
+
+
+def test_api__auditor_queries_nothing(as_user: Client) -> None:
+    r = as_user("auditor").get("/v1/datasets/demo/frequency", params={"region": REGION})
+    assert r.status_code in (403, 404)
+
+
+def test_api__unknown_group_column_is_400(as_user: Client) -> None:
+    r = as_user("researcher-a").get("/v1/datasets/demo/frequency",
+                                    params={"region": REGION, "group_by": "nosuchcolumn"})
+    assert r.status_code in (400, 403)
+
+
+@pytest.mark.parametrize("params", [
+    {"region": "20:-5"}, {"region": "20:0-10"}, {"region": "20:10-5"}, {"limit": "0"},
+    {"limit": "999999"}, {"cursor": "-1"}, {"region": "x" * 500},
+])
+def test_api__bad_parameters_are_4xx_never_5xx(as_user: Client, params: dict) -> None:
+    r = as_user("researcher-a").get("/v1/datasets/demo/frequency", params=params)
+    assert 400 <= r.status_code < 500, r.text
+    assert "Traceback" not in r.text
+
+
+# --- disclosure control -------------------------------------------------------------------
+
+
+def _all_pages(c: httpx.Client, path: str, **params: object) -> list[dict]:
+    rows, cursor = [], 0
+    while True:
+        r = c.get(path, params={**params, "cursor": cursor, "limit": 5000})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        rows += body["variants"]
+        if not body["truncated"]:
+            return rows
+        cursor = body["next_cursor"]
+
+
+def test_api__no_released_cell_has_a_small_count(as_user: Client) -> None:
+    rows = _all_pages(as_user("researcher-a"), "/v1/datasets/demo/genotype-counts",
+                      group_by="population")
+    assert rows
+    n_null = 0
+    for v in rows:
+        for name, c in [("overall", v["overall"]), *v["groups"].items()]:
+            if c["het"] is None:
+                n_null += 1
+                assert any(s["cell"] in (name, f"groups.{name}") for s in v["suppressed"])
+                continue
+            for f in ("hom_ref", "het", "hom_alt"):
+                assert c[f] == 0 or c[f] >= 11, (v["pos"], name, f, c)
+            ac, ref = c["het"] + 2 * c["hom_alt"], c["het"] + 2 * c["hom_ref"]
+            assert ac == 0 or ac >= 11
+            assert ref == 0 or ref >= 11
+    assert n_null > 0, "the demo cohort has small cells: some must be suppressed"
+
+
+def test_api__suppressed_cell_cannot_be_recovered_by_subtraction(as_user: Client) -> None:
+    rows = _all_pages(as_user("researcher-a"), "/v1/datasets/demo/frequency",
+                      group_by="population")
+    for v in rows:
+        if v["overall"]["ac"] is None:
+            continue
+        hidden = [g for g, c in v["groups"].items() if c["ac"] is None]
+        assert len(hidden) != 1, f"{v['pos']}: one suppressed group = overall - others"
+
+
+def test_api__rare_variants_are_not_listed(as_user: Client) -> None:
+    rows = _all_pages(as_user("researcher-a"), "/v1/datasets/demo/frequency")
+    for v in rows:
+        ac, an = v["overall"]["ac"], v["overall"]["an"]
+        assert ac is None or ac == 0 or ac >= 11
+        assert ac is None or an - ac == 0 or an - ac >= 11
+
+
+def test_api__af_equals_bcftools_where_released(api: Api, as_user: Client,
+                                                tmp_path: Path) -> None:
+    out = subprocess.run(
+        ["bcftools", "+fill-tags", str(DEMO / "demo_cohort.vcf.gz"), "-Ou", "--", "-t",
+         "AC,AN"], check=True, capture_output=True)
+    q = subprocess.run(["bcftools", "query", "-f", "%POS\t%REF\t%ALT\t%AC\t%AN\n"],
+                       input=out.stdout, check=True, capture_output=True)
+    oracle = {}
+    for line in q.stdout.decode().splitlines():
+        pos, ref, alt, ac, an = line.split("\t")
+        if "," not in alt:
+            oracle[(int(pos), ref, alt)] = (int(ac), int(an))
+    rows = _all_pages(as_user("researcher-a"), "/v1/datasets/demo/frequency")
+    compared = 0
+    for v in rows:
+        key = (v["pos"], v["ref"], v["alt"])
+        if key in oracle and v["overall"]["ac"] is not None:
+            ac, an = oracle[key]
+            assert (v["overall"]["ac"], v["overall"]["an"]) == (ac, an), key
+            assert v["overall"]["af"] == pytest.approx(ac / an, rel=1e-12)
+            compared += 1
+    assert compared > 1000
+
+
+def test_api__differencing_overlapping_regions_and_repeats_agree(as_user: Client) -> None:
+    c = as_user("researcher-a")
+    whole = {(v["pos"], v["ref"], v["alt"]): v for v in _all_pages(
+        c, "/v1/datasets/demo/frequency", region="20:1-400000", group_by="population")}
+    left = _all_pages(c, "/v1/datasets/demo/frequency", region="20:1-250000",
+                      group_by="population")
+    right = _all_pages(c, "/v1/datasets/demo/frequency", region="20:150000-400000",
+                       group_by="population")
+    again = _all_pages(c, "/v1/datasets/demo/frequency", region="20:1-400000",
+                       group_by="population")
+    for v in [*left, *right, *again]:
+        assert whole[(v["pos"], v["ref"], v["alt"])] == v
+    assert list(whole.values()) == again
+
+
+def test_api__complementary_group_query_reveals_nothing_new(as_user: Client) -> None:
+    """'Everyone minus one group': overall and the other groups never isolate a cell."""
+    c = as_user("researcher-a")
+    by_pop = _all_pages(c, "/v1/datasets/demo/frequency", group_by="population")
+    overall = {(v["pos"], v["ref"], v["alt"]): v["overall"]
+               for v in _all_pages(c, "/v1/datasets/demo/frequency")}
+    for v in by_pop:
+        assert overall[(v["pos"], v["ref"], v["alt"])] == v["overall"]
+        released = [g for g in v["groups"].values() if g["ac"] is not None]
+        if v["overall"]["ac"] is not None and len(released) == len(v["groups"]) - 1:
+            pytest.fail(f"{v['pos']}: overall minus two groups gives the third")
+
+
+def test_api__presence_of_a_rare_allele_is_null_like_absent(as_user: Client) -> None:
+    c = as_user("researcher-a")
+    rows = _all_pages(c, "/v1/datasets/demo/frequency")
+    common = next(v for v in rows if (v["overall"]["ac"] or 0) >= 50)
+    yes = c.get("/v1/datasets/demo/presence", params={k: common[k] for k in
+                                                       ("pos", "ref", "alt")} | {"chrom": "20"})
+    assert yes.status_code == 200 and yes.json()["exists"] is True
+    absent = c.get("/v1/datasets/demo/presence",
+                   params={"chrom": "20", "pos": 1, "ref": "A", "alt": "T"})
+    assert absent.json()["exists"] is None
+
+
+def test_api__post_batch_of_variants_pages_with_truncated_flag(as_user: Client) -> None:
+    c = as_user("researcher-a")
+    rows = _all_pages(c, "/v1/datasets/demo/frequency", region=REGION)
+    wanted = [{"chrom": v["chrom"], "pos": v["pos"], "ref": v["ref"], "alt": v["alt"]}
+              for v in rows[:7]]
+    r = c.post("/v1/datasets/demo/frequency", json={"variants": wanted, "limit": 5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["count"] == 5 and body["truncated"] is True and body["next_cursor"] == 5
+    r2 = c.post("/v1/datasets/demo/frequency",
+                json={"variants": wanted, "limit": 5, "cursor": 5}).json()
+    assert r2["truncated"] is False
+    got = [(v["pos"], v["ref"], v["alt"]) for v in body["variants"] + r2["variants"]]
+    assert got == [(w["pos"], w["ref"], w["alt"]) for w in wanted]
+
+
+@pytest.mark.parametrize("path,params", [
+    ("hardy-weinberg", {"region": REGION}),
+    ("missingness", {"region": REGION, "group_by": "population"}),
+    ("association", {"region": REGION}),
+    ("ld", {"region": "20:1-100000"}),
+    ("sfs", {"group_by": "population"}),
+])
+def test_api__other_statistics_answer_with_disclosure(as_user: Client, path: str,
+                                                      params: dict) -> None:
+    r = as_user("researcher-a").get(f"/v1/datasets/demo/{path}", params=params)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["query_id"] and body["disclosure"]["k"] == 11
+
+
+# --- no individual data leaves, whatever the route ------------------------------------------
+
+
+def test_api__no_sample_id_or_pseudonym_in_any_answer(api: Api, as_user: Client) -> None:
+    sample_ids = [line.split("\t")[0] for line in
+                  (DEMO / "demo_cohort_samples.tsv").read_text().splitlines()[1:]]
+    from vault.keys.kms import Keyring
+    from vault.store.reader import DatasetReader
+
+    reader = DatasetReader(api.store, "demo", Keyring(api.services.query.vault_client(),
+                                                      "demo"))
+    pseudonyms = reader.samples(["pseudonym"]).column("pseudonym").to_pylist()
+    c = as_user("researcher-a")
+    texts = [c.get(p, params=q).text for p, q in [
+        ("/v1/datasets", {}), ("/v1/datasets/demo", {}),
+        ("/v1/datasets/demo/frequency", {"group_by": "population", "limit": 5000}),
+        ("/v1/datasets/demo/genotype-counts", {"group_by": "sex", "limit": 5000}),
+        ("/v1/datasets/demo/association", {"limit": 5000}),
+        ("/v1/datasets/demo/ld", {"region": "20:1-300000"}),
+        ("/v1/datasets/demo/sfs", {"group_by": "population"}),
+        ("/v1/datasets/demo/frequency", {"group_by": "nosuch"}),
+        ("/v1/datasets/nosuch", {}), ("/openapi.json", {}), ("/metrics", {}),
+        ("/readyz", {}),
+    ]]
+    blob = "\n".join(texts)
+    assert not [s for s in sample_ids if s in blob]
+    assert not [p for p in pseudonyms if p in blob]
+    assert api.tokens["researcher-a"] not in blob and api.bao.root_token not in blob
+    log = audit_log_path(api.services.settings).read_text()
+    assert not [s for s in sample_ids if f'"{s}"' in log]
+    assert api.tokens["researcher-a"] not in log and api.bao.root_token not in log
+
+
+# --- operations -------------------------------------------------------------------------
+
+
+def test_api__health_ready_metrics(as_user: Client) -> None:
+    c = as_user(None)
+    assert c.get("/healthz").json() == {"status": "ok"}
+    ready = c.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    metrics = c.get("/metrics").text
+    assert "genovault_requests_total" in metrics
+
+
+def test_api__audit_chain_verifies_after_the_session(api: Api, as_user: Client) -> None:
+    as_user("researcher-a").get("/v1/datasets/demo/frequency", params={"region": REGION})
+    report = verify(audit_log_path(api.services.settings),
+                    VaultKvAnchor(api.services.query.vault_client()))
+    assert report.ok, report.problems
+    assert report.records >= 10
