@@ -129,7 +129,7 @@ def test_embedded_vault__up_twice_is_a_no_op(vault):
 def test_embedded_vault__role_tokens_are_least_privilege(vault):
     vault.up()
     ingest = connect(load_settings(), "ingest")
-    assert token_identity(ingest)["policies"] == ["default", "genovault-ingest"]
+    assert token_identity(ingest)["policies"] == ["genovault-ingest"]
     create_transit_key(ingest, "genovault.roles.genotypes")
     ciphertext = ingest.secrets.transit.encrypt_data(
         "genovault.roles.genotypes", plaintext=PLAINTEXT)["data"]["ciphertext"]
