@@ -80,8 +80,10 @@ def lookup_token(addr: str, token: str) -> dict[str, Any]:
     """Who the caller is, asked of Vault with the caller's own token (``lookup-self``).
 
     Returns ``entity_id``, ``display_name``, ``policies`` (token and identity policies, sorted,
-    deduplicated), ``token_policies``, ``identity_policies``, ``groups`` (identity group names,
-    or ``None`` if the token may not read its own entity), ``meta``, ``ttl`` (seconds) and
+    deduplicated), ``token_policies``, ``identity_policies``, ``groups`` (identity group names;
+    a group's id where the token may not read the group — OpenBao's default policy reads the
+    own entity but not groups; ``None`` if it may not read its own entity), ``meta``, ``ttl``
+    (seconds) and
     ``expire_time`` (RFC 3339, or ``None`` for a token that never expires). Never the token.
 
     Raises VaultUnauthenticated (401/403: invalid, expired or revoked token), VaultDown

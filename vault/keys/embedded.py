@@ -151,6 +151,7 @@ class EmbeddedVault:
         messages.append(
             "bootstrap: " + ("; ".join(report.changed) if report.changed else "nothing to change")
         )
+        messages.extend(f"WARNING: {w}" for w in report.warnings)
         return self._status(pid, self.addr, messages)
 
     def down(self) -> bool:
