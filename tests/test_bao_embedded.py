@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from tests.support.baodev import free_port
 from vault.cli import main
-from vault.errors import EmbeddedVaultError, VaultDown, VaultNotConfigured
+from vault.errors import ConfigError, EmbeddedVaultError, VaultDown, VaultNotConfigured
 from vault.keys.client import connect, token_identity
 from vault.keys.embedded import EmbeddedVault, bao_paths, read_embedded_credentials
 from vault.keys.transit import create_transit_key
@@ -129,7 +129,7 @@ def test_embedded_vault__up_twice_is_a_no_op(vault):
 def test_embedded_vault__role_tokens_are_least_privilege(vault):
     vault.up()
     ingest = connect(load_settings(), "ingest")
-    assert token_identity(ingest)["policies"] == ["default", "genovault-ingest"]
+    assert token_identity(ingest)["policies"] == ["genovault-ingest"]
     create_transit_key(ingest, "genovault.roles.genotypes")
     ciphertext = ingest.secrets.transit.encrypt_data(
         "genovault.roles.genotypes", plaintext=PLAINTEXT)["data"]["ciphertext"]
@@ -218,3 +218,36 @@ def test_cli_vault__bootstrap_without_vault_fails_clearly(home):
     result = CliRunner().invoke(main, ["vault", "bootstrap"])
     assert result.exit_code != 0
     assert result.output.startswith("error: ") and "genovault vault up" in result.output
+
+
+def test_embedded_vault__new_home_is_0700_and_audit_log_is_written(tmp_path, monkeypatch):
+    home = tmp_path / "fresh-home"
+    monkeypatch.setenv("GENOVAULT_HOME", str(home))
+    monkeypatch.setenv("GENOVAULT_VAULT_PORT", str(free_port_pair()))
+    monkeypatch.delenv("VAULT_ADDR", raising=False)
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    ev = EmbeddedVault.from_settings(load_settings())
+    try:
+        status = ev.up()
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        paths = bao_paths(home)
+        assert stat.S_IMODE(paths.data.stat().st_mode) == 0o700
+        assert status.running
+        assert "genovault/" in connect(load_settings()).sys.list_enabled_audit_devices()["data"]
+        connect(load_settings(), "ingest").auth.token.lookup_self()
+        assert stat.S_IMODE(paths.audit.stat().st_mode) == 0o600
+        assert "auth/token/create/genovault-ingest" in paths.audit.read_text()
+    finally:
+        ev.down()
+
+
+def test_embedded_vault__init_file_readable_by_others_is_refused(vault, home):
+    vault.up()
+    paths = bao_paths(home)
+    paths.init.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600") as info:
+        connect(load_settings())
+    for secret in _secrets(home):
+        assert secret not in str(info.value)
+    paths.init.chmod(0o600)
+    assert connect(load_settings()).is_authenticated()

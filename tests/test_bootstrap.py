@@ -180,7 +180,9 @@ def test_ingest__cannot_rotate_configure_read_export_or_delete(role_client, data
     forbidden(t.update_key_configuration, key(dataset), min_decryption_version=1)
     forbidden(t.update_key_configuration, key(dataset), exportable=True)
     forbidden(t.update_key_configuration, key(dataset), deletion_allowed=True)
-    forbidden(t.read_key, key(dataset))
+    # read is allowed (so ingest can refuse foreign keys) and shows metadata, never material
+    info = t.read_key(key(dataset))["data"]
+    assert set(info["keys"]) == {"1"} and isinstance(info["keys"]["1"], int)  # a timestamp
     forbidden(t.list_keys)
     forbidden(t.export_key, key(dataset), key_type="encryption-key")
     forbidden(t.backup_key, key(dataset))
@@ -286,21 +288,18 @@ def test_write_query_policy__rejects_bad_input(root, name, datasets):
 # --- admin: key lifecycle, no plaintext -------------------------------------------------------
 
 
-def test_admin__can_create_rotate_read_list_rewrap_delete(role_client, root):
-    admin = role_client("admin")
-    t = admin.secrets.transit
-    ds = fresh_dataset()
-    t.create_key(key(ds), key_type="aes256-gcm96")
-    ciphertext = encrypt(root, key(ds))
-    t.rotate_key(key(ds))
-    assert t.read_key(key(ds))["data"]["latest_version"] == 2
-    assert key(ds) in t.list_keys()["data"]["keys"]
-    rewrapped = t.rewrap_data(key(ds), ciphertext=ciphertext)["data"]["ciphertext"]
+def test_admin__can_rotate_read_list_rewrap(role_client, root, dataset):
+    """Admins manage existing keys (creation is ingest's encrypt-upsert; see test_keys_admin)."""
+    t = role_client("admin").secrets.transit
+    ciphertext = encrypt(root, key(dataset))
+    t.rotate_key(key(dataset))
+    assert t.read_key(key(dataset))["data"]["latest_version"] == 2
+    assert key(dataset) in t.list_keys()["data"]["keys"]
+    rewrapped = t.rewrap_data(key(dataset), ciphertext=ciphertext)["data"]["ciphertext"]
     assert rewrapped.startswith("vault:v2:")
-    t.update_key_configuration(key(ds), min_decryption_version=2, deletion_allowed=True)
-    t.delete_key(key(ds))  # crypto-shredding
-    with pytest.raises(hvac.exceptions.InvalidPath):
-        t.read_key(key(ds))
+    t.update_key_configuration(key(dataset), min_decryption_version=2)
+    forbidden(t.update_key_configuration, key(dataset), deletion_allowed=True)
+    forbidden(t.delete_key, key(dataset))
 
 
 def test_admin__cannot_decrypt_encrypt_or_export(role_client, root, dataset):
@@ -344,7 +343,7 @@ def test_default_policy_token__no_transit_at_all(bao_server, root, dataset):
 def test_mint_role_token__has_exactly_the_role_policy(bao_server, root, role):
     token = mint_role_token(root, role, ttl="5m")
     info = bao_server.client(token).auth.token.lookup_self()["data"]
-    assert info["policies"] == ["default", f"genovault-{role}"]
+    assert info["policies"] == [f"genovault-{role}"]  # no default policy
     assert info["orphan"] is True
     assert 0 < info["ttl"] <= 300
 
@@ -365,5 +364,5 @@ def test_approle__pipeline_login_gets_ingest_policy(bao_server, root):
     secret_id = root.auth.approle.generate_secret_id("genovault-ingest")["data"]["secret_id"]
     pipeline = hvac.Client(url=bao_server.addr)
     login = pipeline.auth.approle.login(role_id=role_id, secret_id=secret_id, use_token=False)
-    assert login["auth"]["token_policies"] == ["default", "genovault-ingest"]
+    assert login["auth"]["token_policies"] == ["genovault-ingest"]
     assert login["auth"]["lease_duration"] <= 3600

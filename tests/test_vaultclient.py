@@ -80,11 +80,15 @@ def test_connect__unknown_role_is_config_error():
         connect(load_settings(), "superuser")
 
 
-def test_token_identity__role_token_shows_policies_not_token(role_client):
+def test_token_identity__role_token_shows_policies_not_token(role_client, bao_server):
     client = role_client("ingest")
+    minter = bao_server.client().auth.token.lookup_self()["data"]["display_name"]
     ident = token_identity(client)
-    assert ident["policies"] == ["default", "genovault-ingest"]
-    assert set(ident) == {"display_name", "entity_id", "policies"}
+    assert ident["policies"] == ["genovault-ingest"]  # minted without the default policy
+    assert set(ident) == {"display_name", "entity_id", "policies", "on_behalf_of",
+                          "on_behalf_of_entity"}
+    assert ident["on_behalf_of"] == minter  # the minting (root) token's display name
+    assert ident["display_name"] == "token-genovault-ingest"
     assert client.token not in repr(ident)
 
 

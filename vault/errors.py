@@ -43,6 +43,11 @@ class VaultKeyMissing(VaultError):
     """A Transit key that the dataset needs does not exist (or was destroyed)."""
 
 
+class KeyNotTrusted(VaultError):
+    """A Transit key exists that GenoVault did not create (imported, exportable, wrong type ...):
+    nothing is encrypted under it."""
+
+
 class EmbeddedVaultError(VaultError):
     """The embedded OpenBao server could not be started, initialised or stopped."""
 

@@ -1,28 +1,35 @@
-"""Configure any Vault/OpenBao for GenoVault: Transit mount, least-privilege policies, auth roles.
+"""Configure any Vault/OpenBao for GenoVault: mounts, least-privilege policies, auth roles.
 
 ``bootstrap(client)`` needs an admin (e.g. root) token and is idempotent: it reads what exists,
-writes only what differs, and its report says what it changed.
+writes only what differs, and its report says what it changed. The policies are the files in
+``policies/vault/`` (see vault/keys/acl.py and docs/vault.md).
 
-Capabilities were checked against OpenBao 2.7.2 (see tests/test_bootstrap.py):
+Capabilities were checked against OpenBao 2.7.2 (see tests/test_bootstrap.py and
+tests/test_keys_*.py):
 
 * Transit has no existence check on ``transit/keys/<name>``: creating a key there is an
   ``update``, and ``update`` on ``transit/keys/genovault.*`` would also allow
-  ``transit/keys/<name>/rotate`` (a glob cannot exclude a suffix, and a more specific
-  ``+/rotate`` deny loses to the earlier-wildcard rule). So the ingest role creates its keys
-  through Transit's encrypt-upsert instead: ``create`` on ``transit/encrypt/genovault.*`` with
-  ``allowed_parameters`` limited to ``plaintext`` and ``type = aes256-gcm96``. Upserted keys are
-  never exportable, never allow plaintext backup, never derived/convergent.
+  ``.../rotate``, ``.../config`` and ``.../import`` (bring-your-own-key). So nobody but root
+  creates keys there: the ingest role creates its keys through Transit's encrypt-upsert
+  (``create`` on ``transit/encrypt/genovault.<dataset>.*`` with ``allowed_parameters``
+  limited to ``plaintext`` and ``type = aes256-gcm96``), and admins get explicit endpoints
+  (``transit/keys/+/rotate`` ...). ``*`` is a glob only at the end of a path; ``+`` is one
+  whole segment. Upserted keys are never exportable, never allow plaintext backup, never
+  derived/convergent, never imported — and Keyring.ensure_keys() checks exactly that.
 * ``transit/encrypt/<k>``, ``transit/decrypt/<k>``, ``transit/hmac/<k>``, ``transit/rewrap/<k>``
-  on an existing key need ``update``; encrypt on a missing key needs ``create`` (and then
-  creates it: any ingest encrypt on a new ``genovault.*`` name creates an aes256-gcm96 key).
+  on an existing key need ``update``; encrypt on a missing key needs ``create``.
 * The ingest role may not send ``batch_input`` to encrypt (its items' ``context`` would let an
   upsert create a derived key); hmac accepts ``input`` or ``batch_input``.
+* OpenBao 2.x refuses to enable audit devices through the API ("use declarative,
+  config-based audit device management"): the embedded vault declares its file device in its
+  config file; for an external Vault, bootstrap tries the API and otherwise says what to add.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import hvac
@@ -30,10 +37,31 @@ import hvac.exceptions
 import requests
 
 from vault.errors import ConfigError
-from vault.ids import check_dataset_id
+from vault.keys.acl import (
+    INGEST_POLICY_PREFIX,
+    check_query_policy_name,
+    ingest_policy_hcl,
+    ingest_policy_name,
+    query_policy_hcl,
+    static_policies,
+)
 from vault.keys.errors import map_error
-from vault.keys.names import APPROLE_MOUNT, ROLES, TRANSIT_MOUNT
+from vault.keys.names import (
+    APPROLE_MOUNT,
+    APPROLE_ROLES,
+    AUDIT_DEVICE_PATH,
+    AUDIT_MOUNT,
+    ROLES,
+    TRANSIT_MOUNT,
+    USERPASS_MOUNT,
+)
 from vault.keys.registry import REGISTRY_MOUNT
+
+__all__ = [
+    "ADMIN_POLICY", "AUDITOR_POLICY", "DEFAULT_ROLE_TOKEN_TTL", "INGEST_POLICY", "POLICIES",
+    "QUERY_POLICY", "SERVICE_POLICY", "BootstrapReport", "bootstrap", "ensure_ingest_policy",
+    "query_policy_hcl", "write_query_policy",
+]
 
 #: Token roles: the longest a minted role token may live (seconds); mint_role_token asks for less.
 TOKEN_ROLE_EXPLICIT_MAX_TTL_S = 24 * 3600
@@ -42,90 +70,28 @@ APPROLE_TOKEN_TTL_S = 3600
 APPROLE_TOKEN_MAX_TTL_S = 4 * 3600
 APPROLE_SECRET_ID_TTL_S = 30 * 24 * 3600
 
-INGEST_POLICY = """\
-# GenoVault ingest: add data, never read it back.
-# Keys are created through encrypt-upsert (create), restricted to non-exportable aes256-gcm96.
-# No access to transit/keys/* at all: no rotate, no config, no read, no delete.
-path "transit/encrypt/genovault.*" {
-  capabilities = ["create", "update"]
-  allowed_parameters = {
-    "plaintext" = []
-    "type"      = ["aes256-gcm96"]
-  }
-}
+#: Static policies as bootstrap writes them (from policies/vault/*.hcl).
+POLICIES: dict[str, str] = static_policies()
+INGEST_POLICY = POLICIES["genovault-ingest"]
+QUERY_POLICY = POLICIES["genovault-query"]
+ADMIN_POLICY = POLICIES["genovault-admin"]
+SERVICE_POLICY = POLICIES["genovault-service"]
+AUDITOR_POLICY = POLICIES["genovault-auditor"]
 
-# Register the batch's pseudonyms: create only (an existing entry -> 403 = duplicate sample),
-# delete to release a failed ingest's entries; never read or list (see vault/keys/registry.py).
-path "genovault-registry/*" {
-  capabilities = ["create", "delete"]
-}
-
-# Pseudonymise sample ids with transit/hmac/genovault.<dataset>.pseudonym (single or batch),
-# always with version 1 of the key so a sample keeps its pseudonym after a key rotation.
-path "transit/hmac/genovault.*" {
-  capabilities = ["update"]
-  allowed_parameters = {
-    "input"       = []
-    "batch_input" = []
-    "algorithm"   = ["sha2-256"]
-    "key_version" = ["1"]
-  }
-}
-"""
-
-ADMIN_POLICY = """\
-# GenoVault admin: create, read, rotate, configure, trim, delete and list keys; rewrap.
-# No decrypt, no encrypt, no export; keys can never be made exportable or backed up in plaintext.
-path "transit/keys/genovault.*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
-  denied_parameters = {
-    "exportable"             = []
-    "allow_plaintext_backup" = []
-  }
-}
-
-path "transit/keys" {
-  capabilities = ["list"]
-}
-
-path "transit/rewrap/genovault.*" {
-  capabilities = ["update"]
-}
-"""
-
-_POLICY_NAME_RE = re.compile(r"^genovault-query-[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-def query_policy_hcl(datasets: list[str] | None) -> str:
-    """HCL of a query policy: decrypt for the named datasets only, or for all if ``None``."""
-    header = "# GenoVault query: unwrap data keys (transit/decrypt) only; no encrypt, no admin.\n"
-    if datasets is None:
-        globs = ["genovault.*"]
-    else:
-        if not datasets:
-            raise ConfigError("a scoped query policy needs at least one dataset id")
-        # "genovault.<ds>." ends with a dot and dataset ids never contain dots, so dataset "a"
-        # never matches keys of dataset "a-b".
-        globs = [f"genovault.{check_dataset_id(ds)}.*" for ds in sorted(set(datasets))]
-    blocks = [f'path "transit/decrypt/{g}" {{\n  capabilities = ["update"]\n}}\n' for g in globs]
-    return header + "\n".join(blocks)
-
-
-QUERY_POLICY = query_policy_hcl(None)
-
-POLICIES: dict[str, str] = {
-    "genovault-ingest": INGEST_POLICY,
-    "genovault-query": QUERY_POLICY,
-    "genovault-admin": ADMIN_POLICY,
-}
+#: Default lifetime of a minted role token: as short as one command.
+DEFAULT_ROLE_TOKEN_TTL = "15m"  # noqa: S105 (a duration, not a secret)
 
 
 @dataclass
 class BootstrapReport:
-    """What bootstrap found and changed; ``changed`` is empty when nothing had to be written."""
+    """What bootstrap found and changed; ``changed`` is empty when nothing had to be written.
+
+    ``warnings`` name what bootstrap could not put in place (e.g. an audit device) and why.
+    """
 
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def changed_anything(self) -> bool:
@@ -133,30 +99,48 @@ class BootstrapReport:
 
     def lines(self) -> list[str]:
         """Plain-words summary, one line per item."""
+        warn = [f"WARNING: {w}" for w in self.warnings]
         if not self.changed:
             return ["nothing to change: Vault is already bootstrapped for GenoVault", *(
-                f"  unchanged: {u}" for u in self.unchanged)]
-        return [f"changed: {c}" for c in self.changed] + [f"unchanged: {u}" for u in self.unchanged]
+                f"  unchanged: {u}" for u in self.unchanged), *warn]
+        return ([f"changed: {c}" for c in self.changed]
+                + [f"unchanged: {u}" for u in self.unchanged] + warn)
 
 
-def bootstrap(client: hvac.Client) -> BootstrapReport:
-    """Mount Transit and AppRole, write GenoVault's policies and auth roles; idempotent."""
+def bootstrap(client: hvac.Client, *, audit_path: Path | str | None = None) -> BootstrapReport:
+    """Mount Transit, the registry and audit-anchor KV mounts, AppRole and userpass; write
+    GenoVault's policies and auth roles; make sure an audit device records every request.
+
+    Audit: if Vault already has an audit device, it is kept (and named in the report). If it
+    has none and ``audit_path`` is given, a file device ``genovault/`` writing there is enabled
+    (OpenBao refuses this through the API: then the report's warning says what to add to the
+    server configuration). With neither, the report warns that Vault records nothing.
+    Idempotent.
+    """
     report = BootstrapReport()
     try:
         _ensure_transit(client, report)
-        _ensure_registry(client, report)
+        _ensure_kv1(client, REGISTRY_MOUNT, report, what="the sample registry",
+                    description="GenoVault sample registry (pseudonyms; create-only for "
+                                "pipelines)")
+        _ensure_kv1(client, AUDIT_MOUNT, report, what="the audit chain anchor",
+                    description="GenoVault audit chain anchor (service writes, auditors read)")
         for name, hcl in POLICIES.items():
             _ensure_policy(client, name, hcl, report)
         for role in ROLES:
             _ensure_token_role(client, role, report)
-        _ensure_approle_mount(client, report)
-        for role in ROLES:
+        _ensure_auth_mount(client, APPROLE_MOUNT, "approle", "GenoVault pipelines and service",
+                           report)
+        _ensure_auth_mount(client, USERPASS_MOUNT, "userpass",
+                           "GenoVault people (use OIDC/LDAP in production)", report)
+        for role in APPROLE_ROLES:
             _ensure_approle_role(client, role, report)
+        _ensure_audit_device(client, audit_path, report)
     except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
         raise map_error(
             e, "bootstrap", addr=client.url,
             advice="bootstrap needs an admin token (root, or one allowed sys/mounts, sys/auth, "
-                   "sys/policies/acl, auth/token/roles, auth/approle/role)") from e
+                   "sys/audit, sys/policies/acl, auth/token/roles, auth/approle/role)") from e
     return report
 
 
@@ -165,11 +149,7 @@ def write_query_policy(client: hvac.Client, name: str, datasets: list[str]) -> b
 
     ``name`` must look like ``genovault-query-<something>`` so scoped policies are easy to audit.
     """
-    if not _POLICY_NAME_RE.match(name):
-        raise ConfigError(
-            f"invalid query policy name {name!r}: "
-            "use 'genovault-query-<name>' with a-z, 0-9, '_', '-'"
-        )
+    check_query_policy_name(name)
     report = BootstrapReport()
     try:
         _ensure_policy(client, name, query_policy_hcl(datasets), report)
@@ -178,18 +158,50 @@ def write_query_policy(client: hvac.Client, name: str, datasets: list[str]) -> b
     return report.changed_anything
 
 
-def mint_role_token(client: hvac.Client, role: str, ttl: str = "1h") -> str:
+def ensure_ingest_policy(client: hvac.Client, dataset: str) -> str:
+    """Write (if missing or different) ``genovault-ingest-<dataset>``; return its name.
+
+    Needs a token allowed ``sys/policies/acl/genovault-ingest-*`` (root or a bootstrap admin).
+    """
+    name = ingest_policy_name(dataset)
+    try:
+        _ensure_policy(client, name, ingest_policy_hcl(dataset), BootstrapReport())
+    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
+        raise map_error(e, f"writing policy {name}", addr=client.url,
+                        advice="writing a per-dataset ingest policy needs a token allowed "
+                               "sys/policies/acl (root, or the bootstrap admin)") from e
+    return name
+
+
+def mint_role_token(client: hvac.Client, role: str, *, dataset: str | None = None,
+                    ttl: str = DEFAULT_ROLE_TOKEN_TTL) -> str:
     """Create an orphan token of GenoVault role ``role`` via token role ``genovault-<role>``.
 
-    The caller's token must be allowed ``auth/token/create/genovault-<role>`` (root or admin).
-    The returned string is a secret: never log or print it.
+    The token has no ``default`` policy and lives ``ttl`` (default 15 minutes: one command).
+    With ``dataset`` (ingest only) its one policy is ``genovault-ingest-<dataset>`` (written on
+    demand), so it can neither add to nor probe any other dataset. Its metadata records who
+    minted it (``minted_by``: the minting token's display name, ``minted_by_entity``: its
+    entity id), which :func:`vault.keys.client.token_identity` reports as ``on_behalf_of``.
+
+    The caller's token must be allowed ``auth/token/create/genovault-<role>`` (root or admin),
+    and for ``dataset`` also ``sys/policies/acl``. The returned string is a secret: never log
+    or print it.
     """
     if role not in ROLES:
         raise ConfigError(f"unknown Vault role {role!r}: use one of {', '.join(ROLES)}")
+    if dataset is not None and role != "ingest":
+        raise ConfigError(f"dataset-scoped tokens exist for the ingest role only, not {role!r}")
     try:
+        minter = client.auth.token.lookup_self()["data"]
+        policy = ensure_ingest_policy(client, dataset) if dataset else f"genovault-{role}"
+        meta = {"minted_by": str(minter.get("display_name") or ""),
+                "minted_by_entity": str(minter.get("entity_id") or ""),
+                "genovault_role": role}
+        if dataset:
+            meta["dataset"] = dataset
         resp = client.auth.token.create(
-            role_name=f"genovault-{role}", policies=[f"genovault-{role}"], ttl=ttl,
-            display_name=f"genovault-{role}",
+            role_name=f"genovault-{role}", policies=[policy], ttl=ttl, no_default_policy=True,
+            display_name=f"genovault-{role}", meta=meta,
         )
     except hvac.exceptions.InvalidRequest as e:
         raise ConfigError(
@@ -223,20 +235,20 @@ def _ensure_transit(client: hvac.Client, report: BootstrapReport) -> None:
         report.unchanged.append(f"Transit at {TRANSIT_MOUNT}/")
 
 
-def _ensure_registry(client: hvac.Client, report: BootstrapReport) -> None:
+def _ensure_kv1(client: hvac.Client, mount: str, report: BootstrapReport, *, what: str,
+                description: str) -> None:
     mounts = client.sys.list_mounted_secrets_engines()["data"]
-    existing = mounts.get(f"{REGISTRY_MOUNT}/")
+    existing = mounts.get(f"{mount}/")
     if existing is None:
-        client.sys.enable_secrets_engine(
-            "kv", path=REGISTRY_MOUNT, options={"version": "1"},
-            description="GenoVault sample registry (pseudonyms; create-only for pipelines)")
-        report.changed.append(f"enabled the sample registry (KV v1) at {REGISTRY_MOUNT}/")
+        client.sys.enable_secrets_engine("kv", path=mount, options={"version": "1"},
+                                         description=description)
+        report.changed.append(f"enabled {what} (KV v1) at {mount}/")
     elif existing.get("type") != "kv" or (existing.get("options") or {}).get("version") == "2":
         raise ConfigError(
-            f"{REGISTRY_MOUNT}/ is mounted as {existing.get('type')!r} (options "
+            f"{mount}/ is mounted as {existing.get('type')!r} (options "
             f"{existing.get('options')}), not KV version 1: unmount it or use another Vault")
     else:
-        report.unchanged.append(f"sample registry at {REGISTRY_MOUNT}/")
+        report.unchanged.append(f"{what} at {mount}/")
 
 
 def _ensure_policy(client: hvac.Client, name: str, hcl: str, report: BootstrapReport) -> None:
@@ -252,12 +264,15 @@ def _ensure_policy(client: hvac.Client, name: str, hcl: str, report: BootstrapRe
 
 
 def _token_role_spec(role: str) -> dict[str, Any]:
-    return {
+    spec: dict[str, Any] = {
         "allowed_policies": [f"genovault-{role}"],
+        "allowed_policies_glob": [f"{INGEST_POLICY_PREFIX}*"] if role == "ingest" else [],
         "orphan": True,
         "renewable": True,
+        "token_no_default_policy": True,
         "token_explicit_max_ttl": TOKEN_ROLE_EXPLICIT_MAX_TTL_S,
     }
+    return spec
 
 
 def _ensure_token_role(client: hvac.Client, role: str, report: BootstrapReport) -> None:
@@ -270,30 +285,31 @@ def _ensure_token_role(client: hvac.Client, role: str, report: BootstrapReport) 
     if have is not None and _matches(have, want):
         report.unchanged.append(f"token role {name}")
         return
-    client.auth.token.create_or_update_role(name, **want)
+    # hvac's create_or_update_role has no allowed_policies_glob: post the role directly.
+    client.adapter.post(f"/v1/auth/token/roles/{name}", json=want)
     report.changed.append(f"{'created' if have is None else 'updated'} token role {name}")
 
 
-def _ensure_approle_mount(client: hvac.Client, report: BootstrapReport) -> None:
+def _ensure_auth_mount(client: hvac.Client, mount: str, kind: str, description: str,
+                       report: BootstrapReport) -> None:
     methods = client.sys.list_auth_methods()["data"]
-    existing = methods.get(f"{APPROLE_MOUNT}/")
+    existing = methods.get(f"{mount}/")
     if existing is None:
-        client.sys.enable_auth_method(
-            "approle", path=APPROLE_MOUNT, description="GenoVault pipelines"
-        )
-        report.changed.append(f"enabled AppRole auth at {APPROLE_MOUNT}/")
-    elif existing.get("type") != "approle":
+        client.sys.enable_auth_method(kind, path=mount, description=description)
+        report.changed.append(f"enabled {kind} auth at {mount}/")
+    elif existing.get("type") != kind:
         raise ConfigError(
-            f"auth/{APPROLE_MOUNT}/ is mounted as {existing.get('type')!r}, not approle: "
+            f"auth/{mount}/ is mounted as {existing.get('type')!r}, not {kind}: "
             "disable it or use another Vault"
         )
     else:
-        report.unchanged.append(f"AppRole auth at {APPROLE_MOUNT}/")
+        report.unchanged.append(f"{kind} auth at {mount}/")
 
 
 def _approle_spec(role: str) -> dict[str, Any]:
     return {
         "token_policies": [f"genovault-{role}"],
+        "token_no_default_policy": True,
         "token_ttl": APPROLE_TOKEN_TTL_S,
         "token_max_ttl": APPROLE_TOKEN_MAX_TTL_S,
         "secret_id_ttl": APPROLE_SECRET_ID_TTL_S,
@@ -314,6 +330,41 @@ def _ensure_approle_role(client: hvac.Client, role: str, report: BootstrapReport
         return
     client.auth.approle.create_or_update_approle(name, mount_point=APPROLE_MOUNT, **want)
     report.changed.append(f"{'created' if have is None else 'updated'} AppRole role {name}")
+
+
+def audit_stanza(audit_path: Path | str) -> str:
+    """The server-configuration block declaring GenoVault's file audit device."""
+    return (f'audit "file" "{AUDIT_DEVICE_PATH}" {{\n'
+            '  description = "GenoVault: every request, values HMAC-hashed"\n'
+            f'  options {{\n    file_path = {json.dumps(str(audit_path))}\n    mode      = "0600"\n'
+            '  }\n}\n')
+
+
+def _ensure_audit_device(client: hvac.Client, audit_path: Path | str | None,
+                         report: BootstrapReport) -> None:
+    devices = client.sys.list_enabled_audit_devices()["data"]
+    if devices:
+        names = ", ".join(f"{p} ({d.get('type')})" for p, d in sorted(devices.items()))
+        report.unchanged.append(f"audit device(s) {names}")
+        return
+    if audit_path is None:
+        report.warnings.append(
+            "this Vault has no audit device, so it records nobody's requests (HMACs, registry "
+            "look-ups, decrypts): enable one (bootstrap --audit-path, or an `audit` stanza in "
+            "the server configuration)")
+        return
+    try:
+        client.sys.enable_audit_device("file", path=AUDIT_DEVICE_PATH,
+                                       description="GenoVault: every request, values hashed",
+                                       options={"file_path": str(audit_path), "mode": "0600"})
+    except hvac.exceptions.InvalidRequest as e:
+        if "declarative" not in str(e):
+            raise
+        report.warnings.append(
+            "this OpenBao refuses to enable audit devices through the API; add this to its "
+            "server configuration and restart (or SIGHUP) it:\n" + audit_stanza(audit_path))
+        return
+    report.changed.append(f"enabled the file audit device {AUDIT_DEVICE_PATH}/ -> {audit_path}")
 
 
 def _matches(have: dict[str, Any], want: dict[str, Any]) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 import hvac
 import requests
 
-from vault.keys.embedded import find_bao_binary
+from vault.keys.embedded_paths import find_bao_binary
 
 
 @dataclass
@@ -54,16 +54,28 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 @contextlib.contextmanager
-def dev_server(log_dir: Path, timeout: float = 30.0) -> Iterator[DevServer]:
-    """Run ``bao server -dev`` on a free loopback port until the block ends (always stopped)."""
+def dev_server(log_dir: Path, timeout: float = 30.0,
+               audit_path: Path | None = None) -> Iterator[DevServer]:
+    """Run ``bao server -dev`` on a free loopback port until the block ends (always stopped).
+
+    With ``audit_path``, the server declares GenoVault's file audit device writing there
+    (OpenBao only accepts audit devices from its configuration file).
+    """
+    from vault.keys.bootstrap import audit_stanza
+
     port = free_port()
     token = "gv-test-" + secrets.token_urlsafe(24)
     log = log_dir / f"bao-dev-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    extra = []
+    if audit_path is not None:
+        config = log_dir / f"bao-dev-{port}-audit.hcl"
+        config.write_text(audit_stanza(audit_path), encoding="utf-8")
+        extra.append(f"-config={config}")
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [find_bao_binary(), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}",
-             f"-dev-root-token-id={token}"],
+             f"-dev-root-token-id={token}", *extra],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
             preexec_fn=_die_with_parent,
         )

@@ -36,7 +36,7 @@ from vault.keys.names import (
     TRANSIT_MOUNT,
     transit_key_name,
 )
-from vault.keys.transit import create_transit_key
+from vault.keys.transit import check_trusted, create_transit_key, read_transit_key
 
 _RETRIES = 3
 _T = TypeVar("_T")
@@ -152,13 +152,25 @@ class Keyring(_NoPickle):
 
     # -- key lifecycle -------------------------------------------------------------------
     def ensure_keys(self, classes: Iterable[str] = DATA_CLASSES) -> None:
-        """Create the dataset's Transit keys that do not exist yet (idempotent).
+        """Make sure the dataset's Transit keys exist and are GenoVault's own (idempotent).
 
-        Creation goes through Transit's encrypt-upsert, which the ingest role may do and which
-        only ever makes non-exportable aes256-gcm96 keys (see vault/keys/bootstrap.py).
+        Each key is read first (metadata only); a missing one is created through Transit's
+        encrypt-upsert, which the ingest role may do and which only ever makes non-exportable
+        aes256-gcm96 keys (see vault/keys/bootstrap.py), and read again. Raises KeyNotTrusted
+        — before anything is encrypted or pseudonymised — if any key is not of type
+        aes256-gcm96, holds imported key material, is exportable, allows plaintext backup, or
+        is derived/convergent: such a key was made by someone else (e.g. an admin who imported
+        key material it knows) and data under it would decrypt offline.
         """
         for data_class in classes:
-            create_transit_key(self._client, self.keys.by_class(data_class))
+            name = self.keys.by_class(data_class)
+            info = read_transit_key(self._client, name)
+            if info is None:
+                create_transit_key(self._client, name)
+                info = read_transit_key(self._client, name)
+                if info is None:
+                    raise VaultError(f"Transit key {name!r} is missing right after creating it")
+            check_trusted(info, name)
 
     # -- Parquet properties --------------------------------------------------------------
     def encryption_properties(self, path: str, column_classes: Mapping[str, str]) -> Any:

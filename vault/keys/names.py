@@ -6,8 +6,15 @@ from vault.ids import check_dataset_id
 
 TRANSIT_MOUNT = "transit"
 APPROLE_MOUNT = "approle"
+USERPASS_MOUNT = "userpass"
+#: KV v1 mount holding the query service's audit chain anchor.
+AUDIT_MOUNT = "genovault-audit"
+#: Path of the file audit device GenoVault declares (``sys/audit/genovault``).
+AUDIT_DEVICE_PATH = "genovault"
 #: GenoVault's Vault roles (token roles and AppRole roles are ``genovault-<role>``).
 ROLES = ("ingest", "query", "admin")
+#: AppRole roles: the token roles plus the query service's own identity.
+APPROLE_ROLES = (*ROLES, "service")
 
 DATA_CLASSES = ("genotypes", "sites", "samples", "footer", "pseudonym")
 #: Classes whose keys wrap Parquet data keys (the pseudonym key only computes HMACs).

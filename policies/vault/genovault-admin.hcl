@@ -1,0 +1,41 @@
+# GenoVault admin: key lifecycle through explicit endpoints only.
+# Allowed: list and read keys (metadata), rotate, configure the version floors and the
+# auto-rotation period, trim old versions, rewrap ciphertexts.
+# Denied (no rule matches): create, import, import_version, export, backup, restore, delete,
+# wrapping_key, encrypt, decrypt, hmac, datakey; config of deletion_allowed, exportable,
+# allow_plaintext_backup. An admin can never bring key material of its own choosing.
+#
+# OpenBao/Vault globs: "*" is a prefix glob only at the very end ("genovault.*/rotate" is a
+# literal path); "+" is exactly one whole path segment, so "transit/keys/+" never matches
+# "transit/keys/<name>/import". "+" cannot be combined with a prefix ("genovault.+" is literal),
+# so these rules cover every key on the transit mount, not only genovault.* keys.
+# Do not add "transit/keys/genovault.*" here: as the more specific match it would shadow the
+# "+/rotate" rules for GenoVault keys.
+path "transit/keys" {
+  capabilities = ["list"]
+}
+
+path "transit/keys/+" {
+  capabilities = ["read"]
+}
+
+path "transit/keys/+/rotate" {
+  capabilities = ["update"]
+}
+
+path "transit/keys/+/config" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "min_decryption_version" = []
+    "min_encryption_version" = []
+    "auto_rotate_period"     = []
+  }
+}
+
+path "transit/keys/+/trim" {
+  capabilities = ["update"]
+}
+
+path "transit/rewrap/genovault.*" {
+  capabilities = ["update"]
+}

@@ -1,0 +1,35 @@
+# GenoVault ingest, ALL datasets (AppRole pipelines and legacy callers). Prefer the per-dataset
+# policy genovault-ingest-<dataset> (template ingest-dataset.template.hcl), which a token gets
+# from mint_role_token(..., dataset=...).
+# Add data, never read it back. Keys are created through encrypt-upsert (create), restricted to
+# non-exportable aes256-gcm96; keys may be read (metadata only, never material) so that ingest
+# can refuse keys GenoVault did not create. No rotate, config, import, export or delete.
+path "transit/encrypt/genovault.*" {
+  capabilities = ["create", "update"]
+  allowed_parameters = {
+    "plaintext" = []
+    "type"      = ["aes256-gcm96"]
+  }
+}
+
+path "transit/keys/genovault.*" {
+  capabilities = ["read"]
+}
+
+# Register the batch's pseudonyms: create only (an existing entry -> 403 = duplicate sample),
+# delete to release a failed ingest's entries; never read or list (see vault/keys/registry.py).
+path "genovault-registry/*" {
+  capabilities = ["create", "delete"]
+}
+
+# Pseudonymise sample ids with transit/hmac/genovault.<dataset>.pseudonym (single or batch),
+# always with version 1 of the key so a sample keeps its pseudonym after a key rotation.
+path "transit/hmac/genovault.*" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "input"       = []
+    "batch_input" = []
+    "algorithm"   = ["sha2-256"]
+    "key_version" = ["1"]
+  }
+}

@@ -1,0 +1,3 @@
+path "transit/decrypt/genovault.${dataset}.*" {
+  capabilities = ["update"]
+}
