@@ -74,14 +74,15 @@ def datasets_show(ctx: click.Context, dataset: str, as_json: bool, details: bool
 
 
 def _batch_infos(ctx: click.Context, store: object, dataset: str) -> dict[str, dict]:
-    from vault.keys.client import connect
+    from vault.keys.client import session
     from vault.store.verify import open_reader
 
-    reader = open_reader(dataset, connect(settings_of(ctx), "query"), store)  # type: ignore[arg-type]
     out = {}
-    for b in reader.batches:
-        info = reader.batch_info(b)
-        out[b.batch] = {**info, "qc": suppress_qc(info["qc"])}
+    with session(settings_of(ctx), "query") as client:
+        reader = open_reader(dataset, client, store)  # type: ignore[arg-type]
+        for b in reader.batches:
+            info = reader.batch_info(b)
+            out[b.batch] = {**info, "qc": suppress_qc(info["qc"])}
     return out
 
 
@@ -90,13 +91,13 @@ def _batch_infos(ctx: click.Context, store: object, dataset: str) -> dict[str, d
 @click.pass_context
 def datasets_verify(ctx: click.Context, dataset: str) -> None:
     """Decrypt every file of DATASET and check checksums and row counts (query role)."""
-    from vault.keys.client import connect
+    from vault.keys.client import session
     from vault.store.dataset import Store
     from vault.store.verify import open_reader, verify_dataset
 
     settings = settings_of(ctx)
-    reader = open_reader(dataset, connect(settings, "query"), Store(settings.store_root))
-    report = verify_dataset(reader)
+    with session(settings, "query") as client:
+        report = verify_dataset(open_reader(dataset, client, Store(settings.store_root)))
     for p in report.problems:
         click.echo(f"PROBLEM {safe(p)}", err=True)
     if not report.ok:

@@ -31,31 +31,35 @@ from vault.privacy.cells import suppress_qc
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the QC report as JSON.")
+@click.option("--ttl-minutes", type=click.IntRange(1, 24 * 60), default=60, show_default=True,
+              help="Lifetime of the ingest token minted for this command (embedded vault).")
 @click.pass_context
 def ingest_cmd(ctx: click.Context, path: Path, dataset: str, sheet: Path | None,
                skip_invalid: bool, absent_sites_hom_ref: bool, allow_identifying: tuple[str, ...],
-               progress: bool | None, as_json: bool) -> None:
+               progress: bool | None, as_json: bool, ttl_minutes: int) -> None:
     """Ingest a VCF, bgzipped VCF or BCF as a new batch of samples of DATASET.
 
     Uses the ingest role: it can add data to the vault but never read it back.
     """
     from vault.ids import check_dataset_id
     from vault.ingest.pipeline import IngestOptions, ingest
-    from vault.keys.client import connect
+    from vault.keys.client import session
     from vault.store.dataset import Store
 
     settings = settings_of(ctx)
     check_dataset_id(dataset)
     if progress is None and settings.no_progress:
         progress = False
-    client = connect(settings, "ingest")
     t0 = time.perf_counter()
-    res = ingest(path, dataset, client=client, store=Store(settings.store_root),
-                 sample_sheet=sheet,
-                 options=IngestOptions(skip_invalid=skip_invalid,
-                                       absent_sites_hom_ref=absent_sites_hom_ref,
-                                       allow_identifying_columns=allow_identifying,
-                                       progress=progress))
+    # a token scoped to this dataset, revoked when the ingest ends (the caller's own
+    # VAULT_TOKEN is used as given and never revoked)
+    with session(settings, "ingest", dataset=dataset, ttl=f"{ttl_minutes}m") as client:
+        res = ingest(path, dataset, client=client, store=Store(settings.store_root),
+                     sample_sheet=sheet,
+                     options=IngestOptions(skip_invalid=skip_invalid,
+                                           absent_sites_hom_ref=absent_sites_hom_ref,
+                                           allow_identifying_columns=allow_identifying,
+                                           progress=progress))
     dt = time.perf_counter() - t0
     qc = suppress_qc(res.qc)
     if as_json:

@@ -70,6 +70,7 @@ def quickstart_cmd(ctx: click.Context, dataset: str) -> None:
     from vault.client import ApiError, Client, flatten
     from vault.errors import DuplicateIngest
     from vault.ingest.pipeline import IngestOptions, ingest
+    from vault.keys import auth as vauth
     from vault.keys import client as vclient
     from vault.keys.embedded import EmbeddedVault
     from vault.keys.login import userpass_login
@@ -88,7 +89,7 @@ def quickstart_cmd(ctx: click.Context, dataset: str) -> None:
     creds = read_credentials(settings) or {"users": {}}
     for user, (policies, what) in DEMO_USERS.items():
         password = creds["users"].get(user) or secrets.token_urlsafe(18)
-        vclient.create_user(root, user, password, policies)
+        vauth.create_user(root, user, password, policies)
         creds["users"][user] = password
         echo(f"   {user:<13} Vault policies {', '.join(policies):<24} {what}")
     api_url = settings.client_url
@@ -102,8 +103,8 @@ def quickstart_cmd(ctx: click.Context, dataset: str) -> None:
     sheet = Path(str(data / "demo_cohort_samples.tsv"))
     echo(f"== 3. ingest {vcf.name} through the pipeline role (AppRole genovault-ingest: "
          "encrypt only)")
-    role_id, secret_id = vclient.approle_credentials(root, "ingest")
-    pipeline = vclient.client_for(addr, vclient.approle_login(addr, role_id, secret_id))
+    role_id, secret_id = vauth.approle_credentials(root, "ingest")
+    pipeline = vclient.client_for(addr, vauth.approle_login(addr, role_id, secret_id))
     try:
         res = ingest(vcf, dataset, client=pipeline, store=store, sample_sheet=sheet,
                      options=IngestOptions(progress=False if settings.no_progress else None))

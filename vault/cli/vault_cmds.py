@@ -5,6 +5,8 @@ Prints what happened in plain words; never prints a token or unseal key.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from vault.cli.main import settings_of
@@ -55,8 +57,11 @@ def status_cmd(ctx: click.Context) -> None:
 
 
 @vault_group.command("bootstrap")
+@click.option("--audit-path", type=click.Path(path_type=Path, dir_okay=False),
+              help="File for Vault's audit device, if the Vault has none yet (see "
+                   "docs/vault.md).")
 @click.pass_context
-def bootstrap_cmd(ctx: click.Context) -> None:
+def bootstrap_cmd(ctx: click.Context, audit_path: Path | None) -> None:
     """Mount Transit and write GenoVault's policies and roles (idempotent).
 
     Uses VAULT_ADDR and an admin VAULT_TOKEN if both are set, else the embedded vault.
@@ -66,7 +71,7 @@ def bootstrap_cmd(ctx: click.Context) -> None:
 
     # VAULT_ADDR/VAULT_TOKEN, else the embedded vault's root token
     client = connect(settings_of(ctx))
-    report = bootstrap(client)
+    report = bootstrap(client, audit_path=str(audit_path) if audit_path else None)
     click.echo(f"bootstrapped Vault at {client.url}:")
     for line in report.lines():
         click.echo(f"  {line}")

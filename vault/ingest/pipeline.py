@@ -361,8 +361,11 @@ class _Ingest:
                           fileformat=header.fileformat),
             absent_sites="hom_ref" if self.opts.absent_sites_hom_ref else "not_assessed",
             ingested_at=utcnow(),
-            ingested_by=Identity(display_name=ident["display_name"],
-                                 entity_id=ident["entity_id"]),
+            # the real identity behind a minted role token (who ran the command), else the
+            # token's own (a pipeline's AppRole, a user's login)
+            ingested_by=Identity(
+                display_name=ident.get("on_behalf_of") or ident["display_name"],
+                entity_id=ident.get("on_behalf_of_entity") or ident["entity_id"]),
             samples_file=FileEntry(**placed(samples_entry)),
             info_file=FileEntry(**placed(info_entry)),
             variant_files=[VariantFile(**placed(f)) for f in files],

@@ -117,6 +117,11 @@ def _checked_client(addr: str, token: str, *, source: str) -> hvac.Client:
     return client
 
 
+def probe_client(addr: str, *, timeout_s: float = 2.0) -> hvac.Client:
+    """A tokenless client for health probes (seal status only), with a short timeout."""
+    return hvac.Client(url=addr, timeout=timeout_s)
+
+
 def check_ready(client: hvac.Client, *, source: str | None = None) -> None:
     """Raise VaultDown unless the Vault at ``client.url`` answers, is initialised and unsealed."""
     addr = client.url
