@@ -378,7 +378,10 @@ def test_row_limit_sets_truncated(views: dict[str, pa.Table]) -> None:
     cut = run_sql("SELECT * FROM range(5001)", views, max_rows=5000)
     assert (cut.table.num_rows, cut.truncated) == (5000, True)
     assert cut.table.column("range").to_pylist()[-1] == 4999
-    big = run_sql("SELECT * FROM range(100000000)", views, max_rows=10)
+    # streamed: only the first batch is computed (md5 of 1e8 rows would overrun the timeout)
+    big = run_sql(
+        "SELECT md5(range::VARCHAR) AS h FROM range(100000000)", views, max_rows=10, timeout_s=2.0
+    )
     assert (big.table.num_rows, big.truncated) == (10, True)
     none = run_sql("SELECT * FROM allele_freq", views, max_rows=0)
     assert (none.table.num_rows, none.truncated, none.columns) == (
@@ -433,3 +436,29 @@ def test_arguments_are_checked(views: dict[str, pa.Table]) -> None:
         run_sql("SELECT 1", views, timeout_s=0)
     with pytest.raises(SqlRefused, match="max_memory"):
         run_sql("SELECT 1", views, max_memory="256MB'; SET threads=8; --")
+
+
+def test_errors_in_later_chunks_are_translated(views: dict[str, pa.Table]) -> None:
+    # The first chunk is fine; the error surfaces mid-stream (through Arrow, as OSError).
+    with pytest.raises(SqlError, match="boom") as info:
+        run_sql(
+            "SELECT CASE WHEN range > 5000 THEN error('boom at /srv/data/x') END AS e "
+            "FROM range(100000)",
+            views,
+            max_rows=50_000,
+        )
+    assert "/srv" not in str(info.value) and "<path>" in str(info.value)
+    with pytest.raises(SqlTimeout):
+        run_sql(
+            "SELECT md5(range::VARCHAR) AS h FROM range(100000000) ORDER BY h",
+            views,
+            max_rows=10**9,
+            timeout_s=0.5,
+        )
+    with pytest.raises(SqlTimeout):  # interrupted while streaming, not while planning
+        run_sql(
+            "SELECT md5(range::VARCHAR) AS h FROM range(100000000)",
+            views,
+            max_rows=10**9,
+            timeout_s=0.5,
+        )

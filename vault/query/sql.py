@@ -254,6 +254,26 @@ def _check_statement(con: duckdb.DuckDBPyConnection, query: str, views: set[str]
                 )
 
 
+def _translate(exc: BaseException, timed_out: bool, timeout_s: float, max_memory: str) -> SqlError:
+    text = str(exc)
+    if timed_out or isinstance(exc, duckdb.InterruptException) or text.startswith("INTERRUPT"):
+        return SqlTimeout(
+            f"the query ran longer than {timeout_s:g} s and was stopped: narrow it "
+            f"(WHERE, GROUP BY, LIMIT) and try again"
+        )
+    if isinstance(exc, duckdb.OutOfMemoryException) or text.startswith("Out of Memory"):
+        return SqlRefused(
+            f"the query needs more than the {max_memory} memory limit (nothing spills to "
+            f"disk): aggregate or filter more"
+        )
+    if isinstance(exc, duckdb.PermissionException) or text.startswith("Permission Error"):
+        return SqlRefused(
+            "the query tried to use files, extensions or other external state, which is "
+            "disabled: only the registered views can be queried"
+        )
+    return SqlError(f"the query failed: {scrub(text)}")
+
+
 def run_sql(
     query: str,
     views: Mapping[str, pa.Table],
@@ -302,25 +322,10 @@ def run_sql(
         table = pa.Table.from_batches(batches, schema=reader.schema)
     except SqlError:
         raise
-    except duckdb.InterruptException:
-        raise SqlTimeout(
-            f"the query ran longer than {timeout_s:g} s and was stopped: narrow it "
-            f"(WHERE, GROUP BY, LIMIT) and try again"
-        ) from None
-    except duckdb.OutOfMemoryException:
-        raise SqlRefused(
-            f"the query needs more than the {max_memory} memory limit (nothing spills to "
-            f"disk): aggregate or filter more"
-        ) from None
-    except duckdb.PermissionException:
-        raise SqlRefused(
-            "the query tried to use files, extensions or other external state, which is "
-            "disabled: only the registered views can be queried"
-        ) from None
-    except duckdb.Error as exc:
-        if fired.is_set():
-            raise SqlTimeout(f"the query ran longer than {timeout_s:g} s and was stopped") from None
-        raise SqlError(f"the query failed: {scrub(str(exc))}") from None
+    except (duckdb.Error, OSError, pa.ArrowException) as exc:
+        # Errors in the first chunk arrive as duckdb exceptions; errors in a later chunk come
+        # through the Arrow stream as OSError carrying DuckDB's text ("INTERRUPT Error: …").
+        raise _translate(exc, fired.is_set(), timeout_s, max_memory) from None
     finally:
         timer.cancel()
         with guard:
