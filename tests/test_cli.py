@@ -46,7 +46,9 @@ def test_cli__ingest_show_list_verify(env: Callable[[str], dict]) -> None:
     r = runner.invoke(main, ["datasets", "show", "demo", "--json"], env=env("query"))
     manifest = json.loads(r.output)
     assert manifest["sample_count"] == 300
-    assert manifest["batches"][0]["ingested_by"]["display_name"] == "token-genovault-ingest"
+    # the identity that minted the ingest token (here the dev server's root token), not the
+    # role token's own "token-genovault-ingest"
+    assert manifest["batches"][0]["ingested_by"]["display_name"] == "token"
     r = runner.invoke(main, ["datasets", "verify", "demo"], env=env("query"))
     assert r.exit_code == 0, r.output
     assert "OK" in r.output
