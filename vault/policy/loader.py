@@ -76,6 +76,7 @@ def _lines(node: yaml.Node, here: tuple[Any, ...], out: dict[tuple[Any, ...], in
                             f"key {k!r} is given twice")
             seen.add(k)
             _lines(value, (*here, k), out, dups, file)
+            out[(*here, k)] = key.start_mark.line + 1  # the key's line, not its value's
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _lines(item, (*here, i), out, dups, file)
