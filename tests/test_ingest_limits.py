@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vault.keys.bootstrap import BootstrapReport, mint_role_token
 
 from tests.support.baodev import DevServer
 from tests.support.vcfgen import header
 from vault.ingest import limits
 from vault.ingest.limits import OverlongLine
 from vault.ingest.source import LineChunker
+from vault.keys.bootstrap import BootstrapReport, mint_role_token
 
 GB = 1 << 30
 MB = 1 << 20

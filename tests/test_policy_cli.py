@@ -20,13 +20,14 @@ def run(*args: str) -> tuple[int, str]:
 
 
 def test_cli_check__shipped_policy_ok() -> None:
-    code, out = run("check", ACCESS, "--dataset", "demo", "--columns", "demo:population")
+    code, out = run("check", ACCESS, "--dataset", "demo", "--columns",
+                    "demo:population,sex,phenotype")
     assert code == 0, out
     assert "0 error(s), 0 warning(s)" in out
 
 
 def test_cli_check__unknown_dataset_and_column_exit_1() -> None:
-    code, out = run("check", ACCESS, "--dataset", "other", "--columns", "demo:sex")
+    code, out = run("check", ACCESS, "--dataset", "other", "--columns", "demo:population")
     assert code == 1
     assert "[unknown_dataset]" in out and "[unknown_column]" in out
     assert "genovault.yaml:" in out
@@ -82,10 +83,20 @@ def test_cli_explain__denied_json_with_principal() -> None:
     assert data["roles"][0]["duo"]["ok"] is True
 
 
-def test_cli_explain__default_policy_and_registered_obligations() -> None:
+def test_cli_explain__default_policy_obligations() -> None:
     req = json.dumps({"action": "sfs", "dataset": "demo"})
     code, out = run("explain", "--vault-policy", "genovault-researcher-b", "--request", req,
                     "--json")
+    assert code == 0
+    ob = json.loads(out)["decision"]["obligations"]
+    assert (ob["tier"], ob["k"], ob["dp"]) == ("controlled", 11, None)
+
+
+def test_cli_explain__registered_obligations() -> None:
+    req = json.dumps({"action": "frequency", "dataset": "demo"})
+    policy = Path(__file__).parent / "api" / "policy.yaml"
+    code, out = run("explain", "--policy", str(policy), "--vault-policy", "genovault-noisy",
+                    "--request", req, "--json")
     assert code == 0
     ob = json.loads(out)["decision"]["obligations"]
     assert ob["tier"] == "registered"

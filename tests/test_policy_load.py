@@ -152,7 +152,8 @@ def test_lint__principal_findings(tmp_path: Path) -> None:
 
 def test_lint__known_datasets_and_columns(tmp_path: Path) -> None:
     p = load_policy(write(tmp_path, BASE))
-    assert lint(p, known_datasets=["demo"], known_columns={"demo": ["population"]}) == []
+    assert lint(p, known_datasets=["demo"],
+                known_columns={"demo": ["population", "sex", "phenotype"]}) == []
     found = lint(p, known_datasets=["other"], known_columns={"demo": ["sex"]})
     assert codes(found) == {"unknown_dataset", "unknown_column"}
     assert all(f.severity == "error" for f in found)
@@ -232,7 +233,8 @@ def test_cedar__every_rule_has_an_id_and_the_schema_validates() -> None:
 
 def test_shipped__demo_policy_is_clean() -> None:
     p = load_policy(ACCESS)
-    assert lint(p, known_datasets=["demo"], known_columns={"demo": ["population"]}) == []
+    assert lint(p, known_datasets=["demo"],
+                known_columns={"demo": ["population", "sex", "phenotype"]}) == []
     assert list(p.roles) == ["grouped-researcher", "overall-researcher", "auditor", "admin"]
 
 

@@ -24,14 +24,16 @@ from vault.settings import load_settings
 from vault.store.dataset import Store
 
 DEMO = Path(__file__).resolve().parents[2] / "vault" / "sample_data"
-POLICIES = Path(__file__).resolve().parents[2] / "policies" / "access"
+POLICIES = Path(__file__).resolve().parent / "policy.yaml"
 USERS = {
     "researcher-a": ["genovault-researcher-a"],
     "researcher-b": ["genovault-researcher-b"],
     "auditor": ["genovault-auditor"],
     "nobody": ["some-unrelated-policy"],
+    "limited": ["genovault-limited"],
+    "noisy": ["genovault-noisy"],
 }
-PASSWORD = "pw-for-tests-only"  # noqa: S105 - a throw-away dev server's test users
+PASSWORD = "pw-for-tests-only"
 
 
 @dataclass

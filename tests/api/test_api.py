@@ -49,7 +49,7 @@ def test_api__no_token_is_401_and_audited(api: Api, as_user: Client) -> None:
     assert rec and rec[0]["result"]["status"] == 401 and rec[0]["result"]["reasons"] == ["no_token"]
 
 
-@pytest.mark.parametrize("header", ["Bearer s.not-a-real-token-value", "Basic abc", "Bearer ",
+@pytest.mark.parametrize("header", ["Bearer s.not-a-real-token-value", "Basic abc", "Bearer",
                                     "s.no-scheme"])
 def test_api__rejected_or_malformed_token_is_401(api: Api, header: str) -> None:
     r = httpx.get(f"{api.url}/v1/datasets", headers={"Authorization": header})
@@ -151,7 +151,7 @@ def test_api__unknown_group_column_is_400(as_user: Client) -> None:
 
 
 @pytest.mark.parametrize("params", [
-    {"region": "20:-5"}, {"region": "20:0-10"}, {"region": "20:10-5"}, {"limit": "0"},
+    {"region": "20:--5"}, {"region": "20:0-10"}, {"region": "20:10-5"}, {"limit": "0"},
     {"limit": "999999"}, {"cursor": "-1"}, {"region": "x" * 500},
 ])
 def test_api__bad_parameters_are_4xx_never_5xx(as_user: Client, params: dict) -> None:
@@ -358,3 +358,18 @@ def test_api__audit_chain_verifies_after_the_session(api: Api, as_user: Client) 
                     VaultKvAnchor(api.services.query.vault_client()))
     assert report.ok, report.problems
     assert report.records >= 10
+
+
+def test_api__rate_limit_is_enforced_and_audited(api: Api, as_user: Client) -> None:
+    c = as_user("limited")
+    codes = [c.get("/v1/datasets/demo/frequency", params={"region": REGION, "limit": 1})
+             .status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    r = c.get("/v1/datasets/demo/frequency", params={"region": REGION, "limit": 1})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    assert _record_of(api, r.json()["query_id"])[0]["result"]["reasons"] == ["rate_limited"]
+
+
+def test_api__role_that_needs_dp_is_refused_until_dp_exists(as_user: Client) -> None:
+    r = as_user("noisy").get("/v1/datasets/demo/frequency", params={"region": REGION})
+    assert r.status_code == 403 and "dp_unavailable" in r.json()["detail"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import HTTPException, Request
 
@@ -91,7 +91,7 @@ class Guard:
             raise HTTPException(503, detail="Vault is unreachable or sealed; retry later") \
                 from exc
 
-    def _deny_unauthenticated(self, request: Request, reason: str) -> Any:
+    def _deny_unauthenticated(self, request: Request, reason: str) -> NoReturn:
         qid = self._record(request, None, None, None, {"status": 401, "reasons": [reason]})
         raise HTTPException(401, detail="a valid Vault token is required "
                             "(Authorization: Bearer <token>); log in with `genovault login`",
@@ -114,6 +114,14 @@ class Guard:
                                     headers={"X-Query-Id": qid})
             raise HTTPException(403, detail="the policy does not allow this request: "
                                 + ", ".join(decision.reasons), headers={"X-Query-Id": qid})
+        if decision.obligations is not None and decision.obligations.dp is not None:
+            # fail closed: the role's answers must carry DP noise, which this version of the
+            # service cannot add yet — refuse rather than answer exactly
+            qid = self._record(request, principal, qreq, decision,
+                               {"status": 403, "reasons": ["dp_unavailable"]})
+            raise HTTPException(403, detail="dp_unavailable: the policy requires differential "
+                                "privacy for this role, which this GenoVault does not provide "
+                                "yet; nothing was answered", headers={"X-Query-Id": qid})
         limit = getattr(decision.obligations, "rate_limit", None)
         if limit:
             n = limit["requests"] if isinstance(limit, dict) else limit.requests

@@ -45,12 +45,13 @@ def _register() -> None:
     from vault.cli.audit import audit_group
     from vault.cli.datasets import datasets_group
     from vault.cli.ingest import ingest_cmd
+    from vault.cli.policy import policy_group
     from vault.cli.quickstart import quickstart_cmd
     from vault.cli.research import login_cmd, logout_cmd, query_cmd, serve_cmd
     from vault.cli.vault_cmds import vault_group
 
     for cmd in (vault_group, ingest_cmd, datasets_group, login_cmd, logout_cmd, query_cmd,
-                serve_cmd, audit_group, quickstart_cmd):
+                serve_cmd, policy_group, audit_group, quickstart_cmd):
         main.add_command(cmd)
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from vault.policy.model import QueryRequest
 
 from vault.api import models as m
 from vault.api.deps import ServicesDep
 from vault.api.guard import Outcome, disclosure_of
 from vault.api.routes.statistics import DatasetId
 from vault.policy import visible_datasets
+from vault.policy.model import QueryRequest
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -20,9 +20,11 @@ def _meta(services: Any, dataset: str) -> dict[str, Any]:
     info = services.guard.policies.current().datasets.get(dataset)
     if info is None:
         return {"description": None, "consent": [], "tier": None}
-    return {"description": getattr(info, "description", None),
-            "consent": list(getattr(info, "consent", []) or []),
-            "tier": getattr(info, "tier", None)}
+    consent = info.consent
+    codes = [consent.permission, *consent.modifiers]
+    if consent.disease:
+        codes.append(consent.disease)
+    return {"description": info.description or None, "consent": codes, "tier": info.tier}
 
 
 @router.get("", response_model=m.DatasetList, summary="datasets visible to the caller")
