@@ -99,7 +99,10 @@ class Guard:
 
     # -- the whole path --------------------------------------------------------------------
     def run(self, request: Request, qreq: QueryRequest,
-            compute: Callable[[Decision], Outcome]) -> dict[str, Any]:
+            compute: Callable[[Decision], Outcome],
+            body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``body``: what the route understood of a request body, for the audit record."""
+        request.state.audit_body = body
         principal = self.principal(request)
         request.state.principal = principal
         policy = self.policies.current()
@@ -180,7 +183,8 @@ class Guard:
             "request": {"method": request.method, "path": request.url.path,
                         "action": qreq.action if qreq else None,
                         "dataset": qreq.dataset if qreq else None,
-                        "params": _safe_params(request)},
+                        "params": _safe_params(request),
+                        "body": getattr(request.state, "audit_body", None)},
             "decision": None if decision is None else {
                 "allowed": decision.allowed, "reasons": list(decision.reasons),
                 "rules": list(decision.matched_rules),

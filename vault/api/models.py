@@ -215,3 +215,12 @@ class Problem(_Out):
     detail: str
     query_id: str | None = None
     reasons: list[str] = []
+
+
+class SqlAnswer(_Answer):
+    columns: list[str]
+    rows: list[list[str | int | float | bool | None]]
+    count: int
+    truncated: bool
+    views: list[str]
+    disclosure: Disclosure

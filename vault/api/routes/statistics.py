@@ -3,16 +3,17 @@ audits and applies disclosure control (they never decide access themselves)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from vault.policy.model import QueryRequest
 
 from vault.api import models as m
 from vault.api.deps import ServicesDep
 from vault.api.guard import Outcome, disclosure_of
 from vault.errors import ConfigError
+from vault.policy.model import QueryRequest
 from vault.query import advanced
 from vault.query.service import DEFAULT_PAGE, MAX_PAGE, Selection
 from vault.store.reader import Region
@@ -94,7 +95,9 @@ def _stat_route(route: str, stat: str) -> None:
                                             disclosure_of(decision), query.cursor, query.limit)
             return Outcome({**body, "dataset": dataset}, body["count"])
 
-        return services.guard.run(request, qreq, compute)
+        audit = {"variants": len(query.variants), "regions": query.regions[:20],
+                 "group_by": query.group_by, "cursor": query.cursor, "limit": query.limit}
+        return services.guard.run(request, qreq, compute, audit)
 
     get_stat.__name__ = f"get_{stat}"
     post_stat.__name__ = f"post_{stat}"
@@ -178,3 +181,33 @@ def presence(request: Request, services: ServicesDep, dataset: DatasetId,
         return Outcome({**body, "dataset": dataset}, 1)
 
     return services.guard.run(request, qreq, compute)
+
+
+class SqlQuery(BaseModel):
+    """A read-only SELECT over views of disclosure-controlled aggregates."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=20_000,
+                       description="one SELECT over the views frequency, genotype_counts, "
+                                   "hardy_weinberg, missingness")
+    region: str | None = Field(default=None, max_length=200)
+    group_by: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    max_rows: int = Field(default=1000, ge=1, le=10_000)
+
+
+@router.post("/sql", response_model=m.SqlAnswer, summary="SQL over aggregate views")
+def sql(request: Request, services: ServicesDep, dataset: DatasetId,
+        body: Annotated[SqlQuery, Body()]) -> dict[str, Any]:
+    qreq = QueryRequest(action="sql", dataset=dataset,
+                        group_by=(body.group_by,) if body.group_by else ())
+
+    def compute(decision: Any) -> Outcome:
+        from vault.query.sqlviews import answer_sql
+
+        out = answer_sql(services.query, dataset, body.query, Selection(parse_region(body.region)),
+                         body.group_by, disclosure_of(decision), body.max_rows)
+        return Outcome({**out, "dataset": dataset}, out["count"])
+
+    audit = {"sql_sha256": hashlib.sha256(body.query.encode()).hexdigest(),
+             "sql_chars": len(body.query), "region": body.region, "group_by": body.group_by}
+    return services.guard.run(request, qreq, compute, audit)
