@@ -148,7 +148,7 @@ def quickstart_cmd(ctx: click.Context, dataset: str) -> None:
         echo("   no suppressed cell in this page")
     else:
         echo(f"   {hit['chrom']}:{hit['pos']} {hit['ref']}>{hit['alt']}: "
-             + "; ".join(f"{name} het={c['het']} hom_alt={c['hom_alt']}"
+             + "; ".join(f"{name} het={_dot(c['het'])} hom_alt={_dot(c['hom_alt'])}"
                          for name, c in hit["groups"].items()))
         k = page["disclosure"]["k"]
         echo("   disclosure: " + json.dumps(hit["suppressed"]) + f" with k={k} (null = "
@@ -165,6 +165,10 @@ def quickstart_cmd(ctx: click.Context, dataset: str) -> None:
          "`genovault login -u researcher-a` (password in the credentials file) and try "
          f"`genovault query frequency -d {dataset} -r {region} -g population`.")
     echo("Stop the API with `genovault serve --stop` and Vault with `genovault vault down`.")
+
+
+def _dot(value: object) -> str:
+    return "·" if value is None else str(value)
 
 
 def _show_frequency(page: dict[str, Any], flatten: Any) -> None:

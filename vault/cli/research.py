@@ -118,6 +118,7 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
         for r in rows:
             click.echo("\t".join(tsv_cell(r.get(c)) for c in cols))
         return
+    rows = [{**r, "group": r.get("group") or "(all)"} for r in rows]
     widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols}
     click.echo(safe("  ".join(c.ljust(widths[c]) for c in cols)))
     for r in rows:

@@ -101,10 +101,13 @@ def _stat_route(route: str, stat: str) -> None:
 
     get_stat.__name__ = f"get_{stat}"
     post_stat.__name__ = f"post_{stat}"
+    # exclude_unset: a cell carries the fields of its statistic only (a suppressed one has
+    # them as null), not every field any statistic could have
     router.add_api_route(f"/{route}", get_stat, methods=["GET"],
-                         response_model=m.StatisticAnswer, summary=f"{stat} per variant")
+                         response_model=m.StatisticAnswer, response_model_exclude_unset=True,
+                         summary=f"{stat} per variant")
     router.add_api_route(f"/{route}", post_stat, methods=["POST"],
-                         response_model=m.StatisticAnswer,
+                         response_model=m.StatisticAnswer, response_model_exclude_unset=True,
                          summary=f"{stat} for a batch of variants/regions")
 
 
