@@ -330,7 +330,8 @@ def _rules(kind: str) -> list[str]:
             "count minus the other groups",
             "variants whose overall AC or REF count is 1..k-1 are not listed (omitted_variants)",
             "groups smaller than min_group_size are refused (their samples stay in overall)",
-            "missing-call and called counts (and AN) are released as measured"]
+            "in released cells, missing-call and called counts (and AN) are released as "
+            "measured: they describe measurement, not genotypes"]
 
 
 def _round10(n: int) -> int:
