@@ -94,6 +94,9 @@ def api(bao_server: DevServer, bootstrapped: BootstrapReport,
     ingest_client = bao_server.client(mint_role_token(root, "ingest", ttl="15m"))
     ingest(DEMO / "demo_cohort.vcf.gz", "demo", client=ingest_client, store=store,
            sample_sheet=DEMO / "demo_cohort_samples.tsv", options=IngestOptions(progress=False))
+    # real 1000 Genomes calls, for the comparison with bcftools
+    ingest(DEMO.parents[1] / "tests" / "data" / "vcf" / "SeqArray__CEU_Exon.vcf.gz", "ceu",
+           client=ingest_client, store=store, options=IngestOptions(progress=False))
     # a dataset that exists in the store but that no policy names: must look absent
     ingest(DEMO.parents[1] / "tests" / "data" / "vcf" / "bio2zarr__sample.vcf.gz", "hidden",
            client=ingest_client, store=store, options=IngestOptions(progress=False))

@@ -32,7 +32,8 @@ from vault.errors import (
     VaultDown,
     VaultUnauthenticated,
 )
-from vault.policy import PolicyStore, decide
+from vault.policy import decide
+from vault.policy.loader import PolicyStore, WatchedPolicyStore
 from vault.policy.model import Decision, Principal, QueryRequest
 from vault.query.service import Disclosure
 
@@ -70,7 +71,8 @@ def _hash(text: str) -> str:
 class Guard:
     """Authentication, the policy decision, rate limits and the audit trail, in one place."""
 
-    def __init__(self, authenticate: Callable[[str], Principal], policies: PolicyStore,
+    def __init__(self, authenticate: Callable[[str], Principal],
+                 policies: PolicyStore | WatchedPolicyStore,
                  audit: AuditLog, limiter: RateLimiter | None = None) -> None:
         self.authenticate = authenticate
         self.policies = policies

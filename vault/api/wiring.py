@@ -9,6 +9,7 @@ the embedded development vault they are fetched with its root token at start.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -96,7 +97,14 @@ def build_services(settings: Settings, *, policy_dir: Path | None = None,
                    token_ttl_s: float = TOKEN_CACHE_TTL_S) -> Services:
     identity = identity or service_identity(settings)
     store = Store(settings.store_root)
-    policies = PolicyStore(policy_dir or settings.policy_dir or DEFAULT_POLICY_DIR)
+    log = logging.getLogger("genovault.api")
+
+    def bad_policy(exc: Exception) -> None:
+        log.error("policy reload failed; the previous policy stays in force",
+                  extra={"fields": {"error": str(exc)[:500]}})
+
+    policies = PolicyStore(policy_dir or settings.policy_dir or DEFAULT_POLICY_DIR).watch(
+        on_error=bad_policy)
     anchor = VaultKvAnchor(identity.client())
     audit = AuditLog(audit_log_path(settings), anchor)
     addr = identity.addr

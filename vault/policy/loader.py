@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -258,6 +259,24 @@ class PolicyStore:
     def current(self) -> Policy:
         return self._policy
 
+    def watch(self, every_s: float = 2.0,
+              on_error: Callable[[PolicyLoadError], None] | None = None) -> WatchedPolicyStore:
+        """This store, reloading by itself when a policy file changes (checked at most every
+        ``every_s`` seconds, on the next ``current()``)."""
+        return WatchedPolicyStore(self, every_s, on_error)
+
+    def stamp(self) -> tuple[tuple[str, int, int], ...]:
+        files = [self.path] if self.path.is_file() else sorted(
+            [*self.path.glob("*.yaml"), *self.path.glob("*.yml")])
+        out = []
+        for f in files:
+            try:
+                st = f.stat()
+            except FileNotFoundError:
+                continue
+            out.append((str(f), st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
     def reload(self) -> PolicyLoadError | None:
         """Load the files again; None on success, else the error (the old policy stays)."""
         with self._lock:
@@ -267,3 +286,39 @@ class PolicyStore:
                 return exc
             self._policy = new
             return None
+
+
+class WatchedPolicyStore:
+    """A PolicyStore that reloads when its files change; a bad edit keeps the old policy
+    (and is reported through ``on_error``), so a typo never opens or closes access."""
+
+    def __init__(self, store: PolicyStore, every_s: float,
+                 on_error: Callable[[PolicyLoadError], None] | None) -> None:
+        self.store = store
+        self.path = store.path
+        self._every = every_s
+        self._on_error = on_error
+        self._stamp = store.stamp()
+        self._next = time.monotonic() + every_s
+        self._lock = threading.Lock()
+        self.last_error: PolicyLoadError | None = None
+
+    def current(self) -> Policy:
+        now = time.monotonic()
+        if now >= self._next and self._lock.acquire(blocking=False):
+            try:
+                self._next = now + self._every
+                stamp = self.store.stamp()
+                if stamp != self._stamp:
+                    self._stamp = stamp
+                    self.last_error = self.store.reload()
+                    if self.last_error is not None and self._on_error is not None:
+                        self._on_error(self.last_error)
+            finally:
+                self._lock.release()
+        return self.store.current()
+
+    def reload(self) -> PolicyLoadError | None:
+        self._stamp = self.store.stamp()
+        self.last_error = self.store.reload()
+        return self.last_error
