@@ -204,6 +204,7 @@ class DatasetDetail(_Out):
     contigs: list[str]
     variant_rows: int
     group_columns: dict[str, list[GroupInfo]]
+    groups_below_minimum: dict[str, int]
     dataset_version: str
     policy: PolicyInfo
 

@@ -150,21 +150,25 @@ class QueryService:
     # -- describing ------------------------------------------------------------------------
     def describe(self, dataset: str, disclosure: Disclosure,
                  allowed_columns: Sequence[str] | None) -> dict[str, Any]:
-        """Sample count (rounded to 10), contigs, group columns and their groups (sizes
-        rounded to 10, groups under the minimum size named but without a size)."""
+        """Sample count (rounded to 10), contigs, group columns and their queryable groups
+        (sizes rounded to 10). Groups under the minimum size are not named — the mere name of
+        a one-person category (a rare diagnosis) would say something about someone — only
+        counted."""
         v = self.version(dataset)
         columns = [c for c in v.cohort.columns
                    if allowed_columns is None or c in allowed_columns]
-        groups = {}
+        groups: dict[str, list[dict[str, Any]]] = {}
+        small: dict[str, int] = {}
         for col in columns:
             g = v.cohort.grouping(col)
-            groups[col] = [
-                {"name": name, "size": _round10(int(n)) if n >= disclosure.min_group_size
-                 else None, "queryable": bool(n >= disclosure.min_group_size)}
-                for name, n in zip(g.names, g.sizes.tolist(), strict=True)]
+            ok = g.sizes >= disclosure.min_group_size
+            groups[col] = [{"name": name, "size": _round10(int(n)), "queryable": True}
+                           for name, n, keep in zip(g.names, g.sizes.tolist(), ok, strict=True)
+                           if keep]
+            small[col] = int((~ok).sum())
         return {"sample_count": _round10(v.cohort.n_samples), "contigs": list(v.manifest.contigs),
                 "variant_rows": v.manifest.variant_rows, "group_columns": groups,
-                "dataset_version": v.key}
+                "groups_below_minimum": small, "dataset_version": v.key}
 
     # -- statistics ------------------------------------------------------------------------
     def statistic(self, dataset: str, name: str, selection: Selection, group_by: str | None,
