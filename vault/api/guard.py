@@ -223,5 +223,4 @@ def _disclosure_summary(body: dict[str, Any]) -> dict[str, Any]:
     d = body.get("disclosure") or {}
     return {k: d.get(k) for k in ("tier", "k", "min_group_size", "kind", "suppressed_cells",
                                   "complementary_cells", "rare_variant_cells",
-                                  "omitted_variants") if k in d} | {
-        "refused_groups": [g.get("group") for g in d.get("refused_groups", [])]}
+                                  "omitted_variants", "refused_groups") if k in d}

@@ -24,12 +24,6 @@ class SuppressedCell(_Out):
     reason: str
 
 
-class RefusedGroup(_Out):
-    group: str
-    reason: str
-    min_group_size: int
-
-
 class Disclosure(_Out):
     tier: str
     k: int
@@ -39,7 +33,7 @@ class Disclosure(_Out):
     complementary_cells: int | None = None
     rare_variant_cells: int | None = None
     omitted_variants: int | None = None
-    refused_groups: list[RefusedGroup] = []
+    refused_groups: int | None = None  # groups refused for their size (not named)
     rules: list[str]
 
 

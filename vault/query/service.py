@@ -241,18 +241,17 @@ class QueryService:
 
     # -- internals -------------------------------------------------------------------------
     def _grouping(self, v: _Version, group_by: str | None,
-                  disclosure: Disclosure) -> tuple[Grouping | None, list[dict[str, Any]]]:
+                  disclosure: Disclosure) -> tuple[Grouping | None, int]:
+        """The released groups of ``group_by`` and how many were refused for their size
+        (counted, not named: the name of a tiny group says something about its members)."""
         if group_by is None:
-            return None, []
+            return None, 0
         if group_by not in v.cohort.columns:
             raise ConfigError(f"unknown group-by column {group_by!r}; this dataset has: "
                               f"{', '.join(v.cohort.columns) or 'none'}")
         g = v.cohort.grouping(group_by)
         keep = g.sizes >= disclosure.min_group_size
-        refused = [{"group": name, "reason": "group_size<min", "min_group_size":
-                    disclosure.min_group_size} for name, ok in zip(g.names, keep, strict=True)
-                   if not ok]
-        return g.restrict(keep), refused
+        return g.restrict(keep), int((~keep).sum())
 
     def _block(self, v: _Version, contig_index: int, bin_index: int) -> GenotypeBlock | None:
         size = v.manifest.partition.bin_size

@@ -1,0 +1,53 @@
+"""The query service without HTTP: small groups are refused and never named."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import hvac
+import pytest
+
+from vault.query.service import Disclosure, QueryService, Selection
+from vault.store.dataset import Store
+
+pytestmark = pytest.mark.integration
+DEMO = Path(__file__).resolve().parents[1] / "vault" / "sample_data"
+
+
+@pytest.fixture
+def rare_group(tmp_path: Path, ingest_file: Callable, store: Store,
+               query_client: hvac.Client) -> QueryService:
+    lines = (DEMO / "demo_cohort_samples.tsv").read_text().splitlines()
+    head, rows = lines[0], lines[1:]
+    cols = head.split("\t")
+    pi = cols.index("population")
+    for i in range(3):  # three people with a rare label
+        parts = rows[i].split("\t")
+        parts[pi] = "RARE_DIAGNOSIS_X"
+        rows[i] = "\t".join(parts)
+    sheet = tmp_path / "sheet.tsv"
+    sheet.write_text("\n".join([head, *rows]) + "\n")
+    ingest_file(DEMO / "demo_cohort.vcf.gz", "rare", sample_sheet=sheet)
+    return QueryService(store, lambda: query_client)
+
+
+def test_query_service__small_group_is_refused_and_never_named(rare_group: QueryService) -> None:
+    d = Disclosure(k=11, min_group_size=20)
+    desc = rare_group.describe("rare", d, None)
+    text = json.dumps(desc)
+    assert "RARE_DIAGNOSIS_X" not in text
+    assert desc["groups_below_minimum"]["population"] == 1
+    ans = rare_group.statistic("rare", "frequency", Selection(), "population", d, limit=2000)
+    text = json.dumps(ans)
+    assert "RARE_DIAGNOSIS_X" not in text
+    assert ans["disclosure"]["refused_groups"] == 1
+    # the three hidden samples are too few to hide behind: every variant whose overall cell
+    # is released, and that any of them carries, has a second unknown
+    for v in ans["variants"]:
+        if v["overall"]["ac"] is not None:
+            shown = [c for c in v["groups"].values() if c["ac"] is not None]
+            total = sum(c["ac"] for c in shown)
+            if len(shown) == len(v["groups"]) and total != v["overall"]["ac"]:
+                pytest.fail(f"{v['pos']}: overall − groups isolates the hidden samples")
