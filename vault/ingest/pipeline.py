@@ -135,6 +135,16 @@ def _line_reason(code: int, col: int, chunk: vp.ParsedChunk, li: int) -> str:
     return reason
 
 
+def _write_marker(path: Path, *words: str) -> None:
+    """Durably (re)write a pending-registration marker: the dataset uid and its state."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(" ".join(words))
+        fh.flush()
+        os.fsync(fh.fileno())
+    fsync_path(path.parent)
+
+
 class _Ingest:
     def __init__(self, path: Path, dataset: str, store: Store, client: VaultClient,
                  sheet_path: Path | None, opts: IngestOptions) -> None:
@@ -280,31 +290,42 @@ class _Ingest:
 
         Vault refuses an entry that exists (the duplicate check; the pipeline never sees the
         list). A failed ingest releases its entries. A killed one leaves a pending marker
-        named by the source checksum, so that rerunning the same file takes its own earlier
-        entries for what they are. Yields the dataset's uid (new for a first ingest).
+        named by the source checksum, holding the dataset uid and, once every sample is
+        registered without a duplicate, the word ``complete``: rerunning the same file then
+        takes its own earlier entries for what they are. A kill *during* registration cannot
+        be told from a duplicate and is refused with a hint. Yields the dataset's uid.
         """
         pending = folder / ".pending" / checksum
-        resumed = pending.is_file()
-        if resumed:
-            uid = pending.read_text(encoding="ascii").strip() or uid
+        resumed = False
+        had_marker = pending.is_file()
+        words: list[str] = []
+        if had_marker:
+            words = pending.read_text(encoding="ascii").split()
+            uid = (words[0] if words else None) or uid
+            # only a registration that went through completely (and so found no duplicate)
+            # may be taken for our own on a rerun
+            resumed = words[1:] == ["complete"]
         uid = uid or uuid.uuid4().hex
         pending.parent.mkdir(mode=DIR_MODE, exist_ok=True)
-        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(uid)
-            fh.flush()
-            os.fsync(fh.fileno())
-        fsync_path(pending.parent)
+        if not resumed:
+            _write_marker(pending, uid)
         present = registry.register(self.client, self.dataset, uid, pseudonyms)
         if present and not resumed:
             fresh = [p for i, p in enumerate(pseudonyms) if i not in set(present)]
             registry.release(self.client, self.dataset, uid, fresh)
-            pending.unlink()
+            if not had_marker:  # an interrupted registration keeps its marker (and its hint)
+                pending.unlink()
             shown = ", ".join(str(i + 10) for i in present[:5])
+            interrupted = had_marker and not resumed
             raise SampleSheetError(
                 f"{self.path}: {len(present)} sample(s) are already in dataset "
                 f"{self.dataset!r}; VCF #CHROM columns {shown}"
-                f"{' …' if len(present) > 5 else ''}. A sample can be ingested only once.")
+                f"{' …' if len(present) > 5 else ''}. A sample can be ingested only once."
+                + (" (An earlier ingest of this file was interrupted while registering its "
+                   "samples, so its registrations cannot be told from duplicates: an admin "
+                   "must release them; see docs/format.md.)" if interrupted else ""))
+        if not resumed:
+            _write_marker(pending, uid, "complete")
         committed = False
         try:
             yield uid
