@@ -25,6 +25,8 @@ from vault.store.dataset import Store
 from vault.store.reader import DatasetReader
 from vault.store.verify import verify_dataset
 
+pytestmark = pytest.mark.integration  # every test ingests into / reads from OpenBao
+
 Key = tuple[str, int, str, str]  # chrom, pos, ref, alt
 A_IDS = [f"BATCHA_{i:02d}" for i in range(10)]  # 10: batch 2 starts mid-byte
 B_IDS = [f"BATCHB_{i:02d}" for i in range(7)]

@@ -37,6 +37,8 @@ from vault.store.manifest import Manifest, VariantFile
 from vault.store.reader import DatasetReader
 from vault.store.verify import verify_dataset
 
+pytestmark = pytest.mark.integration  # every test ingests into / reads from OpenBao
+
 DATA = Path(__file__).parent / "data" / "vcf"
 CEU = DATA / "SeqArray__CEU_Exon.vcf.gz"
 SMALL = DATA / "bio2zarr__sample.vcf.gz"
