@@ -35,6 +35,8 @@ from vault.store.dataset import Store
 from vault.store.reader import DatasetReader
 from vault.store.verify import verify_dataset
 
+pytestmark = pytest.mark.integration  # SIGKILLed ingests against the session OpenBao
+
 REPO = Path(__file__).resolve().parent.parent
 SYN_PREFIX = "CRASHSYN"
 GT_TEXT_NEEDLES = [b"0/0\t0/", b"0/1\t", b"1/1\t", b"./.\t", b"\tGT\t"]

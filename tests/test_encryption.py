@@ -4,7 +4,9 @@ One real VCF (SeqArray CEU exome, 90 samples) is ingested once per module with a
 whose ``population`` values are distinctive strings; every test then attacks that store (or a
 copy of it): looks for plaintext in the bytes, reads without keys, with the wrong Vault role,
 with a column-scoped or dataset-scoped token, and after tampering with data, manifest and key
-material. Every error raised along the way is collected and checked for tokens at the end.
+material. Every error raised along the way is checked for tokens where it is raised, and one
+test provokes one error of each kind itself and checks them all (no test relies on another
+having run: each passes alone and in any order).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from vault.store.manifest import Manifest, VariantFile
 from vault.store.reader import DatasetReader
 from vault.store.verify import verify_dataset
 
+pytestmark = pytest.mark.integration  # every test ingests into / reads from OpenBao
+
 DATA = Path(__file__).parent / "data" / "vcf"
 CEU = DATA / "SeqArray__CEU_Exon.vcf.gz"
 SMALL = DATA / "bio2zarr__sample.vcf.gz"
@@ -58,7 +62,6 @@ class Env:
     groups: list[str]
     ref_packed: np.ndarray  # reference packing of every CEU row, file order
     tokens: list[str] = field(default_factory=list)  # every secret token of this module
-    errors: list[BaseException] = field(default_factory=list)  # every error raised here
 
     def client(self, token: str | None = None) -> hvac.Client:
         return self.server.client(token or self.query_token)
@@ -75,11 +78,18 @@ class Env:
         return tok
 
     def expect(self, exc_type: type[BaseException], fn: Callable[[], object]) -> BaseException:
-        """Run ``fn``, require ``exc_type``, and keep the error for the token check."""
+        """Run ``fn``, require ``exc_type``, and require the error to carry no token."""
         with pytest.raises(exc_type) as info:
             fn()
-        self.errors.append(info.value)
+        self.assert_no_token(info.value)
         return info.value
+
+    def assert_no_token(self, err: BaseException) -> None:
+        """No token of this module in ``str``, ``repr`` or the whole chained traceback."""
+        text = "".join(traceback.format_exception(err)) + repr(err) + str(err)
+        assert self.tokens, "no tokens to look for"
+        for tok in self.tokens:
+            assert tok not in text, "a Vault token leaked into an error message"
 
 
 @pytest.fixture(scope="module")
@@ -471,13 +481,41 @@ def test_keyring_and_kms_client__refuse_pickling_and_redact_repr(env: Env) -> No
         assert env.query_token not in repr(obj) and env.query_token not in str(obj)
 
 
-def test_errors_and_reprs__contain_no_token(env: Env) -> None:
-    """Runs last: every error the tests above provoked (str, repr and the whole chained
-    traceback) and the reprs of the key-layer objects are free of every token of the module."""
-    assert len(env.errors) >= 30, "the tests above should have collected their errors"
-    texts = ["".join(traceback.format_exception(err)) + repr(err) for err in env.errors]
-    texts += [repr(Keyring(env.client(), env.ds)), repr(TransitKmsClient(env.client()))]
-    assert len(env.tokens) >= 5
+def test_errors_and_reprs__contain_no_token(env: Env, copy_store: Store) -> None:
+    """Provokes one error of each kind itself (unreachable Vault, wrong role, dataset scope,
+    tampering, unknown dataset, pickling): none carries a token of the module in str, repr or
+    chained traceback; neither do the reprs of the key-layer objects."""
+    errors: list[BaseException] = []
+
+    def provoke(exc_type: type[BaseException], fn: Callable[[], object]) -> None:
+        with pytest.raises(exc_type) as info:
+            fn()
+        errors.append(info.value)
+
+    scoped = f"genovault-query-enc-{uuid.uuid4().hex[:8]}"
+    write_query_policy(env.root, scoped, [env.ds])
+    scoped_token = env.mint([scoped])
+    unrelated_token = env.mint(["default"])
+    dead = hvac.Client(url=f"http://127.0.0.1:{free_port()}", token=env.query_token, timeout=5)
+    provoke(VaultDown, DatasetReader(env.store, env.ds, Keyring(dead, env.ds)).samples)
+    provoke(VaultForbidden, env.reader(env.ingest_token).samples)
+    provoke(VaultForbidden, lambda: list(env.reader(env.ingest_token).blocks()))
+    provoke(VaultForbidden, env.reader(scoped_token, dataset=env.other).samples)
+    provoke(VaultForbidden, env.reader(unrelated_token).samples)
+    rel = largest_variant_file(copy_store, env.ds).path
+    _flip(copy_store.dataset_dir(env.ds) / rel, (copy_store.dataset_dir(env.ds) / rel).stat()
+          .st_size // 2)
+    _update_manifest_checksum(copy_store, env.ds, rel)
+    provoke(IntegrityError, lambda: _read_everything(env.reader(store=copy_store)))
+    provoke(DatasetNotFound, lambda: env.reader(dataset="enc-no-such-dataset"))
+    provoke(TypeError, partial(pickle.dumps, Keyring(env.client(), env.ds)))
+    provoke(TypeError, partial(pickle.dumps, TransitKmsClient(env.client(scoped_token))))
+    assert len(errors) == 9
+    assert {env.query_token, env.ingest_token, scoped_token, unrelated_token} <= set(env.tokens)
+    assert env.server.root_token in env.tokens
+    texts = ["".join(traceback.format_exception(err)) + repr(err) + str(err) for err in errors]
+    texts += [repr(Keyring(env.client(tok), env.ds)) for tok in (None, scoped_token)]
+    texts += [repr(TransitKmsClient(env.client(tok))) for tok in (None, scoped_token)]
     for text in texts:
         for tok in env.tokens:
             assert tok not in text, "a Vault token leaked into an error message or repr"

@@ -67,6 +67,7 @@ def test_ingest__vault_unreachable_fails_fast_and_writes_nothing(
     assert_nothing_written(store, "vdown")
 
 
+@pytest.mark.integration
 def test_ingest__vault_unreachable_when_adding_a_batch_leaves_dataset_unchanged(
         store: Store, tmp_path: Path, ingest_file: Callable[..., IngestResult],
         reader: Callable[[str], DatasetReader]) -> None:
@@ -107,6 +108,7 @@ def private_bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]
         yield server
 
 
+@pytest.mark.integration
 def test_ingest__vault_sealed_midway_fails_and_leaves_no_debris(
         private_bao: DevServer, store: Store, vcf: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
