@@ -20,8 +20,14 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def safe(text: object) -> str:
     """``text`` with every control or bidi-override character (but tab and newline) shown as
-    ``\\xNN``."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    ``\\xNN`` (``\\uNNNN`` above U+00FF, so that ``\\u202e`` does not read as a space and
+    "2e")."""
+    return _CONTROL.sub(_escape, str(text))
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def tsv_cell(value: object) -> str:

@@ -273,8 +273,11 @@ class _Ingest:
                         f"{b.ingested_at}; nothing to do")
             uid = manifest.uid if manifest else None
             with self._registered(folder, checksum, uid, pseudonyms) as uid:
+                # each level with its mode: mkdir(parents=True) would create ``.staging``
+                # with the process umask's (0777 under umask 0)
+                (folder / ".staging").mkdir(mode=DIR_MODE, exist_ok=True)
                 staging = folder / ".staging" / uuid.uuid4().hex
-                staging.mkdir(mode=DIR_MODE, parents=True)
+                staging.mkdir(mode=DIR_MODE)
                 try:
                     return self._write_batch(folder, staging, manifest, uid, header, sheet,
                                              pseudonyms, keyring, chunker, source, checksum)

@@ -117,6 +117,7 @@ class Store:
         if folder.is_symlink():
             raise StoreError(f"{folder}: is a symbolic link; GenoVault never follows links in "
                              "the store — remove it")
+        loose: list[tuple[Path, int]] = []
         for base, dirs, files in os.walk(folder, followlinks=False):
             for name in (*dirs, *files):
                 p = Path(base) / name
@@ -124,10 +125,17 @@ class Store:
                 if stat.S_ISLNK(st.st_mode):
                     raise StoreError(f"{p}: is a symbolic link; GenoVault never follows links "
                                      "in the store — remove it (and check who planted it)")
-        mode = os.lstat(folder).st_mode
-        if mode & 0o077:
-            log.warning("%s is accessible to other users (mode %o); GenoVault creates it 0700",
-                        folder, stat.S_IMODE(mode))
+                if st.st_mode & 0o077:
+                    loose.append((p, stat.S_IMODE(st.st_mode)))
+        for p in (self.root, folder):
+            mode = os.lstat(p).st_mode
+            if mode & 0o077:
+                log.warning("%s is accessible to other users (mode %o); GenoVault creates it "
+                            "0700", p, stat.S_IMODE(mode))
+        if loose:
+            log.warning("%d file(s) or folder(s) in %s are accessible to other users (first: "
+                        "%s, mode %o); GenoVault creates folders 0700 and files 0600",
+                        len(loose), folder, loose[0][0], loose[0][1])
 
     # -- writing -------------------------------------------------------------------------
     def commit(self, dataset: str, manifest: Manifest) -> None:
