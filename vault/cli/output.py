@@ -50,6 +50,10 @@ def echo(text: object = "", *, err: bool = False) -> None:
     click.echo(safe(text), err=err)
 
 
+def _shown(value: object) -> str:
+    return "suppressed" if value is None else str(value)
+
+
 def print_qc(qc: dict[str, Any]) -> None:
     """The QC report of one batch, as plain lines."""
     miss = qc["missingness"]
@@ -57,13 +61,15 @@ def print_qc(qc: dict[str, Any]) -> None:
          f"variants (rows) {qc['variants_written']}")
     echo(f"  multiallelic records {qc['multiallelic_records']} "
          f"(+{qc['multiallelic_split_rows_added']} rows from splitting)")
-    echo(f"  haploid calls stored as homozygous {qc['haploid_calls_as_homozygous']}, "
-         f"half-calls stored as missing {qc['half_calls_as_missing']}")
+    echo(f"  haploid calls stored as homozygous {_shown(qc['haploid_calls_as_homozygous'])}, "
+         f"half-calls stored as missing {_shown(qc['half_calls_as_missing'])}")
     skipped = qc["skipped_records"]
     echo("  skipped records: " + (", ".join(f"{k} {v}" for k, v in skipped.items())
                                   if skipped else "none"))
     echo(f"  samples {qc['samples']}, missingness "
          f"{'n/a' if miss is None else f'{miss:.4f}'}")
+    if qc.get("suppressed"):
+        echo(f"  ({qc['suppressed']})")
     for col, groups in qc["groups"].items():
         parts = []
         for g, v in groups.items():

@@ -17,22 +17,51 @@ def is_small(count: int, k: int = DEFAULT_K) -> bool:
     return 0 < count < k
 
 
+SMALL_GROUPS = "(groups under k)"
+PER_SAMPLE_TOTALS = ("haploid_calls_as_homozygous", "half_calls_as_missing",
+                     "records_without_gt_as_missing", "missingness")
+
+
 def suppress_qc(qc: dict[str, Any], k: int = DEFAULT_K) -> dict[str, Any]:
-    """A QC report fit to show: every group of 1 … k−1 samples is shown as ``"<k"`` with no
-    missingness, and if exactly one group of a column is suppressed, the smallest other group
-    is suppressed too, so that no suppressed size can be recovered as total minus the rest."""
+    """A QC report fit to show.
+
+    * A batch of 1 … k−1 samples: its per-sample totals (haploid and half calls, missingness)
+      and all its groups are suppressed — for a one-sample batch they are one person's data.
+    * Otherwise, per grouping column, groups of 1 … k−1 samples are not named: they are
+      merged into one ``"(groups under k)"`` entry with no size and no missingness. If their
+      total could be had as the batch total minus the shown groups and is itself under k,
+      the smallest shown group loses its size too; with no shown group left, the column is
+      suppressed whole.
+    """
     out = copy.deepcopy(qc)
-    for col, groups in out.get("groups", {}).items():
-        small = [g for g, v in groups.items() if isinstance(v["samples"], int)
-                 and is_small(v["samples"], k)]
-        if len(small) == 1:
-            others = sorted((v["samples"], g) for g, v in groups.items()
-                            if g not in small and isinstance(v["samples"], int)
-                            and v["samples"] > 0)
-            if others:
-                small.append(others[0][1])
-        for g in small:
-            groups[g] = {"samples": f"<{k}" if is_small(groups[g]["samples"], k)
-                         else "suppressed", "missingness": None}
-        out["groups"][col] = groups
+    n = qc.get("samples")
+    if isinstance(n, int) and is_small(n, k):
+        for key in PER_SAMPLE_TOTALS:
+            if key in out:
+                out[key] = None
+        out["groups"] = {col: {SMALL_GROUPS: {"samples": f"<{k}", "missingness": None,
+                                              "groups": "suppressed"}}
+                         for col in qc.get("groups", {})}
+        out["suppressed"] = (f"a batch of fewer than {k} samples: per-sample totals and "
+                             "groups are not shown")
+        return out
+    for col, groups in qc.get("groups", {}).items():
+        sizes = {g: v["samples"] for g, v in groups.items() if isinstance(v["samples"], int)}
+        small = [g for g, m in sizes.items() if is_small(m, k)]
+        if not small:
+            continue
+        shown = {g: v for g, v in groups.items() if g not in small}
+        hidden_total = sum(sizes[g] for g in small)
+        if is_small(hidden_total, k):
+            candidates = sorted((sizes[g], g) for g in shown if sizes.get(g, 0) > 0)
+            if not candidates:
+                out["groups"][col] = {SMALL_GROUPS: {"samples": "suppressed",
+                                                     "missingness": None,
+                                                     "groups": "suppressed"}}
+                continue
+            partner = candidates[0][1]
+            shown[partner] = {"samples": "suppressed", "missingness": None}
+        shown[SMALL_GROUPS] = {"samples": f"<{k}" if len(small) == 1 else "suppressed",
+                               "missingness": None, "groups": len(small)}
+        out["groups"][col] = shown
     return out
