@@ -215,3 +215,17 @@ class Problem(_Out):
     detail: str
     query_id: str | None = None
     reasons: list[str] = []
+
+
+class Check(_Out):
+    """One readiness check: ``ok``, and why not (never a secret)."""
+
+    ok: bool
+    why: str | None = None
+    seconds: float | None = None
+    datasets: int | None = None
+
+
+class Readiness(_Out):
+    ready: bool
+    checks: dict[str, Check]
