@@ -28,7 +28,39 @@ _TITLES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "n
 #: 422 too, replacing FastAPI's default HTTPValidationError, which this app never sends)
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": m.Problem, "description": _TITLES[code].replace("_", " ")}
-    for code in (400, 401, 403, 404, 422, 429, 500, 503)}
+    for code in (400, 401, 403, 404, 413, 422, 429, 500, 503)}
+
+#: the largest request body the app reads (a batch of 10,000 variants is ~1 MB; 413 beyond):
+#: without it a body is read, and parsed into objects, whatever its size
+MAX_BODY_BYTES = 8 << 20
+
+
+class BodyLimit:
+    """Refuse (413) a request body over ``limit`` bytes, declared or streamed, before it is
+    read whole: the route reading the body gets an HTTPException, answered as a Problem."""
+
+    def __init__(self, app: Any, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+                raise HTTPException(413, detail=f"the request body is over {self.limit} bytes")
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, detail=f"the request body is over {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -41,6 +73,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(ops.router)
     for router in (datasets.router, statistics.router):
         app.include_router(router, responses=ERROR_RESPONSES)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)  # inside observe: 413s are counted
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Any) -> Any:
