@@ -10,17 +10,57 @@ import logging
 import time
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from vault.api import logs
+from vault.api import models as m
 from vault.api.deps import Services
 from vault.api.routes import datasets, ops, statistics
 
 _TITLES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
            405: "method_not_allowed", 413: "too_large", 422: "invalid_request",
            429: "rate_limited", 500: "internal_error", 503: "unavailable"}
+
+#: the error answers of the data routes, documented with the body they really have (Problem;
+#: 422 too, replacing FastAPI's default HTTPValidationError, which this app never sends)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": m.Problem, "description": _TITLES[code].replace("_", " ")}
+    for code in (400, 401, 403, 404, 413, 422, 429, 500, 503)}
+
+#: the largest request body the app reads (a batch of 10,000 variants is ~1 MB; 413 beyond):
+#: without it a body is read, and parsed into objects, whatever its size
+MAX_BODY_BYTES = 8 << 20
+
+
+class BodyLimit:
+    """Refuse (413) a request body over ``limit`` bytes, declared or streamed, before it is
+    read whole: the route reading the body gets an HTTPException, answered as a Problem."""
+
+    def __init__(self, app: Any, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+                raise HTTPException(413, detail=f"the request body is over {self.limit} bytes")
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, detail=f"the request body is over {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -30,8 +70,10 @@ def create_app(services: Services) -> FastAPI:
                               "one audit record.")
     app.state.services = services
     log = logs.configure()
-    for router in (ops.router, datasets.router, statistics.router):
-        app.include_router(router)
+    app.include_router(ops.router)
+    for router in (datasets.router, statistics.router):
+        app.include_router(router, responses=ERROR_RESPONSES)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)  # inside observe: 413s are counted
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Any) -> Any:
@@ -51,6 +93,8 @@ def create_app(services: Services) -> FastAPI:
                 "method": request.method, "route": template, "status": status,
                 "ms": round(dt * 1000, 2)}})
 
+    # Starlette's HTTPException, of which FastAPI's is a subclass: routing raises Starlette's
+    # (404/405 for an unmatched path or method, 400 for an unparsable body)
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})

@@ -13,6 +13,20 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Check(_Out):
+    """One readiness check: ``ok``, and why not (never a secret)."""
+
+    ok: bool
+    why: str | None = None
+    seconds: float | None = None
+    datasets: int | None = None
+
+
+class Readiness(_Out):
+    ready: bool
+    checks: dict[str, Check]
+
+
 class PolicyInfo(_Out):
     role: str | None
     policy_version: str
