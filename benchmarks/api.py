@@ -77,9 +77,16 @@ from vault.keys.bootstrap import bootstrap, mint_role_token  # noqa: E402
 from vault.keys.devserver import dev_server, free_port  # noqa: E402
 from vault.keys.kms import Keyring  # noqa: E402
 from vault.keys.login import userpass_login  # noqa: E402
-from vault.query.service import MAX_PAGE, Disclosure, QueryService, Selection  # noqa: E402
+from vault.query.service import (  # noqa: E402
+    MAX_PAGE,
+    SITE_COLUMNS,
+    Disclosure,
+    QueryService,
+    Selection,
+)
 from vault.settings import load_settings  # noqa: E402
 from vault.store.dataset import Store  # noqa: E402
+from vault.store.reader import DatasetReader  # noqa: E402
 
 DATASET = "bench"
 USER = "bench-researcher"
@@ -160,6 +167,14 @@ def plaintext_copy(store: Store, dataset: str, keyring: Keyring, dst_root: Path)
                 w.write_table(pf.read_row_group(g))
         os.chmod(out, 0o600)
     return Store(dst_root)
+
+
+def read_all(store: Store, keyring: Keyring) -> float:
+    """Seconds to decrypt (or just read) and decode every partition, as the service does."""
+    t0 = time.perf_counter()
+    for _ in DatasetReader(store, DATASET, keyring).blocks(None, site_columns=SITE_COLUMNS):
+        pass
+    return time.perf_counter() - t0
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -422,6 +437,14 @@ def main(argv: list[str] | None = None) -> int:
             plain_store = plaintext_copy(store, DATASET, Keyring(vault_client(), DATASET),
                                          tmp / "plain-store")
             log(f"plaintext copy written in {time.perf_counter() - t0:.1f} s")
+            # the read path alone (fresh keyring each time: KEKs unwrapped again), alternating
+            read_enc: list[float] = []
+            read_plain: list[float] = []
+            for _ in range(args.runs):
+                read_enc.append(read_all(store, Keyring(vault_client(), DATASET)))
+                read_plain.append(read_all(plain_store, PlaintextKeyring(vault_client(), DATASET)))
+            log(f"read every partition: encrypted {statistics.median(read_enc):.3f} s, "
+                f"plaintext {statistics.median(read_plain):.3f} s (medians)")
             disk = {name: sum(p.stat().st_size for p in s.dataset_dir(DATASET).rglob("*.parquet"))
                     for name, s in (("encrypted", store), ("plaintext", plain_store))}
 
@@ -542,6 +565,10 @@ def main(argv: list[str] | None = None) -> int:
         "whole_warm_s": round(t_warm, 4),
         "whole_cold_s": round(t_cold, 4),
         "whole_cold_plaintext_s": round(t_plain, 4),
+        "read_all_encrypted_s": round(statistics.median(read_enc), 4),
+        "read_all_plaintext_s": round(statistics.median(read_plain), 4),
+        "read_encryption_overhead": round(statistics.median(read_enc)
+                                          / statistics.median(read_plain) - 1, 4),
         "whole_warm_service_only_s": round(statistics.median(service_s), 4),
         "service_first_page_s": round(depth[0], 4),
         "service_last_page_s": round(depth[last], 4),
