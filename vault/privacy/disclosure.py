@@ -90,7 +90,10 @@ def protect(overall: np.ndarray, groups: np.ndarray, group_sizes: np.ndarray, k:
     1 … rare_max_ac are suppressed everywhere (the policy's rare-variant rule).
     """
     overall = np.asarray(overall, np.int64)
-    groups = np.asarray(groups, np.int64).reshape(overall.shape[0], -1, 4)
+    groups = np.asarray(groups, np.int64)
+    if overall.shape[0] == 0:
+        return Protection(np.zeros(0, np.int8), np.zeros(groups.shape[:2], np.int8))
+    groups = groups.reshape(overall.shape[0], -1, 4)
     n_groups = groups.shape[1]
     reason_o = np.where(small_cells(overall, k, kind), SMALL, NONE).astype(np.int8)
     reason_g = np.where(small_cells(groups, k, kind), SMALL, NONE).astype(np.int8)

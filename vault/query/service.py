@@ -20,7 +20,7 @@ import numpy as np
 from kernels import count_genotypes
 from vault.errors import ConfigError
 from vault.keys.kms import Keyring
-from vault.privacy.disclosure import NONE, REASON_NAMES, Protection, protect, small_cells
+from vault.privacy.disclosure import NONE, REASON_NAMES, protect, small_cells
 from vault.query.cache import PartitionCache
 from vault.query.cohort import Cohort, Grouping
 from vault.query.stats import STATISTICS, Statistic
@@ -90,8 +90,6 @@ class _Counted:
     ids: list[str]
     overall: np.ndarray  # (V, 4)
     groups: np.ndarray  # (V, G, 4)
-    stats_overall: Any = None  # VariantStats (V,)
-    stats_groups: Any = None  # VariantStats (V, G)
 
 
 @dataclass
@@ -117,6 +115,9 @@ class QueryService:
         self.blocks: PartitionCache[GenotypeBlock] = PartitionCache(
             self.cache_bytes, lambda b: int(b.packed.nbytes if b.packed is not None else 0)
             + 64 * b.n_variants)
+        self.counts_cache: PartitionCache[_Counted] = PartitionCache(
+            max(self.cache_bytes // 4, 0) if self.cache_bytes else 0,
+            lambda c: int(c.overall.nbytes + c.groups.nbytes + 200 * c.pos.size))
 
     # -- dataset versions ------------------------------------------------------------------
     def version(self, dataset: str) -> _Version:
@@ -136,6 +137,7 @@ class QueryService:
             self._versions[dataset] = version
         if cur is not None:
             self.blocks.clear(dataset)
+            self.counts_cache.clear(dataset)
         return version
 
     def forget_keys(self) -> None:
@@ -146,6 +148,7 @@ class QueryService:
             self._keyrings.clear()
             self._versions.clear()
         self.blocks.clear()
+        self.counts_cache.clear()
 
     # -- describing ------------------------------------------------------------------------
     def describe(self, dataset: str, disclosure: Disclosure,
@@ -174,7 +177,12 @@ class QueryService:
     def statistic(self, dataset: str, name: str, selection: Selection, group_by: str | None,
                   disclosure: Disclosure, cursor: int = 0,
                   limit: int = DEFAULT_PAGE) -> dict[str, Any]:
-        """One page of per-variant answers for statistic ``name`` (see vault.query.stats)."""
+        """One page of per-variant answers for statistic ``name`` (see vault.query.stats).
+
+        Paging is cheap: counts are cached per partition, partitions before the cursor are
+        skipped by their number of listed variants, and statistics and suppression are
+        computed for the variants of the page only (suppression is per variant).
+        """
         stat = STATISTICS.get(name)
         if stat is None:
             raise ConfigError(f"unknown statistic {name!r}")
@@ -185,31 +193,30 @@ class QueryService:
         v = self.version(dataset)
         grouping, refused = self._grouping(v, group_by, disclosure)
         rows: list[dict[str, Any]] = []
-        seen = 0
+        seen = omitted = 0
         truncated = False
-        suppressed = complementary = rare = omitted = 0
         for counted in self._counts(v, selection, grouping):
-            prot = protect(counted.overall, counted.groups,
-                           grouping.sizes if grouping else np.zeros(0, np.int64),
-                           disclosure.k, stat.kind, disclosure.rare_max_ac)
-            counted.stats_overall = stat.compute(counted.overall)
-            counted.stats_groups = stat.compute(counted.groups)
             wanted = self._wanted(counted, selection)
             # A rare variant's mere presence identifies its carriers: a variant whose overall
             # AC or REF count is 1..k-1 is not listed at all (as if absent).
             rare_site = small_cells(counted.overall, disclosure.k, "alleles")
             omitted += int((wanted & rare_site).sum())
-            for i in np.flatnonzero(wanted & ~rare_site).tolist():
-                if seen < cursor:
-                    seen += 1
-                    continue
-                if len(rows) >= limit:
-                    truncated = True
-                    break
-                rows.append(self._row(stat, counted, i, prot, grouping))
-                seen += 1
-            if truncated:
+            listed = np.flatnonzero(wanted & ~rare_site)
+            if seen + listed.size <= cursor:
+                seen += listed.size
+                continue
+            start = max(0, cursor - seen)
+            room = limit - len(rows)
+            if room <= 0:
+                truncated = True
                 break
+            take = listed[start:start + room]
+            rows += self._rows(stat, counted, take, grouping, disclosure)
+            seen += start + take.size
+            if start + take.size < listed.size:
+                truncated = True
+                break
+        suppressed = complementary = rare = 0
         for row in rows:
             for cell in row["suppressed"]:
                 suppressed += cell["reason"] == "count<k"
@@ -264,28 +271,46 @@ class QueryService:
         return self.blocks.get_or_load((v.manifest.dataset, v.key, contig_index, bin_index),
                                        load)  # type: ignore[arg-type]
 
+    def _partition_counts(self, v: _Version, ci: int, bi: int,
+                          grouping: Grouping | None) -> _Counted | None:
+        """Counts of a whole partition for one grouping (cached: 32 bytes per variant and
+        cell, far less than the genotypes they come from)."""
+        key = (v.manifest.dataset, v.key, "counts", ci, bi,
+               grouping.column if grouping else None, grouping.names if grouping else ())
+
+        def load() -> _Counted | None:
+            block = self._block(v, ci, bi)
+            if block is None or block.packed is None:
+                return None
+            codes = grouping.codes if grouping else np.full(v.cohort.n_samples, -1, np.int32)
+            n_groups = len(grouping.names) if grouping else 0
+            counts = count_genotypes(block.packed, block.n_samples, codes, n_groups)
+            sites = block.sites
+            return _Counted(block.contig, sites.column("pos").to_numpy(),
+                            sites.column("ref").to_pylist(), sites.column("alt").to_pylist(),
+                            sites.column("id").to_pylist(), counts.overall, counts.groups)
+
+        return self.counts_cache.get_or_load(key, load)  # type: ignore[arg-type]
+
     def _counts(self, v: _Version, selection: Selection,
                 grouping: Grouping | None) -> Iterator[_Counted]:
-        codes = grouping.codes if grouping else np.full(v.cohort.n_samples, -1, np.int32)
-        n_groups = len(grouping.names) if grouping else 0
         for region in selection.regions():
             for ci, bi in v.reader.partitions(region):
-                block = self._block(v, ci, bi)
-                if block is None or block.packed is None:
+                c = self._partition_counts(v, ci, bi, grouping)
+                if c is None:
                     continue
-                pos = block.sites.column("pos").to_numpy()
-                lo, hi = 0, pos.size
+                lo, hi = 0, c.pos.size
                 if region is not None:
-                    lo = int(np.searchsorted(pos, region.start, "left"))
-                    hi = pos.size if region.end is None else int(
-                        np.searchsorted(pos, region.end, "right"))
+                    lo = int(np.searchsorted(c.pos, region.start, "left"))
+                    hi = c.pos.size if region.end is None else int(
+                        np.searchsorted(c.pos, region.end, "right"))
                 if hi <= lo:
                     continue
-                counts = count_genotypes(block.packed[lo:hi], block.n_samples, codes, n_groups)
-                sites = block.sites.slice(lo, hi - lo)
-                yield _Counted(block.contig, pos[lo:hi], sites.column("ref").to_pylist(),
-                               sites.column("alt").to_pylist(), sites.column("id").to_pylist(),
-                               counts.overall, counts.groups)
+                if lo == 0 and hi == c.pos.size:
+                    yield c
+                else:
+                    yield _Counted(c.contig, c.pos[lo:hi], c.ref[lo:hi], c.alt[lo:hi],
+                                   c.ids[lo:hi], c.overall[lo:hi], c.groups[lo:hi])
 
     @staticmethod
     def _wanted(c: _Counted, selection: Selection) -> np.ndarray:
@@ -301,28 +326,40 @@ class QueryService:
         return out
 
     @staticmethod
-    def _row(stat: Statistic, c: _Counted, i: int, prot: Protection,
-             grouping: Grouping | None) -> dict[str, Any]:
-        row: dict[str, Any] = {"chrom": c.contig, "pos": int(c.pos[i]), "ref": c.ref[i],
-                               "alt": c.alt[i]}
-        vid = c.ids[i]
-        row["id"] = None if vid in (None, ".") else vid
-        suppressed: list[dict[str, Any]] = []
-        row["overall"] = stat.cell(c.stats_overall, (i,), prot.overall[i] == NONE)
-        if prot.overall[i] != NONE:
-            suppressed.append({"cell": "overall", "reason": REASON_NAMES[int(prot.overall[i])]})
-        if grouping is not None:
-            groups = {}
-            for g, name in enumerate(grouping.names):
-                ok = prot.groups[i, g] == NONE
-                groups[name] = stat.cell(c.stats_groups, (i, g), ok)
-                if not ok:
-                    suppressed.append({"cell": f"groups.{name}",
-                                       "reason": REASON_NAMES[int(prot.groups[i, g])]})
-            row["groups"] = groups
-        row["suppressed"] = suppressed
-        return row
-
+    def _rows(stat: Statistic, c: _Counted, take: np.ndarray, grouping: Grouping | None,
+              disclosure: Disclosure) -> list[dict[str, Any]]:
+        """The answer rows of variants ``take`` of ``c``: protected, with their statistic."""
+        if take.size == 0:
+            return []
+        overall, groups = c.overall[take], c.groups[take]
+        prot = protect(overall, groups,
+                       grouping.sizes if grouping else np.zeros(0, np.int64),
+                       disclosure.k, stat.kind, disclosure.rare_max_ac)
+        vo = stat.values(overall)
+        vg = stat.values(groups) if grouping else None
+        names = grouping.names if grouping else ()
+        po, pg = prot.overall.tolist(), prot.groups.tolist()
+        rows = []
+        for r, i in enumerate(take.tolist()):
+            vid = c.ids[i]
+            row: dict[str, Any] = {"chrom": c.contig, "pos": int(c.pos[i]), "ref": c.ref[i],
+                                   "alt": c.alt[i], "id": None if vid in (None, ".") else vid,
+                                   "overall": stat.cell(vo, (r,), po[r] == NONE)}
+            suppressed: list[dict[str, Any]] = []
+            if po[r] != NONE:
+                suppressed.append({"cell": "overall", "reason": REASON_NAMES[po[r]]})
+            if vg is not None:
+                cells = {}
+                for g, name in enumerate(names):
+                    ok = pg[r][g] == NONE
+                    cells[name] = stat.cell(vg, (r, g), ok)
+                    if not ok:
+                        suppressed.append({"cell": f"groups.{name}",
+                                           "reason": REASON_NAMES[pg[r][g]]})
+                row["groups"] = cells
+            row["suppressed"] = suppressed
+            rows.append(row)
+        return rows
 
 def _rules(kind: str) -> list[str]:
     what = "AC and REF allele counts" if kind == "alleles" else \

@@ -8,57 +8,90 @@ computed for a whole partition at once (vectorised kernels); a suppressed cell k
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from kernels import Status, VariantStats, variant_stats
+from kernels import Status
+from kernels.variant_stats import (
+    allele_counts,
+    allele_frequency,
+    hardy_weinberg,
+    inbreeding_f,
+    missingness,
+)
 
 
 @dataclass(frozen=True)
 class Statistic:
     name: str
     kind: str  # "alleles" | "genotypes" | "calls"
-    fields: tuple[tuple[str, str], ...]  # (answer field, VariantStats attribute)
-    status_field: str | None = None  # VariantStats status attribute shown as "status"
+    fields: tuple[str, ...]  # answer fields of a cell, besides "n" (and "status")
+    has_status: bool = False
 
-    def compute(self, counts: np.ndarray) -> VariantStats:
-        return variant_stats(counts)
+    def values(self, counts: np.ndarray) -> dict[str, list[Any]]:
+        """Every field of every cell of ``counts`` (..., 4), as nested Python lists (NaN is
+        None), computed with only the kernels this statistic needs."""
+        c = np.asarray(counts, np.int64)
+        out: dict[str, np.ndarray] = {"n": c.sum(axis=-1)}
+        called = c[..., 0] + c[..., 1] + c[..., 2]
+        if self.name == "frequency":
+            ac, an = allele_counts(c)
+            af, status = allele_frequency(c)
+            out.update(n_called=called, an=an, ac=ac, af=af, status=status)
+        elif self.name == "genotype_counts":
+            out.update(n_called=called, missing=c[..., 3], hom_ref=c[..., 0], het=c[..., 1],
+                       hom_alt=c[..., 2])
+        elif self.name == "hardy_weinberg":
+            p, midp, exc, status = hardy_weinberg(c)
+            f, _ = inbreeding_f(c)
+            out.update(n_called=called, hom_ref=c[..., 0], het=c[..., 1], hom_alt=c[..., 2],
+                       hwe_p=p, hwe_midp=midp, exc_het=exc, inbreeding_f=f, status=status)
+        elif self.name == "missingness":
+            rate, fmiss, status = missingness(c)
+            out.update(n_called=called, missing=c[..., 3], call_rate=rate, f_missing=fmiss,
+                       status=status)
+        else:  # pragma: no cover - STATISTICS below is the whole list
+            raise ValueError(self.name)
+        lists: dict[str, list[Any]] = {}
+        for name, arr in out.items():
+            if name == "status":
+                lists[name] = np.asarray(_STATUS_NAMES, dtype=object)[arr.astype(np.int64)] \
+                    .tolist()
+            elif arr.dtype.kind == "f":
+                obj = arr.astype(object)
+                obj[np.isnan(arr)] = None
+                lists[name] = obj.tolist()
+            else:
+                lists[name] = arr.tolist()
+        return lists
 
-    def cell(self, stats: VariantStats, index: tuple[int, ...], released: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {"n": int(stats.n_samples[index])}
-        for name, attr in self.fields:
-            if name == "n":
-                continue
-            out[name] = _value(getattr(stats, attr)[index]) if released else None
-        if self.status_field is not None:
-            out["status"] = Status(int(getattr(stats, self.status_field)[index])).name.lower() \
-                if released else "suppressed"
+    def cell(self, values: dict[str, list[Any]], index: tuple[int, ...],
+             released: bool) -> dict[str, Any]:
+        def at(name: str) -> Any:
+            v: Any = values[name]
+            for i in index:
+                v = v[i]
+            return v
+
+        out: dict[str, Any] = {"n": at("n")}
+        for name in self.fields:
+            out[name] = at(name) if released else None
+        if self.has_status:
+            out["status"] = at("status") if released else "suppressed"
         return out
 
 
-def _value(x: Any) -> Any:
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        f = float(x)
-        return None if math.isnan(f) else f
-    return x
+_STATUS_NAMES = [s.name.lower() for s in sorted(Status, key=int)]
 
 
 STATISTICS: dict[str, Statistic] = {s.name: s for s in (
-    Statistic("frequency", "alleles",
-              (("n_called", "n_called"), ("an", "an"), ("ac", "ac"), ("af", "af")), "af_status"),
+    Statistic("frequency", "alleles", ("n_called", "an", "ac", "af"), True),
     Statistic("genotype_counts", "genotypes",
-              (("n_called", "n_called"), ("missing", "n_missing"), ("hom_ref", "n_hom_ref"),
-               ("het", "n_het"), ("hom_alt", "n_hom_alt"))),
+              ("n_called", "missing", "hom_ref", "het", "hom_alt")),
     Statistic("hardy_weinberg", "genotypes",
-              (("n_called", "n_called"), ("hom_ref", "n_hom_ref"), ("het", "n_het"),
-               ("hom_alt", "n_hom_alt"), ("hwe_p", "hwe_p"), ("hwe_midp", "hwe_midp"),
-               ("exc_het", "exc_het"), ("inbreeding_f", "inbreeding_f")), "hwe_status"),
-    Statistic("missingness", "calls",
-              (("n_called", "n_called"), ("missing", "n_missing"), ("call_rate", "call_rate"),
-               ("f_missing", "f_missing")), "missing_status"),
+              ("n_called", "hom_ref", "het", "hom_alt", "hwe_p", "hwe_midp", "exc_het",
+               "inbreeding_f"), True),
+    Statistic("missingness", "calls", ("n_called", "missing", "call_rate", "f_missing"), True),
 )}
