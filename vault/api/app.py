@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from vault.api import logs
 from vault.api.deps import Services
-from vault.api.routes import datasets, ops, statistics
+from vault.api.routes import budget, datasets, ops, statistics
 
 _TITLES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
            405: "method_not_allowed", 413: "too_large", 422: "invalid_request",
@@ -30,7 +30,7 @@ def create_app(services: Services) -> FastAPI:
                               "one audit record.")
     app.state.services = services
     log = logs.configure()
-    for router in (ops.router, datasets.router, statistics.router):
+    for router in (ops.router, datasets.router, statistics.router, budget.router):
         app.include_router(router)
 
     @app.middleware("http")

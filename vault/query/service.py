@@ -43,6 +43,8 @@ class Disclosure:
     min_group_size: int = 20
     tier: str = "controlled"
     rare_max_ac: int | None = None
+    #: registered tier: a vault.privacy.dp.DPSession; counts are noised before anything else
+    noise: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,14 @@ class QueryService:
         truncated = False
         suppressed = complementary = rare = omitted = 0
         for counted in self._counts(v, selection, grouping):
+            if disclosure.noise is not None:  # registered tier: noisy counts from here on
+                from vault.privacy.dp import noisy_counts
+
+                counted.overall, counted.groups = noisy_counts(
+                    disclosure.noise, v.key, counted.contig, counted.pos, counted.ref,
+                    counted.alt, counted.overall, counted.groups,
+                    self._wanted(counted, selection), group_by,
+                    grouping.names if grouping else ())
             prot = protect(counted.overall, counted.groups,
                            grouping.sizes if grouping else np.zeros(0, np.int64),
                            disclosure.k, stat.kind, disclosure.rare_max_ac)
