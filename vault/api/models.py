@@ -250,5 +250,6 @@ class BudgetUse(_Out):
 
 class BudgetAnswer(_Out):
     query_id: str
+    policy: PolicyInfo
     principal: str
     budget: BudgetUse
