@@ -84,12 +84,18 @@ def test_cli_explain__denied_json_with_principal() -> None:
 
 
 def test_cli_explain__default_policy_obligations() -> None:
-    req = json.dumps({"action": "sfs", "dataset": "demo"})
+    req = json.dumps({"action": "frequency", "dataset": "demo"})
     code, out = run("explain", "--vault-policy", "genovault-researcher-b", "--request", req,
                     "--json")
     assert code == 0
     ob = json.loads(out)["decision"]["obligations"]
-    assert (ob["tier"], ob["k"], ob["dp"]) == ("controlled", 11, None)
+    assert (ob["tier"], ob["k"]) == ("registered", 11)
+    assert ob["dp"] == {"epsilon_per_query": 0.25, "budget": 100, "period_days": 30,
+                        "mechanism": "discrete_laplace"}
+    code, out = run("explain", "--vault-policy", "genovault-researcher-a", "--request", req,
+                    "--json")
+    ob = json.loads(out)["decision"]["obligations"]
+    assert (ob["tier"], ob["dp"]) == ("controlled", None)
 
 
 def test_cli_explain__registered_obligations() -> None:

@@ -291,11 +291,13 @@ def test_decide__shipped_demo_policy() -> None:
     assert decide(a, QueryRequest("presence", "demo"), policy).allowed
     assert decide(a, QueryRequest("sql", "demo"), policy).allowed
     assert decide(b, by_pop, policy).reasons == ("group_by_not_allowed:population",)
-    # researcher-b: overall statistics, exact counts with small cells suppressed (the
-    # registered tier with DP noise comes with the privacy issue)
-    ob = decide(b, QueryRequest("sfs", "demo"), policy).obligations
-    assert ob is not None and ob.dp is None
-    assert (ob.tier, ob.k, ob.min_group_size) == ("controlled", 11, 20)
+    # researcher-b: the registered tier, overall statistics with DP noise and a budget
+    ob = decide(b, QueryRequest("frequency", "demo"), policy).obligations
+    assert ob is not None and ob.dp is not None
+    assert (ob.tier, ob.k, ob.min_group_size) == ("registered", 11, 20)
+    assert (ob.dp.epsilon_per_query, ob.dp.budget, ob.dp.period_days) == (0.25, 100, 30)
+    assert decide(b, QueryRequest("presence", "demo"), policy).allowed
+    assert not decide(b, QueryRequest("sfs", "demo"), policy).allowed  # no noisy SFS yet
     assert not decide(who("genovault-auditor"), by_pop, policy).allowed
     assert decide(who("genovault-auditor"), QueryRequest("audit_read"), policy).allowed
     assert not decide(who("genovault-admin"), by_pop, policy).allowed

@@ -385,6 +385,10 @@ def test_api__rate_limit_is_enforced_and_audited(api: Api, as_user: Client) -> N
     assert _record_of(api, r.json()["query_id"])[0]["result"]["reasons"] == ["rate_limited"]
 
 
-def test_api__role_that_needs_dp_is_refused_until_dp_exists(as_user: Client) -> None:
-    r = as_user("noisy").get("/v1/datasets/demo/frequency", params={"region": REGION})
-    assert r.status_code == 403 and "dp_unavailable" in r.json()["detail"]
+def test_api__researcher_b_is_registered_tier_with_noise(as_user: Client) -> None:
+    r = as_user("researcher-b").get("/v1/datasets/demo/frequency",
+                                    params={"region": REGION, "limit": 5})
+    assert r.status_code == 200
+    d = r.json()["disclosure"]
+    assert d["tier"] == "registered" and d["noise"] == "discrete_laplace"
+    assert d["epsilon_remaining"] is not None

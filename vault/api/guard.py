@@ -10,16 +10,20 @@ decision's disclosure obligations; :meth:`Guard.run` does the rest, in this orde
 4. an audit record is written **before** the computation runs — if it cannot be written the
    request is refused (503): nothing is answered without a record;
 5. the computation, which applies the obligations (small cells, complementary suppression,
-   minimum group size, rare variants);
+   minimum group size, rare variants); for a role whose obligations carry ``dp`` (the
+   registered tier) the counts are noised first (vault.privacy.dp): the new cells' ε is
+   debited from the principal's budget in the ledger before the noise is drawn, and an
+   exhausted budget is refused (429 ``budget_exhausted``, audited);
 6. the outcome (rows, disclosure) is audited under the same query id, and the answer carries
    that ``query_id``.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 from fastapi import HTTPException, Request
@@ -34,8 +38,17 @@ from vault.errors import (
 )
 from vault.policy import decide
 from vault.policy.loader import PolicyStore, WatchedPolicyStore
-from vault.policy.model import Decision, Principal, QueryRequest
+from vault.policy.model import STATISTICS, Decision, Principal, QueryRequest
+from vault.privacy.dp import NOISE_RULES, DPSession
+from vault.privacy.ledger import BudgetExhausted, Ledger
 from vault.query.service import Disclosure
+
+#: statistics the registered tier answers with noise; the others are refused for it
+DP_ACTIONS = ("frequency", "genotype_counts", "hardy_weinberg", "missingness", "association",
+              "presence")
+#: the DP session of the request being computed (set by Guard.run, read by disclosure_of)
+_SESSION: contextvars.ContextVar[DPSession | None] = contextvars.ContextVar(
+    "genovault_dp_session", default=None)
 
 #: reasons of a denial that mean "this dataset is not yours to see" (answered as absent)
 _HIDDEN = ("dataset_not_visible", "consent_mismatch", "unknown_dataset")
@@ -55,8 +68,10 @@ def disclosure_of(decision: Decision) -> Disclosure:
     rare = getattr(ob, "rare_variant", None) or {}
     mode = rare.get("mode") if isinstance(rare, dict) else getattr(rare, "mode", None)
     max_ac = rare.get("max_ac") if isinstance(rare, dict) else getattr(rare, "max_ac", None)
-    return Disclosure(k=int(ob.k), min_group_size=int(ob.min_group_size), tier=str(ob.tier),
-                      rare_max_ac=int(max_ac) if mode == "suppress" and max_ac else None)
+    d = Disclosure(k=int(ob.k), min_group_size=int(ob.min_group_size), tier=str(ob.tier),
+                   rare_max_ac=int(max_ac) if mode == "suppress" and max_ac else None)
+    session = _SESSION.get()
+    return replace(d, noise=session) if session is not None else d
 
 
 def policy_info(decision: Decision) -> dict[str, Any]:
@@ -73,11 +88,13 @@ class Guard:
 
     def __init__(self, authenticate: Callable[[str], Principal],
                  policies: PolicyStore | WatchedPolicyStore,
-                 audit: AuditLog, limiter: RateLimiter | None = None) -> None:
+                 audit: AuditLog, limiter: RateLimiter | None = None,
+                 ledger: Ledger | None = None) -> None:
         self.authenticate = authenticate
         self.policies = policies
         self.audit = audit
         self.limiter = limiter or RateLimiter()
+        self.ledger = ledger
 
     # -- authentication --------------------------------------------------------------------
     def principal(self, request: Request) -> Principal:
@@ -119,14 +136,17 @@ class Guard:
                                     headers={"X-Query-Id": qid})
             raise HTTPException(403, detail="the policy does not allow this request: "
                                 + ", ".join(decision.reasons), headers={"X-Query-Id": qid})
-        if decision.obligations is not None and decision.obligations.dp is not None:
-            # fail closed: the role's answers must carry DP noise, which this version of the
-            # service cannot add yet — refuse rather than answer exactly
+        dp_params = decision.obligations.dp if decision.obligations is not None else None
+        if dp_params is not None and qreq.action in STATISTICS and (
+                qreq.action not in DP_ACTIONS or self.ledger is None):
+            # fail closed: this statistic has no noisy version (or no ledger is configured)
+            why = f"dp_unsupported:{qreq.action}" if self.ledger is not None \
+                else "dp_unavailable"
             qid = self._record(request, principal, qreq, decision,
-                               {"status": 403, "reasons": ["dp_unavailable"]})
-            raise HTTPException(403, detail="dp_unavailable: the policy requires differential "
-                                "privacy for this role, which this GenoVault does not provide "
-                                "yet; nothing was answered", headers={"X-Query-Id": qid})
+                               {"status": 403, "reasons": [why]})
+            raise HTTPException(403, detail=f"{why}: the policy requires differential privacy "
+                                "for this role and this statistic has no noisy version; "
+                                "nothing was answered", headers={"X-Query-Id": qid})
         limit = getattr(decision.obligations, "rate_limit", None)
         if limit:
             n = limit["requests"] if isinstance(limit, dict) else limit.requests
@@ -146,8 +166,28 @@ class Guard:
             raise HTTPException(503, detail="the audit trail cannot be written; nothing was "
                                 "answered") from exc
         qid = entry.query_id
+        session: DPSession | None = None
+        if dp_params is not None and qreq.action in STATISTICS:
+            assert self.ledger is not None
+            session = DPSession(self.ledger, principal.entity_id or principal.display_name,
+                                float(dp_params.epsilon_per_query), float(dp_params.budget),
+                                int(dp_params.period_days), role=decision.role,
+                                display_name=principal.display_name, dataset=qreq.dataset,
+                                query_id=str(qid))
+        token = _SESSION.set(session)
         try:
             outcome = compute(decision)
+        except BudgetExhausted as exc:
+            self._finish(entry, {"status": 429, "reasons": ["budget_exhausted"],
+                                 "dp": {**(session.summary() if session else {}),
+                                        "epsilon_needed": round(exc.cost, 9)}})
+            import time as _time
+
+            raise HTTPException(429, detail=f"budget_exhausted: {exc}; the budget resets in "
+                                f"{max(0.0, exc.resets_at - _time.time()) / 86400:.1f} days; "
+                                "nothing was answered",
+                                headers={"X-Query-Id": qid, "Retry-After": str(int(max(
+                                    1, exc.resets_at - _time.time())))}) from exc
         except DatasetNotFound as exc:
             self._finish(entry, {"status": 404, "reasons": ["absent"]})
             raise HTTPException(404, detail=_not_found(qreq.dataset),
@@ -164,7 +204,14 @@ class Guard:
             raise HTTPException(500, detail="the query failed on the server side; the "
                                 "operators have the details in the audit trail",
                                 headers={"X-Query-Id": qid}) from exc
+        finally:
+            _SESSION.reset(token)
         body = {**outcome.body, "query_id": qid, "policy": policy_info(decision)}
+        if session is not None:
+            d = dict(body.get("disclosure") or {})
+            d.update(session.summary())
+            d["rules"] = [*d.get("rules", []), *NOISE_RULES]
+            body["disclosure"] = d
         try:
             self._finish(entry, {"status": 200, "rows": outcome.rows,
                                       "disclosure": _disclosure_summary(body)})
@@ -223,4 +270,7 @@ def _disclosure_summary(body: dict[str, Any]) -> dict[str, Any]:
     d = body.get("disclosure") or {}
     return {k: d.get(k) for k in ("tier", "k", "min_group_size", "kind", "suppressed_cells",
                                   "complementary_cells", "rare_variant_cells",
-                                  "omitted_variants", "refused_groups") if k in d}
+                                  "omitted_variants", "refused_groups", "noise",
+                                  "epsilon_per_query", "noise_scale", "epsilon_spent",
+                                  "epsilon_remaining", "epsilon_budget", "new_cells",
+                                  "reused_cells", "presence_threshold") if k in d}

@@ -48,6 +48,17 @@ class Disclosure(_Out):
     rare_variant_cells: int | None = None
     omitted_variants: int | None = None
     refused_groups: int | None = None  # groups refused for their size (not named)
+    # registered tier (differential privacy); absent for the controlled tier
+    noise: str | None = None
+    epsilon_per_query: float | None = None
+    noise_scale: float | None = None
+    epsilon_spent: float | None = None
+    epsilon_remaining: float | None = None
+    epsilon_budget: float | None = None
+    budget_period_days: int | None = None
+    new_cells: int | None = None
+    reused_cells: int | None = None
+    presence_threshold: int | None = None
     rules: list[str]
 
 
@@ -233,3 +244,21 @@ class SqlAnswer(_Answer):
     truncated: bool
     views: list[str]
     disclosure: Disclosure
+
+
+class BudgetUse(_Out):
+    role: str | None
+    mechanism: str | None
+    epsilon_per_query: float | None
+    epsilon_budget: float | None
+    budget_period_days: int | None
+    epsilon_spent: float
+    epsilon_remaining: float | None
+    period_resets_at: str | None
+
+
+class BudgetAnswer(_Out):
+    query_id: str
+    policy: PolicyInfo
+    principal: str
+    budget: BudgetUse

@@ -112,7 +112,10 @@ def build_services(settings: Settings, *, policy_dir: Path | None = None,
     def lookup(token: str) -> dict[str, Any]:
         return vauth.lookup_token(addr, token)
 
-    guard = Guard(TokenAuthenticator(lookup, ttl_s=token_ttl_s).principal, policies, audit)
+    from vault.privacy.ledger import Ledger, ledger_path
+
+    guard = Guard(TokenAuthenticator(lookup, ttl_s=token_ttl_s).principal, policies, audit,
+                  ledger=Ledger(ledger_path(settings.home)))
 
     def vault_client() -> Any:
         return identity.client()

@@ -43,6 +43,7 @@ def main() -> None:
 
 def _register() -> None:
     from vault.cli.audit import audit_group
+    from vault.cli.budget import budget_group
     from vault.cli.datasets import datasets_group
     from vault.cli.ingest import ingest_cmd
     from vault.cli.policy import policy_group
@@ -51,7 +52,7 @@ def _register() -> None:
     from vault.cli.vault_cmds import vault_group
 
     for cmd in (vault_group, ingest_cmd, datasets_group, login_cmd, logout_cmd, query_cmd,
-                serve_cmd, policy_group, audit_group, quickstart_cmd):
+                serve_cmd, policy_group, audit_group, budget_group, quickstart_cmd):
         main.add_command(cmd)
 
 

@@ -20,6 +20,7 @@ from vault.query.service import (
     Disclosure,
     QueryService,
     Selection,
+    _Counted,
 )
 from vault.store.reader import Region
 
@@ -57,6 +58,15 @@ def association(svc: QueryService, dataset: str, selection: Selection, phenotype
     seen = omitted = suppressed = 0
     truncated = False
     for c in svc._counts(v, selection, grouping):
+        if disclosure.noise is not None:  # registered tier: tests from the noisy counts
+            from vault.privacy.dp import noisy_counts
+
+            noisy_o, noisy_g = noisy_counts(disclosure.noise, v.key, c.contig, c.pos, c.ref,
+                                            c.alt, c.overall, c.groups,
+                                            svc._wanted(c, selection), phenotype,
+                                            grouping.names)
+            # a new object: the cached exact counts must stay exact for other callers
+            c = _Counted(c.contig, c.pos, c.ref, c.alt, c.ids, noisy_o, noisy_g)
         prot = protect(c.overall, c.groups, grouping.sizes, disclosure.k, "genotypes",
                        disclosure.rare_max_ac)
         res = case_control_tests(c.groups[:, ci], c.groups[:, ki])
@@ -219,6 +229,8 @@ def presence(svc: QueryService, dataset: str, chrom: str, pos: int, ref: str, al
     v = svc.version(dataset)
     sel = Selection(variants=((chrom, pos, ref, alt),))
     exists: bool | None = None
+    if disclosure.noise is not None:
+        return _noisy_presence(svc, v, sel, chrom, pos, ref, alt, disclosure)
     for c in svc._counts(v, sel, None):
         wanted = svc._wanted(c, sel)
         for i in np.flatnonzero(wanted).tolist():
@@ -232,3 +244,28 @@ def presence(svc: QueryService, dataset: str, chrom: str, pos: int, ref: str, al
                            "rules": ["exists is true only when at least k alleles carry the "
                                      "variant and its REF count is not 1..k-1; otherwise "
                                      "null, the same for absent, rare and not assessed"]}}
+
+
+def _noisy_presence(svc: QueryService, v: Any, sel: Selection, chrom: str, pos: int, ref: str,
+                    alt: str, disclosure: Disclosure) -> dict[str, Any]:
+    """Registered tier: exists = noisy AC >= threshold, from the variant's noisy overall
+    cell (a variant not in the dataset is noised from zero counts, like an absent one)."""
+    from vault.privacy.dp import cell_key
+
+    session = disclosure.noise
+    exact = np.array([v.cohort.n_samples, 0, 0, 0], np.int64)
+    for c in svc._counts(v, sel, None):
+        for i in np.flatnonzero(svc._wanted(c, sel)).tolist():
+            exact = np.asarray(c.overall[i], np.int64)
+    noisy = session.cells(v.key, [cell_key(chrom, pos, ref, alt)], exact[None, :])[0]
+    threshold = session.presence_threshold(disclosure.k)
+    ac = int(noisy[1] + 2 * noisy[2])
+    return {"dataset_version": v.key, "statistic": "presence",
+            "variant": {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt},
+            "exists": True if ac >= threshold else None,
+            "disclosure": {"tier": disclosure.tier, "k": disclosure.k,
+                           "presence_threshold": threshold,
+                           "rules": [f"exists is true when the noisy AC of the variant is at "
+                                     f"least {threshold} (k plus a margin of the noise); "
+                                     "otherwise null, the same for absent, rare and not "
+                                     "assessed"]}}

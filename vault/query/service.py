@@ -43,6 +43,8 @@ class Disclosure:
     min_group_size: int = 20
     tier: str = "controlled"
     rare_max_ac: int | None = None
+    #: registered tier: a vault.privacy.dp.DPSession; counts are noised before anything else
+    noise: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,17 @@ class QueryService:
         seen = omitted = 0
         truncated = False
         for counted in self._counts(v, selection, grouping):
+            if disclosure.noise is not None:  # registered tier: noisy counts from here on
+                from vault.privacy.dp import noisy_counts
+
+                noisy_o, noisy_g = noisy_counts(
+                    disclosure.noise, v.key, counted.contig, counted.pos, counted.ref,
+                    counted.alt, counted.overall, counted.groups,
+                    self._wanted(counted, selection), group_by,
+                    grouping.names if grouping else ())
+                # a new object: the cached exact counts must stay exact for other callers
+                counted = _Counted(counted.contig, counted.pos, counted.ref, counted.alt,
+                                   counted.ids, noisy_o, noisy_g)
             wanted = self._wanted(counted, selection)
             # A rare variant's mere presence identifies its carriers: a variant whose overall
             # AC or REF count is 1..k-1 is not listed at all (as if absent).

@@ -1,0 +1,141 @@
+"""The registered tier through real HTTP: noisy counts, ε per answer, repeats, budgets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.api.conftest import Api
+from vault.audit.paths import audit_log_path
+
+pytestmark = pytest.mark.integration
+
+Client = Callable[[str | None], httpx.Client]
+REGION = "20:1-200000"
+
+
+def _records(api: Api, qid: str) -> list[dict]:
+    path = audit_log_path(api.services.settings)
+    return [r for r in (json.loads(x) for x in path.read_text().splitlines())
+            if r["query_id"] == qid]
+
+
+def test_dp__answer_reports_epsilon_and_is_audited(api: Api, as_user: Client) -> None:
+    c = as_user("researcher-b")
+    before = c.get("/v1/budget").json()["budget"]
+    r = c.get("/v1/datasets/demo/frequency", params={"region": "20:1-60000", "limit": 20})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    d = body["disclosure"]
+    assert d["noise"] == "discrete_laplace" and d["epsilon_per_query"] == 0.25
+    assert d["noise_scale"] == 4.0
+    assert d["epsilon_spent"] == pytest.approx(0.25 * d["new_cells"])
+    assert d["epsilon_remaining"] == pytest.approx(before["epsilon_remaining"]
+                                                   - d["epsilon_spent"])
+    assert any("noisy counts" in rule for rule in d["rules"])
+    done = [x for x in _records(api, body["query_id"]) if "result" in x]
+    assert done[-1]["result"]["disclosure"]["epsilon_spent"] == d["epsilon_spent"]
+    assert done[-1]["result"]["disclosure"]["noise"] == "discrete_laplace"
+    after = c.get("/v1/budget").json()["budget"]
+    assert after["epsilon_spent"] == pytest.approx(before["epsilon_spent"] + d["epsilon_spent"])
+    # derived statistics come from the noisy counts
+    for row in body["variants"]:
+        o = row["overall"]
+        if o.get("ac") is not None and o.get("an"):
+            assert o["af"] == pytest.approx(o["ac"] / o["an"])
+
+
+def test_dp__repeat_is_the_same_answer_and_free(as_user: Client) -> None:
+    c = as_user("researcher-b")
+    params = {"region": "20:60000-120000", "limit": 30}
+    a = c.get("/v1/datasets/demo/frequency", params=params).json()
+    b = c.get("/v1/datasets/demo/frequency", params=params).json()
+    assert a["variants"] == b["variants"]
+    assert b["disclosure"]["epsilon_spent"] == 0.0 and b["disclosure"]["new_cells"] == 0
+    # overlapping or differently shaped questions reuse the same noisy cells
+    g = c.get("/v1/datasets/demo/genotype-counts", params=params).json()
+    assert g["disclosure"]["epsilon_spent"] == 0.0
+    for fa, gc in zip(a["variants"], g["variants"], strict=True):
+        if fa["overall"].get("ac") is not None and gc["overall"].get("het") is not None:
+            assert fa["overall"]["ac"] == gc["overall"]["het"] + 2 * gc["overall"]["hom_alt"]
+
+
+def test_dp__noise_is_real(as_user: Client) -> None:
+    exact = as_user("researcher-a").get("/v1/datasets/demo/genotype-counts",
+                                        params={"region": REGION, "limit": 200}).json()
+    noisy = as_user("researcher-b").get("/v1/datasets/demo/genotype-counts",
+                                        params={"region": REGION, "limit": 200}).json()
+    ex = {(v["pos"], v["alt"]): v["overall"] for v in exact["variants"]}
+    diffs = [abs(v["overall"]["het"] - ex[(v["pos"], v["alt"])]["het"])
+             for v in noisy["variants"] if (v["pos"], v["alt"]) in ex
+             and v["overall"].get("het") is not None
+             and ex[(v["pos"], v["alt"])].get("het") is not None]
+    assert len(diffs) > 20 and sum(d > 0 for d in diffs) > len(diffs) / 2
+
+
+def test_dp__presence_is_noisy_and_costs_budget(as_user: Client) -> None:
+    c = as_user("researcher-b")
+    row = as_user("researcher-a").get("/v1/datasets/demo/frequency",
+                                      params={"region": REGION, "limit": 50}).json()
+    common = max(row["variants"], key=lambda v: v["overall"].get("ac") or 0)
+    q = {k: common[k] for k in ("chrom", "pos", "ref", "alt")}
+    r = c.get("/v1/datasets/demo/presence", params=q).json()
+    assert r["exists"] is True and r["disclosure"]["presence_threshold"] > 11
+    assert r["disclosure"]["epsilon_spent"] in (0.0, 0.25)
+    absent = c.get("/v1/datasets/demo/presence",
+                   params={"chrom": "20", "pos": 7, "ref": "A", "alt": "T"}).json()
+    assert absent["exists"] is None and absent["disclosure"]["epsilon_spent"] == 0.25
+
+
+def test_dp__unsupported_statistic_is_refused_for_the_registered_tier(as_user: Client) -> None:
+    r = as_user("noisy").get("/v1/datasets/demo/sfs")
+    assert r.status_code == 403 and "dp_unsupported:sfs" in r.json()["detail"]
+
+
+def test_dp__budget_is_exhausted_with_a_clear_refusal_even_in_parallel(
+        api: Api, as_user: Client) -> None:
+    c = as_user("noisy")  # ε 0.1 per variant, budget 10: 100 new variants
+    start = c.get("/v1/budget").json()["budget"]
+    assert start["epsilon_budget"] == 10
+
+    def ask(i: int) -> httpx.Response:
+        with api.client("noisy") as cc:
+            return cc.get("/v1/datasets/demo/presence",
+                          params={"chrom": "20", "pos": 1000 + i, "ref": "A", "alt": "C"})
+
+    with ThreadPoolExecutor(8) as pool:
+        res = list(pool.map(ask, range(130)))
+    ok = [r for r in res if r.status_code == 200]
+    refused = [r for r in res if r.status_code == 429]
+    assert len(ok) + len(refused) == 130
+    assert len(ok) == round((10 - start["epsilon_spent"]) / 0.1)
+    end = c.get("/v1/budget").json()["budget"]
+    assert end["epsilon_spent"] == pytest.approx(10) and end["epsilon_remaining"] == 0
+    body = refused[0].json()
+    assert body["detail"].startswith("budget_exhausted")
+    assert int(refused[0].headers["retry-after"]) >= 1
+    rec = [x for x in _records(api, body["query_id"]) if "result" in x][-1]
+    assert rec["result"]["status"] == 429 and rec["result"]["reasons"] == ["budget_exhausted"]
+    # an answer already released is still free to repeat
+    again = ask(0)
+    assert again.status_code == 200 and again.json()["disclosure"]["epsilon_spent"] == 0.0
+
+
+def test_dp__budget_show_cli_lists_principals(api: Api) -> None:
+    from click.testing import CliRunner
+
+    from vault.cli.budget import budget_group
+    from vault.privacy.ledger import ledger_path
+
+    out = CliRunner().invoke(budget_group, ["show", "--ledger",
+                                            str(ledger_path(api.services.settings.home)),
+                                            "--json"])
+    assert out.exit_code == 0, out.output
+    rows = [json.loads(x) for x in out.output.splitlines()]
+    names = " ".join(str(r["display_name"]) for r in rows)
+    assert "noisy" in names and "researcher-b" in names
+    assert all(r["epsilon_total"] > 0 and r["charges"] > 0 for r in rows)

@@ -1,0 +1,225 @@
+"""The privacy-budget ledger: per-principal ε charges and the noisy cells already released.
+
+One SQLite file (``<home>/privacy/ledger.db``, mode 0600, WAL). Every change runs in a
+``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock before reading, so the
+check "does the budget cover this cost?" and the debit are one atomic step across threads
+*and* processes sharing the file: two parallel queries can never overspend.
+
+Tables:
+
+* ``charges``: one row per debit (principal, role, ε, query id, dataset, cells, time);
+  what a principal spent in the current period is the sum of its rows since the period
+  started. Periods are fixed windows of ``period_days`` counted from the Unix epoch, so a
+  reset needs no job: old rows simply stop counting (they stay, for the admins).
+* ``cells``: the noisy genotype counts released to a principal, keyed by (principal,
+  dataset version, cell). A cell is noised once; every later answer that needs it reuses
+  the stored noisy counts and costs nothing, so repeating or overlapping queries cannot
+  average the noise away.
+
+A debit is written *before* noise is drawn and committed with the drawn cells; there is no
+refund once noise was drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vault.errors import GenoVaultError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS charges (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    principal TEXT NOT NULL,
+    display_name TEXT,
+    role TEXT,
+    epsilon REAL NOT NULL,
+    cells INTEGER NOT NULL,
+    dataset TEXT,
+    query_id TEXT,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS charges_principal_at ON charges (principal, at);
+CREATE TABLE IF NOT EXISTS cells (
+    principal TEXT NOT NULL,
+    dataset_version TEXT NOT NULL,
+    cell TEXT NOT NULL,
+    counts TEXT NOT NULL,
+    query_id TEXT,
+    PRIMARY KEY (principal, dataset_version, cell)
+);
+"""
+
+#: tolerance for float sums of ε
+_EPS_TOL = 1e-9
+
+
+class BudgetExhausted(GenoVaultError):
+    """The answer would cost more ε than the principal has left in this period."""
+
+    def __init__(self, spent: float, budget: float, cost: float, resets_at: float) -> None:
+        self.spent, self.budget, self.cost, self.resets_at = spent, budget, cost, resets_at
+        super().__init__(f"privacy budget exhausted: {spent:.4g} of {budget:g} ε spent in "
+                         f"this period, this answer needs {cost:.4g}")
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one ``release`` did: the noisy counts of every asked cell, and its cost."""
+
+    counts: dict[str, np.ndarray]
+    new_cells: int
+    epsilon: float
+    spent: float  # in the period, after this release
+    budget: float
+    resets_at: float
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.budget - self.spent)
+
+
+def period_bounds(now: float, period_days: int) -> tuple[float, float]:
+    length = float(period_days) * 86400.0
+    start = (now // length) * length
+    return start, start + length
+
+
+class Ledger:
+    """Durable, atomic per-principal ε accounting (thread- and process-safe)."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.path.exists():
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+        os.chmod(self.path, 0o600)
+        with self._connect() as con:
+            con.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA busy_timeout=60000")
+        con.execute("PRAGMA synchronous=FULL")
+        return con
+
+    # -- reading ---------------------------------------------------------------------------
+    def spent(self, principal: str, period_days: int) -> float:
+        start, _ = period_bounds(self.clock(), period_days)
+        con = self._connect()
+        try:
+            return _spent(con, principal, start)
+        finally:
+            con.close()
+
+    def usage(self, period_days: int | None = None) -> list[dict[str, Any]]:
+        """Per principal: ε in the current period (of ``period_days``, default 30), ε ever,
+        charges, released cells, last charge time."""
+        start, end = period_bounds(self.clock(), period_days or 30)
+        con = self._connect()
+        try:
+            rows = con.execute(
+                "SELECT principal, MAX(display_name), GROUP_CONCAT(DISTINCT role), "
+                "SUM(CASE WHEN at >= ? THEN epsilon ELSE 0 END), SUM(epsilon), COUNT(*), "
+                "SUM(cells), MAX(at) FROM charges GROUP BY principal ORDER BY principal",
+                (start,)).fetchall()
+            cells = dict(con.execute("SELECT principal, COUNT(*) FROM cells GROUP BY "
+                                     "principal").fetchall())
+        finally:
+            con.close()
+        return [{"principal": p, "display_name": dn, "roles": sorted((roles or "").split(",")),
+                 "epsilon_period": round(float(ep or 0), 9), "epsilon_total": round(float(et),
+                                                                                    9),
+                 "charges": int(n), "cells_charged": int(nc or 0),
+                 "cells_stored": int(cells.get(p, 0)), "last_charge": float(last),
+                 "period_start": start, "period_end": end}
+                for p, dn, roles, ep, et, n, nc, last in rows]
+
+    # -- the one writing path --------------------------------------------------------------
+    def release(self, principal: str, dataset_version: str, cells: Sequence[str],
+                true_counts: Callable[[list[int]], np.ndarray],
+                sample: Callable[[np.ndarray], np.ndarray],
+                cost: Callable[[list[int]], float], budget: float, period_days: int, *,
+                role: str | None = None, display_name: str | None = None,
+                dataset: str | None = None, query_id: str | None = None) -> Release:
+        """Noisy counts for ``cells``: stored ones are reused; the others cost
+        ``cost(new_indices)`` ε, are debited (refused with BudgetExhausted if the budget
+        of the period does not cover them), then noised with ``sample`` and stored — all in
+        one transaction. ``true_counts(new_indices)`` gives their exact counts (n, 4)."""
+        now = self.clock()
+        start, end = period_bounds(now, period_days)
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                have: dict[str, np.ndarray] = {}
+                uniq = list(dict.fromkeys(cells))
+                for i in range(0, len(uniq), 500):
+                    chunk = uniq[i:i + 500]
+                    q = ",".join("?" * len(chunk))  # placeholders only, never values
+                    sql = ("SELECT cell, counts FROM cells WHERE principal = ? AND "  # noqa: S608
+                           f"dataset_version = ? AND cell IN ({q})")
+                    for cell, counts in con.execute(sql, (principal, dataset_version, *chunk)):
+                        have[cell] = np.asarray(json.loads(counts), np.int64)
+                new: list[int] = []
+                seen: set[str] = set()
+                for i, c in enumerate(cells):
+                    if c not in have and c not in seen:
+                        seen.add(c)
+                        new.append(i)
+                spent = _spent(con, principal, start)
+                eps = float(cost(new)) if new else 0.0
+                if eps > 0:
+                    if spent + eps > budget + _EPS_TOL:
+                        raise BudgetExhausted(spent, budget, eps, end)
+                    # debit first, then draw: the charge is in the same transaction as the
+                    # noisy cells and nothing is released unless both commit
+                    con.execute("INSERT INTO charges (principal, display_name, role, epsilon, "
+                                "cells, dataset, query_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                (principal, display_name, role, eps, len(new), dataset,
+                                 query_id, now))
+                    noisy = np.asarray(sample(np.asarray(true_counts(new), np.int64)),
+                                       np.int64).reshape(len(new), -1)
+                    con.executemany(
+                        "INSERT INTO cells (principal, dataset_version, cell, counts, "
+                        "query_id) VALUES (?, ?, ?, ?, ?)",
+                        [(principal, dataset_version, cells[i], json.dumps(noisy[j].tolist()),
+                          query_id) for j, i in enumerate(new)])
+                    for j, i in enumerate(new):
+                        have[cells[i]] = noisy[j]
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+        return Release({c: have[c] for c in cells}, len(new), eps, spent + eps, budget, end)
+
+    def charge(self, principal: str, epsilon: float, budget: float, period_days: int,
+               **meta: Any) -> Release:
+        """A plain debit (no cells): check and decrement in one transaction."""
+        return self.release(principal, "-", [f"charge:{time.time_ns()}:{os.getpid()}"],
+                            lambda idx: np.zeros((len(idx), 1), np.int64),
+                            lambda x: x, lambda idx: epsilon, budget, period_days, **meta)
+
+
+def _spent(con: sqlite3.Connection, principal: str, start: float) -> float:
+    row = con.execute("SELECT COALESCE(SUM(epsilon), 0) FROM charges WHERE principal = ? "
+                      "AND at >= ?", (principal, start)).fetchone()
+    return float(row[0])
+
+
+def ledger_path(home: Path) -> Path:
+    """``<home>/privacy/ledger.db``."""
+    return Path(home) / "privacy" / "ledger.db"
