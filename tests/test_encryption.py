@@ -9,6 +9,8 @@ material. Every error raised along the way is collected and checked for tokens a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import json
 import pickle
 import shutil
@@ -312,11 +314,21 @@ def test_reader__query_token_scoped_to_dataset_a_cannot_read_dataset_b(env: Env)
 
 
 @pytest.fixture
-def copy_store(env: Env, tmp_path: Path) -> Store:
-    """A private copy of the CEU dataset to tamper with."""
+def copy_store(env: Env, tmp_path: Path) -> Iterator[Store]:
+    """A private copy of the CEU dataset to tamper with. A test that re-signs the copy's
+    manifest moves the dataset's version anchor in Vault; it is put back afterwards."""
+    from vault.keys import signing
+
     store = Store(tmp_path / "store")
     shutil.copytree(env.store.dataset_dir(env.ds), store.dataset_dir(env.ds))
-    return store
+    anchored = signing.read_anchor(env.root, env.ds)
+    yield store
+    if anchored is not None and signing.read_anchor(env.root, env.ds) != anchored:
+        env.root.secrets.kv.v1.create_or_update_secret(
+            path=signing.anchor_path(env.ds), mount_point=signing.LIFECYCLE_MOUNT,
+            secret={"version": anchored[0], "sha256": anchored[1],
+                    "uid": env.store.manifest(env.ds).uid})
+    signing.forget()
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -325,7 +337,10 @@ def _flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def _update_manifest_checksum(store: Store, ds: str, rel: str) -> None:
+def _update_manifest_checksum(store: Store, ds: str, rel: str, client: hvac.Client) -> None:
+    """Record the damaged file's checksum in a manifest GenoVault signs again (as if the damage
+    had happened before the commit), so that only the AES-GCM tag can catch it."""
+    from vault.keys.signing import commit_signed
     from vault.store.fsutil import sha256_file
 
     raw = store.manifest(ds).model_dump(mode="json")
@@ -335,7 +350,7 @@ def _update_manifest_checksum(store: Store, ds: str, rel: str) -> None:
             if f["path"] == rel:
                 f["sha256"] = sha256_file(path)
                 f["bytes"] = path.stat().st_size
-    store.commit(ds, Manifest.model_validate(raw))
+    commit_signed(store, ds, Manifest.model_validate(raw), client, store.manifest(ds))
 
 
 def _genotype_chunk_middle(env: Env, store: Store, rel: str) -> int:
@@ -364,7 +379,7 @@ def test_variant_file__flipped_byte_is_detected(env: Env, copy_store: Store, whe
         _genotype_chunk_middle(env, copy_store, rel)
     _flip(path, offset)
     if manifest_updated:  # only the AES-GCM tag can catch it now
-        _update_manifest_checksum(copy_store, env.ds, rel)
+        _update_manifest_checksum(copy_store, env.ds, rel, env.root)
     err = env.expect(IntegrityError, lambda: _read_everything(env.reader(store=copy_store)))
     assert rel in str(err)
     report = verify_dataset(env.reader(store=copy_store))
@@ -381,7 +396,7 @@ def test_samples_file__flipped_byte_with_updated_checksum_is_detected(
     rel = copy_store.manifest(env.ds).batches[0].samples_file.path
     path = copy_store.dataset_dir(env.ds) / rel
     _flip(path, path.stat().st_size // 2)
-    _update_manifest_checksum(copy_store, env.ds, rel)
+    _update_manifest_checksum(copy_store, env.ds, rel, env.root)
     env.expect(IntegrityError, env.reader(store=copy_store).samples)
     assert not verify_dataset(env.reader(store=copy_store)).ok
 
@@ -429,7 +444,7 @@ def test_variant_file__truncated_is_detected(env: Env, copy_store: Store, keep: 
     data = path.read_bytes()
     path.write_bytes(data[:int(len(data) * keep)] if keep > 0 else data[:-1])
     if manifest_updated:
-        _update_manifest_checksum(copy_store, env.ds, rel)
+        _update_manifest_checksum(copy_store, env.ds, rel, env.root)
     err = env.expect(IntegrityError, lambda: _read_everything(env.reader(store=copy_store)))
     assert rel in str(err)
     report = verify_dataset(env.reader(store=copy_store))

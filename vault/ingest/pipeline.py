@@ -12,6 +12,7 @@ the ingest fails: nothing is ever written in plaintext.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import queue
 import shutil
@@ -42,7 +43,7 @@ from vault.ingest.memory import reuse_freed_memory
 from vault.ingest.order import OrderChecker
 from vault.ingest.samplesheet import SampleSheet, read_sample_sheet
 from vault.ingest.source import LineChunker, open_source
-from vault.keys import registry
+from vault.keys import registry, signing
 from vault.keys.client import VaultClient, token_identity
 from vault.keys.kms import Keyring
 from vault.store import format as fmt
@@ -254,6 +255,14 @@ class _Ingest:
         store = self.store
         with store.lock(self.dataset) as folder:
             manifest = store.manifest(self.dataset) if store.exists(self.dataset) else None
+            if manifest is not None:
+                # never build on (and re-sign) a manifest GenoVault did not sign
+                signing.verify(self.client, store.root, manifest)
+                if manifest.tombstone is not None:
+                    raise IngestError(
+                        f"dataset {self.dataset!r} was destroyed (crypto-shredded) on "
+                        f"{manifest.tombstone.destroyed_at}; use another dataset id")
+                self._refuse_withdrawn(manifest, pseudonyms)
             store.remove_debris(self.dataset, manifest)
             for b in manifest.batches if manifest else []:
                 if b.source.sha256 == checksum:
@@ -272,6 +281,22 @@ class _Ingest:
                     shutil.rmtree(staging, ignore_errors=True)
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _refuse_withdrawn(self, manifest: Manifest, pseudonyms: list[str]) -> None:
+        """A withdrawn participant is never ingested again (unless an admin recorded renewed
+        consent, see vault.keys.lifecycle.record_consent)."""
+        withdrawn = manifest.withdrawn_hashes()
+        if not withdrawn:
+            return
+        hit = [i for i, p in enumerate(pseudonyms)
+               if hashlib.sha256(p.encode()).hexdigest() in withdrawn]
+        if hit:
+            shown = ", ".join(str(i + 10) for i in hit[:5])
+            raise SampleSheetError(
+                f"{self.path}: {len(hit)} sample(s) withdrew from dataset {self.dataset!r} "
+                f"(VCF #CHROM columns {shown}{' …' if len(hit) > 5 else ''}); they cannot be "
+                "ingested again unless an admin records renewed consent (`genovault samples "
+                "consent`)")
 
     @contextlib.contextmanager
     def _registered(self, folder: Path, checksum: str, uid: str | None,
@@ -381,8 +406,11 @@ class _Ingest:
             sample_count=offset + n_samples,
             contigs=contigs,
             batches=[*batches, entry],
+            withdrawn=list(manifest.withdrawn) if manifest else [],
+            consents=list(manifest.consents) if manifest else [],
         )
-        self.store.commit(self.dataset, new_manifest)
+        new_manifest = signing.commit_signed(self.store, self.dataset, new_manifest, self.client,
+                                             manifest)
         return IngestResult(self.dataset, batch, qc_report, new_manifest)
 
     def _parse_into(self, writer: BatchWriter, chunker: LineChunker, source: Any,

@@ -9,10 +9,19 @@ APPROLE_MOUNT = "approle"
 USERPASS_MOUNT = "userpass"
 #: KV v1 mount holding the query service's audit chain anchor.
 AUDIT_MOUNT = "genovault-audit"
+#: KV v1 mount of the lifecycle: manifest version anchors (``manifest/<dataset>``) and
+#: destruction requests (``destroy/<dataset>``).
+LIFECYCLE_MOUNT = "genovault-lifecycle"
+#: The Transit ed25519 key that signs every manifest (created by bootstrap, never exportable).
+#: One dot only: dataset keys are ``genovault.<dataset>.<class>`` (two dots), so no clash.
+SIGNING_KEY = "genovault.manifest"
 #: Path of the file audit device GenoVault declares (``sys/audit/genovault``).
 AUDIT_DEVICE_PATH = "genovault"
 #: GenoVault's Vault roles (token roles and AppRole roles are ``genovault-<role>``).
 ROLES = ("ingest", "query", "admin")
+#: Token roles minted by GenoVault: the roles plus the crypto-shredder (destroy --approve only;
+#: no AppRole, no long-lived credentials).
+TOKEN_ROLES = (*ROLES, "shredder")
 #: AppRole roles: the token roles plus the query service's own identity.
 APPROLE_ROLES = (*ROLES, "service")
 
