@@ -40,6 +40,11 @@ def _with_self(text: str) -> str:
     return text.rstrip("\n") + "\n\n" + _file("_token-self.hcl")
 
 
+def with_token_self(text: str) -> str:
+    """``text`` plus the token-self rules (for tokens minted without the default policy)."""
+    return _with_self(text)
+
+
 def policy_hcl(name: str) -> str:
     """HCL of the static policy ``name`` (one of STATIC_POLICY_NAMES), as bootstrap writes it."""
     if name not in STATIC_POLICY_NAMES:

@@ -44,6 +44,7 @@ from vault.keys.acl import (
     ingest_policy_name,
     query_policy_hcl,
     static_policies,
+    with_token_self,
 )
 from vault.keys.errors import map_error
 from vault.keys.names import (
@@ -203,7 +204,9 @@ def mint_role_token(client: hvac.Client, role: str, *, dataset: str | None = Non
         minter = client.auth.token.lookup_self()["data"]
         if dataset and role == "query":
             policy = f"genovault-query-{dataset}"
-            write_query_policy(client, policy, [dataset])
+            # minted tokens carry no default policy: the token-self rules are added
+            _ensure_policy(client, check_query_policy_name(policy),
+                           with_token_self(query_policy_hcl([dataset])), BootstrapReport())
         else:
             policy = ensure_ingest_policy(client, dataset) if dataset else f"genovault-{role}"
         meta = {"minted_by": str(minter.get("display_name") or ""),
