@@ -1,0 +1,138 @@
+"""Part C of the lifecycle: participant withdrawal. A withdrawn sample is gone from every
+aggregate, exactly as if never ingested; re-ingesting it is refused until renewed consent."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pytest
+
+from tests.support.vcfgen import header, random_records, write_vcf
+from vault.errors import ConfigError, SampleSheetError, VaultForbidden
+from vault.ingest.pipeline import IngestResult
+from vault.keys import lifecycle, signing
+from vault.query.service import Disclosure, QueryService, Selection
+from vault.query.stats import STATISTICS
+from vault.store.dataset import Store
+
+N_PER_BATCH = 30
+WITHDRAW = ["P0_3", "P0_17", "P1_5"]
+POPS = ["AFR", "EUR", "EAS"]
+
+
+def _batch(tmp_path: Path, b: int, drop: set[str], seed: int) -> tuple[Path, Path]:
+    ids = [f"P{b}_{j}" for j in range(N_PER_BATCH)]
+    lines, _codes = random_records(N_PER_BATCH, 250, seed=seed, chrom="1", step=30_000)
+    keep = [j for j, s in enumerate(ids) if s not in drop]
+    out = []
+    for line in lines:
+        f = line.split("\t")
+        out.append("\t".join(f[:9] + [f[9 + j] for j in keep]))
+    tag = "full" if not drop else "without"
+    vcf = write_vcf(tmp_path / f"{tag}{b}.vcf", header([ids[j] for j in keep]) + out)
+    sheet = tmp_path / f"{tag}{b}.tsv"
+    sheet.write_text("sample\tpop\n" + "".join(f"{ids[j]}\t{POPS[j % 3]}\n" for j in keep))
+    return vcf, sheet
+
+
+def _all_answers(svc: QueryService, ds: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for disc in (Disclosure(k=1, min_group_size=1), Disclosure()):
+        d = svc.describe(ds, disc, None)
+        d.pop("dataset_version")
+        out[f"describe-{disc.k}"] = d
+        out[f"sizes-{disc.k}"] = svc.group_sizes(ds, "pop")
+        for name in STATISTICS:
+            for group_by in (None, "pop"):
+                a = svc.statistic(ds, name, Selection(), group_by, disc, limit=5000)
+                a.pop("dataset_version")
+                out[f"{name}-{group_by}-{disc.k}"] = a
+    return out
+
+
+@pytest.fixture
+def cohorts(tmp_path: Path, ingest_file: Callable[..., IngestResult]) -> tuple[str, str]:
+    """(full dataset, the same cohort ingested without the WITHDRAW samples)."""
+    full, fresh = f"wd-{uuid.uuid4().hex[:8]}", f"wf-{uuid.uuid4().hex[:8]}"
+    for b in (0, 1):
+        vcf, sheet = _batch(tmp_path, b, set(), seed=10 + b)
+        ingest_file(vcf, full, sample_sheet=sheet, bin_size=2_000_000)
+        vcf, sheet = _batch(tmp_path, b, set(WITHDRAW), seed=10 + b)
+        ingest_file(vcf, fresh, sample_sheet=sheet, bin_size=2_000_000)
+    return full, fresh
+
+
+def test_withdrawn__every_statistic_equals_a_fresh_ingest_without_them(
+        store: Store, cohorts: tuple[str, str], role_client, query_client: hvac.Client) -> None:
+    full, fresh = cohorts
+    svc = QueryService(store, lambda: query_client)
+    before = _all_answers(svc, full)
+    expected = _all_answers(svc, fresh)
+    assert before != expected
+    events: list[dict] = []
+    admin = role_client("admin")
+    t0 = time.perf_counter()
+    rep = lifecycle.withdraw(store, full, admin, WITHDRAW, reason="participant request",
+                             audit=events.append)
+    answer = svc.statistic(full, "frequency", Selection(), None, Disclosure())
+    effective_ms = (time.perf_counter() - t0) * 1000
+    assert rep.withdrawn == 3 and answer["variants"] is not None
+    assert effective_ms < 1000, f"withdrawal took {effective_ms:.0f} ms to reach queries"
+    assert _all_answers(svc, full) == expected
+    # a fresh service (another process) sees the same
+    signing.forget()
+    assert _all_answers(QueryService(store, lambda: query_client), full) == expected
+    # nothing in clear: the manifest holds sha256 of pseudonyms only; the audit no ids
+    text = (store.dataset_dir(full) / "manifest.json").read_text()
+    assert not any(s in text for s in WITHDRAW)
+    assert len(store.manifest(full).withdrawn) == 3
+    assert events[0]["command"] == "samples withdraw" and events[0]["withdrawn"] == 3
+    assert not any(s in str(events) for s in WITHDRAW)
+    # again: nothing new
+    assert lifecycle.withdraw(store, full, admin, WITHDRAW[:1]).already == 1
+
+
+def test_withdraw__unknown_id_refused_and_nothing_recorded(store: Store,
+                                                           cohorts: tuple[str, str],
+                                                           role_client) -> None:
+    full, _ = cohorts
+    with pytest.raises(ConfigError, match="not in dataset"):
+        lifecycle.withdraw(store, full, role_client("admin"), ["P0_1", "NOBODY"])
+    assert store.manifest(full).withdrawn == []
+
+
+def test_withdraw__query_and_ingest_tokens_cannot(store: Store, cohorts: tuple[str, str],
+                                                  role_client) -> None:
+    full, _ = cohorts
+    for role in ("query", "ingest"):
+        with pytest.raises(VaultForbidden):
+            lifecycle.withdraw(store, full, role_client(role), ["P0_1"])
+    assert store.manifest(full).withdrawn == []
+
+
+def test_reingest_of_withdrawn_sample__refused_until_renewed_consent(
+        tmp_path: Path, store: Store, cohorts: tuple[str, str], role_client,
+        ingest_file: Callable[..., IngestResult], query_client: hvac.Client) -> None:
+    full, _ = cohorts
+    admin = role_client("admin")
+    lifecycle.withdraw(store, full, admin, ["P0_3"])
+    lines, _ = random_records(2, 20, seed=99, chrom="1", step=30_000)
+    vcf = write_vcf(tmp_path / "again.vcf", header(["P0_3", "NEW_1"]) + lines)
+    with pytest.raises(SampleSheetError, match="withdrew") as err:
+        ingest_file(vcf, full)
+    assert "P0_3" not in str(err.value)
+    svc = QueryService(store, lambda: query_client)
+    n_withdrawn = svc.describe(full, Disclosure(k=1, min_group_size=1), None)["sample_count"]
+    assert lifecycle.record_consent(store, full, admin, ["P0_3"]) == 1
+    assert store.manifest(full).withdrawn_hashes() == set()
+    # renewed consent: the sample counts again (its data is still stored); re-ingesting it
+    # would duplicate it, which the registry refuses as before
+    n_back = svc.describe(full, Disclosure(k=1, min_group_size=1), None)["sample_count"]
+    assert n_back >= n_withdrawn
+    with pytest.raises(SampleSheetError, match="already in dataset"):
+        ingest_file(vcf, full)
