@@ -248,6 +248,8 @@ class _Ingest:
                  else SampleSheet.empty())
         check_labels(sheet, allow_identifying=self.opts.allow_identifying_columns,
                      where=str(self.sheet_path or path))
+        if self.store.exists(self.dataset):
+            self._refuse_destroyed(self.store.manifest(self.dataset))  # before any key upsert
         # Keys first: a name or right that Vault refuses leaves nothing on disk.
         keyring = Keyring(self.client, self.dataset)
         keyring.ensure_keys()
@@ -258,10 +260,7 @@ class _Ingest:
             if manifest is not None:
                 # never build on (and re-sign) a manifest GenoVault did not sign
                 signing.verify(self.client, store.root, manifest)
-                if manifest.tombstone is not None:
-                    raise IngestError(
-                        f"dataset {self.dataset!r} was destroyed (crypto-shredded) on "
-                        f"{manifest.tombstone.destroyed_at}; use another dataset id")
+                self._refuse_destroyed(manifest)
                 self._refuse_withdrawn(manifest, pseudonyms)
             store.remove_debris(self.dataset, manifest)
             for b in manifest.batches if manifest else []:
@@ -281,6 +280,12 @@ class _Ingest:
                     shutil.rmtree(staging, ignore_errors=True)
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _refuse_destroyed(self, manifest: Manifest) -> None:
+        if manifest.tombstone is not None:
+            raise IngestError(
+                f"dataset {self.dataset!r} was destroyed (crypto-shredded) on "
+                f"{manifest.tombstone.destroyed_at}; use another dataset id")
 
     def _refuse_withdrawn(self, manifest: Manifest, pseudonyms: list[str]) -> None:
         """A withdrawn participant is never ingested again (unless an admin recorded renewed

@@ -452,7 +452,7 @@ def _shred_key(client: hvac.Client, name: str) -> None:
                         advice="crypto-shredding needs the shredder role") from e
     adv = "crypto-shredding needs the genovault-shredder role (root mints it)"
     _vault(client, "post", f"{TRANSIT_MOUNT}/keys/{name}/config",
-           f"marking Transit key {name!r} deletable", {"deletion_allowed": True}, advice=adv)
+           f"marking Transit key {name!r} deletable", {"deletion_allowed": "true"}, advice=adv)
     _vault(client, "delete", f"{TRANSIT_MOUNT}/keys/{name}", f"deleting Transit key {name!r}",
            advice=adv)
 
