@@ -136,3 +136,36 @@ def test_reingest_of_withdrawn_sample__refused_until_renewed_consent(
     assert n_back >= n_withdrawn
     with pytest.raises(SampleSheetError, match="already in dataset"):
         ingest_file(vcf, full)
+
+
+def test_compact__withdrawn_samples_physically_removed_same_answers(
+        tmp_path: Path, store: Store, cohorts: tuple[str, str], role_client,
+        ingest_file: Callable[..., IngestResult], query_client: hvac.Client) -> None:
+    full, fresh = cohorts
+    admin = role_client("admin")
+    svc = QueryService(store, lambda: query_client)
+    expected = _all_answers(svc, fresh)
+    lifecycle.withdraw(store, full, admin, ["P0_3", "P0_17"])  # batch b0001 only
+    before = store.manifest(full)
+    untouched = {f.path: f.sha256 for f in [before.batches[1].samples_file,
+                                            *before.batches[1].variant_files]}
+    rep = lifecycle.compact(store, full, query_client, role_client("ingest"))
+    assert rep.batches == ["b0001"] and rep.removed_samples == 2 and rep.genotypes_read > 0
+    after = store.manifest(full)
+    assert after.batches[0].n_samples == N_PER_BATCH - 2
+    assert after.batches[0].variant_files[0].path.startswith("batches/b0001.c")
+    assert not (store.dataset_dir(full) / "batches" / "b0001").exists()
+    assert {f.path: f.sha256 for f in [after.batches[1].samples_file,
+                                       *after.batches[1].variant_files]} == untouched
+    lifecycle.withdraw(store, full, admin, ["P1_5"])
+    lifecycle.compact(store, full, query_client, role_client("ingest"))
+    assert _all_answers(svc, full) == expected
+    assert sum(b.n_samples for b in store.manifest(full).batches) == 2 * N_PER_BATCH - 3
+    # the removed samples: re-ingest refused (withdrawn) until renewed consent, then allowed
+    lines, _ = random_records(1, 20, seed=7, chrom="2", step=1000)
+    vcf = write_vcf(tmp_path / "back.vcf", header(["P0_3"]) + lines)
+    with pytest.raises(SampleSheetError, match="withdrew"):
+        ingest_file(vcf, full)
+    lifecycle.record_consent(store, full, admin, ["P0_3"])
+    ingest_file(vcf, full)
+    assert store.manifest(full).batches[-1].n_samples == 1

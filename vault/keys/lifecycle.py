@@ -19,7 +19,6 @@ material, ids or pseudonyms).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -455,6 +454,122 @@ def _shred_key(client: hvac.Client, name: str) -> None:
            f"marking Transit key {name!r} deletable", {"deletion_allowed": "true"}, advice=adv)
     _vault(client, "delete", f"{TRANSIT_MOUNT}/keys/{name}", f"deleting Transit key {name!r}",
            advice=adv)
+
+
+# --- compaction ---------------------------------------------------------------------------
+
+
+@dataclass
+class CompactReport:
+    dataset: str
+    batches: list[str] = field(default_factory=list)
+    removed_samples: int = 0
+    genotypes_read: int = 0
+    seconds: float = 0.0
+
+    @property
+    def genotypes_per_s(self) -> float:
+        return self.genotypes_read / self.seconds if self.seconds else 0.0
+
+
+def compact(store: Store, dataset: str, reader_client: hvac.Client,
+            writer_client: hvac.Client, *, audit: Audit | None = None) -> CompactReport:
+    """Rewrite every batch that holds withdrawn samples without them (new files, new data
+    keys, a folder of its own), commit, then delete the old files and release the removed
+    samples' registry entries (so renewed consent allows a re-ingest).
+
+    ``reader_client`` decrypts (query role), ``writer_client`` encrypts, signs and releases
+    registry entries (the dataset's ingest role). Killed midway, the dataset is as before;
+    the next writer removes the half-written folder.
+    """
+    import time
+
+    import numpy as np
+    import pyarrow as pa
+
+    from vault.keys import registry
+    from vault.store.reader import DatasetReader, packed_from_column, select_samples
+    from vault.store.writer import BatchWriter
+
+    t0 = time.perf_counter()
+    who = identity(writer_client)
+    report = CompactReport(dataset)
+    with store.lock(dataset) as folder:
+        m = _verified(store, dataset, writer_client)
+        reader = DatasetReader(store, dataset, Keyring(reader_client, dataset))
+        wkeys = Keyring(writer_client, dataset)
+        wkeys.ensure_keys()
+        store.remove_debris(dataset, m)
+        new_batches = []
+        released: list[str] = []
+        old_dirs: list[Path] = []
+        offset = 0
+        for i, b in enumerate(m.batches):
+            keep = reader._keep[i]
+            if keep is None:
+                new_batches.append(b.model_copy(update={"sample_offset": offset}))
+                offset += b.n_samples
+                continue
+            n_live = int(keep.sum())
+            samples = reader._read(b.samples_file.path, None)
+            released += [p for p, k in zip(samples.column("pseudonym").to_pylist(),
+                                           keep.tolist(), strict=True) if not k]
+            name = f"{b.batch}.c{m.version + 1}"
+            staging = folder / ".staging" / uuid.uuid4().hex
+            staging.mkdir(mode=0o700, parents=True)
+            writer = BatchWriter(staging, wkeys, n_live, m.partition.bin_size)
+            try:
+                entry_s = writer.write_samples(samples.filter(pa.array(keep)))
+                info = reader.batch_info(b)
+                info["compacted"] = {"at": utcnow(), "removed_samples": int((~keep).sum())}
+                for f in sorted(b.variant_files, key=lambda f: (f.contig, f.bin)):
+                    t = reader._read(f.path, None)
+                    packed = packed_from_column(t.column(fmt.GENOTYPE_COLUMN), t.num_rows,
+                                                b.n_samples)
+                    report.genotypes_read += t.num_rows * b.n_samples
+                    cols = {c: t.column(c).combine_chunks() for c in fmt.SITE_COLUMNS}
+                    writer.add(f.contig, cols, np.ascontiguousarray(
+                        select_samples(packed, b.n_samples, keep)))
+                files = writer.close()
+                entry_i = writer.write_info(info)
+            except BaseException:
+                writer.abort()
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            final = folder / "batches" / name
+            fsync_path(staging)
+            os.rename(staging, final)
+            fsync_path(final.parent)
+            prefix = f"batches/{name}/"
+
+            def placed(e: dict[str, Any], prefix: str = prefix) -> dict[str, Any]:
+                return {**e, "path": prefix + e["path"]}
+
+            from vault.store.manifest import FileEntry, VariantFile
+
+            new_batches.append(b.model_copy(update={
+                "sample_offset": offset, "n_samples": n_live,
+                "samples_file": FileEntry(**placed(entry_s)),
+                "info_file": FileEntry(**placed(entry_i)),
+                "variant_files": [VariantFile(**placed(f)) for f in files]}))
+            offset += n_live
+            old_dirs.append(folder / Path(b.samples_file.path).parent)
+            report.batches.append(b.batch)
+            report.removed_samples += int((~keep).sum())
+        if report.batches:
+            signing.commit_signed(store, dataset, m.model_copy(update={
+                "batches": new_batches, "sample_count": offset, "updated_at": utcnow()}),
+                writer_client, m)
+            for d in old_dirs:
+                shutil.rmtree(d, ignore_errors=True)
+            fsync_path(folder / "batches")
+            registry.release(writer_client, dataset, m.uid, released)
+    report.seconds = time.perf_counter() - t0
+    if audit:
+        audit({"event": "lifecycle", "command": "datasets compact", "dataset": dataset,
+               "who": who.display_name, "who_entity": who.entity_id, "outcome": "ok",
+               "batches": report.batches, "removed": report.removed_samples})
+    return report
 
 
 # --- adopting a schema-v2 (unsigned) dataset ------------------------------------------------
