@@ -27,12 +27,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vault.ingest.pipeline import IngestOptions, ingest  # noqa: E402
-from vault.keys import lifecycle, signing  # noqa: E402
-from vault.keys.bootstrap import bootstrap, mint_role_token  # noqa: E402
-from vault.keys.devserver import dev_server  # noqa: E402
-from vault.query.service import Disclosure, QueryService, Selection  # noqa: E402
-from vault.store.dataset import Store  # noqa: E402
+from vault.ingest.pipeline import IngestOptions, ingest
+from vault.keys import lifecycle, signing
+from vault.keys.bootstrap import bootstrap, mint_role_token
+from vault.keys.devserver import dev_server
+from vault.query.service import Disclosure, QueryService, Selection
+from vault.store.dataset import Store
 
 
 def synth_vcf(path: Path, n_samples: int, n_variants: int, seed: int = 0) -> list[str]:

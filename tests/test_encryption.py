@@ -9,14 +9,12 @@ material. Every error raised along the way is collected and checked for tokens a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import json
 import pickle
 import shutil
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path

@@ -43,6 +43,8 @@ def test_cli__rotate_status_withdraw_destroy(tmp_path: Path, bao_server: DevServ
         return {**base, "VAULT_TOKEN": token}
 
     root = bao_server.client()
+    # the audit chain head is shared by the whole test server: this test's log starts empty
+    root.secrets.kv.v1.delete_secret(path="chain/head", mount_point="genovault-audit")
     runner = CliRunner()
     samples = [f"C{i}" for i in range(12)]
     vcf, _ = cohort_vcf(tmp_path / "c.vcf", samples, 120)

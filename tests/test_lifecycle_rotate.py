@@ -122,7 +122,7 @@ def test_retire__old_key_material_no_longer_opens(store: Store, dataset: str, ro
         Path(key_material_path(str(folder / rel))).write_text(text)
     for client in (query_client, bao_server.client()):
         signing.forget()
-        with pytest.raises(IntegrityError, match="unwrap|too old|decrypt"):
+        with pytest.raises(IntegrityError, match=r"unwrap|too old|decrypt"):
             DatasetReader(store, dataset, Keyring(client, dataset)).samples()
 
 

@@ -168,17 +168,17 @@ def datasets_compact(ctx: click.Context, dataset: str) -> None:
     from vault.store.dataset import Store
 
     settings = settings_of(ctx)
+    # the audit chain head is written with an admin token (the ingest role may not)
     with session(settings, "query") as reader, \
-            session(settings, "ingest", dataset=dataset) as writer:
-        # the audit chain head is written with an admin token (the ingest role may not)
-        with session(settings, "admin") as admin:
-            audit = audit_recorder(settings, admin)
-            try:
-                rep = lifecycle.compact(Store(settings.store_root), dataset, reader, writer,
-                                        audit=audit)
-            except Exception as exc:
-                lifecycle.audited_failure(audit, "datasets compact", dataset, writer, exc)
-                raise
+            session(settings, "ingest", dataset=dataset) as writer, \
+            session(settings, "admin") as admin:
+        audit = audit_recorder(settings, admin)
+        try:
+            rep = lifecycle.compact(Store(settings.store_root), dataset, reader, writer,
+                                    audit=audit)
+        except Exception as exc:
+            lifecycle.audited_failure(audit, "datasets compact", dataset, writer, exc)
+            raise
     if not rep.batches:
         echo(f"dataset {dataset!r}: nothing to compact (no withdrawn sample is stored)")
         return

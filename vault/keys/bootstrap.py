@@ -53,7 +53,6 @@ from vault.keys.names import (
     AUDIT_DEVICE_PATH,
     AUDIT_MOUNT,
     LIFECYCLE_MOUNT,
-    ROLES,
     SIGNING_KEY,
     TOKEN_ROLES,
     TRANSIT_MOUNT,

@@ -618,6 +618,17 @@ def audited_failure(audit: Audit | None, command: str, dataset: str, client: hva
                "outcome": "error", "error": type(exc).__name__})
 
 
-__all__ = ["CLASS_CHOICES", "RotateReport", "WithdrawReport", "adopt", "approve_destroy",
-           "audited_failure", "record_consent", "request_destroy", "rotate", "status",
-           "withdraw", "VaultError"]
+__all__ = [
+    "CLASS_CHOICES",
+    "RotateReport",
+    "VaultError",
+    "WithdrawReport",
+    "adopt",
+    "approve_destroy",
+    "audited_failure",
+    "record_consent",
+    "request_destroy",
+    "rotate",
+    "status",
+    "withdraw",
+]
