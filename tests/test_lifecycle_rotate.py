@@ -99,7 +99,10 @@ def test_rotate__same_genotypes_same_parquet_bytes_new_key_versions(
     assert "ciphertext" not in json.dumps(events) and "vault:v" not in json.dumps(events)
     # one class only
     rep = lifecycle.rotate(store, dataset, admin, data_class="genotypes")
-    assert list(rep.targets) == [store.manifest(dataset).keys["genotypes"]]
+    m = store.manifest(dataset)
+    # the dataset's genotypes key and each batch's own
+    assert set(rep.targets) == set(m.transit_keys("genotypes"))
+    assert len(rep.targets) == 3 and all(b.genotype_key in rep.targets for b in m.batches)
     st = lifecycle.status(store, dataset, admin)
     assert st["oldest_version_needed"]["genotypes"] == 3
     assert st["oldest_version_needed"]["sites"] == 2

@@ -163,7 +163,7 @@ def test_cached_kek__each_files_own_wrapped_key_is_checked(store: Store, dataset
     km = folder / Path(f1.path).parent / f"_KEY_MATERIAL_FOR_{Path(f1.path).name}.json"
     material = json.loads(km.read_text())
     name = next(k for k, v in material.items()
-                if json.loads(v).get("masterKeyID") == m.keys["genotypes"])
+                if json.loads(v).get("masterKeyID") == m.batches[0].genotype_key)
     inner = json.loads(material[name])
     v = inner["wrappedKEK"]
     i = len(v) // 2

@@ -3,6 +3,7 @@ aggregate, exactly as if never ingested; re-ingesting it is refused until renewe
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -10,12 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import hvac
+import pyarrow.parquet as pq
 import pytest
 
+from tests.support.baodev import DevServer
 from tests.support.vcfgen import header, random_records, write_vcf
-from vault.errors import ConfigError, SampleSheetError, VaultForbidden
+from vault.errors import ConfigError, GenoVaultError, SampleSheetError, VaultForbidden
 from vault.ingest.pipeline import IngestResult
 from vault.keys import lifecycle, signing
+from vault.keys.bootstrap import mint_role_token
+from vault.keys.kms import Keyring
 from vault.query.service import Disclosure, QueryService, Selection
 from vault.query.stats import STATISTICS
 from vault.store.dataset import Store
@@ -140,6 +145,7 @@ def test_reingest_of_withdrawn_sample__refused_until_renewed_consent(
 
 def test_compact__withdrawn_samples_physically_removed_same_answers(
         tmp_path: Path, store: Store, cohorts: tuple[str, str], role_client,
+        bao_server: DevServer,
         ingest_file: Callable[..., IngestResult], query_client: hvac.Client) -> None:
     full, fresh = cohorts
     admin = role_client("admin")
@@ -149,8 +155,20 @@ def test_compact__withdrawn_samples_physically_removed_same_answers(
     before = store.manifest(full)
     untouched = {f.path: f.sha256 for f in [before.batches[1].samples_file,
                                             *before.batches[1].variant_files]}
-    rep = lifecycle.compact(store, full, query_client, role_client("ingest"))
+    old_dir = store.dataset_dir(full) / "batches" / "b0001"
+    backup = tmp_path / "old-b0001"
+    shutil.copytree(old_dir, backup)
+    shredder = bao_server.client(mint_role_token(bao_server.client(), "shredder"))
+    rep = lifecycle.compact(store, full, query_client, role_client("ingest"), shredder=shredder)
     assert rep.batches == ["b0001"] and rep.removed_samples == 2 and rep.genotypes_read > 0
+    assert rep.shredded_keys == [before.batches[0].genotype_key]
+    # a backup of the old batch no longer yields its genotypes, not even for root
+    old_file = backup / Path(before.batches[0].variant_files[0].path).relative_to(
+        "batches/b0001")
+    kr = Keyring(bao_server.client(), full)
+    with pytest.raises((GenoVaultError, OSError)):
+        pq.ParquetFile(str(old_file), decryption_properties=kr.decryption_properties(
+            str(old_file))).read(columns=["genotypes"])
     after = store.manifest(full)
     assert after.batches[0].n_samples == N_PER_BATCH - 2
     assert after.batches[0].variant_files[0].path.startswith("batches/b0001.c")

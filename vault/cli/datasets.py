@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -156,8 +157,11 @@ def datasets_destroy(ctx: click.Context, dataset: str, request: bool,
 
 @datasets_group.command("compact")
 @click.argument("dataset")
+@click.option("--shred-old-keys", is_flag=True,
+              help="Then delete the old batches' own genotypes keys (shredder role), so no "
+                   "backup of the old files yields the withdrawn genotypes.")
 @click.pass_context
-def datasets_compact(ctx: click.Context, dataset: str) -> None:
+def datasets_compact(ctx: click.Context, dataset: str, shred_old_keys: bool) -> None:
     """Rewrite the batches holding withdrawn samples without them (physical removal).
 
     Needs the query role (decrypt) and the dataset's ingest role (encrypt, sign).
@@ -174,8 +178,11 @@ def datasets_compact(ctx: click.Context, dataset: str) -> None:
             session(settings, "admin") as admin:
         audit = audit_recorder(settings, admin)
         try:
-            rep = lifecycle.compact(Store(settings.store_root), dataset, reader, writer,
-                                    audit=audit)
+            with contextlib.ExitStack() as stack:
+                shredder = stack.enter_context(session(settings, "shredder")) \
+                    if shred_old_keys else None
+                rep = lifecycle.compact(Store(settings.store_root), dataset, reader, writer,
+                                        shredder=shredder, audit=audit)
         except Exception as exc:
             lifecycle.audited_failure(audit, "datasets compact", dataset, writer, exc)
             raise

@@ -69,10 +69,11 @@ def keys_status(ctx: click.Context, dataset: str, as_json: bool) -> None:
     echo(f"dataset {dataset} (manifest version {st['manifest_version']})"
          + (" — ROTATION IN PROGRESS: rerun `genovault keys rotate`"
             if st["rotation_in_progress"] else ""))
-    for c, k in st["keys"].items():
-        echo(f"  {c:<10} {k['name']}  latest v{k['latest_version']}, min decryption "
+    for name, k in st["keys"].items():
+        oldest = k.get("oldest_version_in_use")
+        echo(f"  {k['class']:<10} {name}  latest v{k['latest_version']}, min decryption "
              f"v{k['min_decryption_version']}, oldest in use "
-             f"v{st['oldest_version_needed'].get(c, '-')}")
+             f"{'v' + str(oldest) if oldest else '-'}")
     per: dict[str, int] = {}
     for versions in st["files"].values():
         label = ", ".join(f"{c} v{'/'.join(map(str, v))}" for c, v in versions.items())

@@ -45,7 +45,8 @@ from vault.ingest.samplesheet import SampleSheet, read_sample_sheet
 from vault.ingest.source import LineChunker, open_source
 from vault.keys import registry, signing
 from vault.keys.client import VaultClient, token_identity
-from vault.keys.kms import Keyring
+from vault.keys.kms import DatasetKeys, Keyring
+from vault.keys.names import batch_genotype_key
 from vault.store import format as fmt
 from vault.store.dataset import DIR_MODE, Store, utcnow
 from vault.store.fsutil import fsync_path, sha256_file
@@ -263,6 +264,10 @@ class _Ingest:
                 self._refuse_destroyed(manifest)
                 self._refuse_withdrawn(manifest, pseudonyms)
             store.remove_debris(self.dataset, manifest)
+            # the batch's own genotypes key, checked before anything is registered
+            batch_name = f"b{len(manifest.batches if manifest else []) + 1:04d}"
+            batch_keyring = keyring.for_genotypes(batch_genotype_key(self.dataset, batch_name))
+            batch_keyring.ensure_keys(["genotypes"])
             for b in manifest.batches if manifest else []:
                 if b.source.sha256 == checksum:
                     raise DuplicateIngest(
@@ -275,7 +280,8 @@ class _Ingest:
                 staging.mkdir(mode=DIR_MODE, parents=True)
                 try:
                     return self._write_batch(folder, staging, manifest, uid, header, sheet,
-                                             pseudonyms, keyring, chunker, source, checksum)
+                                             pseudonyms, batch_keyring, chunker, source,
+                                             checksum)
                 except BaseException:
                     shutil.rmtree(staging, ignore_errors=True)
                     raise
@@ -399,6 +405,7 @@ class _Ingest:
             samples_file=FileEntry(**placed(samples_entry)),
             info_file=FileEntry(**placed(info_entry)),
             variant_files=[VariantFile(**placed(f)) for f in files],
+            genotype_key=keyring.keys.genotypes,
         )
         now = utcnow()
         new_manifest = Manifest(
@@ -406,7 +413,7 @@ class _Ingest:
             uid=uid,
             created_at=manifest.created_at if manifest else now,
             updated_at=now,
-            keys=keyring.keys.as_dict(),
+            keys=manifest.keys if manifest else DatasetKeys.for_dataset(self.dataset).as_dict(),
             partition=Partition(bin_size=bin_size),
             sample_count=offset + n_samples,
             contigs=contigs,

@@ -179,9 +179,10 @@ class Keyring(_NoPickle):
 
     CACHE_LIFETIME = timedelta(minutes=10)
 
-    def __init__(self, client: hvac.Client, dataset: str) -> None:
+    def __init__(self, client: hvac.Client, dataset: str,
+                 keys: DatasetKeys | None = None) -> None:
         self.dataset = dataset
-        self.keys = DatasetKeys.for_dataset(dataset)
+        self.keys = keys or DatasetKeys.for_dataset(dataset)
         self._client = client
         self._checked: dict[str, set[str]] = {}
         self._factory = pe.CryptoFactory(
@@ -230,6 +231,12 @@ class Keyring(_NoPickle):
             data_key_length_bits=256,
         )
         return self._factory.file_encryption_properties(self._kms, config, path)
+
+    def for_genotypes(self, name: str) -> Keyring:
+        """A keyring of the same client whose genotypes key is ``name`` (a batch's own key)."""
+        import dataclasses
+
+        return Keyring(self._client, self.dataset, dataclasses.replace(self.keys, genotypes=name))
 
     @property
     def client(self) -> hvac.Client:

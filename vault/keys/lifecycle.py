@@ -39,7 +39,13 @@ from vault.keys import signing
 from vault.keys.client import token_identity
 from vault.keys.errors import map_error
 from vault.keys.kms import Keyring, key_material_path, parse_key_material, vault_wrapped_field
-from vault.keys.names import DATA_CLASSES, LIFECYCLE_MOUNT, PARQUET_CLASSES, TRANSIT_MOUNT
+from vault.keys.names import (
+    DATA_CLASSES,
+    LIFECYCLE_MOUNT,
+    PARQUET_CLASSES,
+    TRANSIT_MOUNT,
+    batch_genotype_key,
+)
 from vault.keys.registry import REGISTRY_MOUNT
 from vault.store import format as fmt
 from vault.store.dataset import Store, utcnow
@@ -128,12 +134,12 @@ def status(store: Store, dataset: str, client: hvac.Client) -> dict[str, Any]:
     """Key names and versions, the versions each file's key material uses, and the oldest
     version still needed per key (the lowest a ``--retire`` may not go above)."""
     m = _verified(store, dataset, client)
-    by_name = {v: k for k, v in m.keys.items()}
+    by_name = {name: c for c in PARQUET_CLASSES for name in m.transit_keys(c)}
     keys: dict[str, Any] = {}
-    for c in PARQUET_CLASSES:
-        info = _read_key(client, m.keys[c])
-        keys[c] = {"name": m.keys[c], "latest_version": int(info["latest_version"]),
-                   "min_decryption_version": int(info["min_decryption_version"])}
+    for name, c in by_name.items():
+        info = _read_key(client, name)
+        keys[name] = {"class": c, "latest_version": int(info["latest_version"]),
+                      "min_decryption_version": int(info["min_decryption_version"])}
     files: dict[str, dict[str, list[int]]] = {}
     oldest: dict[str, int] = {}
     for rel, km in key_material_files(store, dataset, m):
@@ -147,6 +153,16 @@ def status(store: Store, dataset: str, client: hvac.Client) -> dict[str, Any]:
         files[rel] = {c: sorted(v) for c, v in sorted(used.items())}
         for c, v in used.items():
             oldest[c] = min(oldest.get(c, min(v)), min(v))
+    # per key too (a batch's own genotypes key)
+    oldest_key: dict[str, int] = {}
+    for _rel, km in key_material_files(store, dataset, m):
+        for mat in parse_key_material(km.read_text(encoding="utf-8")).values():
+            f = vault_wrapped_field(mat)
+            if f is not None:
+                n = str(mat["masterKeyID"])
+                oldest_key[n] = min(oldest_key.get(n, 1 << 30), _version_of(str(mat[f])))
+    for name, info in keys.items():
+        info["oldest_version_in_use"] = oldest_key.get(name)
     return {"dataset": dataset, "manifest_version": m.version, "keys": keys, "files": files,
             "oldest_version_needed": oldest,
             "rotation_in_progress": (store.dataset_dir(dataset) / ROTATION_MARKER).exists()}
@@ -185,8 +201,7 @@ def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str =
             report.resumed = True
         else:
             targets = {}
-            for c in classes:
-                name = m.keys[c]
+            for name in [n for c in classes for n in m.transit_keys(c)]:
                 _vault(client, "post", f"{TRANSIT_MOUNT}/keys/{name}/rotate",
                        f"rotating Transit key {name!r}",
                        advice=f"rotation needs the admin role (transit/keys/{name}/rotate)")
@@ -417,15 +432,18 @@ def approve_destroy(store: Store, dataset: str, request_id: str, approver: hvac.
             raise ConfigError("the destruction request was filed for an earlier incarnation "
                               "of this dataset")
         if m.tombstone is None:
+            all_keys = sorted({*[m.keys[c] for c in DATA_CLASSES],
+                               *m.transit_keys("genotypes")})
             now = utcnow()
             m = signing.commit_signed(store, dataset, m.model_copy(update={
                 "batches": [], "sample_count": 0, "contigs": [], "withdrawn": [],
                 "consents": [], "updated_at": now,
                 "tombstone": Tombstone(destroyed_at=now, requested_by=requester,
                                        approved_by=who, request_id=request_id,
-                                       keys=sorted(m.keys.values()))}), approver, m)
-        for c in DATA_CLASSES:
-            _shred_key(shredder, m.keys[c])
+                                       keys=all_keys)}), approver, m)
+        assert m.tombstone is not None
+        for name in m.tombstone.keys:
+            _shred_key(shredder, name)
         for name in ("batches", ".staging", ".pending"):
             shutil.rmtree(folder / name, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
@@ -437,7 +455,8 @@ def approve_destroy(store: Store, dataset: str, request_id: str, approver: hvac.
         audit({"event": "lifecycle", "command": "datasets destroy --approve",
                "dataset": dataset, "who": who.display_name, "who_entity": who.entity_id,
                "requested_by": requester.display_name, "outcome": "ok",
-               "request_id": request_id, "keys_deleted": sorted(m.keys.values())})
+               "request_id": request_id,
+               "keys_deleted": m.tombstone.keys if m.tombstone else []})
     return m
 
 
@@ -466,6 +485,7 @@ class CompactReport:
     removed_samples: int = 0
     genotypes_read: int = 0
     seconds: float = 0.0
+    shredded_keys: list[str] = field(default_factory=list)
 
     @property
     def genotypes_per_s(self) -> float:
@@ -473,7 +493,8 @@ class CompactReport:
 
 
 def compact(store: Store, dataset: str, reader_client: hvac.Client,
-            writer_client: hvac.Client, *, audit: Audit | None = None) -> CompactReport:
+            writer_client: hvac.Client, *, shredder: hvac.Client | None = None,
+            audit: Audit | None = None) -> CompactReport:
     """Rewrite every batch that holds withdrawn samples without them (new files, new data
     keys, a folder of its own), commit, then delete the old files and release the removed
     samples' registry entries (so renewed consent allows a re-ingest).
@@ -481,6 +502,10 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
     ``reader_client`` decrypts (query role), ``writer_client`` encrypts, signs and releases
     registry entries (the dataset's ingest role). Killed midway, the dataset is as before;
     the next writer removes the half-written folder.
+
+    The rewritten batch gets a genotypes key of its own. With ``shredder`` (a
+    genovault-shredder token) the old batch's own genotypes key is then deleted, so no copy
+    of the old files (a backup) yields the withdrawn samples' genotypes again.
     """
     import time
 
@@ -503,6 +528,7 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
         new_batches = []
         released: list[str] = []
         old_dirs: list[Path] = []
+        old_keys: list[str] = []
         offset = 0
         for i, b in enumerate(m.batches):
             keep = reader._keep[i]
@@ -517,7 +543,9 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
             name = f"{b.batch}.c{m.version + 1}"
             staging = folder / ".staging" / uuid.uuid4().hex
             staging.mkdir(mode=0o700, parents=True)
-            writer = BatchWriter(staging, wkeys, n_live, m.partition.bin_size)
+            bkeys = wkeys.for_genotypes(batch_genotype_key(dataset, name))
+            bkeys.ensure_keys(["genotypes"])
+            writer = BatchWriter(staging, bkeys, n_live, m.partition.bin_size)
             try:
                 entry_s = writer.write_samples(samples.filter(pa.array(keep)))
                 info = reader.batch_info(b)
@@ -551,7 +579,10 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
                 "sample_offset": offset, "n_samples": n_live,
                 "samples_file": FileEntry(**placed(entry_s)),
                 "info_file": FileEntry(**placed(entry_i)),
-                "variant_files": [VariantFile(**placed(f)) for f in files]}))
+                "variant_files": [VariantFile(**placed(f)) for f in files],
+                "genotype_key": bkeys.keys.genotypes}))
+            if b.genotype_key and b.genotype_key != m.keys["genotypes"]:
+                old_keys.append(b.genotype_key)
             offset += n_live
             old_dirs.append(folder / Path(b.samples_file.path).parent)
             report.batches.append(b.batch)
@@ -564,11 +595,16 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
                 shutil.rmtree(d, ignore_errors=True)
             fsync_path(folder / "batches")
             registry.release(writer_client, dataset, m.uid, released)
+            if shredder is not None:
+                for k in old_keys:
+                    _shred_key(shredder, k)
+                report.shredded_keys = old_keys
     report.seconds = time.perf_counter() - t0
     if audit:
         audit({"event": "lifecycle", "command": "datasets compact", "dataset": dataset,
                "who": who.display_name, "who_entity": who.entity_id, "outcome": "ok",
-               "batches": report.batches, "removed": report.removed_samples})
+               "batches": report.batches, "removed": report.removed_samples,
+               "keys_deleted": report.shredded_keys})
     return report
 
 

@@ -33,6 +33,15 @@ PARQUET_CLASSES = ("genotypes", "sites", "samples", "footer")
 PSEUDONYM_KEY_VERSION = "1"  # a string: Vault policies compare parameter values as text
 
 
+def batch_genotype_key(dataset: str, batch_dir: str) -> str:
+    """The genotypes key of one batch (``genovault.<dataset>.genotypes.<batch folder>``): a
+    batch's genotypes can be crypto-shredded alone (e.g. the old copy of a compacted batch).
+    Still under the ``genovault.<dataset>.*`` policy globs."""
+    if not batch_dir or not all(c.isalnum() or c == "." for c in batch_dir):
+        raise ValueError(f"invalid batch folder name {batch_dir!r}")
+    return f"{transit_key_name(dataset, 'genotypes')}.{batch_dir}"
+
+
 def transit_key_name(dataset: str, data_class: str) -> str:
     """Name of the Transit key for one dataset and data class, e.g. ``genovault.cohort1.genotypes``.
 

@@ -65,6 +65,8 @@ class Batch(_Model):
     samples_file: FileEntry
     info_file: FileEntry
     variant_files: list[VariantFile]
+    #: the batch's own genotypes key (None: the dataset's, batches written before per-batch keys)
+    genotype_key: str | None = None
 
     @property
     def variant_rows(self) -> int:
@@ -152,6 +154,13 @@ class Manifest(_Model):
     @property
     def variant_rows(self) -> int:
         return sum(b.variant_rows for b in self.batches)
+
+    def transit_keys(self, data_class: str) -> list[str]:
+        """Every Transit key of ``data_class`` the dataset uses (genotypes: per batch too)."""
+        names = [self.keys[data_class]] if data_class in self.keys else []
+        if data_class == "genotypes":
+            names += [b.genotype_key for b in self.batches if b.genotype_key]
+        return list(dict.fromkeys(names))
 
     def files(self) -> list[FileEntry]:
         """Every file the manifest lists, batch after batch."""
