@@ -267,7 +267,11 @@ def test_query_policy_hcl__scoped_globs_end_with_a_dot():
     assert 'path "transit/decrypt/genovault.a.*"' in hcl
     assert 'path "transit/decrypt/genovault.a-b.*"' in hcl
     paths = re.findall(r'^path "([^"]+)"', hcl, flags=re.MULTILINE)
-    assert paths == ["transit/decrypt/genovault.a.*", "transit/decrypt/genovault.a-b.*"]
+    # decrypt for the named datasets; reading the manifest signing key and the datasets' own
+    # manifest anchors (signed manifests, docs/lifecycle.md)
+    assert paths == ["transit/keys/genovault.manifest",
+                     "transit/decrypt/genovault.a.*", "genovault-lifecycle/manifest/a",
+                     "transit/decrypt/genovault.a-b.*", "genovault-lifecycle/manifest/a-b"]
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import pickle
 import shutil
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -212,7 +212,8 @@ def test_plaintext_scan__detector_finds_everything_in_a_plaintext_copy(
 
 def test_store_files__contain_no_column_name_sample_id_group_value_or_genotype_bytes(
         env: Env, genotype_needles: list[bytes]) -> None:
-    key_names = set(env.store.manifest(env.ds).keys.values())
+    m = env.store.manifest(env.ds)
+    key_names = set(m.keys.values()) | set(m.transit_keys("genotypes"))  # per-batch keys too
     sample_needles = [s.encode() for s in env.sample_ids]
     group_needles = [g.encode() for g in POPULATIONS]
     checked = {"parquet": 0, "key_material": 0}
@@ -322,11 +323,21 @@ def test_reader__query_token_scoped_to_dataset_a_cannot_read_dataset_b(env: Env)
 
 
 @pytest.fixture
-def copy_store(env: Env, tmp_path: Path) -> Store:
-    """A private copy of the CEU dataset to tamper with."""
+def copy_store(env: Env, tmp_path: Path) -> Iterator[Store]:
+    """A private copy of the CEU dataset to tamper with. A test that re-signs the copy's
+    manifest moves the dataset's version anchor in Vault; it is put back afterwards."""
+    from vault.keys import signing
+
     store = Store(tmp_path / "store")
     shutil.copytree(env.store.dataset_dir(env.ds), store.dataset_dir(env.ds))
-    return store
+    anchored = signing.read_anchor(env.root, env.ds)
+    yield store
+    if anchored is not None and signing.read_anchor(env.root, env.ds) != anchored:
+        env.root.secrets.kv.v1.create_or_update_secret(
+            path=signing.anchor_path(env.ds), mount_point=signing.LIFECYCLE_MOUNT,
+            secret={"version": anchored[0], "sha256": anchored[1],
+                    "uid": env.store.manifest(env.ds).uid})
+    signing.forget()
 
 
 def _flip(path: Path, offset: int) -> None:
@@ -335,7 +346,10 @@ def _flip(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def _update_manifest_checksum(store: Store, ds: str, rel: str) -> None:
+def _update_manifest_checksum(store: Store, ds: str, rel: str, client: hvac.Client) -> None:
+    """Record the damaged file's checksum in a manifest GenoVault signs again (as if the damage
+    had happened before the commit), so that only the AES-GCM tag can catch it."""
+    from vault.keys.signing import commit_signed
     from vault.store.fsutil import sha256_file
 
     raw = store.manifest(ds).model_dump(mode="json")
@@ -345,7 +359,7 @@ def _update_manifest_checksum(store: Store, ds: str, rel: str) -> None:
             if f["path"] == rel:
                 f["sha256"] = sha256_file(path)
                 f["bytes"] = path.stat().st_size
-    store.commit(ds, Manifest.model_validate(raw))
+    commit_signed(store, ds, Manifest.model_validate(raw), client, store.manifest(ds))
 
 
 def _genotype_chunk_middle(env: Env, store: Store, rel: str) -> int:
@@ -374,7 +388,7 @@ def test_variant_file__flipped_byte_is_detected(env: Env, copy_store: Store, whe
         _genotype_chunk_middle(env, copy_store, rel)
     _flip(path, offset)
     if manifest_updated:  # only the AES-GCM tag can catch it now
-        _update_manifest_checksum(copy_store, env.ds, rel)
+        _update_manifest_checksum(copy_store, env.ds, rel, env.root)
     err = env.expect(IntegrityError, lambda: _read_everything(env.reader(store=copy_store)))
     assert rel in str(err)
     report = verify_dataset(env.reader(store=copy_store))
@@ -391,7 +405,7 @@ def test_samples_file__flipped_byte_with_updated_checksum_is_detected(
     rel = copy_store.manifest(env.ds).batches[0].samples_file.path
     path = copy_store.dataset_dir(env.ds) / rel
     _flip(path, path.stat().st_size // 2)
-    _update_manifest_checksum(copy_store, env.ds, rel)
+    _update_manifest_checksum(copy_store, env.ds, rel, env.root)
     env.expect(IntegrityError, env.reader(store=copy_store).samples)
     assert not verify_dataset(env.reader(store=copy_store)).ok
 
@@ -404,7 +418,8 @@ def test_key_material__changed_wrapped_key_fails_loudly(env: Env, copy_store: St
     path = copy_store.dataset_dir(env.ds) / rel
     km_path = path.parent / f"_KEY_MATERIAL_FOR_{path.name}.json"
     material = json.loads(km_path.read_text())
-    geno_key = copy_store.manifest(env.ds).keys["genotypes"]
+    m = copy_store.manifest(env.ds)
+    geno_key = m.batches[0].genotype_key or m.keys["genotypes"]  # the batch's own key
     name = "footerKey" if key == "footerKey" else next(
         k for k, v in material.items() if json.loads(v)["masterKeyID"] == geno_key)
     inner = json.loads(material[name])
@@ -439,7 +454,7 @@ def test_variant_file__truncated_is_detected(env: Env, copy_store: Store, keep: 
     data = path.read_bytes()
     path.write_bytes(data[:int(len(data) * keep)] if keep > 0 else data[:-1])
     if manifest_updated:
-        _update_manifest_checksum(copy_store, env.ds, rel)
+        _update_manifest_checksum(copy_store, env.ds, rel, env.root)
     err = env.expect(IntegrityError, lambda: _read_everything(env.reader(store=copy_store)))
     assert rel in str(err)
     report = verify_dataset(env.reader(store=copy_store))

@@ -39,3 +39,38 @@ path "transit/keys/+/trim" {
 path "transit/rewrap/genovault.*" {
   capabilities = ["update"]
 }
+
+# Sign every manifest it commits (Transit ed25519 key genovault.manifest, made by bootstrap).
+path "transit/sign/genovault.manifest" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "input" = []
+  }
+}
+
+# Anchor manifest versions; file and read destruction requests (a second admin approves).
+path "genovault-lifecycle/*" {
+  capabilities = ["create", "update", "read"]
+}
+
+# Participant withdrawal: compute a sample's pseudonym (key version 1 only, like ingest) and
+# check it is registered. No list: the admin learns only about the ids it asks for.
+path "transit/hmac/genovault.*" {
+  capabilities = ["update"]
+  required_parameters = ["key_version"]
+  allowed_parameters = {
+    "input"       = []
+    "batch_input" = []
+    "algorithm"   = ["sha2-256"]
+    "key_version" = ["1"]
+  }
+}
+
+path "genovault-registry/*" {
+  capabilities = ["read"]
+}
+
+# Record lifecycle commands in the audit log (its chain head).
+path "genovault-audit/chain/head" {
+  capabilities = ["create", "update", "read"]
+}

@@ -33,3 +33,16 @@ path "transit/hmac/genovault.*" {
     "key_version" = ["1"]
   }
 }
+
+# Sign every manifest it commits (Transit ed25519 key genovault.manifest, made by bootstrap).
+path "transit/sign/genovault.manifest" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "input" = []
+  }
+}
+
+# Anchor each manifest version it commits (rollback detection).
+path "genovault-lifecycle/manifest/*" {
+  capabilities = ["create", "update", "read"]
+}

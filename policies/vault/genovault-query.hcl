@@ -2,3 +2,12 @@
 path "transit/decrypt/genovault.*" {
   capabilities = ["update"]
 }
+
+# Verify manifests: the signing key's public keys (pinned on first use) and version anchors.
+path "transit/keys/genovault.manifest" {
+  capabilities = ["read"]
+}
+
+path "genovault-lifecycle/manifest/*" {
+  capabilities = ["read"]
+}

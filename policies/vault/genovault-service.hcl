@@ -12,3 +12,7 @@ path "transit/keys/genovault.*" {
 path "genovault-audit/*" {
   capabilities = ["create", "update", "read"]
 }
+
+path "genovault-lifecycle/manifest/*" {
+  capabilities = ["read"]
+}

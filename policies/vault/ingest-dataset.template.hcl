@@ -40,3 +40,20 @@ path "transit/hmac/genovault.${dataset}.pseudonym/*" {
 path "genovault-registry/${dataset}/*" {
   capabilities = ["create", "delete"]
 }
+
+# Sign every manifest it commits (Transit ed25519 key genovault.manifest, made by bootstrap).
+path "transit/sign/genovault.manifest" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "input" = []
+  }
+}
+
+path "transit/keys/genovault.manifest" {
+  capabilities = ["read"]
+}
+
+# Anchor each manifest version of this dataset it commits (rollback detection).
+path "genovault-lifecycle/manifest/${dataset}" {
+  capabilities = ["create", "update", "read"]
+}

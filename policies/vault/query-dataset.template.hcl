@@ -1,3 +1,7 @@
 path "transit/decrypt/genovault.${dataset}.*" {
   capabilities = ["update"]
 }
+
+path "genovault-lifecycle/manifest/${dataset}" {
+  capabilities = ["read"]
+}

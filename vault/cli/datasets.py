@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -106,3 +107,87 @@ def datasets_verify(ctx: click.Context, dataset: str) -> None:
         sys.exit(1)
     echo(f"dataset {dataset!r}: OK — {report.files_checked} files decrypted and matched "
          f"their checksums, {report.rows_checked} rows")
+
+
+@datasets_group.command("destroy")
+@click.argument("dataset")
+@click.option("--request", "request", is_flag=True,
+              help="File a destruction request (admin); prints its id.")
+@click.option("--approve", "approve", metavar="ID", default=None,
+              help="Approve request ID (a different admin) and crypto-shred the dataset.")
+@click.pass_context
+def datasets_destroy(ctx: click.Context, dataset: str, request: bool,
+                     approve: str | None) -> None:
+    """Crypto-shred DATASET: one admin requests, a different admin approves.
+
+    On approval the dataset's Transit keys are made deletable and deleted (the shredder role),
+    its files removed and a signed tombstone manifest kept. Nothing it held can be decrypted
+    again, from any copy, by anyone.
+    """
+    from vault.cli.lifecycle_common import audit_recorder
+    from vault.errors import ConfigError
+    from vault.keys import lifecycle
+    from vault.keys.client import session
+    from vault.store.dataset import Store
+
+    if request == (approve is not None):
+        raise ConfigError("use exactly one of --request and --approve ID")
+    settings = settings_of(ctx)
+    store = Store(settings.store_root)
+    with session(settings, "admin") as client:
+        audit = audit_recorder(settings, client)
+        command = "datasets destroy --request" if request else "datasets destroy --approve"
+        try:
+            if request:
+                rid = lifecycle.request_destroy(store, dataset, client, audit=audit)
+                echo(f"destruction of {dataset!r} requested: id {rid}. A different admin "
+                     f"approves it with `genovault datasets destroy {dataset} --approve {rid}`")
+                return
+            assert approve is not None
+            with session(settings, "shredder") as shredder:
+                m = lifecycle.approve_destroy(store, dataset, approve, client, shredder,
+                                              audit=audit)
+        except Exception as exc:
+            lifecycle.audited_failure(audit, command, dataset, client, exc)
+            raise
+    assert m.tombstone is not None
+    echo(f"dataset {dataset!r} destroyed: {len(m.tombstone.keys)} key(s) deleted, files "
+         "removed, tombstone kept")
+
+
+@datasets_group.command("compact")
+@click.argument("dataset")
+@click.option("--shred-old-keys", is_flag=True,
+              help="Then delete the old batches' own genotypes keys (shredder role), so no "
+                   "backup of the old files yields the withdrawn genotypes.")
+@click.pass_context
+def datasets_compact(ctx: click.Context, dataset: str, shred_old_keys: bool) -> None:
+    """Rewrite the batches holding withdrawn samples without them (physical removal).
+
+    Needs the query role (decrypt) and the dataset's ingest role (encrypt, sign).
+    """
+    from vault.cli.lifecycle_common import audit_recorder
+    from vault.keys import lifecycle
+    from vault.keys.client import session
+    from vault.store.dataset import Store
+
+    settings = settings_of(ctx)
+    # the audit chain head is written with an admin token (the ingest role may not)
+    with session(settings, "query") as reader, \
+            session(settings, "ingest", dataset=dataset) as writer, \
+            session(settings, "admin") as admin:
+        audit = audit_recorder(settings, admin)
+        try:
+            with contextlib.ExitStack() as stack:
+                shredder = stack.enter_context(session(settings, "shredder")) \
+                    if shred_old_keys else None
+                rep = lifecycle.compact(Store(settings.store_root), dataset, reader, writer,
+                                        shredder=shredder, audit=audit)
+        except Exception as exc:
+            lifecycle.audited_failure(audit, "datasets compact", dataset, writer, exc)
+            raise
+    if not rep.batches:
+        echo(f"dataset {dataset!r}: nothing to compact (no withdrawn sample is stored)")
+        return
+    echo(f"dataset {dataset!r}: rewrote batch(es) {', '.join(rep.batches)} without "
+         f"{rep.removed_samples} withdrawn sample(s) ({rep.genotypes_per_s:,.0f} genotypes/s)")

@@ -12,6 +12,7 @@ the ingest fails: nothing is ever written in plaintext.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import queue
 import shutil
@@ -42,9 +43,10 @@ from vault.ingest.memory import reuse_freed_memory
 from vault.ingest.order import OrderChecker
 from vault.ingest.samplesheet import SampleSheet, read_sample_sheet
 from vault.ingest.source import LineChunker, open_source
-from vault.keys import registry
+from vault.keys import registry, signing
 from vault.keys.client import VaultClient, token_identity
-from vault.keys.kms import Keyring
+from vault.keys.kms import DatasetKeys, Keyring
+from vault.keys.names import batch_genotype_key
 from vault.store import format as fmt
 from vault.store.dataset import DIR_MODE, Store, utcnow
 from vault.store.fsutil import fsync_path, sha256_file
@@ -257,6 +259,8 @@ class _Ingest:
                  else SampleSheet.empty())
         check_labels(sheet, allow_identifying=self.opts.allow_identifying_columns,
                      where=str(self.sheet_path or path))
+        if self.store.exists(self.dataset):
+            self._refuse_destroyed(self.store.manifest(self.dataset))  # before any key upsert
         # Keys first: a name or right that Vault refuses leaves nothing on disk.
         keyring = Keyring(self.client, self.dataset)
         keyring.ensure_keys()
@@ -264,7 +268,16 @@ class _Ingest:
         store = self.store
         with store.lock(self.dataset) as folder:
             manifest = store.manifest(self.dataset) if store.exists(self.dataset) else None
+            if manifest is not None:
+                # never build on (and re-sign) a manifest GenoVault did not sign
+                signing.verify(self.client, store.root, manifest)
+                self._refuse_destroyed(manifest)
+                self._refuse_withdrawn(manifest, pseudonyms)
             store.remove_debris(self.dataset, manifest)
+            # the batch's own genotypes key, checked before anything is registered
+            batch_name = f"b{len(manifest.batches if manifest else []) + 1:04d}"
+            batch_keyring = keyring.for_genotypes(batch_genotype_key(self.dataset, batch_name))
+            batch_keyring.ensure_keys(["genotypes"])
             for b in manifest.batches if manifest else []:
                 if b.source.sha256 == checksum:
                     raise DuplicateIngest(
@@ -280,11 +293,34 @@ class _Ingest:
                 staging.mkdir(mode=DIR_MODE)
                 try:
                     return self._write_batch(folder, staging, manifest, uid, header, sheet,
-                                             pseudonyms, keyring, chunker, source, checksum)
+                                             pseudonyms, batch_keyring, chunker, source,
+                                             checksum)
                 except BaseException:
                     shutil.rmtree(staging, ignore_errors=True)
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _refuse_destroyed(self, manifest: Manifest) -> None:
+        if manifest.tombstone is not None:
+            raise IngestError(
+                f"dataset {self.dataset!r} was destroyed (crypto-shredded) on "
+                f"{manifest.tombstone.destroyed_at}; use another dataset id")
+
+    def _refuse_withdrawn(self, manifest: Manifest, pseudonyms: list[str]) -> None:
+        """A withdrawn participant is never ingested again (unless an admin recorded renewed
+        consent, see vault.keys.lifecycle.record_consent)."""
+        withdrawn = manifest.withdrawn_hashes()
+        if not withdrawn:
+            return
+        hit = [i for i, p in enumerate(pseudonyms)
+               if hashlib.sha256(p.encode()).hexdigest() in withdrawn]
+        if hit:
+            shown = ", ".join(str(i + 10) for i in hit[:5])
+            raise SampleSheetError(
+                f"{self.path}: {len(hit)} sample(s) withdrew from dataset {self.dataset!r} "
+                f"(VCF #CHROM columns {shown}{' …' if len(hit) > 5 else ''}); they cannot be "
+                "ingested again unless an admin records renewed consent (`genovault samples "
+                "consent`)")
 
     @contextlib.contextmanager
     def _registered(self, folder: Path, checksum: str, uid: str | None,
@@ -393,6 +429,7 @@ class _Ingest:
             samples_file=FileEntry(**placed(samples_entry)),
             info_file=FileEntry(**placed(info_entry)),
             variant_files=[VariantFile(**placed(f)) for f in files],
+            genotype_key=keyring.keys.genotypes,
         )
         now = utcnow()
         new_manifest = Manifest(
@@ -400,13 +437,16 @@ class _Ingest:
             uid=uid,
             created_at=manifest.created_at if manifest else now,
             updated_at=now,
-            keys=keyring.keys.as_dict(),
+            keys=manifest.keys if manifest else DatasetKeys.for_dataset(self.dataset).as_dict(),
             partition=Partition(bin_size=bin_size),
             sample_count=offset + n_samples,
             contigs=contigs,
             batches=[*batches, entry],
+            withdrawn=list(manifest.withdrawn) if manifest else [],
+            consents=list(manifest.consents) if manifest else [],
         )
-        self.store.commit(self.dataset, new_manifest)
+        new_manifest = signing.commit_signed(self.store, self.dataset, new_manifest, self.client,
+                                             manifest)
         return IngestResult(self.dataset, batch, qc_report, new_manifest)
 
     def _parse_into(self, writer: BatchWriter, chunker: LineChunker, source: Any,

@@ -17,9 +17,10 @@ from vault.ids import check_dataset_id
 
 #: Policies written by bootstrap, in order.
 STATIC_POLICY_NAMES = ("genovault-ingest", "genovault-query", "genovault-admin",
-                       "genovault-service", "genovault-auditor")
+                       "genovault-service", "genovault-auditor", "genovault-shredder")
 #: Policies of tokens without the ``default`` policy: they get the token-self rules too.
-_SELF_SERVICE = {"genovault-ingest", "genovault-query", "genovault-admin", "genovault-service"}
+_SELF_SERVICE = {"genovault-ingest", "genovault-query", "genovault-admin", "genovault-service",
+                 "genovault-shredder"}
 
 INGEST_POLICY_PREFIX = "genovault-ingest-"
 _QUERY_POLICY_RE = re.compile(r"^genovault-query-[a-z0-9][a-z0-9_-]{0,62}$")
@@ -37,6 +38,11 @@ def _file(name: str) -> str:
 
 def _with_self(text: str) -> str:
     return text.rstrip("\n") + "\n\n" + _file("_token-self.hcl")
+
+
+def with_token_self(text: str) -> str:
+    """``text`` plus the token-self rules (for tokens minted without the default policy)."""
+    return _with_self(text)
 
 
 def policy_hcl(name: str) -> str:
@@ -72,6 +78,8 @@ def query_policy_hcl(datasets: list[str] | None) -> str:
     if not datasets:
         raise ConfigError("a scoped query policy needs at least one dataset id")
     header = "# GenoVault query: unwrap data keys (transit/decrypt) only; no encrypt, no admin.\n"
+    header += ('\n# Verify signed manifests (public keys of the signing key).\n'
+               'path "transit/keys/genovault.manifest" {\n  capabilities = ["read"]\n}\n\n')
     blocks = [_render("query-dataset.template.hcl", ds) for ds in sorted(set(datasets))]
     return header + "\n".join(blocks)
 

@@ -44,6 +44,7 @@ from vault.keys.acl import (
     ingest_policy_name,
     query_policy_hcl,
     static_policies,
+    with_token_self,
 )
 from vault.keys.errors import map_error
 from vault.keys.names import (
@@ -51,7 +52,9 @@ from vault.keys.names import (
     APPROLE_ROLES,
     AUDIT_DEVICE_PATH,
     AUDIT_MOUNT,
-    ROLES,
+    LIFECYCLE_MOUNT,
+    SIGNING_KEY,
+    TOKEN_ROLES,
     TRANSIT_MOUNT,
     USERPASS_MOUNT,
 )
@@ -125,9 +128,13 @@ def bootstrap(client: hvac.Client, *, audit_path: Path | str | None = None) -> B
                                 "pipelines)")
         _ensure_kv1(client, AUDIT_MOUNT, report, what="the audit chain anchor",
                     description="GenoVault audit chain anchor (service writes, auditors read)")
+        _ensure_kv1(client, LIFECYCLE_MOUNT, report, what="the manifest anchors and "
+                    "destruction requests", description="GenoVault lifecycle: manifest "
+                    "version anchors, destruction requests")
+        _ensure_signing_key(client, report)
         for name, hcl in POLICIES.items():
             _ensure_policy(client, name, hcl, report)
-        for role in ROLES:
+        for role in TOKEN_ROLES:
             _ensure_token_role(client, role, report)
         _ensure_auth_mount(client, APPROLE_MOUNT, "approle", "GenoVault pipelines and service",
                            report)
@@ -187,13 +194,20 @@ def mint_role_token(client: hvac.Client, role: str, *, dataset: str | None = Non
     and for ``dataset`` also ``sys/policies/acl``. The returned string is a secret: never log
     or print it.
     """
-    if role not in ROLES:
-        raise ConfigError(f"unknown Vault role {role!r}: use one of {', '.join(ROLES)}")
-    if dataset is not None and role != "ingest":
-        raise ConfigError(f"dataset-scoped tokens exist for the ingest role only, not {role!r}")
+    if role not in TOKEN_ROLES:
+        raise ConfigError(f"unknown Vault role {role!r}: use one of {', '.join(TOKEN_ROLES)}")
+    if dataset is not None and role not in ("ingest", "query"):
+        raise ConfigError(f"dataset-scoped tokens exist for the ingest and query roles only, "
+                          f"not {role!r}")
     try:
         minter = client.auth.token.lookup_self()["data"]
-        policy = ensure_ingest_policy(client, dataset) if dataset else f"genovault-{role}"
+        if dataset and role == "query":
+            policy = f"genovault-query-{dataset}"
+            # minted tokens carry no default policy: the token-self rules are added
+            _ensure_policy(client, check_query_policy_name(policy),
+                           with_token_self(query_policy_hcl([dataset])), BootstrapReport())
+        else:
+            policy = ensure_ingest_policy(client, dataset) if dataset else f"genovault-{role}"
         meta = {"minted_by": str(minter.get("display_name") or ""),
                 "minted_by_entity": str(minter.get("entity_id") or ""),
                 "genovault_role": role}
@@ -235,6 +249,24 @@ def _ensure_transit(client: hvac.Client, report: BootstrapReport) -> None:
         report.unchanged.append(f"Transit at {TRANSIT_MOUNT}/")
 
 
+def _ensure_signing_key(client: hvac.Client, report: BootstrapReport) -> None:
+    """The ed25519 Transit key that signs manifests (never exportable, no plaintext backup)."""
+    try:
+        info = client.secrets.transit.read_key(name=SIGNING_KEY, mount_point=TRANSIT_MOUNT)["data"]
+    except hvac.exceptions.InvalidPath:
+        info = None
+    if info is None:
+        client.secrets.transit.create_key(name=SIGNING_KEY, key_type="ed25519",
+                                          exportable=False, allow_plaintext_backup=False,
+                                          mount_point=TRANSIT_MOUNT)
+        report.changed.append(f"created the manifest signing key transit/keys/{SIGNING_KEY}")
+    elif info.get("type") != "ed25519" or info.get("exportable") or info.get("imported_key"):
+        raise ConfigError(f"transit/keys/{SIGNING_KEY} exists but is not a non-exportable "
+                          "ed25519 key GenoVault made: delete it (root) and bootstrap again")
+    else:
+        report.unchanged.append(f"manifest signing key {SIGNING_KEY}")
+
+
 def _ensure_kv1(client: hvac.Client, mount: str, report: BootstrapReport, *, what: str,
                 description: str) -> None:
     mounts = client.sys.list_mounted_secrets_engines()["data"]
@@ -266,7 +298,8 @@ def _ensure_policy(client: hvac.Client, name: str, hcl: str, report: BootstrapRe
 def _token_role_spec(role: str) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "allowed_policies": [f"genovault-{role}"],
-        "allowed_policies_glob": [f"{INGEST_POLICY_PREFIX}*"] if role == "ingest" else [],
+        "allowed_policies_glob": [f"{INGEST_POLICY_PREFIX}*"] if role == "ingest" else
+        ["genovault-query-*"] if role == "query" else [],
         "orphan": True,
         "renewable": True,
         "token_no_default_policy": True,

@@ -16,7 +16,7 @@ import requests
 
 from vault.errors import ConfigError, VaultDown, VaultUnauthenticated
 from vault.keys.errors import HOW_TO_START, map_error
-from vault.keys.names import ROLES
+from vault.keys.names import TOKEN_ROLES
 from vault.settings import Settings
 
 #: Seconds to wait for Vault before declaring it unreachable.
@@ -73,8 +73,8 @@ def revoke_token(minter: hvac.Client, client: hvac.Client) -> None:
 def _connect(settings: Settings, role: str | None, dataset: str | None, *,
              ttl: str | None) -> tuple[hvac.Client, hvac.Client | None]:
     """(client, the client that minted its token or None if nothing was minted)."""
-    if role is not None and role not in ROLES:
-        raise ConfigError(f"unknown Vault role {role!r}: use one of {', '.join(ROLES)}")
+    if role is not None and role not in TOKEN_ROLES:
+        raise ConfigError(f"unknown Vault role {role!r}: use one of {', '.join(TOKEN_ROLES)}")
     if dataset is not None:
         from vault.ids import check_dataset_id
 
@@ -92,7 +92,8 @@ def _connect(settings: Settings, role: str | None, dataset: str | None, *,
         return root, None
     from vault.keys.bootstrap import DEFAULT_ROLE_TOKEN_TTL, mint_role_token
 
-    role_token = mint_role_token(root, role, dataset=dataset if role == "ingest" else None,
+    role_token = mint_role_token(root, role,
+                                 dataset=dataset if role in ("ingest", "query") else None,
                                  ttl=ttl or DEFAULT_ROLE_TOKEN_TTL)
     return _checked_client(embedded_addr, role_token, source=f"a minted {role} token"), root
 

@@ -94,10 +94,13 @@ class _NoPickle:
 class TransitKmsClient(_NoPickle, pe.KmsClient):
     """pyarrow KmsClient whose master keys are Vault Transit keys (wrap = encrypt)."""
 
-    def __init__(self, client: hvac.Client, mount: str = TRANSIT_MOUNT) -> None:
+    def __init__(self, client: hvac.Client, mount: str = TRANSIT_MOUNT,
+                 checked: dict[str, set[str]] | None = None) -> None:
         super().__init__()  # without this pyarrow says "No KMS client available"
         self._client = client
         self._mount = mount
+        #: master key -> wrapped keys Vault unwrapped for us (see Keyring.decryption_properties)
+        self._checked = checked if checked is not None else {}
 
     def __repr__(self) -> str:
         return f"<TransitKmsClient mount={self._mount!r} token=<redacted>>"
@@ -118,7 +121,47 @@ class TransitKmsClient(_NoPickle, pe.KmsClient):
                 name=master_key_identifier, ciphertext=wrapped_key, mount_point=self._mount)
             return base64.b64decode(resp["data"]["plaintext"])
 
-        return _retrying(call, "decrypt", master_key_identifier)
+        out = _retrying(call, "decrypt", master_key_identifier)
+        self._checked.setdefault(master_key_identifier, set()).add(wrapped_key)
+        return out
+
+
+def key_material_path(path: str) -> str:
+    """The external key material file beside a Parquet file."""
+    import os.path
+
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f"_KEY_MATERIAL_FOR_{name}.json")
+
+
+def parse_key_material(text: str) -> dict[str, dict[str, Any]]:
+    """key id -> key material (dict) of one ``_KEY_MATERIAL_FOR_*.json`` file."""
+    import json
+
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError("key material file is not a JSON object")
+    return {k: json.loads(v) if isinstance(v, str) else v for k, v in raw.items()}
+
+
+def vault_wrapped_field(material: dict[str, Any]) -> str | None:
+    """Which field of a key material holds the Transit ciphertext (None: not a master-key
+    wrapped entry, e.g. pyarrow's KEK entries)."""
+    if "masterKeyID" not in material:
+        return None
+    return "wrappedKEK" if material.get("doubleWrapping") else "wrappedDEK"
+
+
+def wrapped_keys(km_path: str) -> list[tuple[str, str]]:
+    """(master key, Transit ciphertext) of every master-key wrapped entry of a key material."""
+    with open(km_path, encoding="utf-8") as fh:
+        materials = parse_key_material(fh.read())
+    out = []
+    for m in materials.values():
+        f = vault_wrapped_field(m)
+        if f and isinstance(m.get(f), str):
+            out.append((str(m["masterKeyID"]), str(m[f])))
+    return out
 
 
 def column_keys(keys: DatasetKeys, column_classes: Mapping[str, str]) -> dict[str, list[str]]:
@@ -136,11 +179,14 @@ class Keyring(_NoPickle):
 
     CACHE_LIFETIME = timedelta(minutes=10)
 
-    def __init__(self, client: hvac.Client, dataset: str) -> None:
+    def __init__(self, client: hvac.Client, dataset: str,
+                 keys: DatasetKeys | None = None) -> None:
         self.dataset = dataset
-        self.keys = DatasetKeys.for_dataset(dataset)
+        self.keys = keys or DatasetKeys.for_dataset(dataset)
         self._client = client
-        self._factory = pe.CryptoFactory(lambda _cfg: TransitKmsClient(client))
+        self._checked: dict[str, set[str]] = {}
+        self._factory = pe.CryptoFactory(
+            lambda _cfg: TransitKmsClient(client, checked=self._checked))
         # The access token field is required by pyarrow but unused: the hvac client holds the
         # real token, so no token ever enters pyarrow's key material or caches.
         self._kms = pe.KmsConnectionConfig(kms_instance_id="genovault",
@@ -186,13 +232,38 @@ class Keyring(_NoPickle):
         )
         return self._factory.file_encryption_properties(self._kms, config, path)
 
+    def for_genotypes(self, name: str) -> Keyring:
+        """A keyring of the same client whose genotypes key is ``name`` (a batch's own key)."""
+        import dataclasses
+
+        return Keyring(self._client, self.dataset, dataclasses.replace(self.keys, genotypes=name))
+
+    @property
+    def client(self) -> hvac.Client:
+        return self._client
+
     def decryption_properties(self, path: str) -> Any:
+        """Decryption properties for ``path``. A cached KEK is used only for wrapped keys that
+        Vault itself unwrapped in this process: if the file's key material holds a wrapped KEK
+        of a master key we hold a cached KEK for but that Vault never unwrapped for us (e.g.
+        old key material of a retired key version), the cache is dropped so that Vault checks
+        this file's own wrapped key."""
+        if self._checked and not self._all_checked(path):
+            self.clear_caches()
         config = pe.DecryptionConfiguration(cache_lifetime=self.CACHE_LIFETIME)
         return self._factory.file_decryption_properties(self._kms, config, path)
 
     def clear_caches(self) -> None:
         """Forget cached KEKs (after rotation or revocation; pyarrow never expires them)."""
         self._factory.remove_cache_entries_for_all_tokens()
+        self._checked.clear()
+
+    def _all_checked(self, path: str) -> bool:
+        try:
+            wrapped = wrapped_keys(key_material_path(path))
+        except (OSError, ValueError):
+            return False  # pyarrow reports the damage when it reads the file
+        return all(w in self._checked.get(m, ()) for m, w in wrapped if m in self._checked)
 
     # -- pseudonyms ----------------------------------------------------------------------
     def pseudonymise(self, ids: Sequence[str]) -> list[str]:

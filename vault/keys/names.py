@@ -9,10 +9,19 @@ APPROLE_MOUNT = "approle"
 USERPASS_MOUNT = "userpass"
 #: KV v1 mount holding the query service's audit chain anchor.
 AUDIT_MOUNT = "genovault-audit"
+#: KV v1 mount of the lifecycle: manifest version anchors (``manifest/<dataset>``) and
+#: destruction requests (``destroy/<dataset>``).
+LIFECYCLE_MOUNT = "genovault-lifecycle"
+#: The Transit ed25519 key that signs every manifest (created by bootstrap, never exportable).
+#: One dot only: dataset keys are ``genovault.<dataset>.<class>`` (two dots), so no clash.
+SIGNING_KEY = "genovault.manifest"
 #: Path of the file audit device GenoVault declares (``sys/audit/genovault``).
 AUDIT_DEVICE_PATH = "genovault"
 #: GenoVault's Vault roles (token roles and AppRole roles are ``genovault-<role>``).
 ROLES = ("ingest", "query", "admin")
+#: Token roles minted by GenoVault: the roles plus the crypto-shredder (destroy --approve only;
+#: no AppRole, no long-lived credentials).
+TOKEN_ROLES = (*ROLES, "shredder")
 #: AppRole roles: the token roles plus the query service's own identity.
 APPROLE_ROLES = (*ROLES, "service")
 
@@ -22,6 +31,15 @@ PARQUET_CLASSES = ("genotypes", "sites", "samples", "footer")
 #: Pseudonyms are always computed with version 1 of the dataset's pseudonym key, so rotating
 #: that key never changes a sample's pseudonym (duplicate checks and withdrawal keep working).
 PSEUDONYM_KEY_VERSION = "1"  # a string: Vault policies compare parameter values as text
+
+
+def batch_genotype_key(dataset: str, batch_dir: str) -> str:
+    """The genotypes key of one batch (``genovault.<dataset>.genotypes.<batch folder>``): a
+    batch's genotypes can be crypto-shredded alone (e.g. the old copy of a compacted batch).
+    Still under the ``genovault.<dataset>.*`` policy globs."""
+    if not batch_dir or not all(c.isalnum() or c == "." for c in batch_dir):
+        raise ValueError(f"invalid batch folder name {batch_dir!r}")
+    return f"{transit_key_name(dataset, 'genotypes')}.{batch_dir}"
 
 
 def transit_key_name(dataset: str, data_class: str) -> str:

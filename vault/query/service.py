@@ -125,7 +125,8 @@ class QueryService:
     def version(self, dataset: str) -> _Version:
         """The current committed version of ``dataset`` (reloaded when its manifest changes)."""
         manifest = self.store.manifest(dataset)
-        key = f"{manifest.uid}:{manifest.updated_at}:{len(manifest.batches)}"
+        # the manifest's commit counter: a withdrawal or rotation is seen at the next request
+        key = f"{manifest.uid}:{manifest.version}:{manifest.updated_at}:{len(manifest.batches)}"
         with self._lock:
             cur = self._versions.get(dataset)
             if cur is not None and cur.key == key:
@@ -133,6 +134,8 @@ class QueryService:
             keyring = self._keyrings.get(dataset)
             if keyring is None:
                 keyring = self._keyrings[dataset] = Keyring(self.vault_client(), dataset)
+            elif cur is not None:
+                keyring.clear_caches()  # keys may have been rotated or retired
         reader = DatasetReader(self.store, dataset, keyring)
         version = _Version(reader.manifest, reader, Cohort.load(reader), key)
         with self._lock:

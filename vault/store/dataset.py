@@ -193,6 +193,9 @@ class Store:
                 shutil.rmtree(p)
                 removed.append(p.relative_to(folder).as_posix())
         listed = {b.batch for b in manifest.batches} if manifest else set()
+        # a compacted batch lives in a folder of its own (batches/<batch>.c<version>/)
+        listed |= {f.path.split("/")[1] for f in manifest.files()
+                   if f.path.startswith("batches/")} if manifest else set()
         batches = folder / "batches"
         if batches.exists():
             for p in batches.iterdir():

@@ -1,4 +1,4 @@
-"""The on-disk dataset format (schema version 2). docs/format.md explains it for people."""
+"""The on-disk dataset format (schema version 3). docs/format.md explains it for people."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from kernels.codes import MISSING as MISSING
 from kernels.codes import packed_bytes as packed_bytes
 from kernels.codes import packed_width as packed_width
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: signed, versioned manifest (withdrawals, tombstone)
 FORMAT_NAME = "genovault-dataset"
 MANIFEST = "manifest.json"
 DEFAULT_BIN_SIZE = 10_000_000  # variant files hold one contig and one 10 Mb position bin

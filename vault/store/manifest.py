@@ -65,6 +65,8 @@ class Batch(_Model):
     samples_file: FileEntry
     info_file: FileEntry
     variant_files: list[VariantFile]
+    #: the batch's own genotypes key (None: the dataset's, batches written before per-batch keys)
+    genotype_key: str | None = None
 
     @property
     def variant_rows(self) -> int:
@@ -78,6 +80,40 @@ class Batch(_Model):
 class Partition(_Model):
     bin_size: int = Field(gt=0)
     by: list[str] = Field(default_factory=lambda: ["contig", "position_bin"])
+
+
+class Signature(_Model):
+    """A Transit signature over the manifest's signed bytes (everything but ``signature``)."""
+
+    key: str
+    key_version: int = Field(ge=1)
+    value: str  # "vault:vN:<base64>"
+
+
+class Withdrawal(_Model):
+    """A withdrawn participant: sha256 of the sample's pseudonym (never the id), when, who."""
+
+    pseudonym_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    at: str
+    by: Identity
+
+
+class Consent(_Model):
+    """Renewed consent of a withdrawn participant: re-ingesting them is allowed again."""
+
+    pseudonym_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    at: str
+    by: Identity
+
+
+class Tombstone(_Model):
+    """What is left of a crypto-shredded dataset: its keys are deleted, its files removed."""
+
+    destroyed_at: str
+    requested_by: Identity
+    approved_by: Identity
+    request_id: str
+    keys: list[str]
 
 
 class Manifest(_Model):
@@ -94,10 +130,37 @@ class Manifest(_Model):
     sample_count: int = Field(ge=0)
     contigs: list[str]
     batches: list[Batch]
+    #: commit counter: +1 per committed manifest, anchored in Vault KV (rollback detection)
+    version: int = Field(default=0, ge=0)
+    withdrawn: list[Withdrawal] = Field(default_factory=list)
+    consents: list[Consent] = Field(default_factory=list)
+    tombstone: Tombstone | None = None
+    signature: Signature | None = None
+
+    def withdrawn_hashes(self) -> set[str]:
+        """sha256 of the pseudonyms withdrawn and not re-consented since (every consent
+        answers one earlier withdrawal)."""
+        from collections import Counter
+
+        w = Counter(x.pseudonym_sha256 for x in self.withdrawn)
+        c = Counter(x.pseudonym_sha256 for x in self.consents)
+        return {h for h, n in w.items() if n > c.get(h, 0)}
+
+    def signed_bytes(self) -> bytes:
+        """The canonical bytes a signature covers: the manifest without ``signature``."""
+        body = self.model_dump(mode="json", exclude={"signature"})
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
     @property
     def variant_rows(self) -> int:
         return sum(b.variant_rows for b in self.batches)
+
+    def transit_keys(self, data_class: str) -> list[str]:
+        """Every Transit key of ``data_class`` the dataset uses (genotypes: per batch too)."""
+        names = [self.keys[data_class]] if data_class in self.keys else []
+        if data_class == "genotypes":
+            names += [b.genotype_key for b in self.batches if b.genotype_key]
+        return list(dict.fromkeys(names))
 
     def files(self) -> list[FileEntry]:
         """Every file the manifest lists, batch after batch."""
@@ -122,7 +185,9 @@ class Manifest(_Model):
         version = raw.get("schema_version")
         if version != fmt.SCHEMA_VERSION:
             hint = (" (schema v1 kept sample traits in plaintext; re-ingest the dataset with "
-                    "this version)") if version == 1 else ""
+                    "this version)") if version == 1 else (
+                " (schema v2 manifests are unsigned: an admin adopts one with `genovault keys "
+                "adopt DATASET`)") if version == 2 else ""
             raise StoreError(f"{path}: schema version {version} is not supported by this "
                              f"GenoVault (supports {fmt.SCHEMA_VERSION}){hint}")
         try:

@@ -12,6 +12,7 @@ batch, and a variant absent from a batch's files is *not assessed* for that batc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -24,11 +25,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kernels.jit import jit
-from vault.errors import ConfigError, IntegrityError, VaultError
+from vault.errors import ConfigError, DatasetNotFound, IntegrityError, VaultError
 from vault.keys.kms import Keyring
 from vault.store import format as fmt
 from vault.store.dataset import Store
 from vault.store.format import packed_bytes
+from vault.store.fsutil import sha256_file
 from vault.store.manifest import Batch
 
 _REGION_RE = re.compile(r"^(?P<chrom>[^:]+)(?::(?P<start>[\d,]+)?-?(?P<end>[\d,]+)?)?$")
@@ -107,19 +109,72 @@ def packed_from_column(col: pa.ChunkedArray | pa.Array, n_rows: int, n_samples: 
     return data[arr.offset * width:].reshape(len(arr), width)
 
 
+def select_samples(packed: np.ndarray, n: int, keep: np.ndarray) -> np.ndarray:
+    """Packed codes of the samples where ``keep`` (bool, (n,)) is True, repacked in order."""
+    rows = packed.shape[0]
+    if n == 0:
+        return packed
+    shifts = (2 * np.arange(4, dtype=np.uint8))
+    codes = ((packed[:, :, None] >> shifts) & 3).reshape(rows, -1)[:, :n][:, keep]
+    m = codes.shape[1]
+    width = packed_bytes(m)
+    pad = np.zeros((rows, width * 4), np.uint8)
+    pad[:, :m] = codes
+    pad = pad.reshape(rows, width, 4) << shifts
+    return np.bitwise_or.reduce(pad, axis=2).astype(np.uint8)
+
+
 class DatasetReader:
-    """Decrypting reader of one committed dataset (as of its manifest when opened)."""
+    """Decrypting reader of one committed dataset (as of its manifest when opened).
+
+    The manifest must pass :func:`vault.keys.signing.verify` (signature, version anchor), and
+    each file must match the manifest's checksum for its path before it is decrypted (so a
+    file moved or swapped within the store is refused). Withdrawn participants are left out
+    of everything the reader returns (``samples``, ``n_samples``, genotype blocks), exactly as
+    if they had never been ingested.
+    """
 
     def __init__(self, store: Store, dataset: str, keyring: Keyring) -> None:
+        from vault.keys.signing import AnchorUnreachable, verify
+
         self.store = store
         self.dataset = dataset
         self.manifest = store.manifest(dataset)
+        if self.manifest.tombstone is not None:
+            raise DatasetNotFound(f"dataset {dataset!r} was destroyed (crypto-shredded) on "
+                                  f"{self.manifest.tombstone.destroyed_at}")
         self.dir = store.dataset_dir(dataset)
         self.keyring = keyring
+        #: True while the version anchor could not be checked (Vault unreachable): checked
+        #: again before any file is decrypted (which needs Vault anyway)
+        self._anchor_pending = False
+        try:
+            verify(keyring.client, store.root, self.manifest)
+        except AnchorUnreachable:
+            self._anchor_pending = True
+        self._entries = {f.path: f for f in self.manifest.files()}
+        self._hashed: set[str] = set()
+        self._keep: list[np.ndarray | None] = [None] * len(self.manifest.batches)
+        self._live_n = [b.n_samples for b in self.manifest.batches]
+        withdrawn = self.manifest.withdrawn_hashes()
+        if withdrawn:
+            for i, b in enumerate(self.manifest.batches):
+                ps = self._read(b.samples_file.path, ["pseudonym"]).column(
+                    "pseudonym").to_pylist()
+                keep = np.array([hashlib.sha256(p.encode()).hexdigest() not in withdrawn
+                                 for p in ps], np.bool_).reshape(len(ps))
+                if not keep.all():
+                    self._keep[i] = keep
+                    self._live_n[i] = int(keep.sum())
+        self._live_offset = [int(x) for x in np.cumsum([0, *self._live_n])[:-1]]
 
     @property
     def n_samples(self) -> int:
-        return self.manifest.sample_count
+        return int(sum(self._live_n))
+
+    @property
+    def withdrawn_count(self) -> int:
+        return self.manifest.sample_count - self.n_samples
 
     @property
     def contigs(self) -> list[str]:
@@ -135,9 +190,23 @@ class DatasetReader:
         if not path.is_file():
             raise IntegrityError(f"{path}: listed in the manifest but missing; the dataset is "
                                  "damaged (run `genovault datasets verify`)")
+        if rel not in self._hashed:
+            entry = self._entries.get(rel)
+            if entry is None or path.stat().st_size != entry.bytes or \
+                    sha256_file(path) != entry.sha256:
+                raise IntegrityError(f"{path}: does not match the signed manifest's checksum "
+                                     "for this place (moved, swapped or modified file); "
+                                     "refusing to decrypt it")
+            self._hashed.add(rel)
         try:
             props = self.keyring.decryption_properties(str(path))
-            return pq.ParquetFile(str(path), decryption_properties=props)
+            pf = pq.ParquetFile(str(path), decryption_properties=props)
+            if self._anchor_pending:
+                from vault.keys.signing import verify
+
+                verify(self.keyring.client, self.store.root, self.manifest)
+                self._anchor_pending = False
+            return pf
         except VaultError:
             raise
         except (OSError, pa.ArrowException) as exc:  # ArrowInvalid is a ValueError
@@ -190,9 +259,11 @@ class DatasetReader:
     def samples(self, columns: Sequence[str] | None = None) -> pa.Table:
         """The cohort's samples table (pseudonyms and grouping columns), batch after batch."""
         tables = []
-        for b in self.batches:
-            tables.append(self._read(b.samples_file.path, None) if columns is None
-                          else self._read_samples_cols(b, columns))
+        for i, b in enumerate(self.batches):
+            t = self._read(b.samples_file.path, None) if columns is None \
+                else self._read_samples_cols(b, columns)
+            keep = self._keep[i]
+            tables.append(t if keep is None else t.filter(pa.array(keep)))
         if not tables:
             return pa.table({})
         return pa.concat_tables(tables, promote_options="default")
@@ -285,8 +356,7 @@ class DatasetReader:
         n = self.n_samples
         if len(batches) == 1 and present:
             t = present[0][1]
-            packed = packed_from_column(t.column(fmt.GENOTYPE_COLUMN), t.num_rows, n) \
-                if genotypes else None
+            packed = self._live_packed(0, t) if genotypes else None
             return GenotypeBlock(contig, t.select(list(site_columns)), packed, n,
                                  np.ones((t.num_rows, 1), np.bool_), names)
         # Align rows across batches on (pos, ref, alt), in position order, first seen first.
@@ -330,12 +400,19 @@ class DatasetReader:
                 assessed[:, i] = True
             if packed is not None:
                 t = tables_by_batch.get(i)
-                src = packed_from_column(t.column(fmt.GENOTYPE_COLUMN), t.num_rows,
-                                         b.n_samples) if t is not None else \
-                    np.zeros((0, packed_bytes(b.n_samples)), np.uint8)
-                _place_batch(packed, src, rm, b.sample_offset, b.n_samples,
+                n_live = self._live_n[i]
+                src = self._live_packed(i, t) if t is not None else \
+                    np.zeros((0, packed_bytes(n_live)), np.uint8)
+                _place_batch(packed, src, rm, self._live_offset[i], n_live,
                              fmt.HOM_REF if hom_ref else fmt.MISSING)
         return GenotypeBlock(contig, sites, packed, n, assessed, names)
+
+
+    def _live_packed(self, i: int, t: pa.Table) -> np.ndarray:
+        b = self.batches[i]
+        packed = packed_from_column(t.column(fmt.GENOTYPE_COLUMN), t.num_rows, b.n_samples)
+        keep = self._keep[i]
+        return packed if keep is None else select_samples(packed, b.n_samples, keep)
 
 
 def _short(exc: BaseException) -> str:

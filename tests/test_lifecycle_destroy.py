@@ -1,0 +1,104 @@
+"""Part D of the lifecycle: crypto-shredding with two different admins. Afterwards nothing
+decrypts — from copies of every file and key material, even with the root token."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import hvac
+import pyarrow.parquet as pq
+import pytest
+
+from tests.support.baodev import DevServer
+from tests.support.vcfgen import cohort_vcf
+from vault.errors import ConfigError, DatasetNotFound, GenoVaultError, IngestError, VaultForbidden
+from vault.ingest.pipeline import IngestResult
+from vault.keys import lifecycle, signing
+from vault.keys.auth import create_user
+from vault.keys.bootstrap import mint_role_token
+from vault.keys.kms import Keyring, wrapped_keys
+from vault.store.dataset import Store
+from vault.store.reader import DatasetReader
+
+
+def _admin(bao_server: DevServer, name: str) -> hvac.Client:
+    root = bao_server.client()
+    create_user(root, name, "pw-" + name, ["genovault-admin"])
+    c = hvac.Client(url=bao_server.addr)
+    c.auth.userpass.login(name, "pw-" + name)
+    return c
+
+
+def test_destroy__two_admins_then_nothing_decrypts_even_for_root(
+        tmp_path: Path, store: Store, ingest_file: Callable[..., IngestResult],
+        bao_server: DevServer, query_client: hvac.Client) -> None:
+    ds = f"del-{uuid.uuid4().hex[:8]}"
+    vcf, _ = cohort_vcf(tmp_path / "a.vcf", [f"D{i}" for i in range(8)], 100)
+    ingest_file(vcf, ds)
+    folder = store.dataset_dir(ds)
+    backup = tmp_path / "backup"
+    shutil.copytree(folder, backup)
+    m = store.manifest(ds)
+    alice, bob = _admin(bao_server, f"alice{ds[-4:]}"), _admin(bao_server, f"bob{ds[-4:]}")
+    events: list[dict] = []
+    rid = lifecycle.request_destroy(store, ds, alice, audit=events.append)
+    with pytest.raises(ConfigError, match="different admin"):
+        lifecycle.approve_destroy(store, ds, rid, alice, bao_server.client())
+    with pytest.raises(ConfigError, match="not the open request"):
+        lifecycle.approve_destroy(store, ds, "0" * 16, bob, bao_server.client())
+    # an admin's own rights cannot delete keys: the tombstone is committed, keys stay
+    with pytest.raises(VaultForbidden):
+        lifecycle.approve_destroy(store, ds, rid, bob, bob)
+    assert store.manifest(ds).tombstone is not None
+    shredder = bao_server.client(mint_role_token(bao_server.client(), "shredder"))
+    done = lifecycle.approve_destroy(store, ds, rid, bob, shredder, audit=events.append)
+    assert done.tombstone is not None and done.tombstone.approved_by.display_name.endswith(
+        f"bob{ds[-4:]}")
+    assert done.tombstone.requested_by.display_name.endswith(f"alice{ds[-4:]}")
+    assert not (folder / "batches").exists()
+    assert [e["command"] for e in events] == ["datasets destroy --request",
+                                              "datasets destroy --approve"]
+    with pytest.raises(DatasetNotFound, match="destroyed"):
+        DatasetReader(store, ds, Keyring(query_client, ds))
+    with pytest.raises(IngestError, match="destroyed"):
+        ingest_file(vcf, ds)
+    # every key is gone; root cannot unwrap any stored wrapped key
+    root = bao_server.client()
+    assert m.batches[0].genotype_key in done.tombstone.keys
+    for name in [*m.keys.values(), m.batches[0].genotype_key]:
+        with pytest.raises(hvac.exceptions.InvalidPath):
+            root.secrets.transit.read_key(name=name)
+    restored = tmp_path / "restored"
+    rs = Store(restored)
+    shutil.copytree(backup, rs.dataset_dir(ds))
+    opened = 0
+    for f in m.files():
+        path = rs.dataset_dir(ds) / f.path
+        for master, wrapped in wrapped_keys(str(path.parent /
+                                                f"_KEY_MATERIAL_FOR_{path.name}.json")):
+            with pytest.raises((hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest)):
+                root.secrets.transit.decrypt_data(name=master, ciphertext=wrapped)
+        kr = Keyring(root, ds)
+        with pytest.raises((GenoVaultError, OSError)):
+            pq.ParquetFile(str(path), decryption_properties=kr.decryption_properties(
+                str(path))).read()
+        opened += 1
+    assert opened == len(m.files())
+    signing.forget()
+    with pytest.raises(GenoVaultError):  # the old manifest: rolled back, and keys missing
+        DatasetReader(rs, ds, Keyring(root, ds)).samples()
+    assert "wrapped" not in json.dumps(events)
+
+
+def test_destroy__query_token_cannot_request(tmp_path: Path, store: Store,
+                                             ingest_file: Callable[..., IngestResult],
+                                             query_client: hvac.Client) -> None:
+    ds = f"del-{uuid.uuid4().hex[:8]}"
+    vcf, _ = cohort_vcf(tmp_path / "a.vcf", [f"D{i}" for i in range(4)], 20)
+    ingest_file(vcf, ds)
+    with pytest.raises(VaultForbidden):
+        lifecycle.request_destroy(store, ds, query_client)

@@ -1,0 +1,670 @@
+"""Key and data lifecycle: rotation without rewriting data, participant withdrawal,
+crypto-shredding, adopting an unsigned (schema v2) dataset. docs/lifecycle.md explains it.
+
+* **Rotation** (admin): ``transit/keys/<k>/rotate``, then every file's key material is re-wrapped
+  with ``transit/rewrap`` (the admin never sees a plaintext key; Parquet files are never
+  touched). A marker ``.rotation.json`` (the target key versions) makes a killed rotation
+  resumable: every key material file is either old or new, both readable until ``--retire``
+  raises ``min_decryption_version`` — which is done only once every file is re-wrapped.
+* **Withdrawal** (admin): sample ids -> pseudonyms (Transit hmac, key version 1), checked against
+  the sample registry, recorded in the signed manifest as sha256 of the pseudonym. Readers
+  leave those samples out of everything (vault.store.reader).
+* **Destruction** (two admins + the shredder role): one admin files a request in Vault KV, a
+  *different* identity approves it; then a tombstone manifest is committed, the dataset's
+  Transit keys are made deletable and deleted, and its files removed.
+
+Every command reports to an optional ``audit`` callable (who, what, outcome; never key
+material, ids or pseudonyms).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hvac
+import hvac.exceptions
+import requests
+
+from vault.errors import ConfigError, GenoVaultError, IntegrityError, StoreError, VaultError
+from vault.keys import signing
+from vault.keys.client import token_identity
+from vault.keys.errors import map_error
+from vault.keys.kms import Keyring, key_material_path, parse_key_material, vault_wrapped_field
+from vault.keys.names import (
+    DATA_CLASSES,
+    LIFECYCLE_MOUNT,
+    PARQUET_CLASSES,
+    TRANSIT_MOUNT,
+    batch_genotype_key,
+)
+from vault.keys.registry import REGISTRY_MOUNT
+from vault.store import format as fmt
+from vault.store.dataset import Store, utcnow
+from vault.store.fsutil import fsync_path
+from vault.store.manifest import Consent, Identity, Manifest, Tombstone, Withdrawal
+
+Audit = Callable[[dict[str, Any]], None]
+ROTATION_MARKER = ".rotation.json"
+CLASS_CHOICES = (*PARQUET_CLASSES, "all")
+
+
+def identity(client: hvac.Client) -> Identity:
+    """Who runs a command: the person behind a minted role token, else the token's owner."""
+    ident = token_identity(client)
+    return Identity(display_name=ident.get("on_behalf_of") or ident["display_name"],
+                    entity_id=ident.get("on_behalf_of_entity") or ident["entity_id"])
+
+
+def _vault(client: hvac.Client, method: str, path: str, what: str,
+           json_body: dict[str, Any] | None = None, advice: str | None = None) -> Any:
+    try:
+        if method == "get":
+            return client.adapter.get(f"/v1/{path}")
+        if method == "delete":
+            return client.adapter.delete(f"/v1/{path}")
+        return client.adapter.post(f"/v1/{path}", json=json_body or {})
+    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
+        raise map_error(e, what, addr=client.url, advice=advice) from e
+
+
+def _verified(store: Store, dataset: str, client: hvac.Client) -> Manifest:
+    m = store.manifest(dataset)
+    signing.verify(client, store.root, m)
+    if m.tombstone is not None:
+        raise StoreError(f"dataset {dataset!r} was destroyed on {m.tombstone.destroyed_at}")
+    return m
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_path(path.parent)
+
+
+def _version_of(ciphertext: str) -> int:
+    parts = ciphertext.split(":", 2)
+    if len(parts) != 3 or parts[0] != "vault" or not parts[1].startswith("v"):
+        raise IntegrityError("key material holds a wrapped key that is not a Transit "
+                             "ciphertext")
+    return int(parts[1][1:])
+
+
+def _read_key(client: hvac.Client, name: str) -> dict[str, Any]:
+    resp = _vault(client, "get", f"{TRANSIT_MOUNT}/keys/{name}", f"reading Transit key {name!r}",
+                  advice=f"the token needs read on transit/keys/{name} (admin role)")
+    data: dict[str, Any] = resp["data"]
+    return data
+
+
+def _classes(data_class: str) -> tuple[str, ...]:
+    if data_class == "all":
+        return PARQUET_CLASSES
+    if data_class not in PARQUET_CLASSES:
+        raise ConfigError(f"unknown key class {data_class!r}: use one of "
+                          f"{', '.join(CLASS_CHOICES)} (the pseudonym key is never rotated "
+                          "here: pseudonyms are pinned to its version 1)")
+    return (data_class,)
+
+
+def key_material_files(store: Store, dataset: str, manifest: Manifest) -> list[tuple[str, Path]]:
+    folder = store.dataset_dir(dataset)
+    return [(f.path, Path(key_material_path(str(folder / f.path)))) for f in manifest.files()]
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+def status(store: Store, dataset: str, client: hvac.Client) -> dict[str, Any]:
+    """Key names and versions, the versions each file's key material uses, and the oldest
+    version still needed per key (the lowest a ``--retire`` may not go above)."""
+    m = _verified(store, dataset, client)
+    by_name = {name: c for c in PARQUET_CLASSES for name in m.transit_keys(c)}
+    keys: dict[str, Any] = {}
+    for name, c in by_name.items():
+        info = _read_key(client, name)
+        keys[name] = {"class": c, "latest_version": int(info["latest_version"]),
+                      "min_decryption_version": int(info["min_decryption_version"])}
+    files: dict[str, dict[str, list[int]]] = {}
+    oldest: dict[str, int] = {}
+    for rel, km in key_material_files(store, dataset, m):
+        used: dict[str, set[int]] = {}
+        for mat in parse_key_material(km.read_text(encoding="utf-8")).values():
+            f = vault_wrapped_field(mat)
+            if f is None:
+                continue
+            c = by_name.get(str(mat["masterKeyID"]), str(mat["masterKeyID"]))
+            used.setdefault(c, set()).add(_version_of(str(mat[f])))
+        files[rel] = {c: sorted(v) for c, v in sorted(used.items())}
+        for c, v in used.items():
+            oldest[c] = min(oldest.get(c, min(v)), min(v))
+    # per key too (a batch's own genotypes key)
+    oldest_key: dict[str, int] = {}
+    for _rel, km in key_material_files(store, dataset, m):
+        for mat in parse_key_material(km.read_text(encoding="utf-8")).values():
+            f = vault_wrapped_field(mat)
+            if f is not None:
+                n = str(mat["masterKeyID"])
+                oldest_key[n] = min(oldest_key.get(n, 1 << 30), _version_of(str(mat[f])))
+    for name, info in keys.items():
+        info["oldest_version_in_use"] = oldest_key.get(name)
+    return {"dataset": dataset, "manifest_version": m.version, "keys": keys, "files": files,
+            "oldest_version_needed": oldest,
+            "rotation_in_progress": (store.dataset_dir(dataset) / ROTATION_MARKER).exists()}
+
+
+# --- rotation -------------------------------------------------------------------------------
+
+
+@dataclass
+class RotateReport:
+    dataset: str
+    targets: dict[str, int] = field(default_factory=dict)
+    files: int = 0
+    rewrapped_files: int = 0
+    vault_rewraps: int = 0
+    retired: bool = False
+    resumed: bool = False
+
+
+def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str = "all",
+           retire: bool = False, audit: Audit | None = None) -> RotateReport:
+    """Rotate the dataset's Transit keys of ``data_class`` and re-wrap every file's key
+    material (never a Parquet file). ``retire``: then raise ``min_decryption_version`` to the
+    new version, so older key material (backups) no longer opens anything. Resumes a rotation
+    that was killed (``.rotation.json``)."""
+    classes = _classes(data_class)
+    who = identity(client)
+    with store.lock(dataset) as folder:
+        m = _verified(store, dataset, client)
+        marker = folder / ROTATION_MARKER
+        report = RotateReport(dataset)
+        if marker.exists():
+            state = json.loads(marker.read_text(encoding="utf-8"))
+            targets = {str(k): int(v) for k, v in state["targets"].items()}
+            retire = retire or bool(state.get("retire"))
+            report.resumed = True
+        else:
+            targets = {}
+            for name in [n for c in classes for n in m.transit_keys(c)]:
+                _vault(client, "post", f"{TRANSIT_MOUNT}/keys/{name}/rotate",
+                       f"rotating Transit key {name!r}",
+                       advice=f"rotation needs the admin role (transit/keys/{name}/rotate)")
+                targets[name] = int(_read_key(client, name)["latest_version"])
+            _atomic_write(marker, json.dumps({"targets": targets, "retire": retire,
+                                              "started_at": utcnow(),
+                                              "by": who.display_name}))
+        report.targets = dict(targets)
+        cache: dict[str, str] = {}
+        for _rel, km in key_material_files(store, dataset, m):
+            report.files += 1
+            if _rewrap_file(client, km, targets, cache):
+                report.rewrapped_files += 1
+        report.vault_rewraps = len(cache)
+        if retire:
+            left = [rel for rel, km in key_material_files(store, dataset, m)
+                    if _needs_rewrap(km, targets)]
+            if left:
+                raise IntegrityError(f"refusing to retire: {len(left)} file(s) still hold old "
+                                     f"key material (first: {left[0]})")
+            for name, version in targets.items():
+                _vault(client, "post", f"{TRANSIT_MOUNT}/keys/{name}/config",
+                       f"retiring old versions of Transit key {name!r}",
+                       {"min_decryption_version": version})
+            report.retired = True
+        # a new manifest version: query services reload and drop their cached KEKs
+        signing.commit_signed(store, dataset, m.model_copy(update={"updated_at": utcnow()}),
+                              client, m)
+        marker.unlink()
+        fsync_path(folder)
+    if audit:
+        audit({"event": "lifecycle", "command": "keys rotate", "dataset": dataset,
+               "who": who.display_name, "who_entity": who.entity_id, "outcome": "ok",
+               "classes": list(classes), "retire": report.retired,
+               "target_versions": report.targets, "files": report.files,
+               "resumed": report.resumed})
+    return report
+
+
+def _needs_rewrap(km: Path, targets: dict[str, int]) -> bool:
+    for mat in parse_key_material(km.read_text(encoding="utf-8")).values():
+        f = vault_wrapped_field(mat)
+        if f and str(mat["masterKeyID"]) in targets and \
+                _version_of(str(mat[f])) < targets[str(mat["masterKeyID"])]:
+            return True
+    return False
+
+
+def _rewrap_file(client: hvac.Client, km: Path, targets: dict[str, int],
+                 cache: dict[str, str]) -> bool:
+    """Re-wrap the entries of ``km`` under an old version of a target key; True if it changed.
+
+    ``cache`` maps old ciphertext -> new: the KEK shared by a batch's files is re-wrapped once.
+    """
+    raw = json.loads(km.read_text(encoding="utf-8"))
+    changed = False
+    for key_id, text in raw.items():
+        mat = json.loads(text) if isinstance(text, str) else text
+        f = vault_wrapped_field(mat)
+        if f is None:
+            continue
+        name = str(mat["masterKeyID"])
+        old = str(mat[f])
+        if name not in targets or _version_of(old) >= targets[name]:
+            continue
+        new = cache.get(old)
+        if new is None:
+            resp = _vault(client, "post", f"{TRANSIT_MOUNT}/rewrap/{name}",
+                          f"Transit rewrap with key {name!r}", {"ciphertext": old},
+                          advice=f"rotation needs the admin role (transit/rewrap/{name})")
+            new = cache[old] = str(resp["data"]["ciphertext"])
+        mat[f] = new
+        raw[key_id] = json.dumps(mat, separators=(",", ":"))
+        changed = True
+    if changed:
+        _write_key_material(km, json.dumps(raw, separators=(",", ":")))
+    return changed
+
+
+def _write_key_material(km: Path, text: str) -> None:
+    """Atomic replacement: a file's key material is always wholly old or wholly new."""
+    _atomic_write(km, text)
+
+
+# --- withdrawal -----------------------------------------------------------------------------
+
+
+def _hash(pseudonym: str) -> str:
+    return hashlib.sha256(pseudonym.encode("utf-8")).hexdigest()
+
+
+def _registered(client: hvac.Client, dataset: str, uid: str, pseudonym: str) -> bool:
+    try:
+        client.adapter.get(f"/v1/{REGISTRY_MOUNT}/{dataset}/{uid}/{pseudonym}")
+        return True
+    except hvac.exceptions.InvalidPath:
+        return False
+    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
+        raise map_error(e, f"looking a sample up in the registry of {dataset!r}",
+                        addr=client.url, advice="withdrawal needs the admin role (read on "
+                        "genovault-registry)") from e
+
+
+@dataclass
+class WithdrawReport:
+    dataset: str
+    withdrawn: int = 0
+    already: int = 0
+    manifest_version: int = 0
+
+
+def withdraw(store: Store, dataset: str, client: hvac.Client, sample_ids: Sequence[str], *,
+             reason: str | None = None, audit: Audit | None = None) -> WithdrawReport:
+    """Withdraw participants: from the next query on they are in no aggregate at all."""
+    if not sample_ids:
+        raise ConfigError("name at least one sample id to withdraw")
+    who = identity(client)
+    pseudonyms = Keyring(client, dataset).pseudonymise(list(sample_ids))
+    report = WithdrawReport(dataset)
+    with store.lock(dataset):
+        m = _verified(store, dataset, client)
+        unknown = [i for i, p in enumerate(pseudonyms)
+                   if not _registered(client, dataset, m.uid, p)]
+        if unknown:
+            raise ConfigError(f"{len(unknown)} of the {len(sample_ids)} sample id(s) are not "
+                              f"in dataset {dataset!r} (argument position(s) "
+                              f"{', '.join(str(i + 1) for i in unknown[:10])}); nothing was "
+                              "withdrawn. Check the ids")
+        current = m.withdrawn_hashes()
+        now = utcnow()
+        new = []
+        for p in dict.fromkeys(pseudonyms):
+            h = _hash(p)
+            if h in current:
+                report.already += 1
+                continue
+            new.append(Withdrawal(pseudonym_sha256=h, at=now, by=who))
+        report.withdrawn = len(new)
+        if new:
+            m2 = signing.commit_signed(store, dataset, m.model_copy(update={
+                "withdrawn": [*m.withdrawn, *new], "updated_at": now}), client, m)
+            report.manifest_version = m2.version
+        else:
+            report.manifest_version = m.version
+    if audit:
+        audit({"event": "lifecycle", "command": "samples withdraw", "dataset": dataset,
+               "who": who.display_name, "who_entity": who.entity_id, "outcome": "ok",
+               "withdrawn": report.withdrawn, "already_withdrawn": report.already,
+               "reason": reason or "", "manifest_version": report.manifest_version})
+    return report
+
+
+def record_consent(store: Store, dataset: str, client: hvac.Client,
+                   sample_ids: Sequence[str], *, audit: Audit | None = None) -> int:
+    """Record renewed consent of withdrawn participants: their data counts again (and the
+    re-ingest refusal for them is lifted). Returns how many were re-consented."""
+    who = identity(client)
+    pseudonyms = Keyring(client, dataset).pseudonymise(list(sample_ids))
+    with store.lock(dataset):
+        m = _verified(store, dataset, client)
+        current = m.withdrawn_hashes()
+        now = utcnow()
+        new = [Consent(pseudonym_sha256=_hash(p), at=now, by=who)
+               for p in dict.fromkeys(pseudonyms) if _hash(p) in current]
+        if len(new) != len(set(pseudonyms)):
+            raise ConfigError("renewed consent can be recorded only for withdrawn samples; "
+                              f"{len(set(pseudonyms)) - len(new)} of them are not withdrawn")
+        signing.commit_signed(store, dataset, m.model_copy(update={
+            "consents": [*m.consents, *new], "updated_at": now}), client, m)
+    if audit:
+        audit({"event": "lifecycle", "command": "samples consent", "dataset": dataset,
+               "who": who.display_name, "who_entity": who.entity_id, "outcome": "ok",
+               "reconsented": len(new)})
+    return len(new)
+
+
+# --- destruction ----------------------------------------------------------------------------
+
+
+def _request_path(dataset: str) -> str:
+    return f"{LIFECYCLE_MOUNT}/destroy/{dataset}"
+
+
+def request_destroy(store: Store, dataset: str, client: hvac.Client, *,
+                    audit: Audit | None = None) -> str:
+    """File a destruction request (admin); returns its id, which a *different* admin approves."""
+    who = identity(client)
+    m = _verified(store, dataset, client)
+    request_id = uuid.uuid4().hex[:16]
+    _vault(client, "post", _request_path(dataset), f"filing a destruction request for "
+           f"{dataset!r}", {"request_id": request_id, "dataset": dataset, "uid": m.uid,
+                            "requested_by": who.display_name,
+                            "requested_by_entity": who.entity_id, "requested_at": utcnow(),
+                            "state": "requested"})
+    if audit:
+        audit({"event": "lifecycle", "command": "datasets destroy --request",
+               "dataset": dataset, "who": who.display_name, "who_entity": who.entity_id,
+               "outcome": "ok", "request_id": request_id})
+    return request_id
+
+
+def approve_destroy(store: Store, dataset: str, request_id: str, approver: hvac.Client,
+                    shredder: hvac.Client, *, audit: Audit | None = None) -> Manifest:
+    """Approve another admin's request and crypto-shred the dataset (resumable)."""
+    who = identity(approver)
+    try:
+        resp = approver.adapter.get(f"/v1/{_request_path(dataset)}")
+    except hvac.exceptions.InvalidPath:
+        raise ConfigError(f"there is no destruction request for {dataset!r}") from None
+    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
+        raise map_error(e, f"reading the destruction request of {dataset!r}",
+                        addr=approver.url) from e
+    req = resp["data"]
+    if req.get("request_id") != request_id:
+        raise ConfigError(f"destruction request {request_id!r} is not the open request for "
+                          f"{dataset!r}")
+    same = (req.get("requested_by") == who.display_name or
+            (bool(who.entity_id) and req.get("requested_by_entity") == who.entity_id))
+    if same:
+        raise ConfigError(f"{who.display_name or 'you'} filed this destruction request: a "
+                          "different admin must approve it")
+    requester = Identity(display_name=str(req.get("requested_by") or ""),
+                         entity_id=str(req.get("requested_by_entity") or ""))
+    with store.lock(dataset) as folder:
+        m = store.manifest(dataset)
+        signing.verify(approver, store.root, m)
+        if m.uid != req.get("uid"):
+            raise ConfigError("the destruction request was filed for an earlier incarnation "
+                              "of this dataset")
+        if m.tombstone is None:
+            all_keys = sorted({*[m.keys[c] for c in DATA_CLASSES],
+                               *m.transit_keys("genotypes")})
+            now = utcnow()
+            m = signing.commit_signed(store, dataset, m.model_copy(update={
+                "batches": [], "sample_count": 0, "contigs": [], "withdrawn": [],
+                "consents": [], "updated_at": now,
+                "tombstone": Tombstone(destroyed_at=now, requested_by=requester,
+                                       approved_by=who, request_id=request_id,
+                                       keys=all_keys)}), approver, m)
+        assert m.tombstone is not None
+        for name in m.tombstone.keys:
+            _shred_key(shredder, name)
+        for name in ("batches", ".staging", ".pending"):
+            shutil.rmtree(folder / name, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            (folder / ROTATION_MARKER).unlink()
+        fsync_path(folder)
+    _vault(approver, "post", _request_path(dataset), "closing the destruction request",
+           {**req, "state": "done", "approved_by": who.display_name})
+    if audit:
+        audit({"event": "lifecycle", "command": "datasets destroy --approve",
+               "dataset": dataset, "who": who.display_name, "who_entity": who.entity_id,
+               "requested_by": requester.display_name, "outcome": "ok",
+               "request_id": request_id,
+               "keys_deleted": m.tombstone.keys if m.tombstone else []})
+    return m
+
+
+def _shred_key(client: hvac.Client, name: str) -> None:
+    try:
+        client.adapter.get(f"/v1/{TRANSIT_MOUNT}/keys/{name}")
+    except hvac.exceptions.InvalidPath:
+        return  # already deleted (a resumed destruction)
+    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
+        raise map_error(e, f"reading Transit key {name!r}", addr=client.url,
+                        advice="crypto-shredding needs the shredder role") from e
+    adv = "crypto-shredding needs the genovault-shredder role (root mints it)"
+    _vault(client, "post", f"{TRANSIT_MOUNT}/keys/{name}/config",
+           f"marking Transit key {name!r} deletable", {"deletion_allowed": "true"}, advice=adv)
+    _vault(client, "delete", f"{TRANSIT_MOUNT}/keys/{name}", f"deleting Transit key {name!r}",
+           advice=adv)
+
+
+# --- compaction ---------------------------------------------------------------------------
+
+
+@dataclass
+class CompactReport:
+    dataset: str
+    batches: list[str] = field(default_factory=list)
+    removed_samples: int = 0
+    genotypes_read: int = 0
+    seconds: float = 0.0
+    shredded_keys: list[str] = field(default_factory=list)
+
+    @property
+    def genotypes_per_s(self) -> float:
+        return self.genotypes_read / self.seconds if self.seconds else 0.0
+
+
+def compact(store: Store, dataset: str, reader_client: hvac.Client,
+            writer_client: hvac.Client, *, shredder: hvac.Client | None = None,
+            audit: Audit | None = None) -> CompactReport:
+    """Rewrite every batch that holds withdrawn samples without them (new files, new data
+    keys, a folder of its own), commit, then delete the old files and release the removed
+    samples' registry entries (so renewed consent allows a re-ingest).
+
+    ``reader_client`` decrypts (query role), ``writer_client`` encrypts, signs and releases
+    registry entries (the dataset's ingest role). Killed midway, the dataset is as before;
+    the next writer removes the half-written folder.
+
+    The rewritten batch gets a genotypes key of its own. With ``shredder`` (a
+    genovault-shredder token) the old batch's own genotypes key is then deleted, so no copy
+    of the old files (a backup) yields the withdrawn samples' genotypes again.
+    """
+    import time
+
+    import numpy as np
+    import pyarrow as pa
+
+    from vault.keys import registry
+    from vault.store.reader import DatasetReader, packed_from_column, select_samples
+    from vault.store.writer import BatchWriter
+
+    t0 = time.perf_counter()
+    who = identity(writer_client)
+    report = CompactReport(dataset)
+    with store.lock(dataset) as folder:
+        m = _verified(store, dataset, writer_client)
+        reader = DatasetReader(store, dataset, Keyring(reader_client, dataset))
+        wkeys = Keyring(writer_client, dataset)
+        wkeys.ensure_keys()
+        store.remove_debris(dataset, m)
+        new_batches = []
+        released: list[str] = []
+        old_dirs: list[Path] = []
+        old_keys: list[str] = []
+        offset = 0
+        for i, b in enumerate(m.batches):
+            keep = reader._keep[i]
+            if keep is None:
+                new_batches.append(b.model_copy(update={"sample_offset": offset}))
+                offset += b.n_samples
+                continue
+            n_live = int(keep.sum())
+            samples = reader._read(b.samples_file.path, None)
+            released += [p for p, k in zip(samples.column("pseudonym").to_pylist(),
+                                           keep.tolist(), strict=True) if not k]
+            name = f"{b.batch}.c{m.version + 1}"
+            staging = folder / ".staging" / uuid.uuid4().hex
+            staging.mkdir(mode=0o700, parents=True)
+            bkeys = wkeys.for_genotypes(batch_genotype_key(dataset, name))
+            bkeys.ensure_keys(["genotypes"])
+            writer = BatchWriter(staging, bkeys, n_live, m.partition.bin_size)
+            try:
+                entry_s = writer.write_samples(samples.filter(pa.array(keep)))
+                info = reader.batch_info(b)
+                info["compacted"] = {"at": utcnow(), "removed_samples": int((~keep).sum())}
+                for f in sorted(b.variant_files, key=lambda f: (f.contig, f.bin)):
+                    t = reader._read(f.path, None)
+                    packed = packed_from_column(t.column(fmt.GENOTYPE_COLUMN), t.num_rows,
+                                                b.n_samples)
+                    report.genotypes_read += t.num_rows * b.n_samples
+                    cols = {c: t.column(c).combine_chunks() for c in fmt.SITE_COLUMNS}
+                    writer.add(f.contig, cols, np.ascontiguousarray(
+                        select_samples(packed, b.n_samples, keep)))
+                files = writer.close()
+                entry_i = writer.write_info(info)
+            except BaseException:
+                writer.abort()
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            final = folder / "batches" / name
+            fsync_path(staging)
+            os.rename(staging, final)
+            fsync_path(final.parent)
+            prefix = f"batches/{name}/"
+
+            def placed(e: dict[str, Any], prefix: str = prefix) -> dict[str, Any]:
+                return {**e, "path": prefix + e["path"]}
+
+            from vault.store.manifest import FileEntry, VariantFile
+
+            new_batches.append(b.model_copy(update={
+                "sample_offset": offset, "n_samples": n_live,
+                "samples_file": FileEntry(**placed(entry_s)),
+                "info_file": FileEntry(**placed(entry_i)),
+                "variant_files": [VariantFile(**placed(f)) for f in files],
+                "genotype_key": bkeys.keys.genotypes}))
+            if b.genotype_key and b.genotype_key != m.keys["genotypes"]:
+                old_keys.append(b.genotype_key)
+            offset += n_live
+            old_dirs.append(folder / Path(b.samples_file.path).parent)
+            report.batches.append(b.batch)
+            report.removed_samples += int((~keep).sum())
+        if report.batches:
+            signing.commit_signed(store, dataset, m.model_copy(update={
+                "batches": new_batches, "sample_count": offset, "updated_at": utcnow()}),
+                writer_client, m)
+            for d in old_dirs:
+                shutil.rmtree(d, ignore_errors=True)
+            fsync_path(folder / "batches")
+            registry.release(writer_client, dataset, m.uid, released)
+            if shredder is not None:
+                for k in old_keys:
+                    _shred_key(shredder, k)
+                report.shredded_keys = old_keys
+    report.seconds = time.perf_counter() - t0
+    if audit:
+        audit({"event": "lifecycle", "command": "datasets compact", "dataset": dataset,
+               "who": who.display_name, "who_entity": who.entity_id, "outcome": "ok",
+               "batches": report.batches, "removed": report.removed_samples,
+               "keys_deleted": report.shredded_keys})
+    return report
+
+
+# --- adopting a schema-v2 (unsigned) dataset ------------------------------------------------
+
+
+def adopt(store: Store, dataset: str, client: hvac.Client, *,
+          audit: Audit | None = None) -> Manifest:
+    """Sign an unsigned schema-v2 manifest as schema v3 (trust on first use: run it only on a
+    store you trust). File checksums are checked first."""
+    from vault.store.fsutil import sha256_file
+
+    who = identity(client)
+    with store.lock(dataset) as folder:
+        path = folder / fmt.MANIFEST
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("schema_version") != 2:
+            raise ConfigError(f"dataset {dataset!r} is schema v{raw.get('schema_version')}; "
+                              "only v2 datasets are adopted")
+        raw["schema_version"] = fmt.SCHEMA_VERSION
+        m = Manifest.model_validate(raw)
+        for f in m.files():
+            p = folder / f.path
+            if not p.is_file() or sha256_file(p) != f.sha256:
+                raise IntegrityError(f"{p}: missing or modified; refusing to adopt")
+        anchored = signing.read_anchor(client, dataset)
+        prev = m.model_copy(update={"version": anchored[0] if anchored else 0})
+        m = signing.commit_signed(store, dataset, m, client, prev)
+    if audit:
+        audit({"event": "lifecycle", "command": "keys adopt", "dataset": dataset,
+               "who": who.display_name, "who_entity": who.entity_id, "outcome": "ok",
+               "manifest_version": m.version})
+    return m
+
+
+def audited_failure(audit: Audit | None, command: str, dataset: str, client: hvac.Client | None,
+                    exc: BaseException) -> None:
+    """Record a failed lifecycle command (best effort: the original error is what counts)."""
+    if audit is None:
+        return
+    who = ""
+    if client is not None:
+        with contextlib.suppress(GenoVaultError):
+            who = identity(client).display_name
+    with contextlib.suppress(Exception):
+        audit({"event": "lifecycle", "command": command, "dataset": dataset, "who": who,
+               "outcome": "error", "error": type(exc).__name__})
+
+
+__all__ = [
+    "CLASS_CHOICES",
+    "RotateReport",
+    "VaultError",
+    "WithdrawReport",
+    "adopt",
+    "approve_destroy",
+    "audited_failure",
+    "record_consent",
+    "request_destroy",
+    "rotate",
+    "status",
+    "withdraw",
+]

@@ -1,0 +1,275 @@
+"""Signed, versioned manifests: nobody without the Transit signing right can forge or roll back one.
+
+* Every committed manifest carries ``version`` (+1 per commit) and a Transit **ed25519**
+  signature (key ``genovault.manifest``, created by bootstrap; the ingest and admin policies
+  may ``transit/sign`` with it, nobody may export it) over :meth:`Manifest.signed_bytes`.
+* After the manifest is in place its ``(version, sha256 of the signed bytes)`` is anchored in
+  Vault KV (``genovault-lifecycle/manifest/<dataset>``). The anchor is written *after* the
+  commit, so a crash between the two leaves the anchor one version behind (still accepted),
+  never ahead (which would make the dataset unreadable).
+* Readers verify locally with ``cryptography``: the key's public keys are read from Vault once
+  per process and pinned on first use in ``<store>/.trust/manifest-signing.json``; a later
+  disagreement between Vault and the pin is refused (someone replaced one of them). The
+  anchor is read once per manifest version seen by the process. Reads of a manifest already
+  verified cost no Vault round trip.
+
+Any failed check raises :class:`~vault.errors.IntegrityError` with what failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import hvac
+import hvac.exceptions
+import requests
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from vault.errors import IntegrityError, VaultDown, VaultForbidden
+from vault.keys.errors import map_error
+from vault.keys.names import LIFECYCLE_MOUNT, SIGNING_KEY, TRANSIT_MOUNT
+from vault.store.manifest import Manifest, Signature
+
+PIN_DIR = ".trust"
+PIN_FILE = "manifest-signing.json"
+
+_lock = threading.Lock()
+#: process-wide: Vault url -> {version: public key (base64)} checked against Vault this process
+_vault_keys: dict[str, dict[int, str]] = {}
+#: process-wide: (url, dataset, uid) -> (highest version verified, its digest)
+_seen: dict[tuple[str, str, str], tuple[int, str]] = {}
+
+
+class AnchorUnreachable(VaultDown):
+    """The signature is good but Vault (the version anchor) could not be reached."""
+
+
+def digest(manifest: Manifest) -> str:
+    return hashlib.sha256(manifest.signed_bytes()).hexdigest()
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def sign(client: hvac.Client, manifest: Manifest) -> Manifest:
+    """``manifest`` with a fresh Transit signature (needs transit/sign/genovault.manifest)."""
+    unsigned = manifest.model_copy(update={"signature": None})
+    data = base64.b64encode(unsigned.signed_bytes()).decode("ascii")
+    try:
+        resp = client.adapter.post(f"/v1/{TRANSIT_MOUNT}/sign/{SIGNING_KEY}",
+                                   json={"input": data})
+    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
+        raise map_error(e, f"signing the manifest of {manifest.dataset!r} (Transit sign with "
+                        f"{SIGNING_KEY!r})", addr=client.url,
+                        advice=f"the token needs transit/sign/{SIGNING_KEY} (ingest and admin "
+                               "roles; run `genovault vault bootstrap` if the key is "
+                               "missing)") from e
+    value = str(resp["data"]["signature"])
+    return unsigned.model_copy(update={"signature": Signature(
+        key=SIGNING_KEY, key_version=int(resp["data"]["key_version"]), value=value)})
+
+
+def anchor_path(dataset: str) -> str:
+    return f"manifest/{dataset}"
+
+
+def read_anchor(client: hvac.Client, dataset: str) -> tuple[int, str] | None:
+    try:
+        resp = client.secrets.kv.v1.read_secret(path=anchor_path(dataset),
+                                                mount_point=LIFECYCLE_MOUNT)
+    except hvac.exceptions.InvalidPath:
+        return None
+    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
+        raise map_error(e, f"reading the manifest anchor of {dataset!r}", addr=client.url,
+                        advice=f"the token needs read on {LIFECYCLE_MOUNT}/manifest/"
+                               f"{dataset} (query, service, ingest and admin roles)") from e
+    data = (resp or {}).get("data") or {}
+    try:
+        return int(data["version"]), str(data["sha256"])
+    except (KeyError, TypeError, ValueError):
+        raise IntegrityError(f"the manifest anchor {LIFECYCLE_MOUNT}/manifest/{dataset} is "
+                             "malformed: it was written outside GenoVault") from None
+
+
+def write_anchor(client: hvac.Client, manifest: Manifest) -> None:
+    try:
+        client.secrets.kv.v1.create_or_update_secret(
+            path=anchor_path(manifest.dataset), mount_point=LIFECYCLE_MOUNT,
+            secret={"version": manifest.version, "sha256": digest(manifest),
+                    "uid": manifest.uid})
+    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
+        raise map_error(e, f"anchoring manifest version {manifest.version} of "
+                        f"{manifest.dataset!r}", addr=client.url,
+                        advice=f"the token needs create/update on {LIFECYCLE_MOUNT}/manifest/"
+                               f"{manifest.dataset}") from e
+
+
+def commit_signed(store: Any, dataset: str, manifest: Manifest, client: hvac.Client,
+                  previous: Manifest | None) -> Manifest:
+    """Number (previous + 1), sign, atomically commit, then anchor ``manifest``; returns it.
+
+    The caller holds the dataset's lock.
+    """
+    version = (previous.version if previous else 0) + 1
+    signed = sign(client, manifest.model_copy(update={"version": version}))
+    store.commit(dataset, signed)
+    write_anchor(client, signed)
+    with _lock:
+        _seen[(client.url, dataset, signed.uid)] = (signed.version, digest(signed))
+    return signed
+
+
+# --- verifying --------------------------------------------------------------------------------
+
+
+def _fetch_public_keys(client: hvac.Client) -> dict[int, str] | None:
+    """Public keys of the signing key from Vault, or None if this token may not read them."""
+    try:
+        resp = client.adapter.get(f"/v1/{TRANSIT_MOUNT}/keys/{SIGNING_KEY}")
+    except hvac.exceptions.Forbidden:
+        return None
+    except hvac.exceptions.InvalidPath:
+        raise IntegrityError(f"the manifest signing key {SIGNING_KEY!r} does not exist in "
+                             f"Vault at {client.url}: run `genovault vault bootstrap`") from None
+    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
+        err = map_error(e, f"reading the manifest signing key {SIGNING_KEY!r}",
+                        addr=client.url)
+        if isinstance(err, VaultDown):
+            return None  # the pin answers; anything else fails later on its own Vault calls
+        raise err from e
+    data = resp["data"]
+    if data.get("type") != "ed25519" or data.get("exportable") or data.get("imported_key"):
+        raise IntegrityError(f"the manifest signing key {SIGNING_KEY!r} is not a GenoVault "
+                             "key (type, exportable or imported): refusing to trust it")
+    return {int(v): str(k["public_key"]) for v, k in (data.get("keys") or {}).items()}
+
+
+def _pin_path(store_root: Path) -> Path:
+    return Path(store_root) / PIN_DIR / PIN_FILE
+
+
+def _read_pins(store_root: Path) -> dict[int, str]:
+    path = _pin_path(store_root)
+    if path.is_symlink():
+        raise IntegrityError(f"{path} is a symbolic link: refusing the signing-key pin")
+    if not path.exists():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {int(v): str(k) for v, k in raw["keys"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise IntegrityError(f"{path}: the signing-key pin is unreadable; it was damaged or "
+                             "edited (remove it only if you know why)") from None
+
+
+def _write_pins(store_root: Path, pins: dict[int, str]) -> None:
+    path = _pin_path(store_root)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"key": SIGNING_KEY, "keys": {str(v): k for v, k in sorted(pins.items())}},
+                  fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def public_key(client: hvac.Client, store_root: Path, version: int) -> Ed25519PublicKey:
+    """The pinned public key of signing-key ``version`` (Vault read at most once a process)."""
+    with _lock:
+        known = _vault_keys.get(client.url)
+    pins = _read_pins(store_root)
+    if known is None or version not in known:
+        fetched = _fetch_public_keys(client)
+        if fetched is not None:
+            with _lock:
+                _vault_keys[client.url] = known = fetched
+        else:
+            known = {}
+    for v, k in known.items():
+        if v in pins and pins[v] != k:
+            raise IntegrityError(
+                f"the pinned public key of {SIGNING_KEY!r} v{v} ({_pin_path(store_root)}) "
+                "differs from the one in Vault: one of them was replaced; refusing every "
+                "manifest until an operator finds out which")
+    new = {v: k for v, k in known.items() if v not in pins}
+    if new:
+        pins.update(new)
+        _write_pins(store_root, pins)
+    if version not in pins:
+        raise IntegrityError(f"the manifest is signed with {SIGNING_KEY!r} v{version}, which "
+                             "is neither pinned nor known to Vault: forged or foreign manifest")
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(pins[version]))
+
+
+def verify(client: hvac.Client, store_root: Path, manifest: Manifest,
+           *, check_anchor: bool = True) -> None:
+    """Raise IntegrityError unless ``manifest`` is signed by GenoVault's key and not older than
+    Vault's anchor (nor than any version this process verified before)."""
+    ds = manifest.dataset
+    sig = manifest.signature
+    if sig is None:
+        raise IntegrityError(f"the manifest of dataset {ds!r} is not signed: it was written "
+                             "or edited outside GenoVault; refusing to read it")
+    if sig.key != SIGNING_KEY:
+        raise IntegrityError(f"the manifest of dataset {ds!r} is signed with {sig.key!r}, "
+                             f"not GenoVault's {SIGNING_KEY!r}; refusing to read it")
+    parts = sig.value.split(":", 2)
+    if len(parts) != 3 or parts[1] != f"v{sig.key_version}":
+        raise IntegrityError(f"the manifest signature of dataset {ds!r} is malformed")
+    try:
+        raw = base64.b64decode(parts[2], validate=True)
+        public_key(client, store_root, sig.key_version).verify(raw, manifest.signed_bytes())
+    except (InvalidSignature, ValueError):
+        raise IntegrityError(f"the manifest of dataset {ds!r} fails its signature check: it "
+                             "was edited after signing, or signed by someone else; refusing "
+                             "to read it (restore manifest.json from a backup)") from None
+    me = digest(manifest)
+    key = (client.url, ds, manifest.uid)
+    with _lock:
+        seen = _seen.get(key)
+    if seen is not None:
+        if manifest.version < seen[0] or (manifest.version == seen[0] and me != seen[1]):
+            raise IntegrityError(_rollback(ds, manifest.version, seen[0]))
+        if manifest.version == seen[0]:
+            return
+    if check_anchor:
+        try:
+            anchored = read_anchor(client, ds)
+        except VaultDown as e:
+            raise AnchorUnreachable(str(e)) from e
+        except VaultForbidden as e:
+            raise IntegrityError(f"cannot check manifest version {manifest.version} of "
+                                 f"{ds!r} against its Vault anchor: {e}") from e
+        if anchored is None:
+            raise IntegrityError(f"dataset {ds!r}: Vault holds no anchor for its manifest "
+                                 "(version counter): it was not committed by GenoVault here")
+        av, ah = anchored
+        if manifest.version < av or (manifest.version == av and me != ah):
+            raise IntegrityError(_rollback(ds, manifest.version, av))
+    with _lock:
+        _seen[key] = (manifest.version, me)
+
+
+def _rollback(ds: str, have: int, want: int) -> str:
+    return (f"the manifest of dataset {ds!r} is version {have}, but version {want} was "
+            "committed (Vault anchor): the manifest was rolled back or replaced; refusing to "
+            "read it (restore the current manifest.json)")
+
+
+def forget() -> None:
+    """Drop the process-wide caches (tests; after re-pinning)."""
+    with _lock:
+        _vault_keys.clear()
+        _seen.clear()
