@@ -31,7 +31,7 @@ from vault.privacy.cells import is_small, suppress_qc
 from vault.query import advanced
 from vault.query.samplestats import CALL_RATE_BINS, sample_quality
 from vault.query.service import MAX_PAGE, Disclosure, QueryService, Selection
-from vault.report.tables import SMALL, Protected, Sum, protect_tables
+from vault.report.tables import SMALL, Sum, protect_tables
 
 #: groups further than this from their reference share (ratio) are named in the summary
 RATIO_LOW, RATIO_HIGH = 0.8, 1.25
@@ -168,11 +168,19 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
         for i, x in enumerate(ra):
             for j, y in enumerate(rb):
                 cells[("x", a, bcol, x, y)] = int(table[i, j])
-        for i, x in enumerate(ra):
+        for x in ra:
             sums.append(Sum(("col", a, x), tuple(("x", a, bcol, x, y) for y in rb)))
-        for j, y in enumerate(rb):
+        for y in rb:
             sums.append(Sum(("col", bcol, y), tuple(("x", a, bcol, x, y) for x in ra)))
-    prot = protect_tables(cells, sums, k, presuppressed=pre)
+    # a small group's whole row of a cross-tabulation is withheld, zeros too: "0 M" next to a
+    # suppressed "F" would say that all of its few members are F
+    pre_reasons: dict[Hashable, str] = dict.fromkeys(pre, "complementary")
+    for cid in cells:
+        if cid[0] == "x":
+            _, a, bcol, x, y = cid  # type: ignore[misc]
+            if is_small(cells[("col", a, x)], k) or is_small(cells[("col", bcol, y)], k):
+                pre_reasons.setdefault(cid, "small group")
+    prot = protect_tables(cells, sums, k, presuppressed=pre_reasons)
 
     def shown_count(cid: Hashable) -> int | None:
         return int(cells[cid]) if prot.released(cid) else None
@@ -335,6 +343,7 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
         gq = sq["groups"][c]
         rows_q = {}
         for g, row in gq["groups"].items():
+            row = {**row, "samples": shown_count(("col", c, g))}
             if row["suppressed"]:
                 suppressed_list.append({"table": f"measurement quality by {c}", "cell": g,
                                         "reason": row["suppressed"]})

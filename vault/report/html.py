@@ -103,8 +103,10 @@ def render_html(r: Mapping[str, Any]) -> str:
                          or None)
         note = (f'<p class="note">{info["groups_under_minimum"]} group(s) under the minimum '
                 "size, not named.</p>" if info["groups_under_minimum"] else "")
+        caption = f"Share of each {col} group in the cohort" + (
+            " (bars) and in the reference (black marks)" if ref.get(col) else "")
         parts.append(f'<div class="grid"><div>{table}{note}</div>'
-                     f'{_figure(svg, f"Share of each {col} group in the cohort" + (" (bars) and in the reference (black marks)" if ref.get(col) else ""))}</div>')
+                     f"{_figure(svg, caption)}</div>")
     for x in rep["crosstabs"]:
         parts.append(f"<h3>{_e(x['rows'])} × {_e(x['columns'])}</h3>")
         head = [f"{x['rows']} \\ {x['columns']}", *x["column_names"], "total"]

@@ -15,7 +15,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 _STYLE = {"svg.fonttype": "none", "svg.hashsalt": "genovault-report", "font.size": 9,
           "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100}
