@@ -113,8 +113,11 @@ def service_client(settings: Settings) -> Any:
 
 def generate(settings: Settings, dataset: str, *, out_html: Path | None = None,
              out_json: Path | None = None, reference: Path | None = None,
-             role: str = "admin") -> ReportResult:
-    """Decide, compute, audit (one record), write. Raises ReportDenied when not allowed."""
+             role: str = "admin", anchor_path: str | None = None) -> ReportResult:
+    """Decide, compute, audit (one record), write. Raises ReportDenied when not allowed.
+
+    ``anchor_path``: the audit chain anchor's path in the audit KV mount (default: the one
+    the API uses; tests give each log its own)."""
     from vault.audit import AuditLog, audit_log_path
     from vault.keys.anchor import VaultKvAnchor
     from vault.store.dataset import Store
@@ -126,7 +129,9 @@ def generate(settings: Settings, dataset: str, *, out_html: Path | None = None,
     qreq = QueryRequest(action="report", dataset=dataset)
     decision = decide(principal, qreq, policy)
     service = service_client(settings)
-    log = AuditLog(audit_log_path(settings), VaultKvAnchor(service))
+    anchor = VaultKvAnchor(service) if anchor_path is None else VaultKvAnchor(
+        service, path=anchor_path)
+    log = AuditLog(audit_log_path(settings), anchor)
     base = {"principal": {"entity_id": principal.entity_id,
                           "display_name": principal.display_name, "role": decision.role},
             "request": {"method": "CLI", "path": "genovault report", "action": "report",
