@@ -229,6 +229,9 @@ def test_report__small_group_is_suppressed_with_complementary_cells(
     assert hidden["samples"] is None and hidden["suppressed"] == "count<k"
     # a second population cell is suppressed, so the 3 cannot be had as 300 − the others
     assert sum(c["samples"] is None for c in pops.values()) >= 2
+    # every shown 1-D table: the cohort minus the shown cells never isolates one hidden cell
+    for col, info in r["representation"]["columns"].items():
+        assert sum(c["samples"] is None for c in info["groups"].values()) != 1, col
     x = next(t for t in r["representation"]["crosstabs"]
              if (t["rows"], t["columns"]) == ("population", "sex"))
     row = x["row_names"].index("(group under minimum size #1)")

@@ -195,8 +195,8 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
         labelled = n_samples - cells[("col", c, None)]
         for g in [*sorted(sizes[c]), None]:
             cid = ("col", c, g)
-            if g is None and cells[cid] == 0:
-                continue  # nobody unlabelled: a row of zeros says nothing
+            if g is None and cells[cid] == 0 and prot.released(cid):
+                continue  # nobody unlabelled, and shown so: a row of zeros says nothing
             n = shown_count(cid)
             if n is None:
                 note(f"samples per {c}", names(c, g), cid)
@@ -211,8 +211,14 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
     crosstabs = []
     for a, bcol in pairs:
         ga, gb = v.cohort.grouping(a), v.cohort.grouping(bcol)
-        ra = [*ga.names] + ([None] if cells[("col", a, None)] else [])
-        rb = [*gb.names] + ([None] if cells[("col", bcol, None)] else [])
+        def keep_none(col: str, other: str, other_names: tuple[str, ...], first: bool) -> bool:
+            ids = [("x", col, other, None, y) if first else ("x", other, col, y, None)
+                   for y in [*other_names, None]]
+            return bool(cells[("col", col, None)]) or not prot.released(("col", col, None)) \
+                or any(not prot.released(i) for i in ids)
+
+        ra = [*ga.names] + ([None] if keep_none(a, bcol, gb.names, True) else [])
+        rb = [*gb.names] + ([None] if keep_none(bcol, a, ga.names, False) else [])
         table_name = f"{a} × {bcol}"
         grid = []
         for x in ra:
