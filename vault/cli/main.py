@@ -49,13 +49,14 @@ def _register() -> None:
     from vault.cli.keys import keys_group
     from vault.cli.policy import policy_group
     from vault.cli.quickstart import quickstart_cmd
+    from vault.cli.report import report_cmd
     from vault.cli.research import login_cmd, logout_cmd, query_cmd, serve_cmd
     from vault.cli.samples import samples_group
     from vault.cli.vault_cmds import vault_group
 
     for cmd in (vault_group, ingest_cmd, datasets_group, login_cmd, logout_cmd, query_cmd,
                 serve_cmd, policy_group, audit_group, budget_group, keys_group, samples_group,
-                quickstart_cmd):
+                report_cmd, quickstart_cmd):
         main.add_command(cmd)
 
 
