@@ -512,7 +512,8 @@ def test_errors_and_reprs__contain_no_token(env: Env, copy_store: Store) -> None
     scoped_token = env.mint([scoped])
     unrelated_token = env.mint(["default"])
     dead = hvac.Client(url=f"http://127.0.0.1:{free_port()}", token=env.query_token, timeout=5)
-    provoke(VaultDown, DatasetReader(env.store, env.ds, Keyring(dead, env.ds)).samples)
+    # Vault unreachable before anything was pinned: the reader cannot even verify the manifest
+    provoke(VaultDown, lambda: DatasetReader(env.store, env.ds, Keyring(dead, env.ds)).samples())
     provoke(VaultForbidden, env.reader(env.ingest_token).samples)
     provoke(VaultForbidden, lambda: list(env.reader(env.ingest_token).blocks()))
     provoke(VaultForbidden, env.reader(scoped_token, dataset=env.other).samples)

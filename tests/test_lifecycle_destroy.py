@@ -24,6 +24,8 @@ from vault.keys.kms import Keyring, wrapped_keys
 from vault.store.dataset import Store
 from vault.store.reader import DatasetReader
 
+pytestmark = pytest.mark.integration
+
 
 def _admin(bao_server: DevServer, name: str) -> hvac.Client:
     root = bao_server.client()

@@ -26,6 +26,7 @@ from vault.store.fsutil import sha256_file
 from vault.store.reader import DatasetReader
 
 REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.integration
 
 KILL_DURING_ROTATION = """
 import os, signal, sys

@@ -26,6 +26,8 @@ from vault.store.dataset import Store
 from vault.store.manifest import Manifest, Signature
 from vault.store.reader import DatasetReader
 
+pytestmark = pytest.mark.integration
+
 
 def _ds() -> str:
     return f"sig-{uuid.uuid4().hex[:8]}"

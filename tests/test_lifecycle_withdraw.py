@@ -25,6 +25,8 @@ from vault.query.service import Disclosure, QueryService, Selection
 from vault.query.stats import STATISTICS
 from vault.store.dataset import Store
 
+pytestmark = pytest.mark.integration
+
 N_PER_BATCH = 30
 WITHDRAW = ["P0_3", "P0_17", "P1_5"]
 POPS = ["AFR", "EUR", "EAS"]

@@ -143,6 +143,7 @@ def _fetch_public_keys(client: hvac.Client) -> dict[int, str] | None:
         err = map_error(e, f"reading the manifest signing key {SIGNING_KEY!r}",
                         addr=client.url)
         if isinstance(err, VaultDown):
+            _unreachable.add(client.url)
             return None  # the pin answers; anything else fails later on its own Vault calls
         raise err from e
     data = resp["data"]
@@ -185,12 +186,22 @@ def _write_pins(store_root: Path, pins: dict[int, str]) -> None:
     os.replace(tmp, path)
 
 
+#: Vault addresses whose last signing-key read failed for being unreachable
+_unreachable: set[str] = set()
+
+
+def fetched_now(known: dict[int, str]) -> bool:
+    """True when no key is known: the read just failed rather than answered without it."""
+    return not known
+
+
 def public_key(client: hvac.Client, store_root: Path, version: int) -> Ed25519PublicKey:
     """The pinned public key of signing-key ``version`` (Vault read at most once a process)."""
     with _lock:
         known = _vault_keys.get(client.url)
     pins = _read_pins(store_root)
     if known is None or version not in known:
+        _unreachable.discard(client.url)
         fetched = _fetch_public_keys(client)
         if fetched is not None:
             with _lock:
@@ -208,6 +219,10 @@ def public_key(client: hvac.Client, store_root: Path, version: int) -> Ed25519Pu
         pins.update(new)
         _write_pins(store_root, pins)
     if version not in pins:
+        if client.url in _unreachable and fetched_now(known):
+            raise VaultDown(f"Vault at {client.url} cannot be reached to read the manifest "
+                            f"signing key {SIGNING_KEY!r} v{version}, and it is not pinned in "
+                            f"{_pin_path(store_root)} yet: retry when Vault is back")
         raise IntegrityError(f"the manifest is signed with {SIGNING_KEY!r} v{version}, which "
                              "is neither pinned nor known to Vault: forged or foreign manifest")
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(pins[version]))
