@@ -90,18 +90,18 @@ import os, signal, sys
 from pathlib import Path
 from vault.keys.client import connect
 from vault.settings import load_settings
-from vault.ingest import pipeline
+from vault.ingest import registration
 from vault.ingest.pipeline import IngestOptions, ingest
 from vault.store.dataset import Store
 
 os.umask(int(sys.argv[4], 8))
 if sys.argv[5] == "kill_after_register":
-    original = pipeline._write_marker
+    original = registration.write_marker
     def marker_then_die(path, *words):
         original(path, *words)
         if words[-1:] == ("complete",):
             os.kill(os.getpid(), signal.SIGKILL)
-    pipeline._write_marker = marker_then_die
+    registration.write_marker = marker_then_die
 ingest(Path(sys.argv[1]), sys.argv[2], client=connect(load_settings(), "ingest"),
        store=Store(Path(sys.argv[3])), options=IngestOptions(progress=False))
 """

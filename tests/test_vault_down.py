@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -122,6 +123,11 @@ def test_ingest__vault_sealed_midway_fails_and_leaves_no_debris(
     def write_samples_then_seal(self: store_writer.BatchWriter, table: pa.Table) -> object:
         entry = original(self, table)
         assert (self.dir / "samples.parquet").is_file()
+        # the samples are registered in the background: let that finish, so that what the
+        # seal breaks is the writer's next Vault call (not a registry request)
+        for t in threading.enumerate():
+            if t.name == "genovault-registration":
+                t.join(30)
         sealed.append(self.dir)
         root.sys.seal()
         return entry

@@ -1,7 +1,8 @@
 """Ingest: VCF/BCF -> one new encrypted batch of a dataset, committed atomically.
 
 Stages overlap: BGZF blocks are inflated on a thread pool ahead of the parser, the numba
-parser runs on both cores, and Parquet encoding + encryption run on a writer thread.
+parser runs on both cores, Parquet encoding + encryption run on a writer thread, and the
+samples are registered in Vault's sample registry on another (vault.ingest.registration).
 
 Nothing of an ingest becomes visible before its last step, the atomic replacement of the
 dataset's manifest. A failure (bad input, Vault down, a crash, a kill) at any earlier point
@@ -11,7 +12,6 @@ the ingest fails: nothing is ever written in plaintext.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import queue
@@ -20,7 +20,7 @@ import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ import pyarrow as pa
 
 from vault.errors import (
     DuplicateIngest,
-    GenoVaultError,
     IngestError,
     InvalidInput,
     SampleSheetError,
@@ -41,9 +40,10 @@ from vault.ingest.header import VcfHeader, parse_header
 from vault.ingest.labels import check_labels
 from vault.ingest.memory import reuse_freed_memory
 from vault.ingest.order import OrderChecker
+from vault.ingest.registration import Registration
 from vault.ingest.samplesheet import SampleSheet, read_sample_sheet
 from vault.ingest.source import LineChunker, open_source
-from vault.keys import registry, signing
+from vault.keys import signing
 from vault.keys.client import VaultClient, token_identity
 from vault.keys.kms import DatasetKeys, Keyring
 from vault.keys.names import batch_genotype_key
@@ -135,16 +135,6 @@ def _line_reason(code: int, col: int, chunk: vp.ParsedChunk, li: int) -> str:
     if code in quoted:  # repr() shows control characters escaped
         reason += f": {chunk.field(li, quoted[code])[:60]!r}"
     return reason
-
-
-def _write_marker(path: Path, *words: str) -> None:
-    """Durably (re)write a pending-registration marker: the dataset uid and its state."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(" ".join(words))
-        fh.flush()
-        os.fsync(fh.fileno())
-    fsync_path(path.parent)
 
 
 class _Ingest:
@@ -284,20 +274,30 @@ class _Ingest:
                         f"{path}: this exact file (sha256 {checksum[:16]}…) was already "
                         f"ingested into dataset {self.dataset!r} as batch {b.batch} on "
                         f"{b.ingested_at}; nothing to do")
-            uid = manifest.uid if manifest else None
-            with self._registered(folder, checksum, uid, pseudonyms) as uid:
+            # the samples are registered in the background while the file is parsed; the
+            # batch is committed only once every one of them is registered (no duplicate)
+            registration = Registration(self.client, self.dataset,
+                                        folder / ".pending" / checksum,
+                                        manifest.uid if manifest else None, path)
+            registration.start(pseudonyms)
+            try:
                 # each level with its mode: mkdir(parents=True) would create ``.staging``
                 # with the process umask's (0777 under umask 0)
                 (folder / ".staging").mkdir(mode=DIR_MODE, exist_ok=True)
                 staging = folder / ".staging" / uuid.uuid4().hex
                 staging.mkdir(mode=DIR_MODE)
                 try:
-                    return self._write_batch(folder, staging, manifest, uid, header, sheet,
-                                             pseudonyms, batch_keyring, chunker, source,
-                                             checksum)
+                    result = self._write_batch(folder, staging, manifest, registration,
+                                               header, sheet, pseudonyms, batch_keyring,
+                                               chunker, source, checksum)
                 except BaseException:
                     shutil.rmtree(staging, ignore_errors=True)
                     raise
+            except BaseException:
+                registration.release()
+                raise
+            registration.done()
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _refuse_destroyed(self, manifest: Manifest) -> None:
@@ -322,64 +322,9 @@ class _Ingest:
                 "ingested again unless an admin records renewed consent (`genovault samples "
                 "consent`)")
 
-    @contextlib.contextmanager
-    def _registered(self, folder: Path, checksum: str, uid: str | None,
-                    pseudonyms: list[str]) -> Iterator[str]:
-        """Register the batch's samples in Vault's sample registry for the ingest's duration.
-
-        Vault refuses an entry that exists (the duplicate check; the pipeline never sees the
-        list). A failed ingest releases its entries. A killed one leaves a pending marker
-        named by the source checksum, holding the dataset uid and, once every sample is
-        registered without a duplicate, the word ``complete``: rerunning the same file then
-        takes its own earlier entries for what they are. A kill *during* registration cannot
-        be told from a duplicate and is refused with a hint. Yields the dataset's uid.
-        """
-        pending = folder / ".pending" / checksum
-        resumed = False
-        had_marker = pending.is_file()
-        words: list[str] = []
-        if had_marker:
-            words = pending.read_text(encoding="ascii").split()
-            uid = (words[0] if words else None) or uid
-            # only a registration that went through completely (and so found no duplicate)
-            # may be taken for our own on a rerun
-            resumed = words[1:] == ["complete"]
-        uid = uid or uuid.uuid4().hex
-        pending.parent.mkdir(mode=DIR_MODE, exist_ok=True)
-        if not resumed:
-            _write_marker(pending, uid)
-        present = registry.register(self.client, self.dataset, uid, pseudonyms)
-        if present and not resumed:
-            fresh = [p for i, p in enumerate(pseudonyms) if i not in set(present)]
-            registry.release(self.client, self.dataset, uid, fresh)
-            if not had_marker:  # an interrupted registration keeps its marker (and its hint)
-                pending.unlink()
-            shown = ", ".join(str(i + 10) for i in present[:5])
-            interrupted = had_marker and not resumed
-            raise SampleSheetError(
-                f"{self.path}: {len(present)} sample(s) are already in dataset "
-                f"{self.dataset!r}; VCF #CHROM columns {shown}"
-                f"{' …' if len(present) > 5 else ''}. A sample can be ingested only once."
-                + (" (An earlier ingest of this file was interrupted while registering its "
-                   "samples, so its registrations cannot be told from duplicates: an admin "
-                   "must release them; see docs/format.md.)" if interrupted else ""))
-        if not resumed:
-            _write_marker(pending, uid, "complete")
-        committed = False
-        try:
-            yield uid
-            committed = True
-        finally:
-            if not committed:
-                with contextlib.suppress(GenoVaultError):  # Vault down: the marker stays
-                    registry.release(self.client, self.dataset, uid, pseudonyms)
-                    pending.unlink()
-            else:
-                pending.unlink()
-
-    def _write_batch(self, folder: Path, staging: Path, manifest: Manifest | None, uid: str,
-                     header: VcfHeader, sheet: SampleSheet, pseudonyms: list[str],
-                     keyring: Keyring, chunker: LineChunker, source: Any,
+    def _write_batch(self, folder: Path, staging: Path, manifest: Manifest | None,
+                     registration: Registration, header: VcfHeader, sheet: SampleSheet,
+                     pseudonyms: list[str], keyring: Keyring, chunker: LineChunker, source: Any,
                      checksum: str) -> IngestResult:
         n_samples = len(header.samples)
         batches = list(manifest.batches) if manifest else []
@@ -395,8 +340,12 @@ class _Ingest:
             pa.table(samples, schema=fmt.sample_schema(list(sheet.columns))))
         qc = _Qc(n_samples)
         state = OrderChecker(header.contigs, self.opts.skip_invalid, self._invalid, qc.skipped)
-        self._parse_into(writer, chunker, source, header, n_samples, qc, state, contigs)
+        self._parse_into(writer, chunker, source, header, n_samples, qc, state, contigs,
+                         registration.check)
         files = writer.close()
+        # every sample registered, none a duplicate (the marker says ``complete``): only now
+        # may the batch become visible
+        registration.finish()
         qc_report = qc.report(sheet, n_samples)
         if qc.records_written == 0 and qc.records_read > 0:
             raise IngestError(f"{self.path}: every record was skipped as invalid; nothing "
@@ -434,7 +383,7 @@ class _Ingest:
         now = utcnow()
         new_manifest = Manifest(
             dataset=self.dataset,
-            uid=uid,
+            uid=registration.uid,
             created_at=manifest.created_at if manifest else now,
             updated_at=now,
             keys=manifest.keys if manifest else DatasetKeys.for_dataset(self.dataset).as_dict(),
@@ -451,9 +400,10 @@ class _Ingest:
 
     def _parse_into(self, writer: BatchWriter, chunker: LineChunker, source: Any,
                     header: VcfHeader, n_samples: int, qc: _Qc, state: OrderChecker,
-                    contigs: list[str]) -> None:
+                    contigs: list[str], check: Callable[[], None]) -> None:
         """Parse every data chunk and hand its rows to a writer thread (Parquet encode +
-        encrypt while the next chunk is parsed). Any failure aborts the open file."""
+        encrypt while the next chunk is parsed). ``check()`` runs before every chunk (it
+        raises when the sample registration failed). Any failure aborts the open file."""
         q: queue.Queue[tuple[int, dict[str, pa.Array], np.ndarray] | None] = queue.Queue(2)
         failure: list[BaseException] = []
 
@@ -482,6 +432,7 @@ class _Ingest:
         parsed_all = False
         try:
             for buf in chunker.data_chunks():
+                check()
                 chunk = vp.parse_chunk(buf, n_samples)
                 self._process(chunk, first_line, header, state, qc, contigs, emit)
                 first_line += chunk.n_lines
