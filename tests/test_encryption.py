@@ -514,14 +514,14 @@ def test_errors_and_reprs__contain_no_token(env: Env, copy_store: Store) -> None
     dead = hvac.Client(url=f"http://127.0.0.1:{free_port()}", token=env.query_token, timeout=5)
     # Vault unreachable before anything was pinned: the reader cannot even verify the manifest
     provoke(VaultDown, lambda: DatasetReader(env.store, env.ds, Keyring(dead, env.ds)).samples())
-    provoke(VaultForbidden, env.reader(env.ingest_token).samples)
+    provoke(VaultForbidden, lambda: env.reader(env.ingest_token).samples())
     provoke(VaultForbidden, lambda: list(env.reader(env.ingest_token).blocks()))
-    provoke(VaultForbidden, env.reader(scoped_token, dataset=env.other).samples)
-    provoke(VaultForbidden, env.reader(unrelated_token).samples)
+    provoke(VaultForbidden, lambda: env.reader(scoped_token, dataset=env.other).samples())
+    provoke(VaultForbidden, lambda: env.reader(unrelated_token).samples())
     rel = largest_variant_file(copy_store, env.ds).path
     _flip(copy_store.dataset_dir(env.ds) / rel, (copy_store.dataset_dir(env.ds) / rel).stat()
           .st_size // 2)
-    _update_manifest_checksum(copy_store, env.ds, rel)
+    _update_manifest_checksum(copy_store, env.ds, rel, env.root)
     provoke(IntegrityError, lambda: _read_everything(env.reader(store=copy_store)))
     provoke(DatasetNotFound, lambda: env.reader(dataset="enc-no-such-dataset"))
     provoke(TypeError, partial(pickle.dumps, Keyring(env.client(), env.ds)))
