@@ -82,8 +82,9 @@ def test_overlap__duplicate_stops_the_parse_early_and_leaves_nothing(
     b = big_vcf(tmp_path / "b.vcf", ["OVD_B0", "OVD_A1", "OVD_B1"], seed=2)
     with pytest.raises(SampleSheetError, match=re.escape("1 sample(s) are already in dataset")):
         ingest_file(b, "ovdup")
-    # the duplicate was found after chunk 2 began: chunk 3 was never parsed
-    assert len(parsed) == 2, f"{len(parsed)} chunks parsed of {total}"
+    # the duplicate was found while chunk 1 or 2 was parsed (whichever check came first after
+    # the registration finished): chunk 3 was never parsed, of 20+
+    assert 1 <= len(parsed) <= 2, f"{len(parsed)} chunks parsed of {total}"
     assert tree(folder) == before
     assert not any((folder / ".pending").iterdir())
     hold.clear()
