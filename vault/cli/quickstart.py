@@ -135,10 +135,15 @@ def quickstart_cmd(ctx: click.Context, dataset: str) -> None:
             echo("   unexpectedly allowed")
         except ApiError as exc:
             echo(f"   refused: {exc}")
-        page_b = b.get(f"/v1/datasets/{dataset}/frequency", region=region, limit=3)
+        # researcher-b is on the registered tier: every new variant costs privacy budget
+        small = "20:1-2000"
+        page_b = b.get(f"/v1/datasets/{dataset}/frequency", region=small, limit=3)
         d = page_b["disclosure"]
-        echo(f"   the same without group_by is allowed: {page_b['count']} variants, "
-             f"tier {d['tier']}, query {page_b['query_id']}")
+        eps = "" if d.get("epsilon_spent") is None else (
+            f", ε spent {d['epsilon_spent']:g}, remaining {d['epsilon_remaining']:g}")
+        echo(f"   without group_by ({small}) it is allowed: {page_b['count']} variants, "
+             f"tier {d['tier']}, noise {d.get('noise') or 'none'}{eps}; query "
+             f"{page_b['query_id']}")
     echo("== 7. an answer with suppressed cells (researcher-a, genotype counts)")
     with Client(api_url, token_a) as a:
         page = a.get(f"/v1/datasets/{dataset}/genotype-counts", region=region,
@@ -153,7 +158,13 @@ def quickstart_cmd(ctx: click.Context, dataset: str) -> None:
         k = page["disclosure"]["k"]
         echo("   disclosure: " + json.dumps(hit["suppressed"]) + f" with k={k} (null = "
              f"suppressed, never 0); query {page['query_id']}")
-    echo("== 8. audit verify (as the auditor)")
+    echo("== 8. the data-quality and representation report (admin)")
+    from vault.report import write_report
+
+    report_path = write_report(settings, dataset, demo_dir(settings) / f"{dataset}-report.html")
+    echo(f"   {report_path} (offline HTML; the same content as JSON beside it with "
+         "`genovault report`)")
+    echo("== 9. audit verify (as the auditor)")
     token_aud = userpass_login(addr, "auditor", creds["users"]["auditor"])
     env = {**os.environ, "VAULT_ADDR": addr, "VAULT_TOKEN": token_aud}
     out = subprocess.run([sys.executable, "-m", "vault.cli", "audit", "verify"], env=env,
