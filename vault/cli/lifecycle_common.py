@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import hvac
-
+from vault.keys.client import VaultClient
 from vault.settings import Settings
 
 
-def audit_recorder(settings: Settings, client: hvac.Client) -> Callable[[dict[str, Any]], None]:
+def audit_recorder(settings: Settings, client: VaultClient) -> Callable[[dict[str, Any]], None]:
     """``append`` of the audit log (vault/audit), anchored in Vault with ``client``'s token
     (the admin policy may write the chain head)."""
     from vault.audit.log import AuditLog
