@@ -49,7 +49,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -63,18 +62,18 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-import uvicorn  # noqa: E402
 import yaml  # noqa: E402
 
 from benchmarks.cohort import cohort_paths, simulate_cohort  # noqa: E402
 from vault.api import logs  # noqa: E402
 from vault.api.app import create_app  # noqa: E402
 from vault.api.deps import Services  # noqa: E402
+from vault.api.inprocess import serve_in_thread  # noqa: E402
 from vault.api.wiring import ServiceIdentity, build_services  # noqa: E402
 from vault.ingest.pipeline import IngestOptions, ingest  # noqa: E402
 from vault.keys import auth as vauth  # noqa: E402
 from vault.keys.bootstrap import bootstrap, mint_role_token  # noqa: E402
-from vault.keys.devserver import dev_server, free_port  # noqa: E402
+from vault.keys.devserver import dev_server  # noqa: E402
 from vault.keys.kms import Keyring  # noqa: E402
 from vault.keys.login import userpass_login  # noqa: E402
 from vault.query.service import (  # noqa: E402
@@ -96,30 +95,11 @@ TEST_POLICY = ROOT / "tests" / "api" / "policy.yaml"
 
 
 # -- serving ---------------------------------------------------------------------------------
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # running in a thread
-        pass
-
-
 @contextlib.contextmanager
 def serve(services: Services) -> Iterator[str]:
     """uvicorn on 127.0.0.1:<free port> in a thread until the block ends (then joined)."""
-    port = free_port()
-    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port,
-                            log_level="warning", access_log=False)
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    try:
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_in_thread(create_app(services)) as url:
+        yield url
 
 
 # -- the plaintext copy (benchmark only) ------------------------------------------------------
@@ -329,7 +309,7 @@ def summarise_profile(path: Path, top: int = 25) -> None:
 def write_policy(dst: Path, dataset: str, groups: dict[str, list[str]]) -> Path:
     """tests/api/policy.yaml with its dataset renamed to ``dataset`` and this cohort's groups."""
     spec = yaml.safe_load(TEST_POLICY.read_text())
-    (old,) = spec["datasets"]
+    old = "demo"  # the test policy's demo dataset stands in for the benchmark's
     ds = spec["datasets"].pop(old)
     ds["description"] = "msprime benchmark cohort (benchmarks/cohort.py)"
     ds["group_columns"] = groups

@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.cohort import simulate_cohort  # noqa: E402
-from vault.keys.devserver import dev_server  # noqa: E402
 from vault.keys.bootstrap import bootstrap, mint_role_token  # noqa: E402
+from vault.keys.devserver import dev_server  # noqa: E402
 
 
 def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:

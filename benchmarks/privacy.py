@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import privacy_sim as ps  # noqa: E402
+from benchmarks import privacy_sim as ps
 
 EPS, BUDGET, K = 0.25, 100.0, 11
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.support.baodev import DevServer, free_port
+from tests.support.baodev import DevServer
 from vault.api.app import create_app
 from vault.api.deps import Services
+from vault.api.inprocess import serve_in_thread
 from vault.api.wiring import ServiceIdentity, build_services
 from vault.ingest.pipeline import IngestOptions, ingest
 from vault.keys import auth as vauth
@@ -59,30 +57,10 @@ def vauth_login(addr: str, user: str) -> str:
     return userpass_login(addr, user, PASSWORD)
 
 
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # running in a thread
-        pass
-
-
 @contextlib.contextmanager
 def serve(services: Services) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(create_app(services), host="127.0.0.1", port=port,
-                            log_level="warning", access_log=False)
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
+    with serve_in_thread(create_app(services)) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
