@@ -141,9 +141,12 @@ def _json_texts(x: object) -> list[str]:
         return [t for v in x for t in _json_texts(v)]
     if isinstance(x, str) and not re.fullmatch(r"(vault:v[0-9]+:)?[A-Za-z0-9+/=_-]{16,}", x):
         try:
-            return [x, *_json_texts(json.loads(x))]
+            inner = json.loads(x)
         except ValueError:
             return [x]
+        # a nested JSON document: its own keys and strings, not its raw text (which holds the
+        # random base64 of wrapped keys, where a short needle turns up by chance)
+        return _json_texts(inner) if isinstance(inner, dict | list) else [x]
     return []
 
 
