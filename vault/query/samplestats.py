@@ -113,7 +113,7 @@ def binned(values: np.ndarray, edges: Sequence[float], k: int) -> dict[str, Any]
                 "n": None, "merged_bins": counts.size - 1, "suppressed": True,
                 "rule": f"fewer than k={k} values in all: nothing shown"}
     while True:
-        small = [i for i, b in enumerate(bins) if is_small(b[2], k)]
+        small = [i for i, b in enumerate(bins) if is_small(int(b[2]), k)]
         if not small:
             break
         i = min(small, key=lambda j: bins[j][2])
@@ -167,7 +167,7 @@ def sample_quality(svc: QueryService, dataset: str, disclosure: Disclosure,
         complementary: set[int] = set()
         if is_small(hidden, k) and released.size:
             complementary.add(int(released[np.argsort(g.sizes[released], kind="stable")[0]]))
-        rows = {}
+        rows: dict[str, dict[str, Any]] = {}
         for gi in released.tolist():
             members = g.codes == gi
             if gi in complementary:

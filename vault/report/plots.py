@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "genovault-report", "font.size": 9,
+_STYLE: Any = {"svg.fonttype": "none", "svg.hashsalt": "genovault-report", "font.size": 9,
           "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100}
 COLOURS = ("#33658a", "#f26419", "#2f9c95", "#86bbd8", "#f6ae2d", "#758e4f", "#9a348e")
 _counter = [0]
@@ -89,7 +89,8 @@ def bars(values: Mapping[str, float | None], title: str, ylabel: str, name: str,
         fig, ax = plt.subplots(figsize=(max(2.6, 0.7 * len(values) + 1.4), 2.4))
         keys = list(values)
         xs = range(len(keys))
-        ys = [0 if values[g] is None else values[g] * (100 if pct else 1) for g in keys]
+        scale = 100 if pct else 1
+        ys = [0.0 if (val := values[g]) is None else val * scale for g in keys]
         ax.bar(xs, ys, color=[COLOURS[i % len(COLOURS)] for i in xs], label="cohort")
         if reference:
             rx = [i for i, g in enumerate(keys) if g in reference]
