@@ -4,7 +4,6 @@ loopback without a second process)."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,22 +11,18 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
+from vault.keys.devserver import free_port
+
 
 class _Server(uvicorn.Server):
     def install_signal_handlers(self) -> None:  # running in a thread
         pass
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serve_in_thread(app: FastAPI, start_timeout_s: float = 30) -> Iterator[str]:
     """``http://127.0.0.1:<free port>`` while the block runs; the server is stopped after."""
-    port = _free_port()
+    port = free_port()
     server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                     access_log=False))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
