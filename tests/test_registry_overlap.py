@@ -17,7 +17,7 @@ from vault.errors import InvalidInput, SampleSheetError
 from vault.ingest import source, vcfparse
 from vault.ingest.pipeline import IngestResult
 from vault.ingest.registration import Registration
-from vault.keys import registry
+from vault.keys import pipelined, registry
 from vault.store import writer as store_writer
 from vault.store.dataset import Store
 
@@ -149,26 +149,27 @@ def test_overlap__bad_record_while_registering_releases_this_runs_samples(
     folder = store.dataset_dir("ovfail")
     before = tree(folder)
     samples = [f"OVF_{i:02d}" for i in range(40)]
-    # each registry request, once sent, holds its worker until the ingest stops registering:
-    # registration is still under way when the parse meets the bad record at the end
-    sent: list[str] = []
-    each = registry._each
+    # one registry request at a time, and each answer, once read, holds the registration until
+    # the ingest stops registering: registration is still under way when the parse meets the
+    # bad record at the end
+    sent: list[int] = []
+    send_all = pipelined.send_all
 
-    def held(client: Any, items: Sequence[str], what: str, call: Callable[[Any, str], bool],
-             stop: threading.Event | None = None) -> Any:
-        if not what.startswith("registering") or stop is None:
-            return each(client, items, what, call, stop)
+    def held(client: Any, requests: Sequence[Any], answer: Callable[[int, int, bytes], Any],
+             stop: threading.Event | None = None, **kw: Any) -> Any:
+        if stop is None:  # the release
+            return send_all(client, requests, answer, stop, **kw)
         halt = stop
 
-        def call_and_hold(c: Any, item: str) -> bool:
-            answer = call(c, item)
-            sent.append(item)
+        def answer_and_hold(i: int, status: int, body: bytes) -> Any:
+            out = answer(i, status, body)
+            sent.append(i)
             assert halt.wait(60), "registration was never stopped"
-            return answer
+            return out
 
-        return each(client, items, what, call_and_hold, stop)
+        return send_all(client, requests, answer_and_hold, stop, connections=1, window=1)
 
-    monkeypatch.setattr(registry, "_each", held)
+    monkeypatch.setattr(pipelined, "send_all", held)
     bad_line = 3 + N_RECORDS + 1  # vcfgen's 3 header lines, the records, then the bad one
     bad = big_vcf(tmp_path / "bad.vcf", samples, seed=5, extra=[
         "1\t99999999\t.\tA\tG\t50\tPASS\t.\tGT\t" + "\t".join(["0/1"] * 39 + ["not_a_gt"])])
@@ -177,6 +178,6 @@ def test_overlap__bad_record_while_registering_releases_this_runs_samples(
     assert 0 < len(sent) < len(samples), len(sent)  # cut short, some registered
     assert tree(folder) == before
     assert not any((folder / ".pending").iterdir())
-    monkeypatch.setattr(registry, "_each", each)
+    monkeypatch.setattr(pipelined, "send_all", send_all)
     res = ingest_file(big_vcf(tmp_path / "good.vcf", samples, seed=5), "ovfail")
     assert res.batch == "b0002" and store.manifest("ovfail").sample_count == 41

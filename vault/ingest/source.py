@@ -19,8 +19,11 @@ size is up to htslib.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import itertools
 import os
+import queue
 import struct
 import zlib
 from collections import deque
@@ -28,6 +31,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import deflate
 import numpy as np
@@ -49,6 +53,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 BCF_MAGIC = b"BCF\x02"
 CHUNK_COMPRESSED = 2 << 20  # bytes of BGZF read per slice (~60 MB of VCF text)
 CHUNK_TEXT = 64 << 20
+INFLATE_THREADS = 2
 
 
 def sniff(path: Path) -> str:
@@ -137,8 +142,8 @@ class TextSource:
         for fn in self._progress:
             fn(n)
 
-    def raw_chunks(self) -> Iterator[bytes]:
-        """Decompressed bytes in order (arbitrary boundaries)."""
+    def raw_chunks(self) -> Iterator[bytes | np.ndarray]:
+        """Decompressed bytes (bytes or uint8 arrays) in order, arbitrary boundaries."""
         self.size = os.path.getsize(self.path)
         if self.kind == "bgzf":
             yield from self._bgzf_chunks()
@@ -152,21 +157,21 @@ class TextSource:
         else:
             yield from self._bcf_chunks()
 
-    def _bgzf_chunks(self) -> Iterator[bytes]:
+    def _bgzf_chunks(self) -> Iterator[bytes | np.ndarray]:
         path = self.path
         max_blocks = BGZF_MAX_INFLATE_PER_TASK // BGZF_MAX_BLOCK
-        with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=2) as pool:
+        with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=INFLATE_THREADS) as pool:
             data = b""  # compressed bytes not yet handed to a task
             base = 0  # file offset of data[0]
-            queue: deque[tuple[Future[bytes], int]] = deque()
+            ahead: deque[tuple[Future[bytes | np.ndarray], int]] = deque()
             eof = False
             while True:
-                while len(queue) < 2:  # keep both cores inflating ahead
+                while len(ahead) < INFLATE_THREADS:  # keep both cores inflating ahead
                     # at most max_blocks blocks per task: 64 KiB blocks that compress 1000:1
                     # would otherwise inflate a 2 MiB slice to 2 GB
                     offsets, used = _split_bgzf(data, path, base, eof, max_blocks)
                     if offsets.size > 1:
-                        queue.append((pool.submit(_inflate_many, data, offsets, path, base),
+                        ahead.append((pool.submit(_inflate_task, data, offsets, path, base),
                                       used))
                         data = data[used:]
                         base += used
@@ -176,9 +181,9 @@ class TextSource:
                         raw = fh.read(CHUNK_COMPRESSED)
                         eof = not raw
                         data += raw
-                if not queue:
+                if not ahead:
                     break
-                fut, used = queue.popleft()
+                fut, used = ahead.popleft()
                 self._advance(used)
                 yield fut.result()
 
@@ -304,14 +309,125 @@ def _split_bgzf(raw: bytes, path: Path, base: int, final: bool,
 
 
 def _inflate_many(raw: bytes, offsets: np.ndarray, path: Path, base: int) -> bytes:
+    """Inflate whole BGZF blocks block by block through the ``deflate`` package (the path
+    taken when libdeflate's C functions cannot be reached directly)."""
     mv = memoryview(raw)
     bounds = offsets.tolist()
     return b"".join([_inflate_block(mv[a:b], path, base + a)
                      for a, b in itertools.pairwise(bounds)])
 
 
+@functools.cache
+def _libdeflate() -> tuple[Any, Any, queue.SimpleQueue[int]] | None:
+    """libdeflate's decompress and crc32 C functions (from the ``deflate`` package's own
+    extension, which exports them), and a pool of decompressor objects; None if unavailable."""
+    try:
+        from deflate import _deflate
+
+        lib = ctypes.CDLL(_deflate.__file__)
+        decompress = lib.libdeflate_deflate_decompress
+        crc32 = lib.libdeflate_crc32
+        alloc = lib.libdeflate_alloc_decompressor
+    except (ImportError, OSError, AttributeError):
+        return None
+    decompress.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
+                           ctypes.c_size_t, ctypes.c_void_p]
+    decompress.restype = ctypes.c_int
+    crc32.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
+    crc32.restype = ctypes.c_uint32
+    alloc.argtypes = []
+    alloc.restype = ctypes.c_void_p
+    pool: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for _ in range(INFLATE_THREADS):
+        dec = alloc()
+        if not dec:
+            return None
+        pool.put(dec)
+    return decompress, crc32, pool
+
+
+@jit()
+def _inflate_into(decompress: Any, crc32: Any, dec: int, raw: np.ndarray,
+                  offsets: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Inflate the whole BGZF blocks raw[offsets[k]:offsets[k+1]] into one array, checking
+    each block's CRC32. Returns (data, index of the first bad block or -1, 1 deflate data
+    does not decode / 2 CRC mismatch). Blocks were checked by ``_bgzf_offsets`` (ISIZE)."""
+    n = offsets.shape[0] - 1
+    total = 0
+    for k in range(n):
+        e = offsets[k + 1]
+        total += (np.int64(raw[e - 4]) | (np.int64(raw[e - 3]) << 8)
+                  | (np.int64(raw[e - 2]) << 16) | (np.int64(raw[e - 1]) << 24))
+    out = np.empty(total, np.uint8)
+    src = raw.ctypes.data
+    dst = out.ctypes.data
+    o = 0
+    for k in range(n):
+        a = offsets[k]
+        e = offsets[k + 1]
+        xlen = np.int64(raw[a + 10]) | (np.int64(raw[a + 11]) << 8)
+        crc = (np.uint32(raw[e - 8]) | (np.uint32(raw[e - 7]) << 8)
+               | (np.uint32(raw[e - 6]) << 16) | (np.uint32(raw[e - 5]) << 24))
+        isize = (np.int64(raw[e - 4]) | (np.int64(raw[e - 3]) << 8)
+                 | (np.int64(raw[e - 2]) << 16) | (np.int64(raw[e - 1]) << 24))
+        start = a + 12 + xlen
+        if e - 8 < start:
+            return out, k, 1
+        if isize > 0 and decompress(dec, src + start, e - 8 - start, dst + o, isize, 0) != 0:
+            return out, k, 1  # libdeflate: bad data, or not exactly ISIZE bytes
+        if crc32(np.uint32(0), dst + o, isize) != crc:
+            return out, k, 2
+        o += isize
+    return out, -1, 0
+
+
+def _inflate_task(raw: bytes, offsets: np.ndarray, path: Path,
+                  base: int) -> bytes | np.ndarray:
+    """Inflate whole BGZF blocks into one buffer (libdeflate straight into the array, the GIL
+    released; else block by block)."""
+    fns = _libdeflate()
+    if fns is None:
+        return _inflate_many(raw, offsets, path, base)
+    decompress, crc32, pool = fns
+    dec = pool.get()
+    try:
+        out, bad, why = _inflate_into(decompress, crc32, dec, np.frombuffer(raw, np.uint8),
+                                      offsets)
+    finally:
+        pool.put(dec)
+    if bad >= 0:
+        offset = base + int(offsets[bad])
+        what = "deflate data does not decode" if why == 1 else "CRC32 mismatch"
+        hint = "damaged; re-copy it" if why == 1 else "damaged or truncated; re-copy it"
+        raise InvalidInput(str(path), None, f"corrupt BGZF block at byte offset {offset} "
+                                            f"({what}): the file is {hint}")
+    return out
+
+
+@jit()
+def _find_nl(buf: np.ndarray, start: int) -> int:
+    """Offset of the first '\\n' at or after ``start``, or -1."""
+    for i in range(start, buf.shape[0]):
+        if buf[i] == 10:
+            return i
+    return -1
+
+
+@jit()
+def _rfind_nl(buf: np.ndarray, start: int) -> int:
+    """Offset of the last '\\n' at or after ``start``, or -1."""
+    for i in range(buf.shape[0] - 1, start - 1, -1):
+        if buf[i] == 10:
+            return i
+    return -1
+
+
+_EMPTY = np.zeros(0, np.uint8)
+
+
 class LineChunker:
-    """Turns decompressed byte chunks into (header lines, data chunks of whole lines).
+    """Turns decompressed chunks (bytes or uint8 arrays) into (header lines, data chunks of
+    whole lines).
 
     Data chunks are zero-copy views of the decompressed chunks; only the one line that
     straddles two chunks is copied (and yielded as a chunk of its own, in order). The header
@@ -320,11 +436,11 @@ class LineChunker:
     its bytes are dropped as they stream past.
     """
 
-    def __init__(self, chunks: Iterator[bytes], path: Path) -> None:
-        self._chunks = chunks
+    def __init__(self, chunks: Iterator[bytes | np.ndarray], path: Path) -> None:
+        self._chunks = (np.frombuffer(c, np.uint8) for c in chunks)
         self._path = path
         self.header_lines: list[str] = []
-        self._rest = b""
+        self._rest = _EMPTY
         self._rest_pos = 0
         self.max_line = max_line_bytes(0)
 
@@ -341,25 +457,26 @@ class LineChunker:
                                "malformed (a missing newline?)")
 
     def read_header(self) -> list[str]:
-        buf = b""
+        buf = _EMPTY
         pos = 0
         done = 0  # bytes of the complete header lines
         for chunk in self._chunks:
-            buf = buf[pos:] + chunk if pos < len(buf) else chunk
+            buf = np.concatenate([buf[pos:], chunk]) if pos < buf.shape[0] else chunk
             pos = 0
-            while pos < len(buf):
+            while pos < buf.shape[0]:
                 if buf[pos] != 35:  # '#'
                     self._rest, self._rest_pos = buf, pos
                     return self._end_header()
-                nl = buf.find(b"\n", pos)
+                nl = _find_nl(buf, pos)
                 if nl < 0:
                     break
-                self.header_lines.append(buf[pos:nl].rstrip(b"\r").decode("utf-8", "replace"))
+                self.header_lines.append(
+                    bytes(buf[pos:nl]).rstrip(b"\r").decode("utf-8", "replace"))
                 done += nl + 1 - pos
                 pos = nl + 1
                 if len(self.header_lines) > MAX_HEADER_LINES:
                     self._header_limit(done)
-            self._header_limit(done + len(buf) - pos)
+            self._header_limit(done + buf.shape[0] - pos)
         self._rest, self._rest_pos = buf, pos
         return self._end_header()
 
@@ -372,55 +489,59 @@ class LineChunker:
     def data_chunks(self) -> Iterator[np.ndarray]:
         """Chunks of complete data lines as uint8 arrays (each ends with '\\n'), in order."""
         first = (self._rest, self._rest_pos)
-        self._rest = b""
+        self._rest = _EMPTY
         limit = self.max_line
-        tail: list[bytes] = []  # pieces of the line that straddles chunks
+        tail: list[np.ndarray] = []  # pieces of the line that straddles chunks
         tail_len = 0
         dropping = False  # inside an overlong line, after its OverlongLine was yielded
 
-        def pieces() -> Iterator[tuple[bytes, int]]:
+        def pieces() -> Iterator[tuple[np.ndarray, int]]:
             yield first
             for chunk in self._chunks:
                 yield chunk, 0
 
+        def prefix() -> bytes:
+            return bytes(tail[0][:200]) if tail else b""
+
         for chunk, start in pieces():
-            if start >= len(chunk):
+            size = chunk.shape[0]
+            if start >= size:
                 continue
-            nl = chunk.find(b"\n", start)
+            nl = _find_nl(chunk, start)
             if dropping:
                 if nl < 0:
                     continue
                 dropping = False
                 start = nl + 1
-                nl = chunk.find(b"\n", start)
+                nl = _find_nl(chunk, start)
             if nl < 0:
-                if start < len(chunk):
+                if start < size:
                     tail.append(chunk[start:])
-                tail_len += len(chunk) - start
+                tail_len += size - start
                 if tail_len > limit:  # never hold more than one line of the limit
-                    yield overlong_line(tail[0] if tail else b"")
+                    yield overlong_line(prefix())
                     tail, tail_len, dropping = [], 0, True
                 continue
             if tail:
                 if tail_len + nl - start > limit:
-                    yield overlong_line(tail[0] if tail else b"")
+                    yield overlong_line(prefix())
                 else:
-                    yield np.frombuffer(b"".join([*tail, chunk[start:nl + 1]]), np.uint8)
+                    yield np.concatenate([*tail, chunk[start:nl + 1]])
                 tail, tail_len = [], 0
                 start = nl + 1
-            cut = chunk.rfind(b"\n", start)
+            cut = _rfind_nl(chunk, start)
             if cut < start:
-                tail = [chunk[start:]] if start < len(chunk) else []
-                tail_len = len(chunk) - start
+                tail = [chunk[start:]] if start < size else []
+                tail_len = size - start
                 continue
-            yield np.frombuffer(chunk, np.uint8, count=cut + 1 - start, offset=start)
-            tail = [chunk[cut + 1:]] if cut + 1 < len(chunk) else []
-            tail_len = len(chunk) - cut - 1
-        rest = b"".join(tail)
+            yield chunk[start:cut + 1]
+            tail = [chunk[cut + 1:]] if cut + 1 < size else []
+            tail_len = size - cut - 1
         if dropping:
             return
-        if rest.strip():
-            yield np.frombuffer(rest if rest.endswith(b"\n") else rest + b"\n", np.uint8)
+        rest = np.concatenate(tail) if tail else _EMPTY
+        if bytes(rest).strip():
+            yield rest if rest[-1] == 10 else np.concatenate([rest, np.full(1, 10, np.uint8)])
 
 
 def open_source(path: Path) -> TextSource:

@@ -4,8 +4,13 @@
 # (numba kernels: mypy cannot follow numpy scalar arithmetic; numba checks the types)
 from __future__ import annotations
 
+from typing import Any
+
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from kernels.jit import jit
 from vault.ingest.vcf_errors import (
@@ -15,7 +20,7 @@ from vault.ingest.vcf_errors import (
     E_MANY_SAMPLES,
     E_PLOIDY,
 )
-from vault.ingest.vcf_scan import CR, NL, TAB
+from vault.ingest.vcf_scan import CR, NL, TAB, _first_nl
 
 _jit = jit()
 _pjit = jit(parallel=True)
@@ -38,57 +43,104 @@ def _parse_allele(buf: np.ndarray, p: int) -> tuple[int, int]:
     return a, p
 
 
+@intrinsic
+def _load_u64(typingctx: Any, arr: Any, idx: Any) -> Any:
+    """The 8 bytes arr[idx:idx + 8] as a little-endian uint64 (one unaligned load; the caller
+    guarantees the bytes exist)."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.uint8
+            and isinstance(idx, types.Integer)):
+        return None
+    sig = types.uint64(arr, idx)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        ptr = builder.gep(ary.data, [index])
+        wide = builder.bitcast(ptr, ir.IntType(64).as_pointer())
+        return builder.load(wide, align=1)
+
+    return sig, codegen
+
+
+# Two sample columns 'a?b\t' in one little-endian uint64: a and b must be '0' or '1' (0x30 or
+# 0x31), the fourth byte a tab; the separator bytes (1 and 5) are checked on their own.
+_PAIR_MASK = np.uint64(0xFFFE00FEFFFE00FE)
+_PAIR_WANT = np.uint64(0x0930003009300030)
+_SEP_MASK = np.uint64(0x0000FF000000FF00)
+_SEP_UU = np.uint64(0x00002F0000002F00)  # '/' '/'
+_SEP_PP = np.uint64(0x00007C0000007C00)  # '|' '|'
+_SEP_UP = np.uint64(0x00007C0000002F00)  # '/' '|'
+_SEP_PU = np.uint64(0x00002F0000007C00)  # '|' '/'
+_ALLELE_BITS = np.uint64(0x0001000100010001)
+
+
+@jit(inline="always")
+def _pair_codes(x: np.uint64) -> tuple[np.uint64, np.uint64]:
+    """(2-bit codes of the two columns in x at bits 0-1 and 2-3, non-zero if malformed)."""
+    bad = (x & _PAIR_MASK) ^ _PAIR_WANT
+    sep = x & _SEP_MASK
+    bad |= np.uint64((sep != _SEP_UU) & (sep != _SEP_PP) & (sep != _SEP_UP)
+                     & (sep != _SEP_PU))
+    y = x & _ALLELE_BITS
+    z = y + (y >> np.uint64(16))
+    return (z & np.uint64(3)) | ((z >> np.uint64(30)) & np.uint64(12)), bad
+
+
 @jit(inline="always")
 def _fast_biallelic_row(buf: np.ndarray, p: int, n_samples: int, out: np.ndarray) -> int:
     """Pack a line whose sample columns are all 'a/b' or 'a|b' with a, b in {0, 1}.
 
-    Returns 0 when every column matched that pattern (``out`` is then complete), else
-    non-zero (the caller clears ``out`` and takes the general path).
+    Reads 8 bytes (two columns) at a time. Returns 0 when every column matched that pattern
+    (``out`` is then complete), else non-zero (the caller clears ``out`` and takes the
+    general path). The line's 4 * n_samples - 1 bytes from p are all checked.
     """
-    bad = 0
+    bad = np.uint64(0)
     q = p
     n_body = (n_samples - 1) >> 2  # groups of 4 whose columns all end with a tab
     for b in range(n_body):
-        v = 0
-        for j in range(4):
-            c0 = np.int32(buf[q]) - 48
-            c2 = np.int32(buf[q + 2]) - 48
-            sep = np.int32(buf[q + 1])
-            bad |= (c0 | c2) & ~1
-            bad |= np.int32(sep != 124) & np.int32(sep != 47)
-            bad |= np.int32(buf[q + 3] != TAB)
-            v |= (c0 + c2) << (2 * j)
-            q += 4
-        out[b] = v
+        lo, bad_lo = _pair_codes(_load_u64(buf, q))
+        hi, bad_hi = _pair_codes(_load_u64(buf, q + 8))
+        bad |= bad_lo | bad_hi
+        out[b] = np.uint8(lo | (hi << np.uint64(4)))
+        q += 16
     v = 0
+    ibad = 0
     for s in range(4 * n_body, n_samples):
         c0 = np.int32(buf[q]) - 48
         c2 = np.int32(buf[q + 2]) - 48
         sep = np.int32(buf[q + 1])
-        bad |= (c0 | c2) & ~1
-        bad |= np.int32(sep != 124) & np.int32(sep != 47)
-        bad |= np.int32(buf[q + 3] != (NL if s == n_samples - 1 else TAB))
+        ibad |= (c0 | c2) & ~1
+        ibad |= np.int32(sep != 124) & np.int32(sep != 47)
+        ibad |= np.int32(buf[q + 3] != (NL if s == n_samples - 1 else TAB))
         v |= (c0 + c2) << (2 * (s & 3))
         q += 4
     out[n_body] = v
-    return bad
+    return ibad | np.int32(bad != 0)
 
 
 @_pjit
 def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_alt: np.ndarray,
                     no_gt: np.ndarray, row_start: np.ndarray, err: np.ndarray, n_samples: int,
-                    n_rows: int):
+                    n_rows: int, guessed: np.ndarray):
     """Fill packed 2-bit codes for every row; count haploid and half calls per line.
 
     Sets ``err[li]`` for a malformed sample column and ``err_col[li]`` to its sample index.
+    A line whose end was ``guessed`` from its length (vcf_scan.find_lines) and that is not
+    all 'a/b' columns is first checked for a '\\n' before that end: if there is one, the
+    last value returned (``wrong_guess``) is True and the chunk must be parsed again with
+    exact line ends (vcf_scan.find_line_ends).
     """
     nbytes = (n_samples + 3) // 4
     packed = np.zeros((n_rows, nbytes), np.uint8)
     n_hap = np.zeros(line_ends.shape[0], np.int32)
     n_half = np.zeros(line_ends.shape[0], np.int32)
     err_col = np.full(line_ends.shape[0], -1, np.int32)
+    wrong = np.zeros(line_ends.shape[0], np.bool_)
     for li in nb.prange(line_ends.shape[0]):
         if err[li] != 0 or n_samples == 0:
+            if guessed[li] and _first_nl(buf, line_ends[li - 1] + 1 if li else 0,
+                                         line_ends[li]) >= 0:
+                wrong[li] = True
             continue
         r0 = row_start[li]
         na = n_alt[li]
@@ -118,6 +170,9 @@ def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_al
                 continue
             for b in range(nbytes):
                 packed[r0, b] = 0
+        if guessed[li] and _first_nl(buf, p, e) >= 0:
+            wrong[li] = True
+            continue
         for s in range(n_samples):
             # Fast path: a biallelic diploid call 'a/b' or 'a|b' with a, b in {0, 1} and
             # nothing else in the column (by far the most common sample column).
@@ -204,7 +259,7 @@ def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_al
                     packed[r0 + k - 1, s >> 2] |= np.uint8(ck << shift)
         n_hap[li] = hap
         n_half[li] = half
-    return packed, n_hap, n_half, err_col
+    return packed, n_hap, n_half, err_col, wrong.any()
 
 
 @_pjit

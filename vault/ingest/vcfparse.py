@@ -53,7 +53,13 @@ from vault.ingest.vcf_errors import (
 )
 from vault.ingest.vcf_fields import parse_fixed
 from vault.ingest.vcf_gt import missing_per_sample, parse_genotypes
-from vault.ingest.vcf_scan import alt_bounds, chrom_changes, find_line_ends, gather_strings
+from vault.ingest.vcf_scan import (
+    alt_bounds,
+    chrom_changes,
+    find_line_ends,
+    find_lines,
+    gather_strings,
+)
 
 __all__ = [
     "ERRORS", "E_ALLELE", "E_ALT", "E_CHROM", "E_CHROM_COLON", "E_EMPTY", "E_FEW_SAMPLES",
@@ -97,7 +103,17 @@ def parse_chunk(buf: np.ndarray, n_samples: int) -> ParsedChunk:
     """Parse a chunk of complete data lines (``buf`` ends with ``\\n``)."""
     if isinstance(buf, OverlongLine):
         return _overlong(np.asarray(buf), n_samples)
-    ends = find_line_ends(buf)
+    ends, guessed = find_lines(buf, n_samples)
+    chunk = _parse_lines(buf, ends, guessed, n_samples)
+    if chunk is None:  # a line end taken from a line's length was wrong: find them all
+        ends = find_line_ends(buf)
+        chunk = _parse_lines(buf, ends, np.zeros(ends.shape[0], np.bool_), n_samples)
+        assert chunk is not None
+    return chunk
+
+
+def _parse_lines(buf: np.ndarray, ends: np.ndarray, guessed: np.ndarray,
+                 n_samples: int) -> ParsedChunk | None:
     starts = np.empty_like(ends)
     if ends.shape[0]:
         starts[0] = 0
@@ -108,8 +124,10 @@ def parse_chunk(buf: np.ndarray, n_samples: int) -> ParsedChunk:
     row_start = np.zeros(ends.shape[0] + 1, np.int64)
     np.cumsum(nrows_line, out=row_start[1:])
     n_rows = int(row_start[-1])
-    packed, n_hap, n_half, err_col = parse_genotypes(buf, ends, fs, n_alt, no_gt, row_start,
-                                                     err, n_samples, n_rows)
+    packed, n_hap, n_half, err_col, wrong_guess = parse_genotypes(
+        buf, ends, fs, n_alt, no_gt, row_start, err, n_samples, n_rows, guessed)
+    if wrong_guess:
+        return None
     return ParsedChunk(buf, starts, fs, pos, qual, qual_null, n_alt, err, err_col,
                        row_start, packed, n_hap, n_half, no_gt)
 

@@ -8,7 +8,9 @@ dataset's ingest policy grants ``create`` and ``delete`` but neither ``read`` no
 
 * creating an entry that does not exist succeeds; creating one that exists needs ``update``
   and is refused with 403 — that refusal *is* the duplicate check, done by Vault;
-* the pipeline learns only about the ids of its own input, one audited request each;
+* the pipeline learns only about the ids of its own input, one audited request each
+  (sent pipelined over two keep-alive connections, vault.keys.pipelined: the requests and the
+  policy are the same, only the client's cost per request is lower);
 * ``delete`` lets a failed ingest release what it registered (deleting a missing entry is a
   silent no-op, so it tells nothing either).
 """
@@ -17,15 +19,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import hvac
-import hvac.exceptions
-import requests
 
 from vault.errors import GenoVaultError
 from vault.ids import check_dataset_id
+from vault.keys import pipelined
 from vault.keys.errors import map_error
 
 REGISTRY_MOUNT = "genovault-registry"
@@ -41,45 +41,27 @@ def _path(dataset: str, uid: str, pseudonym: str) -> str:
     return f"/v1/{REGISTRY_MOUNT}/{check_dataset_id(dataset)}/{_hex(uid)}/{_hex(pseudonym)}"
 
 
-#: concurrent requests to Vault (one KV request per sample: 5,000 samples one after the
-#: other cost seconds of round trips)
-PARALLEL = 8
+#: the body of an entry (its path is what counts)
+_ENTRY = b'{"registered":"1"}'
 
 
-def _each(client: hvac.Client, items: Sequence[str], what: str,
-          call: Callable[[hvac.Client, str], bool],
+def _each(client: hvac.Client, method: str, paths: Sequence[str], what: str,
+          answer: Callable[[int, bytes], bool],
           stop: threading.Event | None = None) -> tuple[list[bool | None], GenoVaultError | None]:
-    """Run ``call(worker_client, item)`` for every item on PARALLEL threads (one hvac client
-    per thread, same token). Returns each item's answer and the first Vault failure: after a
-    failure, or once ``stop`` is set, the remaining items are skipped. An item's answer is
-    None when it was skipped or its request failed (then nobody knows whether Vault did it)."""
-    answers: list[bool | None] = [None] * len(items)
-    if not items:
+    """Send ``method`` to every path (pipelined, vault.keys.pipelined) and turn each response
+    status into an answer with ``answer(status, body)`` (which raises for a failed request).
+
+    Returns each path's answer and the first Vault failure: after a failure, or once ``stop``
+    is set, the requests not yet sent are skipped. An answer is None when its request was
+    skipped or failed (then nobody knows whether Vault did it)."""
+    body = _ENTRY if method == "POST" else b""
+    answers, exc = pipelined.send_all(client, [(method, p, body) for p in paths],
+                                      lambda _i, status, data: answer(status, data), stop)
+    if exc is None:
         return answers, None
-    local = threading.local()
-    failures: list[GenoVaultError] = []
-    failed = threading.Event()
-
-    def worker_client() -> hvac.Client:
-        if not hasattr(local, "client"):
-            local.client = hvac.Client(url=client.url, token=client.token, timeout=10)
-        return local.client
-
-    def one(i: int) -> None:
-        if failed.is_set() or (stop is not None and stop.is_set()):
-            return
-        try:
-            answers[i] = call(worker_client(), items[i])
-        except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
-            err = map_error(e, what, addr=client.url)
-            err.__cause__ = e
-            failures.append(err)
-            failed.set()
-
-    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(items)),
-                            thread_name_prefix="genovault-registry") as pool:
-        list(pool.map(one, range(len(items))))
-    return answers, (failures[0] if failures else None)
+    err = map_error(exc, what, addr=client.url)
+    err.__cause__ = exc
+    return answers, err
 
 
 @dataclass
@@ -108,15 +90,15 @@ def create_entries(client: hvac.Client, dataset: str, uid: str, pseudonyms: Sequ
     create to release them. ``stop`` set by another thread skips the items not yet sent."""
     paths = [_path(dataset, uid, p) for p in pseudonyms]
 
-    def create(c: hvac.Client, path: str) -> bool:
-        try:
-            c.adapter.post(path, json={"registered": "1"})
-        except hvac.exceptions.Forbidden:
+    def created_or_present(status: int, body: bytes) -> bool:
+        if status == 403:  # creating an existing entry needs ``update``: a duplicate
             return True
+        pipelined.raise_for_status("POST", "registry entry", status, body)
         return False
 
-    answers, error = _each(client, paths, f"registering samples of dataset {dataset!r}",
-                           create, stop)
+    answers, error = _each(client, "POST", paths,
+                           f"registering samples of dataset {dataset!r}", created_or_present,
+                           stop)
     out = Outcome(len(paths), error=error)
     for i, present in enumerate(answers):
         if present is not None:
@@ -137,10 +119,11 @@ def release(client: hvac.Client, dataset: str, uid: str, pseudonyms: Sequence[st
     """Delete the entries of ``pseudonyms`` (after a failed ingest; missing ones are fine)."""
     paths = [_path(dataset, uid, p) for p in pseudonyms]
 
-    def delete(c: hvac.Client, path: str) -> bool:
-        c.adapter.delete(path)
+    def deleted(status: int, body: bytes) -> bool:
+        pipelined.raise_for_status("DELETE", "registry entry", status, body)
         return False
 
-    _, error = _each(client, paths, f"releasing samples of dataset {dataset!r}", delete)
+    _, error = _each(client, "DELETE", paths, f"releasing samples of dataset {dataset!r}",
+                     deleted)
     if error is not None:
         raise error
