@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -134,15 +135,68 @@ def simulate_cohort(
     return vcf_path
 
 
+def cohort_bcf(vcf: Path) -> Path:
+    """The same cohort as BCF (``bcftools view -Ob``, BGZF-compressed BCF 2.2), cached beside
+    the VCF (``<stem>.bcf``)."""
+    bcf = vcf.with_name(vcf.name.removesuffix(".vcf.gz") + ".bcf")
+    if bcf.exists() and bcf.stat().st_mtime >= vcf.stat().st_mtime:
+        return bcf
+    tmp = bcf.with_name(bcf.name + ".part")
+    subprocess.run(["bcftools", "view", "--no-version", "-Ob", "-o", str(tmp), str(vcf)],
+                   check=True)
+    tmp.replace(bcf)
+    return bcf
+
+
+def split_regions(vcf: Path, parts: int) -> list[Path]:
+    """The cohort cut into ``parts`` files of consecutive position ranges (same samples,
+    same order, bgzipped), cached beside the VCF (``<stem>.part<k>of<parts>.vcf.gz``)."""
+    stem = vcf.name.removesuffix(".vcf.gz")
+    out = [vcf.with_name(f"{stem}.part{k + 1}of{parts}.vcf.gz") for k in range(parts)]
+    if all(p.exists() and p.stat().st_mtime >= vcf.stat().st_mtime for p in out):
+        return out
+    header = subprocess.run(["bcftools", "view", "-h", str(vcf)], check=True,
+                            capture_output=True, text=True).stdout
+    chrom = next(line.split("\t")[0] for line in _data_lines(vcf, 1))
+    last = int(subprocess.run(["bash", "-c", f"zcat {shlex.quote(str(vcf))} | tail -1"],
+                              check=True, capture_output=True, text=True).stdout.split("\t")[1])
+    bounds = [round(last * k / parts) for k in range(parts + 1)]
+    for k, path in enumerate(out):
+        lo, hi = bounds[k] + 1, bounds[k + 1]
+        region = f"{chrom}:{lo}-{hi}"
+        tmp = path.with_name(path.name + ".part")
+        subprocess.run(["bcftools", "view", "--no-version", "-r", region, "-Oz", "-o", str(tmp),
+                        str(vcf)], check=True)
+        tmp.replace(path)
+    del header
+    return out
+
+
+def _data_lines(vcf: Path, n: int) -> list[str]:
+    import gzip
+
+    lines = []
+    with gzip.open(vcf, "rt") as fh:
+        for line in fh:
+            if not line.startswith("#"):
+                lines.append(line)
+                if len(lines) == n:
+                    break
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--length", type=float, default=50e6, help="sequence length (bp)")
     parser.add_argument("--out-dir", type=Path, default=None)
+    parser.add_argument("--bcf", action="store_true", help="also write the cohort as BCF")
     args = parser.parse_args(argv)
     path = simulate_cohort(args.samples, args.out_dir, args.seed, args.length)
     print(path)
+    if args.bcf:
+        print(cohort_bcf(path))
     return 0
 
 

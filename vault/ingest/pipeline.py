@@ -36,6 +36,7 @@ from vault.errors import (
 )
 from vault.ids import check_dataset_id
 from vault.ingest import vcfparse as vp
+from vault.ingest.bcf import BcfReader
 from vault.ingest.header import VcfHeader, parse_header
 from vault.ingest.labels import check_labels
 from vault.ingest.memory import reuse_freed_memory
@@ -242,7 +243,7 @@ class _Ingest:
         path = self.path
         source = open_source(path)
         checksum = sha256_file(path)
-        chunker = LineChunker(source.raw_chunks(), path)
+        chunker = source.chunker()  # text lines, or BCF records decoded natively
         header = parse_header(chunker.read_header(), str(path))
         self.kind, self.header_lines = source.kind, header.n_lines
         sheet = (read_sample_sheet(self.sheet_path, header.samples) if self.sheet_path
@@ -324,7 +325,8 @@ class _Ingest:
 
     def _write_batch(self, folder: Path, staging: Path, manifest: Manifest | None,
                      registration: Registration, header: VcfHeader, sheet: SampleSheet,
-                     pseudonyms: list[str], keyring: Keyring, chunker: LineChunker, source: Any,
+                     pseudonyms: list[str], keyring: Keyring, chunker: LineChunker | BcfReader,
+                     source: Any,
                      checksum: str) -> IngestResult:
         n_samples = len(header.samples)
         batches = list(manifest.batches) if manifest else []
@@ -398,7 +400,7 @@ class _Ingest:
                                              manifest)
         return IngestResult(self.dataset, batch, qc_report, new_manifest)
 
-    def _parse_into(self, writer: BatchWriter, chunker: LineChunker, source: Any,
+    def _parse_into(self, writer: BatchWriter, chunker: LineChunker | BcfReader, source: Any,
                     header: VcfHeader, n_samples: int, qc: _Qc, state: OrderChecker,
                     contigs: list[str], check: Callable[[], None]) -> None:
         """Parse every data chunk and hand its rows to a writer thread (Parquet encode +
@@ -433,7 +435,8 @@ class _Ingest:
         try:
             for buf in chunker.data_chunks():
                 check()
-                chunk = vp.parse_chunk(buf, n_samples)
+                # a BCF reader yields parsed chunks already (vault.ingest.bcf)
+                chunk = buf if isinstance(buf, vp.ParsedChunk) else vp.parse_chunk(buf, n_samples)
                 self._process(chunk, first_line, header, state, qc, contigs, emit)
                 first_line += chunk.n_lines
             parsed_all = True

@@ -6,15 +6,14 @@
   the block's CRC32.
 * plain gzip: streamed through zlib.
 * uncompressed VCF: read as is.
-* BCF: decoded by htslib (pysam) record by record and re-emitted as VCF text, so the same
-  parser and validation apply. This path is correct but much slower than the text path.
+* BCF (BGZF, gzip or uncompressed): inflated the same way, then decoded natively by
+  vault.ingest.bcf (``TextSource.chunker()`` picks the reader).
 
-Every chunk ends at a line boundary. Lines are never reordered.
+Every text chunk ends at a line boundary. Lines are never reordered.
 
 Memory stays bounded whatever the input (``limits.py``): a BGZF block that declares more
 than 64 KiB is refused, each inflate step is capped, and so are the header and the length
-of one data line. BCF: only the header size is checked before htslib reads it; a record's
-size is up to htslib.
+of one data line (of one BCF record).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import deflate
 import numpy as np
@@ -47,6 +46,9 @@ from vault.ingest.limits import (
     max_line_bytes,
     overlong_line,
 )
+
+if TYPE_CHECKING:
+    from vault.ingest.bcf import BcfReader
 
 BGZF_MAGIC = b"\x1f\x8b\x08\x04"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -103,25 +105,13 @@ def _inflate_block(block: bytes | memoryview, path: Path, offset: int) -> bytes 
     return data
 
 
-def _bcf_header_size(path: Path) -> int:
-    """l_text of a BCF (the header's declared length), read without htslib; 0 if unknown."""
+def _container(path: Path) -> str:
+    """How a file is compressed: 'bgzf', 'gzip' or 'plain'."""
     with open(path, "rb") as fh:
         head = fh.read(18)
-        if head[:4] == BGZF_MAGIC and head[12:14] == b"BC":
-            fh.seek(0)
-            first = bytes(_inflate_block(fh.read(struct.unpack_from("<H", head, 16)[0] + 1),
-                                         path, 0))
-        elif head[:2] == GZIP_MAGIC:
-            fh.seek(0)
-            try:
-                first = zlib.decompressobj(31).decompress(fh.read(1 << 16), 9)
-            except zlib.error:
-                return 0
-        else:
-            first = head
-    if first[:4] != BCF_MAGIC or len(first) < 9:
-        return 0
-    return int(struct.unpack_from("<I", first, 5)[0])
+    if head[:4] == BGZF_MAGIC and head[12:14] == b"BC":
+        return "bgzf"
+    return "gzip" if head[:2] == GZIP_MAGIC else "plain"
 
 
 @dataclass
@@ -145,17 +135,16 @@ class TextSource:
     def raw_chunks(self) -> Iterator[bytes | np.ndarray]:
         """Decompressed bytes (bytes or uint8 arrays) in order, arbitrary boundaries."""
         self.size = os.path.getsize(self.path)
-        if self.kind == "bgzf":
+        container = self.kind if self.kind != "bcf" else _container(self.path)
+        if container == "bgzf":
             yield from self._bgzf_chunks()
-        elif self.kind == "gzip":
+        elif container == "gzip":
             yield from self._gzip_chunks()
-        elif self.kind == "text":
+        else:
             with open(self.path, "rb") as fh:
                 while block := fh.read(CHUNK_TEXT):
                     self._advance(len(block))
                     yield block
-        else:
-            yield from self._bcf_chunks()
 
     def _bgzf_chunks(self) -> Iterator[bytes | np.ndarray]:
         path = self.path
@@ -221,39 +210,15 @@ class TextSource:
                 raise InvalidInput(str(self.path), None,
                                    "truncated gzip file: re-copy the file")
 
-    def _bcf_chunks(self) -> Iterator[bytes]:
-        import pysam
+    def chunker(self) -> LineChunker | BcfReader:
+        """What turns this source into parsed records: a LineChunker over the text, or the
+        native BCF reader (vault.ingest.bcf), each with ``read_header()`` and
+        ``data_chunks()``."""
+        if self.kind == "bcf":
+            from vault.ingest.bcf import BcfReader
 
-        size = _bcf_header_size(self.path)
-        if size > MAX_HEADER_BYTES:
-            raise InvalidInput(str(self.path), None,
-                               f"the BCF header declares {size} bytes, more than GenoVault's "
-                               f"limit of {MAX_HEADER_BYTES >> 20} MiB (see docs/format.md): "
-                               "the file is malformed")
-
-        try:
-            vf = pysam.VariantFile(str(self.path))
-        except (ValueError, OSError) as exc:
-            raise InvalidInput(str(self.path), None, f"htslib could not open the BCF: {exc}") \
-                from exc
-        with vf:
-            yield str(vf.header).encode()
-            buf: list[str] = []
-            size = 0
-            try:
-                for rec in vf:
-                    line = str(rec)
-                    buf.append(line)
-                    size += len(line)
-                    if size > CHUNK_TEXT:
-                        yield "".join(buf).encode()
-                        buf, size = [], 0
-            except (ValueError, OSError) as exc:
-                raise InvalidInput(str(self.path), None,
-                                   f"htslib could not decode a BCF record: {exc}") from exc
-            if buf:
-                yield "".join(buf).encode()
-        self._advance(os.path.getsize(self.path))
+            return BcfReader(self.raw_chunks(), self.path)
+        return LineChunker(self.raw_chunks(), self.path)
 
 
 @jit()
