@@ -225,9 +225,9 @@ class BcfReader:
                     break
             if not drop and pos < chunk.shape[0]:
                 carry = chunk[pos:].copy()
-        if carry.shape[0] or drop:
-            raise self._error(f"record {record}: truncated BCF record (the file ends inside "
-                              "it): re-copy the file")
+        if carry.shape[0] or drop:  # (an overlong record being dropped was counted)
+            raise self._error(f"record {record - 1 if drop else record}: truncated BCF "
+                              "record (the file ends inside it): re-copy the file")
 
     def _overlong(self) -> vp.ParsedChunk:
         return vp.parse_chunk(overlong_line(b""), self.n_samples)
