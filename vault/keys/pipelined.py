@@ -196,7 +196,10 @@ class _Run:
         return sock, sock.makefile("rb")
 
     def connection(self, mine: list[int], window: int) -> None:
-        """Send ``mine`` (request indices) over one connection, at most ``window`` in flight."""
+        """Send ``mine`` (request indices) over one connection, at most ``window`` in flight.
+
+        A failed send only stops sending: the answers already on their way are still read,
+        and an answer that says ``Connection: close`` reopens the connection."""
         try:
             sock, reader = self.open()
         except OSError as e:
@@ -204,38 +207,50 @@ class _Run:
             return
         pending: deque[int] = deque()  # positions in ``mine`` sent and not yet answered
         nxt = 0
+        broken = False  # a send failed: read what is in flight, then reopen
         try:
             while True:
-                if not self.halted() and nxt < len(mine) and len(pending) < window:
+                more = not self.halted() and nxt < len(mine)
+                if more and not broken and len(pending) < window:
                     out = []
                     while nxt < len(mine) and len(pending) < window:
                         out.append(self.encode(mine[nxt]))
                         pending.append(nxt)
                         nxt += 1
-                    sock.sendall(b"".join(out))
+                    try:
+                        sock.sendall(b"".join(out))
+                    except OSError:
+                        broken = True
                 if not pending:
-                    return
-                status, body, close = _read_response(reader)
-                i = mine[pending.popleft()]
-                try:
-                    self.answers[i] = self.answer(i, status, body)
-                except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
-                    self.fail(e)
+                    if not (more and broken):
+                        return
+                    close = True  # every answer read: nothing is in doubt
+                else:
+                    status, body, close = _read_response(reader)
+                    i = mine[pending.popleft()]
+                    try:
+                        self.answers[i] = self.answer(i, status, body)
+                    except (requests.exceptions.RequestException,
+                            hvac.exceptions.VaultError) as e:
+                        self.fail(e)
                 if close:
-                    # nothing after this answer was read by the server: send it again
+                    # the server read nothing after this answer: send the rest again
                     with self.lock:
                         self.reopened += 1
                         if self.reopened > MAX_REOPEN:
                             raise OSError("Vault closed the connection too often")
                     nxt = pending[0] if pending else nxt
                     pending.clear()
+                    reader.close()
                     sock.close()
                     sock, reader = self.open()
+                    broken = False
         except TimeoutError as e:
             self.fail(requests.exceptions.Timeout(f"Vault did not answer in time: {e}"))
         except (OSError, ValueError) as e:
             self.fail(requests.exceptions.ConnectionError(f"connection to Vault broke: {e}"))
         finally:
+            reader.close()
             sock.close()
 
 
