@@ -155,11 +155,10 @@ def split_regions(vcf: Path, parts: int) -> list[Path]:
     out = [vcf.with_name(f"{stem}.part{k + 1}of{parts}.vcf.gz") for k in range(parts)]
     if all(p.exists() and p.stat().st_mtime >= vcf.stat().st_mtime for p in out):
         return out
-    header = subprocess.run(["bcftools", "view", "-h", str(vcf)], check=True,
-                            capture_output=True, text=True).stdout
     chrom = next(line.split("\t")[0] for line in _data_lines(vcf, 1))
-    last = int(subprocess.run(["bash", "-c", f"zcat {shlex.quote(str(vcf))} | tail -1"],
-                              check=True, capture_output=True, text=True).stdout.split("\t")[1])
+    last = int(subprocess.run(["bash", "-c", f"bcftools query -f '%POS\\n' "
+                                             f"{shlex.quote(str(vcf))} | tail -1"],
+                              check=True, capture_output=True, text=True).stdout)
     bounds = [round(last * k / parts) for k in range(parts + 1)]
     for k, path in enumerate(out):
         lo, hi = bounds[k] + 1, bounds[k + 1]
@@ -168,7 +167,6 @@ def split_regions(vcf: Path, parts: int) -> list[Path]:
         subprocess.run(["bcftools", "view", "--no-version", "-r", region, "-Oz", "-o", str(tmp),
                         str(vcf)], check=True)
         tmp.replace(path)
-    del header
     return out
 
 

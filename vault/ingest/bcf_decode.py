@@ -33,6 +33,7 @@ from vault.ingest.vcf_errors import (
     E_NO_GT,
     E_PLOIDY,
 )
+from vault.ingest.vcf_gt import _load_u64
 
 _jit = jit()
 _pjit = jit(parallel=True)
@@ -532,27 +533,28 @@ def render_records(buf: np.ndarray, offs: np.ndarray, contigs: np.ndarray,
     return text, starts[:n].copy(), ends.copy(), qual_bits, ip, ie, n_fmt, n_sample, fatal
 
 
+_TWOS = np.uint64(0x0202020202020202)
+_HIGH = np.uint64(0xFCFCFCFCFCFCFCFC)
+_ONES = np.uint64(0x0101010101010101)
+_CODES = np.uint64(0x0003000300030003)
+# gathers the 2-bit codes at bits 0, 16, 32, 48 into bits 56, 58, 60, 62 (no carries: every
+# other product lands in its own 2-bit field below bit 56, or above bit 63)
+_GATHER = np.uint64((1 << 56) | (1 << 42) | (1 << 28) | (1 << 14))
+
+
 @_jit
 def _fast_gt_row(buf: np.ndarray, p: int, n_samples: int, out: np.ndarray) -> int:
     """Pack int8 diploid GT vectors whose alleles are all 0 or 1 (raw values 2..5), 4 samples
-    per 8 bytes. Returns 0 if every value matched (``out`` complete), else non-zero."""
+    per 8-byte load. Returns 0 if every value matched (``out`` complete), else non-zero."""
     bad = np.uint64(0)
     full = n_samples >> 2
-    twos = np.uint64(0x0202020202020202)
-    high = np.uint64(0xFCFCFCFCFCFCFCFC)
-    ones = np.uint64(0x0101010101010101)
     for b in range(full):
-        q = p + 8 * b
-        x = np.uint64(0)
-        for k in range(8):
-            x |= np.uint64(buf[q + k]) << np.uint64(8 * k)
-        y = x - twos  # bytes 0..3 when every raw value is 2..5; a borrow only below 2
-        bad |= y & high
-        a = (y >> np.uint64(1)) & ones
-        z = a + (a >> np.uint64(8))
-        out[b] = np.uint8((z & np.uint64(3)) | ((z >> np.uint64(14)) & np.uint64(0xC))
-                          | ((z >> np.uint64(28)) & np.uint64(0x30))
-                          | ((z >> np.uint64(42)) & np.uint64(0xC0)))
+        # each byte - 2 is 0..3 when every raw value is 2..5 (a borrow only from a byte < 2)
+        y = _load_u64(buf, p + 8 * b) - _TWOS
+        bad |= y & _HIGH
+        a = (y >> np.uint64(1)) & _ONES  # the allele of each byte
+        z = (a + (a >> np.uint64(8))) & _CODES  # the two alleles of a sample added
+        out[b] = np.uint8((z * _GATHER) >> np.uint64(56))
     v = 0
     ibad = 0
     for s in range(4 * full, n_samples):
