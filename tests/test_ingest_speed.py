@@ -328,3 +328,19 @@ def test_speed__pipeline_cut_connection_is_vault_down(closing_server: str) -> No
     assert isinstance(err, VaultDown)
     answered = [a for a in answers if a is not None]
     assert 30 <= len(answered) <= 40  # the answered ones are known, the rest are not
+
+
+# -- missing calls per sample, 32 samples per load -----------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 300), rows=st.integers(0, 600), miss=st.floats(0, 1),
+       seed=st.integers(0, 2**31))
+def test_speed__missing_per_sample_counts_code_3(n: int, rows: int, miss: float,
+                                                 seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 3, (rows, n))
+    codes[rng.random((rows, n)) < miss] = 3
+    packed = np.zeros((rows, (n + 3) // 4), np.uint8)
+    for s in range(n):
+        packed[:, s // 4] |= (codes[:, s] << (2 * (s % 4))).astype(np.uint8)
+    np.testing.assert_array_equal(vp.missing_per_sample(packed, n), (codes == 3).sum(axis=0))
