@@ -4,7 +4,7 @@ The sample registry sends one request per sample (vault.keys.registry). Through 
 each costs about 1.2 ms of client CPU, which an ingest pays on the cores that parse the file
 (5,000 samples: ~6 s of CPU). Here each of a few connections keeps up to ``WINDOW`` requests in
 flight and reads the answers in order: ~50 µs of client CPU per request, and Vault's own cost
-per request is unchanged (measured in docs/format.md, "Sample registry cost").
+per request is unchanged (measured in docs/ingest.md, "The sample registry").
 
 Semantics are those of sending the requests one by one:
 
