@@ -15,12 +15,16 @@ the GIL. The rules (see docs/format.md) are applied here:
 
 Every problem found is reported per line as an error code (see ``ERRORS``); the caller turns
 the first one into a message with file and line, or skips the line with ``--skip-invalid``.
+BCF records come as the same ``ParsedChunk`` (vault.ingest.bcf): ``buf`` then holds the
+records' first eight columns as VCF text (INFO included), genotypes come from the typed GT
+vectors.
 
 The kernels live in modules of their own; this module is the entry point and re-exports
 what the pipeline uses:
 
 * ``vcf_errors``: the error codes and messages (``E_*``, ``ERRORS``).
-* ``vcf_scan``: line ends, contig runs, ALT allele bounds, Arrow string gathering.
+* ``vcf_scan``: line ends (``find_lines`` takes a GT-only line's end from its length, checked
+  later by the genotype parser), contig runs, ALT allele bounds, Arrow string gathering.
 * ``vcf_fields``: the fixed columns (CHROM..FORMAT) and their validators.
 * ``vcf_gt``: GT decoding into packed codes, missingness per sample.
 """
