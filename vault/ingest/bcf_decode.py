@@ -12,11 +12,12 @@ here only reads inside the record's declared lengths: a value that would run pas
 reported as malformed (``F_*`` codes), never read.
 """
 
-# mypy: disable-error-code="assignment"
+# mypy: disable-error-code="assignment,return-value,arg-type"
 # (numba kernels: mypy cannot follow numpy scalar arithmetic; numba checks the types)
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import numba as nb
 import numpy as np
@@ -221,16 +222,20 @@ def _scale(a: float, k: int) -> float:
 
 
 @intrinsic
-def _f32(typingctx: Any, bits: Any) -> Any:
+def _f32_intrinsic(typingctx: Any, bits: Any) -> Any:
     """The float32 whose bits are the low 32 bits of the integer ``bits``."""
     if not isinstance(bits, types.Integer):
         return None
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        low = builder.trunc(args[0], ir.IntType(32)) if bits.bitwidth > 32 else args[0]
+        wide = getattr(bits, "bitwidth") > 32  # noqa: B009 (numba's type attribute)
+        low = builder.trunc(args[0], ir.IntType(32)) if wide else args[0]
         return builder.bitcast(low, ir.FloatType())
 
     return types.float32(bits), codegen
+
+
+_f32 = cast(Callable[[Any], np.float32], _f32_intrinsic)
 
 
 @_jit

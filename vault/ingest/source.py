@@ -318,7 +318,7 @@ def _inflate_into(decompress: Any, crc32: Any, dec: int, raw: np.ndarray,
     each block's CRC32. Returns (data, index of the first bad block or -1, 1 deflate data
     does not decode / 2 CRC mismatch). Blocks were checked by ``_bgzf_offsets`` (ISIZE)."""
     n = offsets.shape[0] - 1
-    total = 0
+    total = np.int64(0)
     for k in range(n):
         e = offsets[k + 1]
         total += (np.int64(raw[e - 4]) | (np.int64(raw[e - 3]) << 8)
@@ -326,7 +326,7 @@ def _inflate_into(decompress: Any, crc32: Any, dec: int, raw: np.ndarray,
     out = np.empty(total, np.uint8)
     src = raw.ctypes.data
     dst = out.ctypes.data
-    o = 0
+    o = np.int64(0)
     for k in range(n):
         a = offsets[k]
         e = offsets[k + 1]

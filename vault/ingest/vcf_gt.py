@@ -4,7 +4,8 @@
 # (numba kernels: mypy cannot follow numpy scalar arithmetic; numba checks the types)
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import numba as nb
 import numpy as np
@@ -44,7 +45,7 @@ def _parse_allele(buf: np.ndarray, p: int) -> tuple[int, int]:
 
 
 @intrinsic
-def _load_u64(typingctx: Any, arr: Any, idx: Any) -> Any:
+def _load_u64_intrinsic(typingctx: Any, arr: Any, idx: Any) -> Any:
     """The 8 bytes arr[idx:idx + 8] as a little-endian uint64 (one unaligned load; the caller
     guarantees the bytes exist)."""
     if not (isinstance(arr, types.Array) and arr.dtype == types.uint8
@@ -61,6 +62,9 @@ def _load_u64(typingctx: Any, arr: Any, idx: Any) -> Any:
 
     return sig, codegen
 
+
+# Typed alias for callers (numba resolves the intrinsic object itself).
+_load_u64 = cast(Callable[[np.ndarray, int], np.uint64], _load_u64_intrinsic)
 
 # Two sample columns 'a?b\t' in one little-endian uint64: a and b must be '0' or '1' (0x30 or
 # 0x31), the fourth byte a tab; the separator bytes (1 and 5) are checked on their own.
@@ -115,7 +119,7 @@ def _fast_biallelic_row(buf: np.ndarray, p: int, n_samples: int, out: np.ndarray
         v |= (c0 + c2) << (2 * (s & 3))
         q += 4
     out[n_body] = v
-    return ibad | np.int32(bad != 0)
+    return int(ibad | np.int32(bad != 0))
 
 
 @_pjit

@@ -103,7 +103,7 @@ def _proxied(client: hvac.Client) -> bool:
     parts = urlsplit(client.url)
     proxies = urllib.request.getproxies_environment()
     return bool(proxies.get(parts.scheme) or proxies.get("all")) and \
-        not urllib.request.proxy_bypass_environment(parts.hostname or "")
+        not urllib.request.proxy_bypass(parts.hostname or "")
 
 
 def _one_by_one(client: hvac.Client, requests_: Sequence[tuple[str, str, bytes]],
@@ -284,16 +284,16 @@ def _read_response(reader: BinaryIO) -> tuple[int, bytes, bool]:
     else:
         raise ValueError("too many response headers")
     if chunked:
-        body = bytearray()
+        chunks = bytearray()
         while True:
             size = int(reader.readline(1024).split(b";")[0], 16)
             if size == 0:
                 while reader.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass
                 break
-            body += reader.read(size)
+            chunks += reader.read(size)
             reader.readline(3)
-        return status, bytes(body), close
+        return status, bytes(chunks), close
     if length < 0:
         if status in (204, 304) or 100 <= status < 200:
             return status, b"", close
