@@ -25,6 +25,9 @@ Modes (``--format`` takes a comma-separated list):
 
 Ends with one JSON line: {"bench": "ingest", "ratio", "bcf_ratio", "split_ratio",
 "peak_rss_mb", "peak_rss_mb_50k", ...}; a mode that was not run has null and a ``*_reason``.
+CPU seconds (``cpu_seconds`` ours, ``vault_cpu_seconds`` OpenBao's during our run,
+``plink2_cpu_seconds``) are reported beside wall times: on a shared machine they show the
+work done, whatever else runs.
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ print(json.dumps({"seconds": time.perf_counter() - t0}))
 
 
 def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run cmd; return (wall seconds, peak RSS MB of that process, stdout)."""
+    """Run cmd; return (wall seconds, peak RSS MB of that process, stdout); its CPU seconds
+    (user + system) are left in ``LAST_CPU[0]``."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -77,9 +81,20 @@ def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[floa
     out = proc.stdout.read().decode() if proc.stdout else ""
     err = proc.stderr.read().decode() if proc.stderr else ""
     proc.returncode = os.waitstatus_to_exitcode(status)
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{err[-2000:]}")
     return wall, usage.ru_maxrss / 1024, out
+
+
+LAST_CPU = [0.0]
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def count_records(vcf: Path) -> tuple[int, int]:
@@ -106,8 +121,11 @@ def multi_file_ingest_available() -> bool:
 class Bench:
     """One OpenBao dev server and a temporary folder for every mode of a run."""
 
-    def __init__(self, tmp: Path, addr: str, token: str, threads: int) -> None:
+    def __init__(self, tmp: Path, addr: str, token: str, threads: int, bao_pid: int) -> None:
         self.tmp = tmp
+        self.bao_pid = bao_pid
+        #: CPU seconds of the last run of ours, and of OpenBao during it
+        self.cpu = (0.0, 0.0)
         self.env = dict(os.environ, VAULT_ADDR=addr, VAULT_TOKEN=token,
                         GENOVAULT_NO_PROGRESS="1", PYTHONPATH=str(ROOT))
         self.threads = threads
@@ -117,19 +135,23 @@ class Bench:
         self.n += 1
         return dict(self.env, GENOVAULT_STORE=str(self.tmp / f"store{self.n}"))
 
+    def _run_ours(self, cmd: list[str]) -> tuple[float, float, str]:
+        env = self._store()
+        bao0 = process_cpu(self.bao_pid)
+        wall, rss, out = run_process(cmd, env)
+        self.cpu = (LAST_CPU[0], process_cpu(self.bao_pid) - bao0)
+        shutil.rmtree(env["GENOVAULT_STORE"], ignore_errors=True)
+        return wall, rss, out
+
     def ours(self, path: Path) -> tuple[float, float, float]:
         """(wall, in-process seconds, peak RSS MB) of `genovault ingest path`."""
-        env = self._store()
-        wall, rss, out = run_process([sys.executable, "-m", "vault.cli", "ingest", str(path),
-                                      "-d", "bench", "--json"], env)
-        shutil.rmtree(env["GENOVAULT_STORE"], ignore_errors=True)
+        wall, rss, out = self._run_ours([sys.executable, "-m", "vault.cli", "ingest", str(path),
+                                         "-d", "bench", "--json"])
         return wall, json.loads(out)["seconds"], rss
 
     def ours_split(self, paths: list[Path]) -> tuple[float, float, float]:
-        env = self._store()
-        wall, rss, out = run_process([sys.executable, "-c", SPLIT_CHILD, "bench",
-                                      *map(str, paths)], env)
-        shutil.rmtree(env["GENOVAULT_STORE"], ignore_errors=True)
+        wall, rss, out = self._run_ours([sys.executable, "-c", SPLIT_CHILD, "bench",
+                                         *map(str, paths)])
         return wall, json.loads(out.strip().splitlines()[-1])["seconds"], rss
 
     def plink(self, flag: str, path: Path) -> tuple[float, float]:
@@ -141,23 +163,32 @@ class Bench:
         return wall, rss
 
 
-def compare(name: str, runs: int, ours: Callable[[], tuple[float, float, float]],
+def compare(name: str, runs: int, bench: Bench, ours: Callable[[], tuple[float, float, float]],
             plink: Callable[[], tuple[float, float]]) -> dict[str, Any]:
-    """Alternate ours and plink2 ``runs`` times; medians and the ratio."""
+    """Alternate ours and plink2 ``runs`` times; medians and the ratio (plus CPU seconds, which
+    other load on the machine does not inflate the way it inflates wall time)."""
     t_ours, t_inner, rss_ours, t_plink, rss_plink = [], [], [], [], []
+    cpu_ours, cpu_vault, cpu_plink = [], [], []
     for i in range(runs):
         wall, inner, rss = ours()
+        cpu_ours.append(bench.cpu[0])
+        cpu_vault.append(bench.cpu[1])
         wall_p, rss_p = plink()
+        cpu_plink.append(LAST_CPU[0])
         t_ours.append(wall)
         t_inner.append(inner)
         rss_ours.append(rss)
         t_plink.append(wall_p)
         rss_plink.append(rss_p)
-        print(f"{name} run {i + 1}: genovault {wall:.2f} s (in process {inner:.2f} s, peak "
-              f"RSS {rss:.0f} MB) | plink2 {wall_p:.2f} s (peak RSS {rss_p:.0f} MB)",
+        print(f"{name} run {i + 1}: genovault {wall:.2f} s (in process {inner:.2f} s, CPU "
+              f"{cpu_ours[-1]:.1f} s + Vault {cpu_vault[-1]:.1f} s, peak RSS {rss:.0f} MB) | "
+              f"plink2 {wall_p:.2f} s (CPU {cpu_plink[-1]:.1f} s, peak RSS {rss_p:.0f} MB)",
               file=sys.stderr)
     med, med_p = statistics.median(t_ours), statistics.median(t_plink)
     return {"seconds": round(med, 3), "seconds_in_process": round(statistics.median(t_inner), 3),
+            "cpu_seconds": round(statistics.median(cpu_ours), 3),
+            "vault_cpu_seconds": round(statistics.median(cpu_vault), 3),
+            "plink2_cpu_seconds": round(statistics.median(cpu_plink), 3),
             "plink2_seconds": round(med_p, 3), "ratio": round(med_p / med, 3),
             "peak_rss_mb": round(max(rss_ours), 1), "plink2_peak_rss_mb": round(max(rss_plink), 1),
             "all_seconds": [round(x, 3) for x in t_ours],
@@ -202,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         bootstrap(bao.client())
         token = mint_role_token(bao.client(), "ingest", ttl="4h")
-        bench = Bench(tmp, bao.addr, token, args.threads)
+        bench = Bench(tmp, bao.addr, token, args.threads, bao.pid)
         # warm-up: numba's on-disk cache is filled by the first runs (not timed)
         demo = ROOT / "vault/sample_data/demo_cohort.vcf.gz"
         bench.ours(demo)
@@ -210,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             bench.ours(cohort_bcf_of(demo, tmp))
         rss: list[float] = []
         if "vcf" in formats:
-            r = compare("vcf", args.runs, lambda: bench.ours(vcf),
+            r = compare("vcf", args.runs, bench, lambda: bench.ours(vcf),
                         lambda: bench.plink("--vcf", vcf))
             result.update(r, genotypes_per_s=round(genotypes / r["seconds"]),
                           plink2_genotypes_per_s=round(genotypes / r["plink2_seconds"]))
@@ -219,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             result["ratio_reason"] = "not run (--format without vcf)"
         if "bcf" in formats:
             bcf = cohort_bcf(vcf)
-            r = compare("bcf", args.runs, lambda: bench.ours(bcf),
+            r = compare("bcf", args.runs, bench, lambda: bench.ours(bcf),
                         lambda: bench.plink("--bcf", bcf))
             result.update({f"bcf_{k}": v for k, v in r.items() if k != "ratio"},
                           bcf_ratio=r["ratio"], bcf_bytes=bcf.stat().st_size)
@@ -233,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 times = [bench.plink("--vcf", p) for p in parts]
                 return sum(t for t, _ in times), max(m for _, m in times)
 
-            r = compare(f"split{args.split}", args.runs, lambda: bench.ours_split(parts),
+            r = compare(f"split{args.split}", args.runs, bench, lambda: bench.ours_split(parts),
                         plink_parts)
             result.update({f"split_{k}": v for k, v in r.items() if k != "ratio"},
                           split=args.split, split_ratio=r["ratio"])
@@ -246,10 +277,11 @@ def main(argv: list[str] | None = None) -> int:
             result["peak_rss_mb_50k"] = result["peak_rss_mb"]
         elif args.rss_50k:
             wide = simulate_cohort(50000, sequence_length=args.seq_len_50k)
-            r = compare("vcf-50k", 1, lambda: bench.ours(wide),
+            r = compare("vcf-50k", 1, bench, lambda: bench.ours(wide),
                         lambda: bench.plink("--vcf", wide))
             result.update(peak_rss_mb_50k=r["peak_rss_mb"], ratio_50k=r["ratio"],
                           seconds_50k=r["seconds"], plink2_seconds_50k=r["plink2_seconds"],
+                          vault_cpu_seconds_50k=r["vault_cpu_seconds"],
                           records_50k=count_records(wide)[1])
         else:
             result["peak_rss_mb_50k_reason"] = ("not run (--rss-50k, or --samples 50000 "
