@@ -186,6 +186,10 @@ class DatasetReader:
 
     # -- files ---------------------------------------------------------------------------
     def _open(self, rel: str) -> pq.ParquetFile:
+        with self.keyring.io_lock:
+            return self._open_locked(rel)
+
+    def _open_locked(self, rel: str) -> pq.ParquetFile:
         path = self.dir / rel
         if not path.is_file():
             raise IntegrityError(f"{path}: listed in the manifest but missing; the dataset is "
@@ -217,21 +221,28 @@ class DatasetReader:
     def _read(self, rel: str, columns: Sequence[str] | None, start: int = 1,
               end: int | None = None) -> pa.Table:
         """Decrypt ``columns`` (None: every column) of one file, rows within [start, end]."""
+        with self.keyring.io_lock:  # see Keyring.io_lock
+            return self._read_locked(rel, columns, start, end)
+
+    def _read_locked(self, rel: str, columns: Sequence[str] | None, start: int,
+                     end: int | None) -> pa.Table:
         pf = self._open(rel)
         if columns is None:
             columns = pf.schema_arrow.names
         try:
             if start > 1 or end is not None:
-                groups = self._row_groups(pf, start, end)
+                groups, inside = self._row_groups(pf, start, end)
                 # "pos" once: a duplicate field makes table.column("pos") raise KeyError
                 wanted = list(dict.fromkeys([*columns, "pos"]))
                 table = pf.read_row_groups(groups, columns=wanted) \
                     if groups else pf.schema_arrow.empty_table().select(wanted)
-                pos = table.column("pos")
-                mask = pc.greater_equal(pos, start)
-                if end is not None:
-                    mask = pc.and_(mask, pc.less_equal(pos, end))
-                table = table.filter(mask).select(list(columns))
+                if not inside:  # some rows of the groups read lie outside [start, end]
+                    pos = table.column("pos")
+                    mask = pc.greater_equal(pos, start)
+                    if end is not None:
+                        mask = pc.and_(mask, pc.less_equal(pos, end))
+                    table = table.filter(mask)
+                table = table.select(list(columns))
             else:
                 table = pf.read(columns=list(columns))
         except VaultError:
@@ -242,18 +253,24 @@ class DatasetReader:
         return table
 
     @staticmethod
-    def _row_groups(pf: pq.ParquetFile, start: int, end: int | None) -> list[int]:
+    def _row_groups(pf: pq.ParquetFile, start: int, end: int | None) -> tuple[list[int], bool]:
+        """Row groups that may hold positions in [start, end], and whether every row of
+        them lies inside (then no row filter is needed: a whole partition is read without
+        copying its genotypes once more)."""
         idx = pf.schema_arrow.get_field_index("pos")
         out = []
+        inside = True
         for g in range(pf.metadata.num_row_groups):
             st = pf.metadata.row_group(g).column(idx).statistics
             if st is None or not st.has_min_max:
                 out.append(g)
+                inside = False
                 continue
             if st.max < start or (end is not None and st.min > end):
                 continue
             out.append(g)
-        return out
+            inside = inside and st.min >= start and (end is None or st.max <= end)
+        return out, inside
 
     # -- samples -------------------------------------------------------------------------
     def samples(self, columns: Sequence[str] | None = None) -> pa.Table:
@@ -276,7 +293,8 @@ class DatasetReader:
         return list(out)
 
     def _sample_columns(self, batch: Batch) -> list[str]:
-        names = self._open(batch.samples_file.path).schema_arrow.names
+        with self.keyring.io_lock:
+            names = self._open(batch.samples_file.path).schema_arrow.names
         return [c for c in names if c not in fmt.SAMPLE_BASE_COLUMNS]
 
     def batch_info(self, batch: Batch) -> dict[str, Any]:

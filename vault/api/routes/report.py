@@ -1,8 +1,8 @@
 """The data-quality and representation report of a dataset (``report`` action, admins).
 
 The same report as ``genovault report``: built by vault.report from the query service's
-disclosure-controlled answers, through the Guard (decision, rate limit, audit record before
-and after). ``format=json`` (default) answers the report's JSON; ``format=html`` the
+disclosure-controlled answers, through the Guard (decision, rate limit, one audit
+record). ``format=json`` (default) answers the report's JSON; ``format=html`` the
 self-contained HTML page.
 """
 

@@ -4,6 +4,7 @@ audits and applies disclosure control (they never decide access themselves)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
@@ -11,12 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vault.api import models as m
 from vault.api.deps import ServicesDep
-from vault.api.fastjson import statistic_answer
+from vault.api.fastjson import ARROW_STREAM, TABLE_KEY, statistic_answer, table_answer
 from vault.api.guard import Outcome, disclosure_of
 from vault.errors import ConfigError
 from vault.policy.model import QueryRequest
 from vault.query import advanced
-from vault.query.service import DEFAULT_PAGE, MAX_PAGE, Selection
+from vault.query.service import DEFAULT_PAGE, MAX_PAGE, MAX_TABLE_PAGE, Selection
 from vault.store.reader import Region
 
 router = APIRouter(prefix="/v1/datasets/{dataset}", tags=["statistics"])
@@ -31,6 +32,30 @@ GroupByQ = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_.-]+
 CursorQ = Annotated[int, Query(ge=0, le=10**9, description="variants to skip (from "
                                                            "next_cursor)")]
 LimitQ = Annotated[int, Query(ge=1, le=MAX_PAGE, description="variants per page")]
+TableLimitQ = Annotated[int | None, Query(
+    ge=1, le=MAX_TABLE_PAGE,
+    description=f"variants per page (default {DEFAULT_PAGE}, at most {MAX_PAGE} for JSON; "
+                f"default and at most {MAX_TABLE_PAGE} for format=arrow)")]
+FormatQ = Annotated[str | None, Query(
+    pattern="^(json|arrow)$",
+    description="json (default) or arrow: one Apache Arrow IPC stream, one row per variant, "
+                "the envelope (disclosure, query_id, …) in the schema metadata under "
+                "'genovault'; also chosen by Accept: " + ARROW_STREAM)]
+
+
+def wants_table(request: Request, fmt: str | None) -> bool:
+    if fmt is not None:
+        return fmt == "arrow"
+    return ARROW_STREAM in request.headers.get("accept", "")
+
+
+def page_limit(limit: int | None, table: bool) -> int:
+    if limit is None:
+        return MAX_TABLE_PAGE if table else DEFAULT_PAGE
+    if not table and limit > MAX_PAGE:
+        raise ConfigError(f"limit must be between 1 and {MAX_PAGE} for JSON answers "
+                          f"(up to {MAX_TABLE_PAGE} with format=arrow)")
+    return limit
 
 _ROUTE_STATS = {"frequency": "frequency", "genotype-counts": "genotype_counts",
                 "hardy-weinberg": "hardy_weinberg", "missingness": "missingness"}
@@ -61,23 +86,39 @@ class BatchQuery(BaseModel):
     regions: list[str] = Field(default_factory=list, max_length=100)
     group_by: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     cursor: int = Field(default=0, ge=0, le=10**9)
-    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    limit: int | None = Field(default=None, ge=1, le=MAX_TABLE_PAGE,
+                              description=f"default {DEFAULT_PAGE}, at most {MAX_PAGE} for "
+                                          f"JSON; up to {MAX_TABLE_PAGE} for format=arrow")
+    format: str | None = Field(default=None, pattern="^(json|arrow)$")
 
 
 def _stat_route(route: str, stat: str) -> None:
-    def get_stat(request: Request, services: ServicesDep, dataset: DatasetId,
-                 region: RegionQ = None, group_by: GroupByQ = None, cursor: CursorQ = 0,
-                 limit: LimitQ = DEFAULT_PAGE) -> Response:
-        qreq = QueryRequest(action=stat, dataset=dataset,
-                            group_by=(group_by,) if group_by else ())
-
+    def answer(request: Request, services: ServicesDep, dataset: DatasetId,
+               qreq: QueryRequest, selection: Callable[[], Selection], group_by: str | None,
+               cursor: int, limit: int | None, table: bool,
+               audit: dict[str, Any] | None = None) -> Response:
         def compute(decision: Any) -> Outcome:
-            sel = Selection(region=parse_region(region))
+            sel = selection()
+            n = page_limit(limit, table)
+            if table:
+                env, tab = services.query.statistic_table(
+                    dataset, stat, sel, group_by, disclosure_of(decision), cursor, n)
+                return Outcome({**env, "dataset": dataset, TABLE_KEY: tab}, env["count"])
             body = services.query.statistic(dataset, stat, sel, group_by,
-                                            disclosure_of(decision), cursor, limit)
+                                            disclosure_of(decision), cursor, n)
             return Outcome({**body, "dataset": dataset}, body["count"])
 
-        return statistic_answer(services.guard.run(request, qreq, compute))
+        body = services.guard.run(request, qreq, compute, audit)
+        return table_answer(body) if table else statistic_answer(body)
+
+    def get_stat(request: Request, services: ServicesDep, dataset: DatasetId,
+                 region: RegionQ = None, group_by: GroupByQ = None, cursor: CursorQ = 0,
+                 limit: TableLimitQ = None, format: FormatQ = None) -> Response:
+        qreq = QueryRequest(action=stat, dataset=dataset,
+                            group_by=(group_by,) if group_by else ())
+        return answer(request, services, dataset, qreq,
+                      lambda: Selection(region=parse_region(region)), group_by, cursor, limit,
+                      wants_table(request, format))
 
     def post_stat(request: Request, services: ServicesDep, dataset: DatasetId,
                   query: Annotated[BatchQuery, Body()]) -> Response:
@@ -85,20 +126,19 @@ def _stat_route(route: str, stat: str) -> None:
                             group_by=(query.group_by,) if query.group_by else (),
                             variant_count=len(query.variants) or None)
 
-        def compute(decision: Any) -> Outcome:
+        def selection() -> Selection:
             regions = tuple(r for r in (parse_region(t) for t in query.regions) if r)
             if not query.variants and not regions:
                 raise ConfigError("give variants and/or regions")
-            sel = Selection(variants=tuple((v.chrom, v.pos, v.ref, v.alt)
-                                           for v in query.variants) or None,
-                            more_regions=regions)
-            body = services.query.statistic(dataset, stat, sel, query.group_by,
-                                            disclosure_of(decision), query.cursor, query.limit)
-            return Outcome({**body, "dataset": dataset}, body["count"])
+            return Selection(variants=tuple((v.chrom, v.pos, v.ref, v.alt)
+                                            for v in query.variants) or None,
+                             more_regions=regions)
 
         audit = {"variants": len(query.variants), "regions": query.regions[:20],
-                 "group_by": query.group_by, "cursor": query.cursor, "limit": query.limit}
-        return statistic_answer(services.guard.run(request, qreq, compute, audit))
+                 "group_by": query.group_by, "cursor": query.cursor, "limit": query.limit,
+                 "format": query.format}
+        return answer(request, services, dataset, qreq, selection, query.group_by,
+                      query.cursor, query.limit, wants_table(request, query.format), audit)
 
     get_stat.__name__ = f"get_{stat}"
     post_stat.__name__ = f"post_{stat}"
@@ -107,7 +147,10 @@ def _stat_route(route: str, stat: str) -> None:
     # answered by shape-checked orjson (vault/api/fastjson.py); the schema is documented in
     # full: a cell carries the fields of its statistic only (a suppressed one as null)
     documented: dict[int | str, dict[str, Any]] = {
-        200: {"model": m.StatisticAnswer, "description": "one page of answers"}}
+        200: {"model": m.StatisticAnswer, "description": "one page of answers (JSON, or "
+              "with format=arrow one Arrow IPC stream whose schema metadata 'genovault' holds "
+              "this envelope without its variants)",
+              "content": {ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}}}}}
     router.add_api_route(f"/{route}", get_stat, methods=["GET"], response_model=None,
                          responses=documented, summary=f"{stat} per variant")
     router.add_api_route(f"/{route}", post_stat, methods=["POST"], response_model=None,
