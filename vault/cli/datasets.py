@@ -69,7 +69,8 @@ def datasets_show(ctx: click.Context, dataset: str, as_json: bool, details: bool
              f"{b.ingested_at}")
         if b.batch in infos:
             info = infos[b.batch]
-            echo(f"    source {info['source_name']}, group columns "
+            names = [src["name"] for src in info["sources"]] or [info["source_name"]]
+            echo(f"    source {', '.join(names)}, group columns "
                  f"{', '.join(info['group_columns']) or '-'}")
             print_qc(info["qc"])
 
@@ -83,7 +84,9 @@ def _batch_infos(ctx: click.Context, store: object, dataset: str) -> dict[str, d
         reader = open_reader(dataset, client, store)  # type: ignore[arg-type]
         for b in reader.batches:
             info = reader.batch_info(b)
-            out[b.batch] = {**info, "qc": suppress_qc(info["qc"])}
+            out[b.batch] = {**info, "qc": suppress_qc(info["qc"]),
+                            "sources": [{**src, "qc": suppress_qc(src["qc"])}
+                                        for src in info.get("sources", [])]}
     return out
 
 
