@@ -69,7 +69,7 @@ def datasets_show(ctx: click.Context, dataset: str, as_json: bool, details: bool
              f"{b.ingested_at}")
         if b.batch in infos:
             info = infos[b.batch]
-            names = [src["name"] for src in info["sources"]] or [info["source_name"]]
+            names = [src["name"] for src in info.get("sources", [])] or [info["source_name"]]
             echo(f"    source {', '.join(names)}, group columns "
                  f"{', '.join(info['group_columns']) or '-'}")
             print_qc(info["qc"])
