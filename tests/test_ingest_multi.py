@@ -379,3 +379,34 @@ def test_cli__refusal_names_both_files_in_genovault_style(
     assert r.returncode == 1
     assert r.stderr.startswith(f"error: {over}:") and "a.vcf.gz" in r.stderr
     assert not store.exists(ds)
+
+
+def test_cli__details_of_a_small_multi_file_batch_suppress_every_files_qc(
+        bao_server: DevServer, run: Callable[..., IngestResult], store: Store,
+        tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tests.support.vcfgen import header, random_records, write_vcf
+    from vault.cli import main
+
+    ids = ["SMALL_A", "SMALL_B", "SMALL_C"]  # fewer than k: one person's numbers in each cell
+    files = []
+    for i, chrom in enumerate(["1", "2", "3"]):
+        lines, _ = random_records(3, 40, seed=i, chrom=chrom, missing=0.2)
+        files.append(write_vcf(tmp_path / f"small{chrom}.vcf", header(ids) + lines))
+    ds = ds_id("small")
+    run(files[:2], ds)
+    run(files[2], ds, batch="b0001")
+    env = {"VAULT_ADDR": bao_server.addr,
+           "VAULT_TOKEN": mint_role_token(bao_server.client(), "query", ttl="5m"),
+           "GENOVAULT_STORE": str(store.root), "GENOVAULT_HOME": str(tmp_path / "home")}
+    r = CliRunner().invoke(main, ["datasets", "show", ds, "--details", "--json"], env=env)
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)["batch_info"]["b0001"]
+    assert [s["name"] for s in info["sources"]] == ["small1.vcf", "small2.vcf", "small3.vcf"]
+    for qc in [info["qc"], *(s["qc"] for s in info["sources"])]:
+        assert qc["missingness"] is None and qc["suppressed"], qc
+    assert "missing_per_sample" not in r.stdout
+    text = CliRunner().invoke(main, ["datasets", "show", ds, "--details"], env=env)
+    assert "and 2 more source file(s)" in text.stdout
+    assert "source small1.vcf, small2.vcf, small3.vcf" in text.stdout

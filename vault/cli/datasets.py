@@ -65,7 +65,9 @@ def datasets_show(ctx: click.Context, dataset: str, as_json: bool, details: bool
         who = b.ingested_by.display_name or "?"
         echo(f"  batch {b.batch}: {b.n_samples} samples (from index {b.sample_offset}), "
              f"{b.variant_rows} variant rows in {len(b.variant_files)} file(s), source sha256 "
-             f"{b.source.sha256[:16]}…, absent sites {b.absent_sites}, by {who} at "
+             f"{b.source.sha256[:16]}…"
+             + (f" and {len(b.parts)} more source file(s)" if b.parts else "")
+             + f", absent sites {b.absent_sites}, by {who} at "
              f"{b.ingested_at}")
         if b.batch in infos:
             info = infos[b.batch]
