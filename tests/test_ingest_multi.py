@@ -263,6 +263,8 @@ def test_part__added_file_by_file_equals_the_whole_file(
     assert len(m.batches) == 1 and m.sample_count == 90 and m.version == 3
     b = m.batches[0]
     assert [p.info_file is not None for p in b.parts] == [True, True]
+    report = verify_dataset(DatasetReader(store, ds, Keyring(query_client, ds)))
+    assert report.ok and report.files_checked == 2 + 2 + len(b.variant_files)
     assert sorted({f.path.split("/")[1] for f in b.variant_files}) == [
         "b0001", "b0001.p0002", "b0001.p0003"]
     assert_same_in_genome_order(content(store, ds, query_client), whole)

@@ -350,10 +350,10 @@ class _Ingest:
             try:
                 heads = [_peek(p, want_first=len(paths) > 1) for p in paths]
             except BaseException:
-                for f in sums:
-                    f.cancel()
+                for fut in sums:
+                    fut.cancel()
                 raise
-            checksums = [f.result() for f in sums] if sums else [sha256_file(paths[0])]
+            checksums = [fut.result() for fut in sums] if sums else [sha256_file(paths[0])]
         files = [_SourceFile(p, kind, header, checksum, p.stat().st_size, first)
                  for p, (kind, header, first), checksum in zip(paths, heads, checksums,
                                                                 strict=True)]
