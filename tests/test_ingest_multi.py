@@ -169,6 +169,20 @@ def test_multi__three_files_in_any_order_equal_the_whole_file(
     assert [s["name"] for s in info["sources"]] == ["a.vcf.gz", "b.vcf.gz", "c.vcf.gz"]
 
 
+def test_multi__bcf_parts_equal_the_whole_file(
+        run: Callable[..., IngestResult], store: Store, query_client: hvac.Client,
+        parts: dict[str, Path], whole: dict[str, Any], tmp_path: Path) -> None:
+    bcfs = []
+    for k in "bca":  # given out of order: sorted by the first record of each BCF
+        out = tmp_path / f"{k}.bcf"
+        subprocess.run(["bcftools", "view", "-Ob", "-o", str(out), str(parts[k])], check=True)
+        bcfs.append(out)
+    ds = ds_id("bcf")
+    res = run(bcfs, ds, parts["sheet"])
+    assert [s["name"] for s in res.sources] == ["a.bcf", "b.bcf", "c.bcf"]
+    assert_same(content(store, ds, query_client), whole)
+
+
 @pytest.mark.parametrize("case", ["other_samples", "other_order"])
 def test_multi__different_sample_list_refused_naming_both_files(
         run: Callable[..., IngestResult], store: Store, parts: dict[str, Path],
@@ -292,6 +306,9 @@ def test_part__refusals_leave_the_batch_as_it_was(
         run(parts["b"], ds, batch="b0001")
     with pytest.raises(ConfigError, match="has no batch 'b0002'"):
         run(parts["c"], ds, batch="b0002")
+    with pytest.raises(ConfigError, match="does not exist, so it has no batch b0001"):
+        run(parts["c"], ds + "-none", batch="b0001")
+    assert not store.dataset_dir(ds + "-none").exists()
     with pytest.raises(ConfigError, match="sample sheet cannot be given with --batch"):
         run(parts["c"], ds, parts["sheet"], batch="b0001")
     assert store.manifest(ds) == before

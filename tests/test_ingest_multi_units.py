@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from vault.cli import main
+from vault.ingest.fileset import SourceFile, sort_files
 from vault.ingest.header import VcfHeader, sample_list_problem
-from vault.ingest.pipeline import _sort_files, _SourceFile
 from vault.store import batchinfo
 from vault.store import format as fmt
 from vault.store.manifest import Batch, Manifest, Part
@@ -155,8 +155,8 @@ def test_batchinfo_merge__equals_the_qc_of_all_files_at_once() -> None:
 # --- order of the files and their sample lists ------------------------------------------------
 
 
-def _file(name: str, contigs: list[str], first: tuple[str, int] | None) -> _SourceFile:
-    return _SourceFile(Path(name), "bgzf", VcfHeader(3, "VCFv4.2", ["s"], contigs), "0" * 64,
+def _file(name: str, contigs: list[str], first: tuple[str, int] | None) -> SourceFile:
+    return SourceFile(Path(name), "bgzf", VcfHeader(3, "VCFv4.2", ["s"], contigs), "0" * 64,
                        1, first)
 
 
@@ -166,12 +166,12 @@ def test_sort_files__by_declared_contig_then_position_whatever_the_order_given()
                                                                 ("2", 900)),
              _file("empty.vcf.gz", declared, None), _file("chr2a.vcf.gz", declared, ("2", 7)),
              _file("chr1.vcf.gz", declared, ("1", 100))]
-    assert [f.path.name for f in _sort_files(files)] == [
+    assert [f.path.name for f in sort_files(files)] == [
         "chr1.vcf.gz", "chr2a.vcf.gz", "chr2b.vcf.gz", "chr10.vcf.gz", "empty.vcf.gz"]
     # without ##contig lines: contigs in the order of the files that start on them
     files = [_file("y.vcf", [], ("chrY", 9)), _file("x2.vcf", [], ("chrX", 50)),
              _file("x1.vcf", [], ("chrX", 1))]
-    assert [f.path.name for f in _sort_files(files)] == ["y.vcf", "x1.vcf", "x2.vcf"]
+    assert [f.path.name for f in sort_files(files)] == ["y.vcf", "x1.vcf", "x2.vcf"]
 
 
 @pytest.mark.parametrize(("mine", "other", "expect"), [

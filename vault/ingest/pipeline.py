@@ -25,10 +25,8 @@ import shutil
 import sys
 import threading
 import uuid
-import zlib
 from collections import Counter
-from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,9 +43,9 @@ from vault.errors import (
 )
 from vault.ids import check_dataset_id
 from vault.ingest import vcfparse as vp
-from vault.ingest.header import VcfHeader, parse_header, sample_list_problem
+from vault.ingest.fileset import SourceFile, survey
+from vault.ingest.header import VcfHeader, parse_header
 from vault.ingest.labels import check_labels
-from vault.ingest.limits import MAX_HEADER_BYTES
 from vault.ingest.memory import reuse_freed_memory
 from vault.ingest.order import BatchRegions, OrderChecker
 from vault.ingest.registration import Registration
@@ -60,7 +58,7 @@ from vault.keys.names import batch_genotype_key
 from vault.store import batchinfo
 from vault.store import format as fmt
 from vault.store.dataset import DIR_MODE, Store, utcnow
-from vault.store.fsutil import fsync_path, sha256_file
+from vault.store.fsutil import fsync_path
 from vault.store.manifest import (
     Batch,
     FileEntry,
@@ -271,7 +269,7 @@ class _Ingest:
 
     # -- the whole ingest ----------------------------------------------------------------
     def run(self) -> IngestResult:
-        files = self._survey()
+        files = survey(self.paths)
         first = files[0]
         self.path = first.path
         samples = first.header.samples
@@ -285,6 +283,9 @@ class _Ingest:
                      where=str(self.sheet_path or first.path))
         if self.store.exists(self.dataset):
             self._refuse_destroyed(self.store.manifest(self.dataset))  # before any key upsert
+        elif target is not None:
+            raise ConfigError(f"dataset {self.dataset!r} does not exist, so it has no batch "
+                              f"{target}; leave out --batch to create it")
         # Keys first: a name or right that Vault refuses leaves nothing on disk.
         keyring = Keyring(self.client, self.dataset)
         keyring.ensure_keys()
@@ -337,36 +338,7 @@ class _Ingest:
         return staging
 
     # -- the source files ----------------------------------------------------------------
-    def _survey(self) -> list[_SourceFile]:
-        """Checksums, headers and first records of every file, checked against each other
-        and sorted into the order they are written in (see :func:`_sort_files`).
-
-        Checksums are computed on a second thread while the headers are read (hashlib
-        releases the GIL); a header read inflates only the first blocks of a file.
-        """
-        paths = self.paths
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="genovault-sha256") as pool:
-            sums = [pool.submit(sha256_file, p) for p in paths] if len(paths) > 1 else []
-            try:
-                heads = [_peek(p, want_first=len(paths) > 1) for p in paths]
-            except BaseException:
-                for fut in sums:
-                    fut.cancel()
-                raise
-            checksums = [fut.result() for fut in sums] if sums else [sha256_file(paths[0])]
-        files = [_SourceFile(p, kind, header, checksum, p.stat().st_size, first)
-                 for p, (kind, header, first), checksum in zip(paths, heads, checksums,
-                                                                strict=True)]
-        base = files[0]
-        for f in files[1:]:
-            problem = sample_list_problem(f.header.samples, base.header.samples)
-            if problem is not None:
-                raise SampleSheetError(
-                    f"{f.path} and {base.path} do not carry the same samples in the same order, "
-                    f"as the files of one batch must: {f.path.name} has {problem}")
-        return _sort_files(files)
-
-    def _refuse_duplicates(self, files: list[_SourceFile], manifest: Manifest | None) -> None:
+    def _refuse_duplicates(self, files: list[SourceFile], manifest: Manifest | None) -> None:
         """No file twice in one command, none whose checksum any batch already lists."""
         given: dict[str, Path] = {}
         for f in files:
@@ -387,7 +359,7 @@ class _Ingest:
                     f"ingested into dataset {self.dataset!r} as {where} on {when}; nothing to "
                     "do")
 
-    def _parse_files(self, writer: BatchWriter, files: list[_SourceFile], n_samples: int,
+    def _parse_files(self, writer: BatchWriter, files: list[SourceFile], n_samples: int,
                      contigs: list[str], regions: BatchRegions | None,
                      check: Callable[[], None]) -> list[_Qc]:
         """Parse every file in turn and hand the rows to one writer thread (Parquet encode +
@@ -433,7 +405,7 @@ class _Ingest:
             raise failure[0]
         return qcs
 
-    def _parse_file(self, f: _SourceFile, n_samples: int, contigs: list[str],
+    def _parse_file(self, f: SourceFile, n_samples: int, contigs: list[str],
                     regions: BatchRegions | None, check: Callable[[], None],
                     emit: Callable[[int, dict[str, pa.Array], np.ndarray], None],
                     bar: Any) -> _Qc:
@@ -455,7 +427,7 @@ class _Ingest:
             first_line += chunk.n_lines
         return qc
 
-    def _reports(self, files: list[_SourceFile], qcs: list[_Qc], sheet: SampleSheet,
+    def _reports(self, files: list[SourceFile], qcs: list[_Qc], sheet: SampleSheet,
                  n_samples: int) -> tuple[_Qc, dict[str, Any], list[dict[str, Any]]]:
         """The QC over all files (with groups) and one entry per file (without groups)."""
         total = _Qc.total(qcs, n_samples)
@@ -506,7 +478,7 @@ class _Ingest:
         fsync_path(final.parent)
 
     def _write_batch(self, folder: Path, staging: Path, manifest: Manifest | None,
-                     registration: Registration, files: list[_SourceFile], sheet: SampleSheet,
+                     registration: Registration, files: list[SourceFile], sheet: SampleSheet,
                      pseudonyms: list[str], keyring: Keyring) -> IngestResult:
         n_samples = len(pseudonyms)
         batches = list(manifest.batches) if manifest else []
@@ -566,7 +538,7 @@ class _Ingest:
         return IngestResult(self.dataset, batch, qc_report, new_manifest, sources)
 
     # -- a later part of an existing batch -----------------------------------------------
-    def _add_part(self, folder: Path, manifest: Manifest | None, files: list[_SourceFile],
+    def _add_part(self, folder: Path, manifest: Manifest | None, files: list[SourceFile],
                   pseudonyms: list[str], keyring: Keyring, target: str) -> IngestResult:
         """Add ``files`` to batch ``target``: same samples in the same order, records only in
         (contig, bin) partitions the batch has none in; its own folder ``<batch>.pNNNN``
@@ -615,7 +587,7 @@ class _Ingest:
                                "samples in the same order")
 
     def _write_part(self, folder: Path, staging: Path, manifest: Manifest, index: int,
-                    files: list[_SourceFile], keyring: Keyring, part_no: int) -> IngestResult:
+                    files: list[SourceFile], keyring: Keyring, part_no: int) -> IngestResult:
         batch = manifest.batches[index]
         n_samples = batch.n_samples
         bin_size = manifest.partition.bin_size
@@ -657,20 +629,7 @@ class _Ingest:
                             part=part_no)
 
 
-@dataclass
-class _SourceFile:
-    """One input file as surveyed before anything is written."""
-
-    path: Path
-    kind: str
-    header: VcfHeader
-    checksum: str
-    size: int
-    #: CHROM and POS of its first record (None: no record, or one the parser will refuse)
-    first: tuple[str, int] | None
-
-
-def _source(f: _SourceFile) -> Source:
+def _source(f: SourceFile) -> Source:
     return Source(sha256=f.checksum, bytes=f.size, format=f.kind,
                   fileformat=f.header.fileformat)
 
@@ -686,107 +645,13 @@ def _list_digest(pseudonyms: list[str]) -> str:
     return hashlib.sha256("\n".join(pseudonyms).encode("ascii")).hexdigest()
 
 
-def _pending_name(files: list[_SourceFile]) -> str:
+def _pending_name(files: list[SourceFile]) -> str:
     """The pending-registration marker's name: the source checksum (one file), else a
     checksum over the files' sorted checksums (the same files in any order: the same name)."""
     if len(files) == 1:
         return files[0].checksum
     joined = "\n".join(sorted(f.checksum for f in files))
     return hashlib.sha256(f"genovault-batch\n{joined}".encode("ascii")).hexdigest()
-
-
-def _sort_files(files: list[_SourceFile]) -> list[_SourceFile]:
-    """The files in the order they are written: by their first record, contigs in the order
-    of the headers' ``##contig`` lines (then in the order of the files that start on them),
-    positions ascending; files without a record last. The order files are given in does not
-    matter (shell globs sort chr10 before chr2)."""
-    rank: dict[str, int] = {}
-    for f in files:
-        for c in f.header.contigs:
-            rank.setdefault(c, len(rank))
-    for f in files:
-        if f.first is not None:
-            rank.setdefault(f.first[0], len(rank))
-
-    def key(f: _SourceFile) -> tuple[int, int]:
-        return (rank[f.first[0]], f.first[1]) if f.first is not None else (len(rank), 0)
-
-    return sorted(files, key=key)
-
-
-def _peek(path: Path, want_first: bool) -> tuple[str, VcfHeader, tuple[str, int] | None]:
-    """The kind, header and (with ``want_first``) first record of ``path``, reading only the
-    start of it (the full validation comes with the real pass)."""
-    source = open_source(path)
-    if source.kind == "bcf":
-        return source.kind, *_peek_bcf(path, want_first)
-    chunks = _head_chunks(path, source.kind)
-    try:
-        chunker = LineChunker(chunks, path)
-        header = parse_header(chunker.read_header(), str(path))
-        first = None
-        if want_first:
-            for buf in chunker.data_chunks():
-                first = _first_record(bytes(buf[:min(len(buf), 1 << 16)]))
-                break
-    finally:
-        chunks.close()
-    return source.kind, header, first
-
-
-def _head_chunks(path: Path, kind: str) -> Generator[bytes, None, None]:
-    """Decompressed bytes from the start of a text, gzip or BGZF file, 64 KiB at a time (no
-    CRC checks or thread pool: only the header and first line are read this way)."""
-    with open(path, "rb") as fh:
-        if kind == "text":
-            while block := fh.read(1 << 16):
-                yield block
-            return
-        d = zlib.decompressobj(31)
-        data = fh.read(1 << 16)
-        while data:
-            try:
-                out = d.decompress(data, 1 << 20)
-            except zlib.error:
-                return  # the real pass reports the damage with its offset
-            if out:
-                yield out
-            if d.unconsumed_tail:
-                data = d.unconsumed_tail
-            elif d.eof:
-                data = d.unused_data or fh.read(1 << 16)
-                d = zlib.decompressobj(31)
-            else:
-                data = fh.read(1 << 16)
-
-
-def _first_record(line: bytes) -> tuple[str, int] | None:
-    fields = line.split(b"\n", 1)[0].split(b"\t", 2)
-    if len(fields) < 3 or not fields[1].isdigit():
-        return None
-    return fields[0].decode("utf-8", "replace"), int(fields[1])
-
-
-def _peek_bcf(path: Path, want_first: bool) -> tuple[VcfHeader, tuple[str, int] | None]:
-    import pysam
-
-    from vault.ingest.source import _bcf_header_size  # the header limit, before htslib reads
-
-    size = _bcf_header_size(path)
-    if size > MAX_HEADER_BYTES:
-        raise InvalidInput(str(path), None, f"the BCF header declares {size} bytes, more than "
-                                            f"GenoVault's limit of {MAX_HEADER_BYTES >> 20} MiB "
-                                            "(see docs/format.md): the file is malformed")
-    try:
-        with pysam.VariantFile(str(path)) as vf:
-            header = parse_header(str(vf.header).rstrip("\n").split("\n"), str(path))
-            first = None
-            if want_first:
-                rec = next(iter(vf), None)
-                first = None if rec is None else (str(rec.chrom), int(rec.pos))
-    except (ValueError, OSError) as exc:
-        raise InvalidInput(str(path), None, f"htslib could not open the BCF: {exc}") from exc
-    return header, first
 
 
 class _NoBar:
