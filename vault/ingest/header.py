@@ -114,3 +114,24 @@ def parse_header(lines: list[str], path: str) -> VcfHeader:
             seen[s] = col
     return VcfHeader(n_lines=len(lines), fileformat=fileformat, samples=samples,
                      contigs=contigs, meta=meta)
+
+
+def sample_list_problem(samples: list[str], other: list[str]) -> str | None:
+    """Why the sample list ``samples`` is not ``other`` (same ids, same order), or None.
+
+    Says where the lists part (column numbers, never an id): different counts, ids that are
+    missing or extra, or the same ids in another order.
+    """
+    if samples == other:
+        return None
+    if len(samples) != len(other):
+        detail = f"{len(samples)} sample(s) against {len(other)}"
+    elif set(samples) != set(other):
+        mine = set(other)
+        col = next(j for j, s in enumerate(samples) if s not in mine) + 10
+        detail = f"other samples (column {col} holds an id the other file does not have)"
+    else:
+        col = next(j for j, (a, b) in enumerate(zip(samples, other, strict=True)) if a != b)
+        detail = (f"the same samples in a different order (first difference: column {col + 10}"
+                  "; reorder with `bcftools view -S samples.txt`)")
+    return detail

@@ -1,4 +1,4 @@
-"""The on-disk dataset format (schema version 3). docs/format.md explains it for people."""
+"""The on-disk dataset format (schema version 4). docs/format.md explains it for people."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ from kernels.codes import MISSING as MISSING
 from kernels.codes import packed_bytes as packed_bytes
 from kernels.codes import packed_width as packed_width
 
-SCHEMA_VERSION = 3  # 3: signed, versioned manifest (withdrawals, tombstone)
+SCHEMA_VERSION = 4  # 3: signed, versioned manifest (withdrawals, tombstone); 4: batches of
+# several source files (parts) and a sample-list fingerprint per batch
+#: manifests this GenoVault reads (a v3 manifest is read as is and keeps its number, so its
+#: signature still covers the same bytes; the next ingest commits it as the current version)
+READABLE_SCHEMA_VERSIONS = (3, 4)
 FORMAT_NAME = "genovault-dataset"
 MANIFEST = "manifest.json"
 DEFAULT_BIN_SIZE = 10_000_000  # variant files hold one contig and one 10 Mb position bin

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from kernels.jit import jit
 from vault.errors import ConfigError, DatasetNotFound, IntegrityError, VaultError
 from vault.keys.kms import Keyring
+from vault.store import batchinfo
 from vault.store import format as fmt
 from vault.store.dataset import Store
 from vault.store.format import packed_bytes
@@ -298,10 +299,23 @@ class DatasetReader:
         return [c for c in names if c not in fmt.SAMPLE_BASE_COLUMNS]
 
     def batch_info(self, batch: Batch) -> dict[str, Any]:
-        """The batch's encrypted information: source name, group columns, QC report."""
-        t = self._read(batch.info_file.path, ["info"])
+        """The batch's encrypted information: source name(s), group columns, QC report (over
+        every source file, parts added later included: vault.store.batchinfo)."""
+        info = self._info(batch.info_file.path)
+        parts = [self._info(p.info_file.path) for p in batch.parts if p.info_file is not None]
+        if not parts:
+            return info
+
+        def labels() -> dict[str, list[str | None]]:
+            t = self._read(batch.samples_file.path, info.get("group_columns", []))
+            return {c: t.column(c).to_pylist() for c in t.column_names}
+
+        return batchinfo.merge(info, parts, labels)
+
+    def _info(self, rel: str) -> dict[str, Any]:
+        t = self._read(rel, ["info"])
         if t.num_rows != 1:
-            raise IntegrityError(f"{self.dir / batch.info_file.path}: expected one row")
+            raise IntegrityError(f"{self.dir / rel}: expected one row")
         info: dict[str, Any] = json.loads(t.column("info")[0].as_py())
         return info
 
