@@ -28,6 +28,10 @@ from vault.privacy.cells import suppress_qc
               metavar="COLUMN",
               help="Keep a grouping column although most of its values are unique (admins "
                    "only: grouping by it can single people out).")
+@click.option("--info", "info", multiple=True, metavar="ID[,ID…]",
+              help="Keep these INFO fields as site columns (split per ALT allele like "
+                   "`bcftools norm -m-`, typed by the header), usable in query filters. "
+                   "Default: none. Repeatable.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the QC report as JSON.")
@@ -36,18 +40,21 @@ from vault.privacy.cells import suppress_qc
 @click.pass_context
 def ingest_cmd(ctx: click.Context, path: Path, dataset: str, sheet: Path | None,
                skip_invalid: bool, absent_sites_hom_ref: bool, allow_identifying: tuple[str, ...],
-               progress: bool | None, as_json: bool, ttl_minutes: int) -> None:
+               progress: bool | None, as_json: bool, ttl_minutes: int,
+               info: tuple[str, ...] = ()) -> None:
     """Ingest a VCF, bgzipped VCF or BCF as a new batch of samples of DATASET.
 
     Uses the ingest role: it can add data to the vault but never read it back.
     """
     from vault.ids import check_dataset_id
     from vault.ingest.pipeline import IngestOptions, ingest
+    from vault.ingest.vcf_info import parse_info_option
     from vault.keys.client import session
     from vault.store.dataset import Store
 
     settings = settings_of(ctx)
     check_dataset_id(dataset)
+    keep_info = parse_info_option(info)  # a bad name fails before any token is minted
     if progress is None and settings.no_progress:
         progress = False
     t0 = time.perf_counter()
@@ -59,7 +66,7 @@ def ingest_cmd(ctx: click.Context, path: Path, dataset: str, sheet: Path | None,
                      options=IngestOptions(skip_invalid=skip_invalid,
                                            absent_sites_hom_ref=absent_sites_hom_ref,
                                            allow_identifying_columns=allow_identifying,
-                                           progress=progress))
+                                           progress=progress, info=keep_info))
     dt = time.perf_counter() - t0
     qc = suppress_qc(res.qc)
     if as_json:

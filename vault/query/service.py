@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 
 from kernels import count_genotypes
-from vault.errors import ConfigError
+from vault.errors import ConfigError, IntegrityError
 from vault.keys.kms import Keyring
 from vault.privacy.disclosure import NONE, REASON_NAMES, protect, small_cells
 from vault.query.cache import PartitionCache
 from vault.query.cohort import Cohort, Grouping
+from vault.query.sitefilter import FIXED_COLUMNS, SiteFilter, sites_view
 from vault.query.stats import STATISTICS, Statistic
+from vault.store import format as fmt
 from vault.store.dataset import Store
 from vault.store.manifest import Manifest
 from vault.store.reader import DatasetReader, GenotypeBlock, Region
@@ -47,16 +49,28 @@ class Disclosure:
     noise: Any = field(default=None, compare=False)
 
 
+@dataclass
+class FilterTally:
+    """How many candidate variants a site filter saw and kept (for the answer's disclosure)."""
+
+    considered: int = 0
+    kept: int = 0
+
+
 @dataclass(frozen=True)
 class Selection:
     """Which variants: regions and/or a list of (chrom, pos, ref, alt); nothing = everything.
 
-    Overlapping regions are merged, so no variant is listed twice.
+    Overlapping regions are merged, so no variant is listed twice. ``site_filter`` then keeps
+    only the candidates whose site columns satisfy it (vault.query.sitefilter); ``tally``, if
+    given, counts what it saw and kept.
     """
 
     region: Region | None = None
     variants: tuple[tuple[str, int, str, str], ...] | None = None
     more_regions: tuple[Region, ...] = ()
+    site_filter: SiteFilter | None = None
+    tally: FilterTally | None = field(default=None, compare=False)
 
     @property
     def explicit_regions(self) -> list[Region]:
@@ -120,6 +134,10 @@ class QueryService:
         self.counts_cache: PartitionCache[_Counted] = PartitionCache(
             max(self.cache_bytes // 4, 0) if self.cache_bytes else 0,
             lambda c: int(c.overall.nbytes + c.groups.nbytes + 200 * c.pos.size))
+        #: site-filter results per partition and filter (one bool per variant)
+        self.site_masks: PartitionCache[np.ndarray] = PartitionCache(
+            max(self.cache_bytes // 16, 0) if self.cache_bytes else 0,
+            lambda m: int(m.nbytes) + 200)
 
     # -- dataset versions ------------------------------------------------------------------
     def version(self, dataset: str) -> _Version:
@@ -143,6 +161,7 @@ class QueryService:
         if cur is not None:
             self.blocks.clear(dataset)
             self.counts_cache.clear(dataset)
+            self.site_masks.clear(dataset)
         return version
 
     def forget_keys(self) -> None:
@@ -154,6 +173,7 @@ class QueryService:
             self._versions.clear()
         self.blocks.clear()
         self.counts_cache.clear()
+        self.site_masks.clear()
 
     # -- describing ------------------------------------------------------------------------
     def describe(self, dataset: str, disclosure: Disclosure,
@@ -200,7 +220,8 @@ class QueryService:
         rows: list[dict[str, Any]] = []
         seen = omitted = 0
         truncated = False
-        for counted in self._counts(v, selection, grouping):
+        tally = FilterTally()
+        for counted in self._counts(v, selection, grouping, tally):
             if disclosure.noise is not None:  # registered tier: noisy counts from here on
                 from vault.privacy.dp import noisy_counts
 
@@ -255,8 +276,18 @@ class QueryService:
                 "omitted_variants": omitted,
                 "refused_groups": refused,
                 "rules": _rules(stat.kind),
+                **self.filter_disclosure(selection, tally),
             },
         }
+
+    @staticmethod
+    def filter_disclosure(selection: Selection, tally: FilterTally | None) -> dict[str, Any]:
+        """The ``site_filter`` entry of an answer's disclosure (nothing without a filter)."""
+        sf = selection.site_filter
+        if sf is None:
+            return {}
+        t = tally or FilterTally()
+        return {"site_filter": sf.describe(t.considered, t.kept)}
 
     def group_sizes(self, dataset: str, group_by: str) -> dict[str, int]:
         g = self.version(dataset).cohort.grouping(group_by)
@@ -308,8 +339,12 @@ class QueryService:
 
         return self.counts_cache.get_or_load(key, load)  # type: ignore[arg-type]
 
-    def _counts(self, v: _Version, selection: Selection,
-                grouping: Grouping | None) -> Iterator[_Counted]:
+    def _counts(self, v: _Version, selection: Selection, grouping: Grouping | None,
+                tally: FilterTally | None = None) -> Iterator[_Counted]:
+        sf = selection.site_filter
+        tally = tally if tally is not None else selection.tally
+        if sf is not None:
+            sf.check_columns([fmt.info_id_of(c) or c for c in v.reader.info_columns()])
         for region in selection.regions():
             for ci, bi in v.reader.partitions(region):
                 c = self._partition_counts(v, ci, bi, grouping)
@@ -322,12 +357,50 @@ class QueryService:
                         np.searchsorted(c.pos, region.end, "right"))
                 if hi <= lo:
                     continue
+                if sf is not None:
+                    keep = np.flatnonzero(self._site_mask(v, ci, bi, sf, c)[lo:hi]) + lo
+                    if tally is not None:
+                        tally.considered += hi - lo
+                        tally.kept += int(keep.size)
+                    if keep.size == 0:
+                        continue
+                    if keep.size < hi - lo:
+                        yield _Counted(c.contig, c.pos[keep], [c.ref[i] for i in keep],
+                                       [c.alt[i] for i in keep], [c.ids[i] for i in keep],
+                                       c.overall[keep], c.groups[keep])
+                        continue
                 if lo == 0 and hi == c.pos.size:
                     yield c
                 else:
                     yield _Counted(c.contig, c.pos[lo:hi], c.ref[lo:hi], c.alt[lo:hi],
                                    c.ids[lo:hi], c.overall[lo:hi], c.groups[lo:hi])
 
+    def _site_mask(self, v: _Version, ci: int, bi: int, sf: SiteFilter,
+                   c: _Counted) -> np.ndarray:
+        """Which variants of partition (ci, bi) satisfy ``sf``, row for row with ``c``: the
+        filter reads that partition's site columns only (never its genotypes)."""
+        key = (v.manifest.dataset, v.key, "site_filter", ci, bi, sf.canonical)
+
+        def load() -> np.ndarray:
+            size = v.manifest.partition.bin_size
+            region = Region(v.manifest.contigs[ci], max(1, bi * size), (bi + 1) * size - 1)
+            info = {fmt.info_id_of(n): n for n in v.reader.info_columns()}
+            cols = [f if f in FIXED_COLUMNS else info[f] for f in sf.fields]
+            read = list(dict.fromkeys(["pos", "ref", "alt", *cols]))
+            block = next(iter(v.reader.blocks(region, site_columns=read, genotypes=False)),
+                         None)
+            n = 0 if block is None else block.n_variants
+            if n != c.pos.size or (n and (
+                    not np.array_equal(block.sites.column("pos").to_numpy(), c.pos)
+                    or block.sites.column("ref").to_pylist() != c.ref
+                    or block.sites.column("alt").to_pylist() != c.alt)):
+                raise IntegrityError("the site columns of a partition do not line up with "
+                                     "its genotypes; the dataset changed while it was read")
+            if block is None:
+                return np.zeros(0, np.bool_)
+            return sf.select(sites_view(block.sites.select(list(dict.fromkeys(cols)))))
+
+        return self.site_masks.get_or_load(key, load)
     @staticmethod
     def _wanted(c: _Counted, selection: Selection) -> np.ndarray:
         if selection.variants is None:
