@@ -160,6 +160,11 @@ def parse(text: str) -> SiteFilter:
         return _parse(text)
     except RecursionError:
         raise SiteFilterError("the filter is nested too deeply") from None
+    except duckdb.Error as exc:  # e.g. a tree DuckDB cannot render back: refused, not a 500
+        raise SiteFilterError(f"the filter cannot be used: {scrub(str(exc))}") from None
+    except (KeyError, TypeError, ValueError, IndexError):  # an unexpected syntax tree shape
+        raise SiteFilterError("the filter cannot be used: its syntax tree has an unexpected "
+                              "shape") from None
 
 
 def _parse(text: str) -> SiteFilter:
