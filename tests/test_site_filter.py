@@ -157,10 +157,15 @@ datasets:
   d1:
     consent: {permission: DUO:0000042}
     tier: controlled
+  d2:
+    consent: {permission: DUO:0000042}
+    tier: controlled
+    group_columns:
+      population: [pop1, pop2]
 roles:
   r:
     tier: controlled
-    datasets: [d1]
+    datasets: [d1, d2]
     statistics: [frequency]
     use: GRU
     filters: [filter, VQSLOD]
@@ -188,6 +193,9 @@ def test_site_filter__policy_decides_on_the_fields_it_names(
     assert d.allowed is allowed, d.reasons
     for r in reasons:
         assert r in d.reasons
+    # a dataset that declares its group columns does not deny site-filter fields
+    d = decide(who, QueryRequest("frequency", "d2", filter_fields=fields), policy)
+    assert d.allowed is allowed, d.reasons
     # the field<op>value filters of the policy language meet the same list
     d = decide(who, QueryRequest("frequency", "d1", filters=("qual>=30",),
                                  filter_fields=("VQSLOD",)), policy)

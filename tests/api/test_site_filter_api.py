@@ -317,3 +317,9 @@ def test_site_filter_api__allowed_role_with_pass_filter(fapi: FilterApi) -> None
             sum(s["FILTER"] != "PASS" for s in fapi.sites.values())
         no_filter = _get(c, "frequency")
         assert "site_filter" not in no_filter["disclosure"]
+    from vault.client import Client
+
+    with Client(fapi.url, fapi.tokens["sf-b"]) as client:  # the researchers' Python client
+        table = client.frequency(DS, filter="filter = 'PASS'")
+        assert table.num_rows == len(body["variants"])
+        assert client.last["disclosure"]["site_filter"]["fields"] == ["filter"]

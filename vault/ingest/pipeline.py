@@ -223,7 +223,9 @@ class _Ingest:
         if lines.size == 0:
             return
         info = None
-        if self.opts.info and header is not None:
+        if self.opts.info:
+            if header is None:  # never silently drop the kept INFO fields
+                raise AssertionError("internal error: _emit_rows needs the header for --info")
             lines, info = self._info(chunk, lines, header, first_line, qc)
             if lines.size == 0:
                 return

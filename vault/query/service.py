@@ -389,16 +389,18 @@ class QueryService:
             read = list(dict.fromkeys(["pos", "ref", "alt", *cols]))
             block = next(iter(v.reader.blocks(region, site_columns=read, genotypes=False)),
                          None)
-            n = 0 if block is None else block.n_variants
-            if n != c.pos.size or (n and (
-                    not np.array_equal(block.sites.column("pos").to_numpy(), c.pos)
-                    or block.sites.column("ref").to_pylist() != c.ref
-                    or block.sites.column("alt").to_pylist() != c.alt)):
+            if block is None:
+                if c.pos.size:
+                    raise IntegrityError("a partition's site columns are missing")
+                return np.zeros(0, np.bool_)
+            sites = block.sites
+            if sites.num_rows != c.pos.size or not (
+                    np.array_equal(sites.column("pos").to_numpy(), c.pos)
+                    and sites.column("ref").to_pylist() == c.ref
+                    and sites.column("alt").to_pylist() == c.alt):
                 raise IntegrityError("the site columns of a partition do not line up with "
                                      "its genotypes; the dataset changed while it was read")
-            if block is None:
-                return np.zeros(0, np.bool_)
-            return sf.select(sites_view(block.sites.select(list(dict.fromkeys(cols)))))
+            return sf.select(sites_view(sites.select(list(dict.fromkeys(cols)))))
 
         return self.site_masks.get_or_load(key, load)
     @staticmethod

@@ -214,8 +214,11 @@ def _serialize(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, Any] | N
         if tree.get("error_type") == "parser":
             raise SiteFilterError(f"the filter does not parse: {scrub(msg)}")
         return None
-    statements = tree.get("statements", [])
-    return statements[0] if len(statements) == 1 else None
+    statements = tree.get("statements")
+    if not isinstance(statements, list) or len(statements) != 1:
+        return None
+    first: dict[str, Any] = statements[0]
+    return first
 
 
 def _deserialize(con: duckdb.DuckDBPyConnection, statement: dict[str, Any]) -> str:
