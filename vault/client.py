@@ -92,10 +92,12 @@ class Client:
             cursor = int(page["next_cursor"])
 
     def statistic(self, statistic: str, dataset: str, *, region: str | None = None,
-                  group_by: str | None = None, limit: int = 1000) -> pa.Table:
+                  group_by: str | None = None, limit: int = 1000,
+                  filter: str | None = None) -> pa.Table:
+        """Every page of a statistic as one table; ``filter`` is a site filter (docs/api.md)."""
         rows: list[dict[str, Any]] = []
         for page in self.pages(statistic, dataset, region=region, group_by=group_by,
-                               limit=limit):
+                               limit=limit, filter=filter):
             rows += flatten(page)
         return pa.Table.from_pylist(rows) if rows else pa.table({})
 

@@ -271,4 +271,5 @@ def _disclosure_summary(body: dict[str, Any]) -> dict[str, Any]:
                                   "omitted_variants", "refused_groups", "noise",
                                   "epsilon_per_query", "noise_scale", "epsilon_spent",
                                   "epsilon_remaining", "epsilon_budget", "new_cells",
-                                  "reused_cells", "presence_threshold") if k in d}
+                                  "reused_cells", "presence_threshold", "site_filter")
+            if k in d}

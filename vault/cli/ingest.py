@@ -37,6 +37,10 @@ from vault.privacy.cells import suppress_qc
               metavar="COLUMN",
               help="Keep a grouping column although most of its values are unique (admins "
                    "only: grouping by it can single people out).")
+@click.option("--info", "info", multiple=True, metavar="ID[,ID…]",
+              help="Keep these INFO fields as site columns (split per ALT allele like "
+                   "`bcftools norm -m-`, typed by the header), usable in query filters. "
+                   "Default: none. Repeatable.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the QC report as JSON.")
@@ -46,7 +50,8 @@ from vault.privacy.cells import suppress_qc
 def ingest_cmd(ctx: click.Context, paths: tuple[Path, ...], dataset: str,
                list_file: Path | None, batch: str | None, sheet: Path | None,
                skip_invalid: bool, absent_sites_hom_ref: bool, allow_identifying: tuple[str, ...],
-               progress: bool | None, as_json: bool, ttl_minutes: int) -> None:
+               progress: bool | None, as_json: bool, ttl_minutes: int,
+               info: tuple[str, ...] = ()) -> None:
     """Ingest VCF, bgzipped VCF or BCF file(s) as a new batch of samples of DATASET.
 
     Several files (a release split per chromosome or region) become one batch when they
@@ -55,6 +60,7 @@ def ingest_cmd(ctx: click.Context, paths: tuple[Path, ...], dataset: str,
     """
     from vault.ids import check_dataset_id
     from vault.ingest.pipeline import IngestOptions, ingest
+    from vault.ingest.vcf_info import parse_info_option
     from vault.keys.client import session
     from vault.store.dataset import Store
 
@@ -63,6 +69,7 @@ def ingest_cmd(ctx: click.Context, paths: tuple[Path, ...], dataset: str,
     files = [*paths, *(_read_list(list_file) if list_file else [])]
     if not files:
         raise click.UsageError("give the file(s) to ingest: FILE... or --list FILE", ctx)
+    keep_info = parse_info_option(info)  # a bad name fails before any token is minted
     if progress is None and settings.no_progress:
         progress = False
     t0 = time.perf_counter()
@@ -74,7 +81,8 @@ def ingest_cmd(ctx: click.Context, paths: tuple[Path, ...], dataset: str,
                      options=IngestOptions(skip_invalid=skip_invalid,
                                            absent_sites_hom_ref=absent_sites_hom_ref,
                                            allow_identifying_columns=allow_identifying,
-                                           progress=progress, batch=batch))
+                                           progress=progress, batch=batch,
+                                           info=keep_info))
     dt = time.perf_counter() - t0
     qc = suppress_qc(res.qc)
     sources = [{"name": s["name"], "qc": suppress_qc(s["qc"])} for s in res.sources]

@@ -42,6 +42,7 @@ from vault.errors import (
     SampleSheetError,
 )
 from vault.ids import check_dataset_id
+from vault.ingest import vcf_info
 from vault.ingest import vcfparse as vp
 from vault.ingest.fileset import SourceFile, survey
 from vault.ingest.header import VcfHeader, parse_header
@@ -83,6 +84,8 @@ class IngestOptions:
     # False when GENOVAULT_NO_PROGRESS is set)
     #: add the file(s) to this existing batch (e.g. "b0001") instead of making a new one
     batch: str | None = None
+    #: INFO fields kept as site columns (vault.ingest.vcf_info); none by default
+    info: tuple[str, ...] = ()
 
 
 @dataclass
@@ -178,6 +181,7 @@ class _Ingest:
         self.opts = opts
         self.kind = "text"
         self.header_lines = 0
+        self._info_specs: dict[int, tuple[VcfHeader, vcf_info.InfoSpec]] = {}
 
     # -- chunk processing ----------------------------------------------------------------
     def _invalid(self, line: int, reason: str) -> InvalidInput:
@@ -215,14 +219,46 @@ class _Ingest:
             if chrom not in contigs:
                 contigs.append(chrom)
             state.check(chunk, lines, first_line, ok)
-            self._emit_rows(chunk, lines[ok[lines]], contigs.index(chrom), emit, qc)
+            self._emit_rows(chunk, lines[ok[lines]], contigs.index(chrom), emit, qc,
+                            header, first_line)
+
+    def _info_spec(self, header: VcfHeader) -> vcf_info.InfoSpec:
+        """The kept INFO fields as ``header`` declares them (checked once per header)."""
+        got = self._info_specs.get(id(header))
+        if got is None or got[0] is not header:
+            names = vcf_info.parse_info_option(self.opts.info)
+            got = self._info_specs[id(header)] = (
+                header, vcf_info.resolve(names, header, str(self.path)))
+        return got[1]
+
+    def _info(self, chunk: vp.ParsedChunk, lines: np.ndarray, header: VcfHeader,
+              first_line: int, qc: _Qc) -> tuple[np.ndarray, vcf_info.ParsedInfo]:
+        """The kept INFO fields of ``lines``: a bad value is an error at its line, or (with
+        --skip-invalid) its record is dropped and counted."""
+        spec = self._info_spec(header)
+        parsed = vcf_info.parse(chunk.buf, chunk.fs, lines, chunk.n_alt[lines], spec)
+        if parsed.bad.any():
+            if not self.opts.skip_invalid:
+                i = int(np.flatnonzero(parsed.bad)[0])
+                raise self._invalid(first_line + int(lines[i]), parsed.reason(i))
+            qc.skipped[vcf_info.SKIP_REASON] += int(parsed.bad.sum())
+            lines = lines[~parsed.bad]
+            parsed = vcf_info.parse(chunk.buf, chunk.fs, lines, chunk.n_alt[lines], spec)
+        return lines, parsed
 
     def _emit_rows(self, chunk: vp.ParsedChunk, lines: np.ndarray, contig_index: int,
                    emit: Callable[[int, dict[str, pa.Array], np.ndarray], None],
-                   qc: _Qc) -> None:
+                   qc: _Qc, header: VcfHeader | None = None, first_line: int = 0) -> None:
         """Build the Arrow columns of the valid ``lines`` (one contig run) and hand them on."""
         if lines.size == 0:
             return
+        info = None
+        if self.opts.info:
+            if header is None:  # never silently drop the kept INFO fields
+                raise AssertionError("internal error: _emit_rows needs the header for --info")
+            lines, info = self._info(chunk, lines, header, first_line, qc)
+            if lines.size == 0:
+                return
         n_alt = chunk.n_alt
         qc.records_written += int(lines.size)
         multi = lines[n_alt[lines] > 1]
@@ -265,6 +301,8 @@ class _Ingest:
             "n_haploid": pa.array(chunk.n_hap[rl]),
             "n_half_call": pa.array(chunk.n_half[rl]),
         }
+        if info is not None:  # after the fixed columns, in the order --info names them
+            columns.update(info.columns(np.repeat(np.arange(lines.size), counts), allele_index))
         emit(contig_index, columns, packed)
 
     # -- the whole ingest ----------------------------------------------------------------
@@ -277,6 +315,8 @@ class _Ingest:
         if target is not None and self.sheet_path is not None:
             raise ConfigError("a sample sheet cannot be given with --batch: the files added to "
                               f"batch {target} carry its samples, whose groups it already has")
+        for f in files:  # an undeclared or unusable --info field fails here, early
+            self._info_spec(f.header)
         sheet = (read_sample_sheet(self.sheet_path, samples) if self.sheet_path
                  else SampleSheet.empty())
         check_labels(sheet, allow_identifying=self.opts.allow_identifying_columns,

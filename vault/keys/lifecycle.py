@@ -555,7 +555,9 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
                     packed = packed_from_column(t.column(fmt.GENOTYPE_COLUMN), t.num_rows,
                                                 b.n_samples)
                     report.genotypes_read += t.num_rows * b.n_samples
-                    cols = {c: t.column(c).combine_chunks() for c in fmt.SITE_COLUMNS}
+                    # every site column, the batch's INFO columns too
+                    cols = {c: t.column(c).combine_chunks() for c in t.column_names
+                            if c != fmt.GENOTYPE_COLUMN}
                     writer.add(f.contig, cols, np.ascontiguousarray(
                         select_samples(packed, b.n_samples, keep)))
                 files = writer.close()

@@ -180,7 +180,9 @@ def _prepare(role: RoleSpec, request: QueryRequest, policy: Policy,
         "use_ok": bool(use_match is not None and use_match.ok)
         or request.action not in CONSENT_ACTIONS,
         "group_by": sorted(set(map(str, request.group_by))),
-        "filter_fields": sorted({f.field for f in filters if f is not None}),
+        # the fields of ``field<op>value`` filters and those a site filter expression names
+        "filter_fields": sorted({f.field for f in filters if f is not None}
+                                | set(map(str, request.filter_fields))),
         "group_filter_terms": sorted({f.term() for f in filters
                                       if f is not None and f.field in valued}),
         "filters_well_formed": all(f is not None for f in filters),
@@ -207,8 +209,9 @@ def _reason_codes(info: RuleInfo | None, request: QueryRequest, filters: list[An
         if info.id.endswith(":filter_values"):
             return [f"{code}:{t}" for t in check.context["group_filter_terms"]
                     if t not in allowed] or [code]
-        return [f"{code}:{f.field}" for f in filters
-                if f is not None and f.field not in allowed] or [code]
+        fields = dict.fromkeys([*(f.field for f in filters if f is not None),
+                                *map(str, request.filter_fields)])
+        return [f"{code}:{name}" for name in fields if name not in allowed] or [code]
     if code == "consent_mismatch" and check.consent_match is not None:
         return [check.consent_match.reason]
     if code == "use_not_permitted" and check.use_match is not None:

@@ -74,7 +74,9 @@ class QueryRequest:
     """What is asked: an action, on which dataset, grouped and filtered how, for which use.
 
     ``filters`` are ``<field><op><value>`` strings (op one of ``= != < <= > >=``), e.g.
-    ``population=pop1`` or ``qual>=30``. ``use`` is a DUO code or shorthand (``HMB``), with a
+    ``population=pop1`` or ``qual>=30``. ``filter_fields`` are the columns a site filter
+    expression references (vault.query.sitefilter); both are checked against the role's
+    ``filters``. ``use`` is a DUO code or shorthand (``HMB``), with a
     disease for DS as ``DS@MONDO:0004992``; None means the role's declared use.
     """
 
@@ -85,12 +87,14 @@ class QueryRequest:
     use: str | None = None
     variant_count: int | None = None
     region_bp: int | None = None
+    filter_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"unknown action {self.action!r}; known: {', '.join(ACTIONS)}")
         _tuple(self, "group_by", self.group_by)
         _tuple(self, "filters", self.filters)
+        _tuple(self, "filter_fields", self.filter_fields)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> QueryRequest:
@@ -105,6 +109,7 @@ class QueryRequest:
             use=data.get("use"),
             variant_count=data.get("variant_count"),
             region_bp=data.get("region_bp"),
+            filter_fields=tuple(data.get("filter_fields", ())),
         )
 
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kernels import count_genotypes
-from vault.errors import ConfigError
+from vault.errors import ConfigError, IntegrityError
 from vault.keys.kms import Keyring
 from vault.privacy.disclosure import (
     COMPLEMENTARY,
@@ -35,7 +35,9 @@ from vault.privacy.disclosure import (
 )
 from vault.query.cache import PartitionCache
 from vault.query.cohort import Cohort, Grouping
+from vault.query.sitefilter import FIXED_COLUMNS, SiteFilter, sites_view
 from vault.query.stats import STATISTICS, STATUS_NAMES, Statistic
+from vault.store import format as fmt
 from vault.store.dataset import Store
 from vault.store.manifest import Manifest
 from vault.store.reader import DatasetReader, GenotypeBlock, Region
@@ -63,16 +65,28 @@ class Disclosure:
     noise: Any = field(default=None, compare=False)
 
 
+@dataclass
+class FilterTally:
+    """How many candidate variants a site filter saw and kept (for the answer's disclosure)."""
+
+    considered: int = 0
+    kept: int = 0
+
+
 @dataclass(frozen=True)
 class Selection:
     """Which variants: regions and/or a list of (chrom, pos, ref, alt); nothing = everything.
 
-    Overlapping regions are merged, so no variant is listed twice.
+    Overlapping regions are merged, so no variant is listed twice. ``site_filter`` then keeps
+    only the candidates whose site columns satisfy it (vault.query.sitefilter); ``tally``, if
+    given, counts what it saw and kept.
     """
 
     region: Region | None = None
     variants: tuple[tuple[str, int, str, str], ...] | None = None
     more_regions: tuple[Region, ...] = ()
+    site_filter: SiteFilter | None = None
+    tally: FilterTally | None = field(default=None, compare=False)
 
     @property
     def explicit_regions(self) -> list[Region]:
@@ -116,6 +130,15 @@ class _Counted:
                         self.ids[lo:hi], self.overall[lo:hi], self.groups[lo:hi],
                         None if self.strings is None else
                         {k: a.slice(lo, hi - lo) for k, a in self.strings.items()})
+
+    def taken(self, idx: np.ndarray) -> _Counted:
+        """The variants ``idx`` (sorted) only."""
+        rows = idx.tolist()
+        return _Counted(self.contig, self.pos[idx], [self.ref[i] for i in rows],
+                        [self.alt[i] for i in rows], [self.ids[i] for i in rows],
+                        self.overall[idx], self.groups[idx],
+                        None if self.strings is None else
+                        {k: a.take(pa.array(idx, pa.int64())) for k, a in self.strings.items()})
 
     def with_counts(self, overall: np.ndarray, groups: np.ndarray) -> _Counted:
         return _Counted(self.contig, self.pos, self.ref, self.alt, self.ids, overall, groups,
@@ -168,6 +191,10 @@ class QueryService:
         self.counts_cache: PartitionCache[_Counted] = PartitionCache(
             max(self.cache_bytes // 4, 0) if self.cache_bytes else 0,
             lambda c: int(c.overall.nbytes + c.groups.nbytes + 200 * c.pos.size))
+        #: site-filter results per partition and filter (one bool per variant)
+        self.site_masks: PartitionCache[np.ndarray] = PartitionCache(
+            max(self.cache_bytes // 16, 0) if self.cache_bytes else 0,
+            lambda m: int(m.nbytes) + 200)
 
     # -- dataset versions ------------------------------------------------------------------
     def version(self, dataset: str) -> _Version:
@@ -191,6 +218,7 @@ class QueryService:
         if cur is not None:
             self.blocks.clear(dataset)
             self.counts_cache.clear(dataset)
+            self.site_masks.clear(dataset)
         return version
 
     def forget_keys(self) -> None:
@@ -202,6 +230,7 @@ class QueryService:
             self._versions.clear()
         self.blocks.clear()
         self.counts_cache.clear()
+        self.site_masks.clear()
 
     # -- describing ------------------------------------------------------------------------
     def describe(self, dataset: str, disclosure: Disclosure,
@@ -236,13 +265,14 @@ class QueryService:
         skipped by their number of listed variants, and statistics and suppression are
         computed for the variants of the page only (suppression is per variant).
         """
-        stat, v, grouping, refused, pieces, truncated, omitted = self._page(
+        stat, v, grouping, refused, pieces, truncated, omitted, tally = self._page(
             dataset, name, selection, group_by, disclosure, cursor, limit, MAX_PAGE)
         rows: list[dict[str, Any]] = []
         for piece in pieces:
             rows += self._rows(stat, piece, grouping)
         return self._envelope(v, stat, group_by, disclosure, pieces, len(rows), truncated,
-                              cursor, omitted, refused) | {"variants": rows}
+                              cursor, omitted, refused,
+                              self.filter_disclosure(selection, tally)) | {"variants": rows}
 
     def statistic_table(self, dataset: str, name: str, selection: Selection,
                         group_by: str | None, disclosure: Disclosure, cursor: int = 0,
@@ -254,16 +284,19 @@ class QueryService:
         reason, null when released). A suppressed cell's fields are null but ``n``; a value
         that was not assessed (NaN) is null too; 0 is 0. Same disclosure control as the
         JSON rows (the same pieces are protected the same way)."""
-        stat, v, grouping, refused, pieces, truncated, omitted = self._page(
+        stat, v, grouping, refused, pieces, truncated, omitted, tally = self._page(
             dataset, name, selection, group_by, disclosure, cursor, limit, MAX_TABLE_PAGE)
         table = self._table(stat, pieces, grouping)
         return self._envelope(v, stat, group_by, disclosure, pieces, table.num_rows,
-                              truncated, cursor, omitted, refused), table
+                              truncated, cursor, omitted, refused,
+                              self.filter_disclosure(selection, tally)), table
 
     def _page(self, dataset: str, name: str, selection: Selection, group_by: str | None,
               disclosure: Disclosure, cursor: int, limit: int, max_limit: int
-              ) -> tuple[Statistic, _Version, Grouping | None, int, list[_Piece], bool, int]:
-        """The protected pieces of one page, whether more follow, and the omitted count."""
+              ) -> tuple[Statistic, _Version, Grouping | None, int, list[_Piece], bool, int,
+                         FilterTally]:
+        """The protected pieces of one page, whether more follow, the omitted count and what
+        the site filter (if any) saw."""
         stat = STATISTICS.get(name)
         if stat is None:
             raise ConfigError(f"unknown statistic {name!r}")
@@ -277,7 +310,8 @@ class QueryService:
         pieces: list[_Piece] = []
         seen = omitted = n_rows = 0
         truncated = False
-        for counted in self._counts(v, selection, grouping):
+        tally = FilterTally()
+        for counted in self._counts(v, selection, grouping, tally):
             if disclosure.noise is not None:  # registered tier: noisy counts from here on
                 from vault.privacy.dp import noisy_counts
 
@@ -312,12 +346,12 @@ class QueryService:
             if start + take.size < listed.size:
                 truncated = True
                 break
-        return stat, v, grouping, refused, pieces, truncated, omitted
+        return stat, v, grouping, refused, pieces, truncated, omitted, tally
 
     @staticmethod
     def _envelope(v: _Version, stat: Statistic, group_by: str | None, disclosure: Disclosure,
                   pieces: list[_Piece], count: int, truncated: bool, cursor: int,
-                  omitted: int, refused: int) -> dict[str, Any]:
+                  omitted: int, refused: int, extra: dict[str, Any]) -> dict[str, Any]:
         def n(reason: int) -> int:
             return sum(p.prot.count(reason) for p in pieces)
 
@@ -337,8 +371,18 @@ class QueryService:
                 "omitted_variants": omitted,
                 "refused_groups": refused,
                 "rules": _rules(stat.kind),
+                **extra,
             },
         }
+
+    @staticmethod
+    def filter_disclosure(selection: Selection, tally: FilterTally | None) -> dict[str, Any]:
+        """The ``site_filter`` entry of an answer's disclosure (nothing without a filter)."""
+        sf = selection.site_filter
+        if sf is None:
+            return {}
+        t = tally or FilterTally()
+        return {"site_filter": sf.describe(t.considered, t.kept)}
 
     def group_sizes(self, dataset: str, group_by: str) -> dict[str, int]:
         g = self.version(dataset).cohort.grouping(group_by)
@@ -392,11 +436,15 @@ class QueryService:
 
         return self.counts_cache.get_or_load(key, load)  # type: ignore[arg-type]
 
-    def _counts(self, v: _Version, selection: Selection,
-                grouping: Grouping | None) -> Iterator[_Counted]:
+    def _counts(self, v: _Version, selection: Selection, grouping: Grouping | None,
+                tally: FilterTally | None = None) -> Iterator[_Counted]:
+        sf = selection.site_filter
+        tally = tally if tally is not None else selection.tally
+        if sf is not None:
+            sf.check_columns([fmt.info_id_of(c) or c for c in v.reader.info_columns()])
         work = [(region, ci, bi) for region in selection.regions()
                 for ci, bi in v.reader.partitions(region)]
-        for region, c in self._loaded(v, work, grouping):
+        for region, ci, bi, c in self._loaded(v, work, grouping):
             if c is None:
                 continue
             lo, hi = 0, c.pos.size
@@ -406,32 +454,72 @@ class QueryService:
                     np.searchsorted(c.pos, region.end, "right"))
             if hi <= lo:
                 continue
+            if sf is not None:
+                keep = np.flatnonzero(self._site_mask(v, ci, bi, sf, c)[lo:hi]) + lo
+                if tally is not None:
+                    tally.considered += hi - lo
+                    tally.kept += int(keep.size)
+                if keep.size == 0:
+                    continue
+                if keep.size < hi - lo:
+                    yield c.taken(keep)
+                    continue
             yield c if lo == 0 and hi == c.pos.size else c.sliced(lo, hi)
 
     def _loaded(self, v: _Version, work: list[tuple[Region | None, int, int]],
-                grouping: Grouping | None) -> Iterator[tuple[Region | None, _Counted | None]]:
+                grouping: Grouping | None
+                ) -> Iterator[tuple[Region | None, int, int, _Counted | None]]:
         """The counts of each partition of ``work``, in order. With more than one partition,
         the next PREFETCH partitions are decrypted and counted on worker threads while the
-        caller protects the current one (Parquet decryption and decoding and the counting
-        kernels release the GIL). A caller that stops early (a full page) leaves nothing
-        running: queued loads are cancelled, running ones finish into the cache."""
+        caller protects the current one (Parquet decoding and the counting kernels release
+        the GIL; decryption is one thread at a time per keyring, see Keyring.io_lock). A
+        caller that stops early (a full page) leaves nothing running: queued loads are
+        cancelled, running ones finish into the cache."""
         if len(work) < 2 or PREFETCH < 1:
             for region, ci, bi in work:
-                yield region, self._partition_counts(v, ci, bi, grouping)
+                yield region, ci, bi, self._partition_counts(v, ci, bi, grouping)
             return
         pool = ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="genovault-query")
         try:
             futures = [pool.submit(self._partition_counts, v, ci, bi, grouping)
                        for _, ci, bi in work[:PREFETCH + 1]]
-            for i, (region, _, _) in enumerate(work):
+            for i, (region, ci, bi) in enumerate(work):
                 nxt = i + PREFETCH + 1
                 if nxt < len(work):
-                    _, ci, bi = work[nxt]
-                    futures.append(pool.submit(self._partition_counts, v, ci, bi, grouping))
-                yield region, futures[i].result()
+                    _, cj, bj = work[nxt]
+                    futures.append(pool.submit(self._partition_counts, v, cj, bj, grouping))
+                yield region, ci, bi, futures[i].result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def _site_mask(self, v: _Version, ci: int, bi: int, sf: SiteFilter,
+                   c: _Counted) -> np.ndarray:
+        """Which variants of partition (ci, bi) satisfy ``sf``, row for row with ``c``: the
+        filter reads that partition's site columns only (never its genotypes)."""
+        key = (v.manifest.dataset, v.key, "site_filter", ci, bi, sf.canonical)
+
+        def load() -> np.ndarray:
+            size = v.manifest.partition.bin_size
+            region = Region(v.manifest.contigs[ci], max(1, bi * size), (bi + 1) * size - 1)
+            info = {fmt.info_id_of(n): n for n in v.reader.info_columns()}
+            cols = [f if f in FIXED_COLUMNS else info[f] for f in sf.fields]
+            read = list(dict.fromkeys(["pos", "ref", "alt", *cols]))
+            block = next(iter(v.reader.blocks(region, site_columns=read, genotypes=False)),
+                         None)
+            if block is None:
+                if c.pos.size:
+                    raise IntegrityError("a partition's site columns are missing")
+                return np.zeros(0, np.bool_)
+            sites = block.sites
+            if sites.num_rows != c.pos.size or not (
+                    np.array_equal(sites.column("pos").to_numpy(), c.pos)
+                    and sites.column("ref").to_pylist() == c.ref
+                    and sites.column("alt").to_pylist() == c.alt):
+                raise IntegrityError("the site columns of a partition do not line up with "
+                                     "its genotypes; the dataset changed while it was read")
+            return sf.select(sites_view(sites.select(list(dict.fromkeys(cols)))))
+
+        return self.site_masks.get_or_load(key, load)
     @staticmethod
     def _wanted(c: _Counted, selection: Selection) -> np.ndarray:
         if selection.variants is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,6 +168,8 @@ class DatasetReader:
                     self._keep[i] = keep
                     self._live_n[i] = int(keep.sum())
         self._live_offset = [int(x) for x in np.cumsum([0, *self._live_n])[:-1]]
+        self._info: dict[str, pa.DataType] | None = None
+        self._info_conflicts: list[str] = []
 
     @property
     def n_samples(self) -> int:
@@ -220,16 +222,29 @@ class DatasetReader:
                                  "other keys") from exc
 
     def _read(self, rel: str, columns: Sequence[str] | None, start: int = 1,
-              end: int | None = None) -> pa.Table:
-        """Decrypt ``columns`` (None: every column) of one file, rows within [start, end]."""
+              end: int | None = None,
+              absent: Mapping[str, pa.DataType] | None = None) -> pa.Table:
+        """Decrypt ``columns`` (None: every column) of one file, rows within [start, end].
+
+        A column of ``absent`` that the file does not have comes back as nulls of that type
+        (an INFO column that an older batch was ingested without)."""
         with self.keyring.io_lock:  # see Keyring.io_lock
-            return self._read_locked(rel, columns, start, end)
+            return self._read_locked(rel, columns, start, end, absent)
 
     def _read_locked(self, rel: str, columns: Sequence[str] | None, start: int,
-                     end: int | None) -> pa.Table:
+                     end: int | None, absent: Mapping[str, pa.DataType] | None) -> pa.Table:
         pf = self._open(rel)
         if columns is None:
             columns = pf.schema_arrow.names
+        if absent:
+            names = set(pf.schema_arrow.names)
+            fill = [c for c in columns if c not in names and c in absent]
+            if fill:
+                table = self._read(rel, [c for c in columns if c not in fill], start, end)
+                for c in fill:
+                    table = table.append_column(pa.field(c, absent[c]),
+                                                pa.nulls(table.num_rows, absent[c]))
+                return table.select(list(columns))
         try:
             if start > 1 or end is not None:
                 groups, inside = self._row_groups(pf, start, end)
@@ -329,6 +344,33 @@ class DatasetReader:
         return t.select(list(columns))
 
     # -- variants ------------------------------------------------------------------------
+    def info_columns(self) -> dict[str, pa.DataType]:
+        """The INFO columns of the dataset's variant files (``info_<ID>`` -> Arrow type), the
+        union over batches, first seen first. A batch ingested without one of them has nulls
+        there. Raises ConfigError if two batches gave the same INFO field different types."""
+        if self._info is None:
+            found: dict[str, tuple[pa.DataType, str]] = {}
+            conflicts: list[str] = []
+            for b in self.batches:
+                if not b.variant_files:
+                    continue
+                schema = self._open(b.variant_files[0].path).schema_arrow
+                for f in schema:
+                    if fmt.info_id_of(f.name) is None:
+                        continue
+                    seen = found.setdefault(f.name, (f.type, b.batch))
+                    if seen[0] != f.type:
+                        conflicts.append(f"INFO/{fmt.info_id_of(f.name)} is {seen[0]} in batch "
+                                         f"{seen[1]} but {f.type} in batch {b.batch}")
+            self._info = {name: t for name, (t, _) in found.items()}
+            self._info_conflicts = conflicts
+        if self._info_conflicts:
+            raise ConfigError("the batches of dataset "
+                              f"{self.dataset!r} disagree about INFO types: "
+                              + "; ".join(self._info_conflicts[:5])
+                              + " (re-ingest one of them with the same header declaration)")
+        return dict(self._info)
+
     def partitions(self, region: Region | None = None) -> list[tuple[int, int]]:
         """(contig index, bin) of every partition overlapping the region, in genome order."""
         contigs = self.contigs
@@ -358,10 +400,13 @@ class DatasetReader:
         """Yield one GenotypeBlock per partition overlapping ``region``, in genome order."""
         if isinstance(region, str):
             region = Region.parse(region)
-        unknown = [c for c in site_columns if c not in fmt.SITE_COLUMNS]
+        info: dict[str, pa.DataType] = {}
+        if any(c not in fmt.SITE_COLUMNS for c in site_columns):
+            info = self.info_columns()
+        unknown = [c for c in site_columns if c not in fmt.SITE_COLUMNS and c not in info]
         if unknown:
             raise ConfigError(f"unknown site column(s) {unknown}; available: "
-                              f"{', '.join(fmt.SITE_COLUMNS)}")
+                              f"{', '.join([*fmt.SITE_COLUMNS, *info])}")
         start, end = (region.start, region.end) if region else (1, None)
         batches = self.batches
         for contig_index, bin_index in self.partitions(region):
@@ -375,7 +420,7 @@ class DatasetReader:
                 cols = list(dict.fromkeys([*site_columns, "pos", "ref", "alt"]))
                 if genotypes:
                     cols.append(fmt.GENOTYPE_COLUMN)
-                per_batch.append(self._read(f.path, cols, start, end))
+                per_batch.append(self._read(f.path, cols, start, end, absent=info))
             block = self._merge(self.contigs[contig_index], per_batch, site_columns, genotypes)
             if block.n_variants:
                 yield block
@@ -420,6 +465,19 @@ class DatasetReader:
             first[rm[unset]] = base + np.flatnonzero(unset)
             base += t.num_rows
         sites = concat.take(pa.array(first))
+        # an INFO field from the first batch that has a value for it (a batch ingested
+        # without that field, or without a value there, does not hide a later batch's value)
+        for name in site_columns:
+            if fmt.info_id_of(name) is None or len(present) < 2:
+                continue
+            col = sites.column(name)
+            if col.null_count == 0:
+                continue
+            for (_, t), rm in zip(present, row_maps, strict=True):
+                at = np.full(n_rows, -1, np.int64)
+                at[rm] = np.arange(t.num_rows)
+                col = pc.coalesce(col, t.column(name).take(pa.array(at, mask=at < 0)))
+            sites = sites.set_column(sites.schema.get_field_index(name), name, col)
         assessed = np.zeros((n_rows, len(batches)), np.bool_)
         packed = np.zeros((n_rows, packed_bytes(n)), np.uint8) if genotypes else None
         tables_by_batch = dict(present)
