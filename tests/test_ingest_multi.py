@@ -429,3 +429,33 @@ def test_cli__details_of_a_small_multi_file_batch_suppress_every_files_qc(
     text = CliRunner().invoke(main, ["datasets", "show", ds, "--details"], env=env)
     assert "and 2 more source file(s)" in text.stdout
     assert "source small1.vcf, small2.vcf, small3.vcf" in text.stdout
+
+
+def test_multi__info_fields_of_split_files_equal_the_whole_file(
+        run: Callable[..., IngestResult], store: Store, query_client: hvac.Client,
+        parts: dict[str, Path]) -> None:
+    """--info with several files: the kept INFO columns, row for row, as for the whole file
+    (typed, nulls kept), and one batch-wide set of INFO columns."""
+    keep = ("AC", "DP", "HM2", "AA")
+
+    def info_rows(ds: str) -> list[dict[str, Any]]:
+        r = DatasetReader(store, ds, Keyring(query_client, ds))
+        cols = list(r.info_columns())
+        assert [fmt.info_id_of(c) for c in cols] == list(keep)
+        rows: list[dict[str, Any]] = []
+        for block in r.blocks(site_columns=("pos", "ref", "alt", *cols), genotypes=False):
+            rows += block.sites.to_pylist()
+        return rows
+
+    one, split = ds_id("info-one"), ds_id("info-split")
+    run(CEU, one, info=keep)
+    run([parts["b"], parts["c"], parts["a"]], split, info=keep)
+    want, got = info_rows(one), info_rows(split)
+    assert got == want and len(want) > 100
+    split_vcf = subprocess.run(["bcftools", "norm", "-m-", "-Ov", str(CEU)], check=True,
+                               capture_output=True).stdout
+    ac = subprocess.run(["bcftools", "query", "-f", "%INFO/AC\n", "-"], input=split_vcf,
+                        check=True, capture_output=True).stdout.decode().split()
+    assert [r["info_AC"] for r in got] == [None if a == "." else int(a) for a in ac]
+    assert {type(r["info_HM2"]) for r in want} == {bool}
+    assert any(isinstance(r["info_DP"], int) for r in want)

@@ -113,6 +113,16 @@ def _columns(r: RoleSpec, ds_id: str, declared: Mapping[str, object] | None,
         for col in names:
             if field == "filters" and col in SITE_FIELDS:
                 continue
+            if field == "filters" and (declared is None or col not in declared) and (
+                    real is None or col not in real):
+                # not a group column: an INFO field kept at ingest (`ingest --info`) is a
+                # site filter field the policy cannot see; anything else is refused (400)
+                report("warning", "filter_field_not_a_column", f"role {r.id!r}: filter field "
+                       f"{col!r} is neither a site column nor a group column of dataset "
+                       f"{ds_id!r}: it works only as an INFO field kept at ingest "
+                       "(`genovault ingest --info`); requests naming a field the dataset "
+                       "does not have are refused", f".{field}")
+                continue
             if real is not None and col not in real:
                 report("error", "unknown_column", f"role {r.id!r}: dataset {ds_id!r} has no "
                        f"column {col!r}", f".{field}")

@@ -168,7 +168,7 @@ class DatasetReader:
                     self._keep[i] = keep
                     self._live_n[i] = int(keep.sum())
         self._live_offset = [int(x) for x in np.cumsum([0, *self._live_n])[:-1]]
-        self._info: dict[str, pa.DataType] | None = None
+        self._info_types: dict[str, pa.DataType] | None = None
         self._info_conflicts: list[str] = []
 
     @property
@@ -348,7 +348,7 @@ class DatasetReader:
         """The INFO columns of the dataset's variant files (``info_<ID>`` -> Arrow type), the
         union over batches, first seen first. A batch ingested without one of them has nulls
         there. Raises ConfigError if two batches gave the same INFO field different types."""
-        if self._info is None:
+        if self._info_types is None:
             found: dict[str, tuple[pa.DataType, str]] = {}
             conflicts: list[str] = []
             for b in self.batches:
@@ -362,14 +362,14 @@ class DatasetReader:
                     if seen[0] != f.type:
                         conflicts.append(f"INFO/{fmt.info_id_of(f.name)} is {seen[0]} in batch "
                                          f"{seen[1]} but {f.type} in batch {b.batch}")
-            self._info = {name: t for name, (t, _) in found.items()}
+            self._info_types = {name: t for name, (t, _) in found.items()}
             self._info_conflicts = conflicts
         if self._info_conflicts:
             raise ConfigError("the batches of dataset "
                               f"{self.dataset!r} disagree about INFO types: "
                               + "; ".join(self._info_conflicts[:5])
                               + " (re-ingest one of them with the same header declaration)")
-        return dict(self._info)
+        return dict(self._info_types)
 
     def partitions(self, region: Region | None = None) -> list[tuple[int, int]]:
         """(contig index, bin) of every partition overlapping the region, in genome order."""
