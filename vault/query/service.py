@@ -48,6 +48,8 @@ MAX_PAGE = 5000
 MAX_TABLE_PAGE = 1_000_000
 #: partitions decrypted and counted ahead of the one being protected (worker threads)
 PREFETCH = 2
+#: registered tier: the fewest variants noised (and charged) together as a page reaches them
+DP_MIN_RUN = 8
 DEFAULT_PAGE = 1000
 #: regions longer than this need a policy allowing it (``max_region_bp``)
 SITE_COLUMNS = ("pos", "ref", "alt", "id")
@@ -311,17 +313,12 @@ class QueryService:
         seen = omitted = n_rows = 0
         truncated = False
         tally = FilterTally()
-        for counted in self._counts(v, selection, grouping, tally):
-            if disclosure.noise is not None:  # registered tier: noisy counts from here on
-                from vault.privacy.dp import noisy_counts
 
-                noisy_o, noisy_g = noisy_counts(
-                    disclosure.noise, v.key, counted.contig, counted.pos, counted.ref,
-                    counted.alt, counted.overall, counted.groups,
-                    self._wanted(counted, selection), group_by,
-                    grouping.names if grouping else ())
-                # a new object: the cached exact counts must stay exact for other callers
-                counted = counted.with_counts(noisy_o, noisy_g)
+        def need() -> int:  # variants this page still has to look at (read as it goes)
+            return max(0, cursor - seen) + limit - n_rows
+
+        for counted in self._noised(self._counts(v, selection, grouping, tally), v,
+                                    selection, group_by, grouping, disclosure, need):
             wanted = self._wanted(counted, selection)
             # A rare variant's mere presence identifies its carriers: a variant whose overall
             # AC or REF count is 1..k-1 is not listed at all (as if absent).
@@ -347,6 +344,36 @@ class QueryService:
                 truncated = True
                 break
         return stat, v, grouping, refused, pieces, truncated, omitted, tally
+
+    def _noised(self, parts: Iterator[_Counted], v: _Version, selection: Selection,
+                group_by: str | None, grouping: Grouping | None, disclosure: Disclosure,
+                need: Callable[[], int]) -> Iterator[_Counted]:
+        """The counts as released: exact for the controlled tier; for the registered tier
+        (``disclosure.noise``), the wanted variants of each partition in runs as long as
+        the page still ``need``s (at least DP_MIN_RUN), each run noised (and its new cells
+        charged to the budget) only when the page gets to it. A page charges for the
+        variants up to its end (those before the cursor too: they decide what is listed;
+        asked again they are free), plus at most the rare variants it skips and
+        DP_MIN_RUN − 1 more — not for the rest of the partition."""
+        if disclosure.noise is None:
+            yield from parts
+            return
+        from vault.privacy.dp import noisy_counts
+
+        names = grouping.names if grouping else ()
+        for counted in parts:
+            idx = np.flatnonzero(self._wanted(counted, selection))
+            at = 0
+            while at < idx.size:
+                step = max(DP_MIN_RUN, need())
+                run = counted.taken(idx[at:at + step])
+                at += step
+                noisy_o, noisy_g = noisy_counts(
+                    disclosure.noise, v.key, run.contig, run.pos, run.ref, run.alt,
+                    run.overall, run.groups, np.ones(run.pos.size, np.bool_), group_by,
+                    names)
+                # a new object: the cached exact counts must stay exact for other callers
+                yield run.with_counts(noisy_o, noisy_g)
 
     @staticmethod
     def _envelope(v: _Version, stat: Statistic, group_by: str | None, disclosure: Disclosure,
