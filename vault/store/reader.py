@@ -189,10 +189,13 @@ class DatasetReader:
 
     # -- files ---------------------------------------------------------------------------
     def _open(self, rel: str) -> pq.ParquetFile:
+        self._check_file(rel)  # hashing needs no key: outside the keyring's lock
         with self.keyring.io_lock:
             return self._open_locked(rel)
 
-    def _open_locked(self, rel: str) -> pq.ParquetFile:
+    def _check_file(self, rel: str) -> None:
+        """The file at ``rel`` is the one the signed manifest lists there (size, SHA-256),
+        checked once per reader, before anything of it is decrypted."""
         path = self.dir / rel
         if not path.is_file():
             raise IntegrityError(f"{path}: listed in the manifest but missing; the dataset is "
@@ -205,6 +208,10 @@ class DatasetReader:
                                      "for this place (moved, swapped or modified file); "
                                      "refusing to decrypt it")
             self._hashed.add(rel)
+
+    def _open_locked(self, rel: str) -> pq.ParquetFile:
+        path = self.dir / rel
+        self._check_file(rel)
         try:
             props = self.keyring.decryption_properties(str(path))
             pf = pq.ParquetFile(str(path), decryption_properties=props)
@@ -228,6 +235,7 @@ class DatasetReader:
 
         A column of ``absent`` that the file does not have comes back as nulls of that type
         (an INFO column that an older batch was ingested without)."""
+        self._check_file(rel)  # outside the lock: another thread may decrypt meanwhile
         with self.keyring.io_lock:  # see Keyring.io_lock
             return self._read_locked(rel, columns, start, end, absent)
 
