@@ -565,30 +565,27 @@ class QueryService:
               ) -> list[dict[str, Any]]:
         """The answer rows of one piece: protected, with their statistic."""
         c, take, prot = piece.counted, piece.take, piece.prot
-        overall, groups = c.overall[take], c.groups[take]
-        vo = stat.values(overall)
-        vg = stat.values(groups) if grouping else None
-        names = grouping.names if grouping else ()
         po, pg = prot.overall.tolist(), prot.groups.tolist()
+        overall_cells = _cells(stat, stat.values(c.overall[take]), po)
+        names = grouping.names if grouping else ()
+        group_cells = [_cells(stat, stat.values(c.groups[take, g]), [r[g] for r in pg])
+                       for g in range(len(names))]
         pos = c.pos[take].tolist()
         rows = []
         for r, i in enumerate(take.tolist()):
             vid = c.ids[i]
-            row: dict[str, Any] = {"chrom": c.contig, "pos": pos[r], "ref": c.ref[i],
-                                   "alt": c.alt[i], "id": None if vid in (None, ".") else vid,
-                                   "overall": stat.cell(vo, (r,), po[r] == NONE)}
             suppressed: list[dict[str, Any]] = []
             if po[r] != NONE:
                 suppressed.append({"cell": "overall", "reason": REASON_NAMES[po[r]]})
-            if vg is not None:
-                cells = {}
+            row: dict[str, Any] = {"chrom": c.contig, "pos": pos[r], "ref": c.ref[i],
+                                   "alt": c.alt[i], "id": None if vid in (None, ".") else vid,
+                                   "overall": overall_cells[r]}
+            if grouping is not None:
+                row["groups"] = {name: group_cells[g][r] for g, name in enumerate(names)}
                 for g, name in enumerate(names):
-                    ok = pg[r][g] == NONE
-                    cells[name] = stat.cell(vg, (r, g), ok)
-                    if not ok:
+                    if pg[r][g] != NONE:
                         suppressed.append({"cell": f"groups.{name}",
                                            "reason": REASON_NAMES[pg[r][g]]})
-                row["groups"] = cells
             row["suppressed"] = suppressed
             rows.append(row)
         return rows
@@ -645,6 +642,22 @@ _STATUS = pa.array(list(STATUS_NAMES) + ["suppressed"], pa.string())
 
 def _cat(parts: list[np.ndarray], dtype: Any, empty: tuple[int, ...] = (0,)) -> np.ndarray:
     return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(empty, dtype)
+
+
+def _cells(stat: Statistic, values: dict[str, list[Any]],
+           reasons: list[int]) -> list[dict[str, Any]]:
+    """One JSON cell per row (``values`` of :meth:`Statistic.values` over rows): a
+    suppressed cell keeps ``n`` only, its other fields null (status ``suppressed``)."""
+    keys = ["n", *stat.fields] + (["status"] if stat.has_status else [])
+    hidden = dict.fromkeys(stat.fields)
+    if stat.has_status:
+        hidden["status"] = "suppressed"
+    out = [dict(zip(keys, vals, strict=True))
+           for vals in zip(*(values[k] for k in keys), strict=True)]
+    for r, why in enumerate(reasons):
+        if why != NONE:
+            out[r] = {"n": out[r]["n"], **hidden}
+    return out
 
 
 def _cell_columns(stat: Statistic, prefix: str, counts: np.ndarray,
