@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -110,19 +111,27 @@ def packed_from_column(col: pa.ChunkedArray | pa.Array, n_rows: int, n_samples: 
     return data[arr.offset * width:].reshape(len(arr), width)
 
 
+@jit(parallel=True)
+def _select_packed(src: np.ndarray, keep_idx: np.ndarray, out: np.ndarray) -> None:
+    """out[i] = the codes of samples keep_idx of src[i], packed in order (out zeroed)."""
+    for i in numba.prange(src.shape[0]):
+        for j in range(keep_idx.size):
+            s = keep_idx[j]
+            code = (src[i, s >> 2] >> (2 * (s & 3))) & 3
+            out[i, j >> 2] |= np.uint8(code << (2 * (j & 3)))
+
+
 def select_samples(packed: np.ndarray, n: int, keep: np.ndarray) -> np.ndarray:
-    """Packed codes of the samples where ``keep`` (bool, (n,)) is True, repacked in order."""
+    """Packed codes of the samples where ``keep`` (bool, (n,)) is True, repacked in order
+    (the padding of the last byte is 0, as written)."""
     rows = packed.shape[0]
     if n == 0:
         return packed
-    shifts = (2 * np.arange(4, dtype=np.uint8))
-    codes = ((packed[:, :, None] >> shifts) & 3).reshape(rows, -1)[:, :n][:, keep]
-    m = codes.shape[1]
-    width = packed_bytes(m)
-    pad = np.zeros((rows, width * 4), np.uint8)
-    pad[:, :m] = codes
-    pad = pad.reshape(rows, width, 4) << shifts
-    return np.bitwise_or.reduce(pad, axis=2).astype(np.uint8)
+    keep_idx = np.flatnonzero(np.asarray(keep, np.bool_)[:n]).astype(np.int64)
+    out = np.zeros((rows, packed_bytes(keep_idx.size)), np.uint8)
+    if rows and keep_idx.size:
+        _select_packed(np.ascontiguousarray(packed), keep_idx, out)
+    return out
 
 
 class DatasetReader:
