@@ -17,11 +17,16 @@ STATISTICS: tuple[str, ...] = (
     "ld", "sfs", "presence", "sql",
 )
 #: Actions on one dataset (``QueryRequest.dataset`` required).
-DATASET_ACTIONS: tuple[str, ...] = (*STATISTICS, "describe_dataset", "report")
+DATASET_ACTIONS: tuple[str, ...] = (*STATISTICS, "describe_dataset", "report", "representation")
 #: Actions on the service itself (``QueryRequest.dataset`` must be None).
 SERVICE_ACTIONS: tuple[str, ...] = ("list_datasets", "audit_read", "budget_read")
 #: Actions that read research data, so the dataset's consent must permit the use.
-CONSENT_ACTIONS: tuple[str, ...] = (*STATISTICS, "describe_dataset")
+CONSENT_ACTIONS: tuple[str, ...] = (*STATISTICS, "describe_dataset", "representation")
+#: Actions whose ``group_by`` the role's and the dataset's group columns restrict.
+GROUPED_ACTIONS: tuple[str, ...] = (*STATISTICS, "representation")
+#: Actions answered with exact counts only: refused to a role whose obligations carry DP
+#: (and ``representation`` to any registered-tier role), reason ``dp_unsupported:<action>``.
+EXACT_ACTIONS: tuple[str, ...] = ("report", "representation")
 ACTIONS: tuple[str, ...] = (*DATASET_ACTIONS, *SERVICE_ACTIONS)
 OPERATIONS: tuple[str, ...] = tuple(a for a in ACTIONS if a not in STATISTICS)
 
