@@ -255,7 +255,7 @@ def _not_found(dataset: str | None) -> str:
 
 _PARAMS = ("region", "group_by", "limit", "cursor", "phenotype", "case", "control",
            "window_variants", "window_bp", "min_r2", "folded", "chrom", "pos", "ref", "alt",
-           "variant", "filter", "format")
+           "variant", "filter", "format", "part", "reference")
 
 
 def _safe_params(request: Request) -> dict[str, str]:
