@@ -7,11 +7,14 @@ tests do (build_services with tests/api/policy.yaml, copied and pointed at the b
 dataset; the service's own AppRole identity). A real userpass user whose Vault policy maps to
 the role ``grouped-researcher`` (grouped frequency allowed) logs in, and an httpx client asks:
 
-* region: ``GET /v1/datasets/bench/frequency?region=1:S-E&limit=5000`` for ``--requests``
+* region: ``GET /v1/datasets/bench/frequency?region=1:S-E&format=arrow`` for ``--requests``
   random ``--region-bp`` windows, cache warm -> region_p50_ms, region_p99_ms (client-side
-  wall time of each request, auth + policy + audit + compute + JSON included);
-* whole, warm: every variant, paging with ``limit=5000`` and ``cursor`` until
-  ``next_cursor`` is null, the partition cache already filled; median of ``--runs``;
+  wall time of each request, auth + policy + audit + compute + encoding + the client's
+  decoding included). Arrow IPC is what the research client (vault.client) asks for; the
+  same requests as JSON (``limit=5000``) -> region_p50_ms_json, region_p99_ms_json;
+* whole, warm: every variant in one Arrow page (``format=arrow``, up to MAX_TABLE_PAGE rows
+  per page, ``cursor`` followed if truncated), the partition cache already filled; median
+  of ``--runs``; and the same paging through JSON pages of 5,000 (whole_warm_ratio_json);
 * whole, cold: the same with a fresh QueryService (new keyring, empty cache: every
   partition is decrypted from Parquet, key-encryption keys unwrapped through Transit);
 * whole, cold, plaintext: the same over an unencrypted copy of the store, written by this
@@ -61,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import orjson  # noqa: E402
+import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import yaml  # noqa: E402
 
@@ -176,9 +180,23 @@ def read_all(store: Store, keyring: Keyring) -> float:
 
 
 # -- queries ---------------------------------------------------------------------------------
-def page_all(client: httpx.Client, group_by: str | None) -> dict[str, Any]:
-    """Every variant of the dataset through the frequency route, MAX_PAGE per page."""
-    params: dict[str, Any] = {"limit": MAX_PAGE}
+def decode(r: httpx.Response, fmt: str) -> dict[str, Any]:
+    """The envelope of an answer (JSON body, or the Arrow stream's metadata + its table), as
+    a researcher's client decodes it (in this process: it shares the server's GIL)."""
+    if fmt == "json":
+        body: dict[str, Any] = orjson.loads(r.content)
+        return body
+    table = pa.ipc.open_stream(r.content).read_all()
+    meta: dict[str, Any] = orjson.loads(table.schema.metadata[b"genovault"])
+    if table.num_rows != meta["count"]:
+        raise SystemExit(f"arrow page holds {table.num_rows} rows, its envelope {meta['count']}")
+    return meta
+
+
+def page_all(client: httpx.Client, group_by: str | None, fmt: str = "arrow") -> dict[str, Any]:
+    """Every variant of the dataset through the frequency route: JSON pages of MAX_PAGE, or
+    Arrow pages of MAX_TABLE_PAGE (one page for this cohort)."""
+    params: dict[str, Any] = {"limit": MAX_PAGE} if fmt == "json" else {"format": "arrow"}
     if group_by:
         params["group_by"] = group_by
     cursor = 0
@@ -188,7 +206,7 @@ def page_all(client: httpx.Client, group_by: str | None) -> dict[str, Any]:
         r = client.get(f"/v1/datasets/{DATASET}/frequency", params={**params, "cursor": cursor})
         if r.status_code != 200:
             raise SystemExit(f"frequency page at cursor {cursor}: {r.status_code} {r.text[:500]}")
-        body = orjson.loads(r.content)  # the client's decoding shares this process's GIL
+        body = decode(r, fmt)
         pages += 1
         size += len(r.content)
         rows += body["count"]
@@ -198,6 +216,16 @@ def page_all(client: httpx.Client, group_by: str | None) -> dict[str, Any]:
         cursor = body["next_cursor"]
     return {"seconds": time.perf_counter() - t0, "rows": rows, "pages": pages,
             "omitted_last_page": omitted, "bytes": size}
+
+
+def service_table_all(query: QueryService, disclosure: Any, group_by: str | None) -> float:
+    """The whole columnar answer in-process (QueryService.statistic_table only: no HTTP,
+    auth, audit, encoding)."""
+    t0 = time.perf_counter()
+    env, _ = query.statistic_table(DATASET, "frequency", Selection(), group_by, disclosure)
+    if env["truncated"]:
+        raise SystemExit("the whole-dataset table page was truncated")
+    return time.perf_counter() - t0
 
 
 def service_page_all(query: QueryService, disclosure: Any, group_by: str | None) -> float:
@@ -227,22 +255,28 @@ def service_page_times(query: QueryService, disclosure: Any, group_by: str | Non
 
 
 def region_latencies(client: httpx.Client, n: int, seq_len: int, width: int,
-                     group_by: str | None, seed: int) -> tuple[list[float], list[int]]:
+                     group_by: str | None, seed: int, fmt: str = "arrow"
+                     ) -> tuple[list[float], list[int]]:
+    """Client-side wall time of ``n`` random region queries, the answer decoded (a JSON
+    answer holds at most MAX_PAGE variants: more would be truncated, which is an error)."""
     rng = random.Random(seed)
     out: list[float] = []
     counts: list[int] = []
     for _ in range(n):
         start = rng.randint(1, max(1, seq_len - width))
-        params: dict[str, Any] = {"region": f"1:{start}-{start + width - 1}", "limit": MAX_PAGE}
+        params: dict[str, Any] = {"region": f"1:{start}-{start + width - 1}"}
+        params.update({"limit": MAX_PAGE} if fmt == "json" else {"format": "arrow"})
         if group_by:
             params["group_by"] = group_by
         t0 = time.perf_counter()
         r = client.get(f"/v1/datasets/{DATASET}/frequency", params=params)
-        dt = time.perf_counter() - t0
         if r.status_code != 200:
             raise SystemExit(f"region query: {r.status_code} {r.text[:500]}")
-        out.append(dt)
-        counts.append(orjson.loads(r.content)["count"])
+        body = decode(r, fmt)
+        out.append(time.perf_counter() - t0)
+        if body["truncated"]:
+            raise SystemExit(f"region query truncated at {body['count']} variants")
+        counts.append(body["count"])
     return out, counts
 
 
@@ -492,25 +526,36 @@ def main(argv: list[str] | None = None) -> int:
                     page_all(client, args.group_by)
                     misses = services.query.blocks.misses
                     warm: list[float] = []
+                    warm_json: list[float] = []
                     for i in range(args.runs):
                         info = page_all(client, args.group_by)
                         warm.append(info["seconds"])
-                        log(f"warm run {i + 1}: {info['seconds']:.3f} s "
-                            f"({info['bytes'] / 1e6:.1f} MB of JSON)")
+                        jinfo = page_all(client, args.group_by, "json")
+                        warm_json.append(jinfo["seconds"])
+                        if jinfo["rows"] != info["rows"]:
+                            raise SystemExit(f"JSON pages hold {jinfo['rows']} rows, the "
+                                             f"Arrow page {info['rows']}")
+                        log(f"warm run {i + 1}: {info['seconds']:.3f} s arrow "
+                            f"({info['bytes'] / 1e6:.1f} MB, {info['pages']} page), "
+                            f"{jinfo['seconds']:.3f} s JSON ({jinfo['bytes'] / 1e6:.1f} MB, "
+                            f"{jinfo['pages']} pages)")
                     warm_misses = services.query.blocks.misses - misses
 
-                    # the same paging in-process: what the query service itself costs
+                    # the same in-process: what the query service itself costs
                     disc = Disclosure(k=11, min_group_size=20, tier="controlled",
                                       rare_max_ac=10)  # grouped-researcher's obligations
-                    service_s = [service_page_all(services.query, disc, args.group_by)
+                    service_s = [service_table_all(services.query, disc, args.group_by)
                                  for _ in range(args.runs)]
-                    log(f"in-process QueryService paging (warm): median "
-                        f"{statistics.median(service_s):.3f} s")
+                    service_json_s = [service_page_all(services.query, disc, args.group_by)
+                                      for _ in range(args.runs)]
+                    log(f"in-process QueryService (warm): whole table "
+                        f"{statistics.median(service_s):.3f} s, JSON pages "
+                        f"{statistics.median(service_json_s):.3f} s (medians)")
                     last = (info["rows"] - 1) // MAX_PAGE * MAX_PAGE
                     depth = service_page_times(services.query, disc, args.group_by,
                                                [0, last], max(3, args.runs))
-                    log(f"in-process one page: first {depth[0] * 1e3:.0f} ms, last (cursor "
-                        f"{last}) {depth[last] * 1e3:.0f} ms")
+                    log(f"in-process one JSON page: first {depth[0] * 1e3:.0f} ms, last "
+                        f"(cursor {last}) {depth[last] * 1e3:.0f} ms")
 
                     # fixed cost of a request: a 1 bp region (auth, policy, audit, no rows)
                     fixed, _ = region_latencies(client, min(50, args.requests), seq_len, 1,
@@ -518,13 +563,18 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"1 bp region (fixed per-request cost): p50 "
                         f"{percentile(fixed, 50) * 1e3:.1f} ms")
 
-                    # region queries, warm cache
+                    # region queries, warm cache: Arrow (the research client's format), JSON
                     region_latencies(client, 5, seq_len, args.region_bp, args.group_by,
                                      args.seed + 99)  # warm-up, untimed
                     lat, counts = region_latencies(client, args.requests, seq_len,
                                                    args.region_bp, args.group_by, args.seed)
+                    lat_json, _ = region_latencies(client, args.requests, seq_len,
+                                                   args.region_bp, args.group_by, args.seed,
+                                                   "json")
                     log(f"region: p50 {percentile(lat, 50) * 1e3:.1f} ms, p99 "
-                        f"{percentile(lat, 99) * 1e3:.1f} ms, median "
+                        f"{percentile(lat, 99) * 1e3:.1f} ms (arrow); p50 "
+                        f"{percentile(lat_json, 50) * 1e3:.1f} ms, p99 "
+                        f"{percentile(lat_json, 99) * 1e3:.1f} ms (JSON); median "
                         f"{statistics.median(counts):.0f} variants per answer")
 
                     if args.profile is not None:
@@ -549,7 +599,8 @@ def main(argv: list[str] | None = None) -> int:
         "variants_listed": info["rows"],
         "plink2_variants": n_plink,
         "pages": info["pages"],
-        "json_mb_per_whole_query": round(info["bytes"] / 1e6, 2),
+        "format": "arrow",
+        "mb_per_whole_query": round(info["bytes"] / 1e6, 2),
         "runs": args.runs,
         "requests": args.requests,
         "region_bp": args.region_bp,
@@ -557,6 +608,12 @@ def main(argv: list[str] | None = None) -> int:
         "region_p50_ms": round(percentile(lat, 50) * 1e3, 2),
         "region_p99_ms": round(percentile(lat, 99) * 1e3, 2),
         "region_median_variants": int(statistics.median(counts)),
+        "region_p50_ms_json": round(percentile(lat_json, 50) * 1e3, 2),
+        "region_p99_ms_json": round(percentile(lat_json, 99) * 1e3, 2),
+        "whole_warm_ratio_json": round(t_plink / statistics.median(warm_json), 4),
+        "whole_warm_json_s": round(statistics.median(warm_json), 4),
+        "json_pages": jinfo["pages"],
+        "json_mb_per_whole_query": round(jinfo["bytes"] / 1e6, 2),
         "whole_warm_ratio": round(t_plink / t_warm, 4),
         "whole_cold_ratio": round(t_plink / t_cold, 4),
         "encryption_overhead": round(t_cold / t_plain - 1, 4),
@@ -568,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         "read_encryption_overhead": round(statistics.median(read_enc)
                                           / statistics.median(read_plain) - 1, 4),
         "whole_warm_service_only_s": round(statistics.median(service_s), 4),
+        "whole_warm_service_only_json_s": round(statistics.median(service_json_s), 4),
         "service_first_page_s": round(depth[0], 4),
         "service_last_page_s": round(depth[last], 4),
         "fixed_request_p50_ms": round(percentile(fixed, 50) * 1e3, 2),

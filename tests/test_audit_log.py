@@ -335,3 +335,23 @@ def test_audit_read__filters(tmp_path: Path) -> None:
 
 def test_audit_record__canonical_is_sorted_compact_ascii() -> None:
     assert canonical({"b": 1, "a": "é\x1b"}) == '{"a":"\\u00e9\\u001b","b":1}'
+
+
+def test_audit_log__one_record_under_a_given_query_id(tmp_path: Path) -> None:
+    """The API's form: the query id is chosen before the work, the one record written after."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, MemoryAnchor())
+    qid = audit_log.new_query_id()
+    entry = log.append({**request_payload(), **OUTCOME}, query_id=qid)
+    assert entry.query_id == qid and entry.type == "complete"
+    (rec,) = lines(path)
+    assert rec["query_id"] == qid and rec["result"] == OUTCOME["result"]
+    report = verify(path, log.anchor)
+    assert report.ok and report.records == 1 and not report.unanswered
+    # a reused id is caught by verify; a malformed one is refused before anything is written
+    log.append(request_payload(), query_id=qid)
+    assert any("used twice" in p for p in verify(path, log.anchor).problems)
+    for bad in ("x" * 32, qid.upper(), qid[:-1], 123):
+        with pytest.raises(ValueError, match="32 lowercase hex"):
+            log.append(request_payload(), query_id=bad)  # type: ignore[arg-type]
+    assert len(lines(path)) == 2

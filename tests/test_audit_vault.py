@@ -79,6 +79,40 @@ def test_vault_anchor__errors_are_mapped(bao_server: DevServer, root: hvac.Clien
         down.read()
 
 
+def test_vault_anchor__kept_alive_connection(anchor: VaultKvAnchor, root: hvac.Client) -> None:
+    """Writes go over one kept-alive connection, survive its loss, and land in Vault."""
+    anchor.write(1, "d" * 64)
+    conn = anchor._fast._conn
+    assert conn is not None and conn.sock is not None
+    for seq in range(2, 6):
+        anchor.write(seq, "e" * 64)
+    assert anchor._fast._conn is conn  # the same connection every time
+    conn.sock.close()  # e.g. Vault closed an idle connection
+    anchor.write(6, "f" * 64)
+    assert anchor.read() == (6, "f" * 64)
+    raw = root.secrets.kv.v1.read_secret(path=anchor.path, mount_point=AUDIT_MOUNT)["data"]
+    assert raw == {"seq": 6, "hash": "f" * 64}
+    anchor.close()
+    anchor.write(7, "a" * 64)  # reopens
+    assert anchor.read() == (7, "a" * 64)
+
+
+def test_vault_anchor__fast_path_failure_reports_the_vault_error(
+        bao_server: DevServer, root: hvac.Client) -> None:
+    """A refused or unreachable fast write falls back to hvac, whose mapped error is raised;
+    the token is in no message."""
+    token = root.auth.token.create(policies=["default"], ttl="5m")["auth"]["client_token"]
+    weak = VaultKvAnchor(bao_server.client(token), path=f"test-{uuid.uuid4().hex}/head")
+    with pytest.raises(VaultForbidden) as info:
+        weak.write(1, "c" * 64)
+    assert token not in str(info.value)
+    assert VaultKvAnchor(root, path=weak.path).read() is None  # nothing was written
+    down = VaultKvAnchor(hvac.Client(url=f"http://127.0.0.1:{free_port()}", token="x",
+                                     timeout=2))
+    with pytest.raises(VaultDown):
+        down.write(1, "c" * 64)
+
+
 def test_vault_anchor__audit_log_detects_truncation(tmp_path: Path,
                                                     anchor: VaultKvAnchor) -> None:
     path = tmp_path / "audit" / "audit.jsonl"

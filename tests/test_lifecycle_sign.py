@@ -56,7 +56,7 @@ def _refused(fn: Callable[[], object], match: str) -> IntegrityError:
 def test_signed_manifest__reads_and_is_anchored(store: Store, dataset: str, reader,
                                                 bao_server: DevServer) -> None:
     m = store.manifest(dataset)
-    assert m.schema_version == 3 and m.version == 1 and m.signature is not None
+    assert m.schema_version == fmt.SCHEMA_VERSION and m.version == 1 and m.signature is not None
     assert m.signature.key == "genovault.manifest"
     assert signing.read_anchor(bao_server.client(), dataset) == (1, signing.digest(m))
     r = reader(dataset)

@@ -102,6 +102,8 @@ def test_load__schema_errors_name_file_line_and_path(tmp_path: Path, text: str,
                      id="no-dataset-visible") ,
         pytest.param({"group_by": ["sex"]}, "column_not_declared", "warning",
                      id="column-not-declared"),
+        pytest.param({"filters": ["VQSLOD"]}, "filter_field_not_a_column", "warning",
+                     id="filter-field-not-a-column"),
         pytest.param({"min_group_size": 5}, "min_group_below_k", "warning", id="min-group"),
     ],
 )

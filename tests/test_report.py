@@ -28,7 +28,10 @@ from vault.keys import auth as vauth
 from vault.keys.bootstrap import BootstrapReport, mint_role_token
 from vault.keys.devserver import DevServer
 from vault.keys.kms import Keyring
+from vault.query.service import Disclosure, QueryService
 from vault.report import run as report_run
+from vault.report.build import build_representation
+from vault.report.html import render_html
 from vault.report.run import ReportDenied, ReportResult
 from vault.settings import Settings, load_settings
 from vault.store.dataset import Store
@@ -372,3 +375,51 @@ def test_report__html_renders_offline_in_chromium(rare_report: ReportResult,
         assert name in text, name
     assert 'id="report-end"' in text  # rendered to the end
     assert RARE not in text and "DEMO0" not in text
+
+
+# -- the representation part (researchers) -----------------------------------------------------
+@pytest.fixture(scope="module")
+def service(env: Env) -> QueryService:
+    return QueryService(env.store, lambda: report_run.service_client(env.admin))
+
+
+def test_report__representation_part_shows_the_whole_reports_cells(
+        service: QueryService, rare_report: ReportResult) -> None:
+    d = Disclosure(k=K, min_group_size=20, tier="controlled", rare_max_ac=10)
+    whole = rare_report.report["representation"]
+    for cols in (["population", "sex", "phenotype"], ["population"], ["sex", "population"],
+                 ["phenotype"]):
+        part = build_representation(service, "rare", d, cols)
+        rep = part["representation"]
+        assert list(rep["columns"]) == [c for c in ("population", "sex", "phenotype")
+                                        if c in cols]
+        # whichever columns are asked for, each shown cell is the whole report's cell (and so
+        # is each suppressed one): no two requests can be subtracted from each other
+        for col in cols:
+            assert rep["columns"][col] == whole["columns"][col]
+            assert rep["group_quality"][col] == whole["group_quality"][col]
+        for x in rep["crosstabs"]:
+            assert x == next(w for w in whole["crosstabs"]
+                             if (w["rows"], w["columns"]) == (x["rows"], x["columns"]))
+        assert "quality" not in part and "answers" not in part["disclosure"]
+        text = json.dumps(part) + render_html(part)
+        assert RARE not in text and "DEMO0" not in text
+        assert 'id="quality"' not in render_html(part)
+    part = build_representation(service, "rare", d, ["population"])
+    pops = part["representation"]["columns"]["population"]["groups"]
+    assert pops["(group under minimum size #1)"]["samples"] is None
+    assert sum(c["samples"] is None for c in pops.values()) >= 2
+    reasons = {(s["table"], s["reason"]) for s in part["disclosure"]["suppressed"]}
+    assert ("samples per population", "count<k") in reasons
+    assert ("samples per population", "complementary") in reasons
+    assert part["disclosure"]["suppressed_cells"] >= 1
+    assert part["summary"][0].startswith("300 samples; mean per-sample call rate")
+
+
+def test_report__representation_refuses_unknown_columns(service: QueryService) -> None:
+    d = Disclosure(k=K, min_group_size=20, tier="controlled", rare_max_ac=10)
+    with pytest.raises(ConfigError, match="unknown group column"):
+        build_representation(service, "demo", d, ["ancestry"])
+    with pytest.raises(ConfigError, match="does not show"):
+        build_representation(service, "demo", d, ["sex"], reference={"population": {
+            "pop1": 1.0}})

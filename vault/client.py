@@ -12,6 +12,7 @@ and group with ``group_by``) and keeps the answer's ``disclosure``, ``query_id``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,12 +92,38 @@ class Client:
             cursor = int(page["next_cursor"])
 
     def statistic(self, statistic: str, dataset: str, *, region: str | None = None,
-                  group_by: str | None = None, limit: int = 1000) -> pa.Table:
+                  group_by: str | None = None, limit: int = 1000,
+                  filter: str | None = None) -> pa.Table:
+        """Every page of a statistic as one table; ``filter`` is a site filter (docs/api.md)."""
         rows: list[dict[str, Any]] = []
         for page in self.pages(statistic, dataset, region=region, group_by=group_by,
-                               limit=limit):
+                               limit=limit, filter=filter):
             rows += flatten(page)
         return pa.Table.from_pylist(rows) if rows else pa.table({})
+
+    def table(self, statistic: str, dataset: str, *, region: str | None = None,
+              group_by: str | None = None) -> pa.Table:
+        """The whole answer as one wide table (format=arrow): one row per variant, columns
+        ``chrom, pos, ref, alt, id`` and per cell ``overall.<field>`` /
+        ``groups.<name>.<field>`` plus ``<cell>.suppressed`` (why a cell is null). Pages
+        are followed; the last envelope (disclosure, query_id …) is in ``client.last``."""
+        tables: list[pa.Table] = []
+        cursor = 0
+        params = {k: v for k, v in {"region": region, "group_by": group_by}.items()
+                  if v is not None}
+        while True:
+            r = self._http.get(f"/v1/datasets/{dataset}/{statistic}",
+                               params={**params, "format": "arrow", "cursor": cursor})
+            if r.status_code >= 400:
+                self._json(r)  # raises ApiError with the API's explanation
+            table = pa.ipc.open_stream(r.content).read_all()
+            meta = json.loads((table.schema.metadata or {})[b"genovault"])
+            self.last = meta
+            tables.append(table.replace_schema_metadata(None))
+            if not meta.get("truncated"):
+                break
+            cursor = int(meta["next_cursor"])
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
     def frequency(self, dataset: str, **kw: Any) -> pa.Table:
         return self.statistic("frequency", dataset, **kw)

@@ -135,9 +135,12 @@ def test_api__grouped_frequency_for_researcher_a(api: Api, as_user: Client) -> N
     assert set(v) >= {"chrom", "pos", "ref", "alt", "overall", "groups", "suppressed"}
     assert set(v["groups"]) == {"pop1", "pop2", "pop3"}
     recs = _record_of(api, body["query_id"])
-    assert [x["type"] for x in recs] == ["request", "response"]
-    assert recs[1]["result"]["rows"] == body["count"]
+    # one request, one record: principal, request, decision and outcome together
+    assert [x["type"] for x in recs] == ["complete"]
+    assert recs[0]["result"]["rows"] == body["count"]
+    assert recs[0]["result"]["status"] == 200
     assert recs[0]["decision"]["allowed"] is True
+    assert recs[0]["principal"]["role"] == "grouped-researcher"
 
 
 def test_api__overall_researcher_may_not_group(as_user: Client) -> None:

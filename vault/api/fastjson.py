@@ -1,5 +1,9 @@
 """Large answers without per-row pydantic validation (it cost more than the query itself).
 
+Two encodings of a statistic answer: JSON (one object per variant) and, with
+``format=arrow``, one Apache Arrow IPC stream (one row per variant, the envelope in the
+schema metadata), which costs bytes instead of Python objects per row.
+
 A page of up to 5,000 variants is checked by shape instead: the envelope is validated with
 its response model (without the rows), and every row and cell may only hold the keys its
 model declares — so nothing but the model's aggregates can leave, as with full validation —
@@ -12,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from fastapi import Response
 from pydantic import BaseModel
 
@@ -47,3 +52,40 @@ def statistic_answer(body: dict[str, Any], model: type[BaseModel] = m.StatisticA
         for row in rows:
             _check_row(row)
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+#: the media type of an Arrow IPC stream
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+#: where a computation leaves its Arrow table in the answer body (taken out before the
+#: envelope is validated and encoded)
+TABLE_KEY = "_table"
+_SITE = ("chrom", "pos", "ref", "alt", "id")
+
+
+def _check_columns(table: pa.Table) -> None:
+    """Only the site columns and per-cell aggregate fields may leave: ``<cell>.<field>``
+    where ``<cell>`` is ``overall`` or ``groups.<name>`` and ``<field>`` a Cell field."""
+    names = table.column_names
+    if tuple(names[:len(_SITE)]) != _SITE:
+        raise ShapeError("site columns")
+    for name in names[len(_SITE):]:
+        cell, _, fld = name.rpartition(".")
+        if not (cell == "overall" or cell.startswith("groups.")) or fld not in (
+                _CELL | {"suppressed"}):
+            raise ShapeError(f"column {name!r}")
+
+
+def table_answer(body: dict[str, Any], model: type[BaseModel] = m.StatisticAnswer) -> Response:
+    """The Arrow IPC stream of a columnar answer; the envelope is validated by ``model``."""
+    body = dict(body)
+    table: pa.Table = body.pop(TABLE_KEY)
+    model.model_validate({**body, "variants": []})
+    _check_columns(table)
+    meta = dict(table.schema.metadata or {})
+    meta[b"genovault"] = orjson.dumps(body)
+    table = table.replace_schema_metadata(meta)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    headers = {"X-Query-Id": str(body.get("query_id", ""))}
+    return Response(sink.getvalue().to_pybytes(), media_type=ARROW_STREAM, headers=headers)

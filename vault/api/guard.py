@@ -7,21 +7,22 @@ decision's disclosure obligations; :meth:`Guard.run` does the rest, in this orde
 2. ``decide(principal, request, policy)`` (pure; 403 when denied, and the same 404 as for an
    absent dataset when the dataset is not visible to the caller);
 3. the policy's rate limit (429);
-4. an audit record is written **before** the computation runs — if it cannot be written the
-   request is refused (503): nothing is answered without a record;
-5. the computation, which applies the obligations (small cells, complementary suppression,
+4. the computation, which applies the obligations (small cells, complementary suppression,
    minimum group size, rare variants); for a role whose obligations carry ``dp`` (the
    registered tier) the counts are noised first (vault.privacy.dp): the new cells' ε is
    debited from the principal's budget in the ledger before the noise is drawn, and an
    exhausted budget is refused (429 ``budget_exhausted``, audited);
-6. the outcome (rows, disclosure) is audited under the same query id, and the answer carries
-   that ``query_id``.
+5. one audit record of the whole request (principal, request, decision, outcome: status,
+   rows, disclosure) is written and anchored **before** the answer leaves, under the
+   ``query_id`` the answer carries; if it cannot be written the answer is withheld (503).
+   Refusals (401/403/404/429) get their one record the same way. One request, one record.
 """
 
 from __future__ import annotations
 
 import contextvars
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
@@ -29,7 +30,8 @@ from typing import Any, NoReturn
 from fastapi import HTTPException, Request
 
 from vault.api.ratelimit import RateLimiter
-from vault.audit import AuditEntry, AuditLog
+from vault.audit import AuditLog
+from vault.audit.log import new_query_id
 from vault.errors import (
     ConfigError,
     DatasetNotFound,
@@ -160,12 +162,8 @@ class Guard:
                                     "reached; retry later",
                                     headers={"Retry-After": str(int(wait) + 1),
                                              "X-Query-Id": qid})
-        try:
-            entry = self.audit.begin(self._payload(request, principal, qreq, decision))
-        except Exception as exc:  # fail closed: no record, no answer
-            raise HTTPException(503, detail="the audit trail cannot be written; nothing was "
-                                "answered") from exc
-        qid = entry.query_id
+        qid = new_query_id()
+        payload = self._payload(request, principal, qreq, decision)
         session: DPSession | None = None
         if dp_params is not None and qreq.action in STATISTICS:
             assert self.ledger is not None
@@ -173,34 +171,32 @@ class Guard:
                                 float(dp_params.epsilon_per_query), float(dp_params.budget),
                                 int(dp_params.period_days), role=decision.role,
                                 display_name=principal.display_name, dataset=qreq.dataset,
-                                query_id=str(qid))
+                                query_id=qid)
         token = _SESSION.set(session)
         try:
             outcome = compute(decision)
         except BudgetExhausted as exc:
-            self._finish(entry, {"status": 429, "reasons": ["budget_exhausted"],
-                                 "dp": {**(session.summary() if session else {}),
-                                        "epsilon_needed": round(exc.cost, 9)}})
-            import time as _time
-
+            self._complete(payload, qid, {"status": 429, "reasons": ["budget_exhausted"],
+                                          "dp": {**(session.summary() if session else {}),
+                                                 "epsilon_needed": round(exc.cost, 9)}})
+            wait = max(0.0, exc.resets_at - time.time())
             raise HTTPException(429, detail=f"budget_exhausted: {exc}; the budget resets in "
-                                f"{max(0.0, exc.resets_at - _time.time()) / 86400:.1f} days; "
-                                "nothing was answered",
+                                f"{wait / 86400:.1f} days; nothing was answered",
                                 headers={"X-Query-Id": qid, "Retry-After": str(int(max(
-                                    1, exc.resets_at - _time.time())))}) from exc
+                                    1, wait)))}) from exc
         except DatasetNotFound as exc:
-            self._finish(entry, {"status": 404, "reasons": ["absent"]})
+            self._complete(payload, qid, {"status": 404, "reasons": ["absent"]})
             raise HTTPException(404, detail=_not_found(qreq.dataset),
                                 headers={"X-Query-Id": qid}) from exc
         except ConfigError as exc:
-            self._finish(entry, {"status": 400, "reasons": ["bad_request"]})
+            self._complete(payload, qid, {"status": 400, "reasons": ["bad_request"]})
             raise HTTPException(400, detail=str(exc), headers={"X-Query-Id": qid}) from exc
         except VaultDown as exc:
-            self._finish(entry, {"status": 503, "reasons": ["vault_down"]})
+            self._complete(payload, qid, {"status": 503, "reasons": ["vault_down"]})
             raise HTTPException(503, detail="Vault is unreachable or sealed; retry later",
                                 headers={"X-Query-Id": qid}) from exc
         except Exception as exc:  # GenoVaultError or a bug: the record says it failed
-            self._finish(entry, {"status": 500, "reasons": [type(exc).__name__]})
+            self._complete(payload, qid, {"status": 500, "reasons": [type(exc).__name__]})
             raise HTTPException(500, detail="the query failed on the server side; the "
                                 "operators have the details in the audit trail",
                                 headers={"X-Query-Id": qid}) from exc
@@ -212,16 +208,18 @@ class Guard:
             d.update(session.summary())
             d["rules"] = [*d.get("rules", []), *NOISE_RULES]
             body["disclosure"] = d
-        try:
-            self._finish(entry, {"status": 200, "rows": outcome.rows,
+        # the one record of this request, on disk and anchored before the answer leaves
+        self._complete(payload, qid, {"status": 200, "rows": outcome.rows,
                                       "disclosure": _disclosure_summary(body)})
-        except Exception as exc:
-            raise HTTPException(503, detail="the audit trail cannot be written; the answer "
-                                "is withheld") from exc
         return body
 
-    def _finish(self, entry: AuditEntry, result: dict[str, Any]) -> None:
-        self.audit.finish(entry, {"result": result})
+    def _complete(self, payload: dict[str, Any], qid: str, result: dict[str, Any]) -> None:
+        """The request's one audit record; if it cannot be written nothing is answered."""
+        try:
+            self.audit.append({**payload, "result": result}, query_id=qid)
+        except Exception as exc:  # fail closed: no record, no answer
+            raise HTTPException(503, detail="the audit trail cannot be written; nothing was "
+                                "answered", headers={"X-Query-Id": qid}) from exc
 
     def _payload(self, request: Request, principal: Principal | None,
                  qreq: QueryRequest | None, decision: Decision | None) -> dict[str, Any]:
@@ -257,7 +255,7 @@ def _not_found(dataset: str | None) -> str:
 
 _PARAMS = ("region", "group_by", "limit", "cursor", "phenotype", "case", "control",
            "window_variants", "window_bp", "min_r2", "folded", "chrom", "pos", "ref", "alt",
-           "variant", "filter")
+           "variant", "filter", "format", "part", "reference")
 
 
 def _safe_params(request: Request) -> dict[str, str]:
@@ -273,4 +271,5 @@ def _disclosure_summary(body: dict[str, Any]) -> dict[str, Any]:
                                   "omitted_variants", "refused_groups", "noise",
                                   "epsilon_per_query", "noise_scale", "epsilon_spent",
                                   "epsilon_remaining", "epsilon_budget", "new_cells",
-                                  "reused_cells", "presence_threshold") if k in d}
+                                  "reused_cells", "presence_threshold", "site_filter")
+            if k in d}

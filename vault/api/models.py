@@ -38,6 +38,15 @@ class SuppressedCell(_Out):
     reason: str
 
 
+class SiteFilterInfo(_Out):
+    """A site filter and its effect: how many candidate variants it saw and dropped."""
+
+    expression: str
+    fields: list[str]
+    variants_considered: int
+    variants_excluded: int
+
+
 class Disclosure(_Out):
     tier: str
     k: int
@@ -59,6 +68,7 @@ class Disclosure(_Out):
     new_cells: int | None = None
     reused_cells: int | None = None
     presence_threshold: int | None = None
+    site_filter: SiteFilterInfo | None = None
     rules: list[str]
 
 

@@ -2,11 +2,12 @@
 
 Design (see docs/audit.md):
 
-* Two phases, like Vault's audit device. :meth:`AuditLog.begin` writes a ``request`` record
-  *before* any work runs and returns an :class:`AuditEntry` whose ``query_id`` the answer
-  carries; :meth:`AuditLog.finish` writes the ``response`` record (same ``query_id``) *before*
-  the answer is sent. A request decided and answered without work (a denial) is one
-  ``complete`` record, :meth:`AuditLog.append`. Each call returns only once the line is on disk
+* One record per request: :meth:`AuditLog.append` writes a ``complete`` record (principal,
+  request, decision, outcome) under the ``query_id`` the answer carries, *before* the answer
+  is sent — what the API does for every request. The two-phase form is there too:
+  :meth:`AuditLog.begin` writes a ``request`` record before any work runs and
+  :meth:`AuditLog.finish` its ``response`` record (same ``query_id``) before the answer is
+  sent. Each call returns only once the line is on disk
   (fsync) and the chain head is anchored; any failure raises :class:`AuditError` and the caller
   must not answer (HTTP 503). That is fail-closed: no answer leaves without its record.
 * Every record carries ``seq`` (1, 2, …), ``prev`` (the ``hash`` of the record before it, 64
@@ -101,7 +102,7 @@ class AuditLog:
         the request, answer 503) or ValueError (forbidden payload)."""
         check_payload(payload)
         payload = _copy(payload)
-        query_id = uuid.uuid4().hex
+        query_id = new_query_id()
         seq, time = self._write("request", query_id, payload)
         return AuditEntry(query_id, seq, time, "request", payload)
 
@@ -119,10 +120,17 @@ class AuditLog:
         entry.finished = True
         return AuditEntry(entry.query_id, seq, time, "response")
 
-    def append(self, payload: dict[str, Any]) -> AuditEntry:
-        """Write one ``complete`` record for a request answered without work (a denial)."""
+    def append(self, payload: dict[str, Any], query_id: str | None = None) -> AuditEntry:
+        """Write one ``complete`` record: a request's principal, request, decision and
+        outcome in one line (the API writes one per request, before the answer leaves).
+        ``query_id``: the id the request was computed under (:func:`new_query_id`), else a
+        new one."""
         check_payload(payload)
-        query_id = uuid.uuid4().hex
+        if query_id is None:
+            query_id = new_query_id()
+        elif not (isinstance(query_id, str) and len(query_id) == 32
+                  and all(c in "0123456789abcdef" for c in query_id)):
+            raise ValueError("a query id is 32 lowercase hex digits (new_query_id())")
         seq, time = self._write("complete", query_id, _copy(payload))
         return AuditEntry(query_id, seq, time, "complete")
 
@@ -275,6 +283,11 @@ class AuditLog:
         raise AuditTamperError(
             f"the audit log {self.path} {have} but {want}: it was truncated, replaced or "
             "extended outside GenoVault. Appending stops; run `genovault audit verify`")
+
+
+def new_query_id() -> str:
+    """A fresh query id (uuid4 hex): what an answer carries and its audit record names."""
+    return uuid.uuid4().hex
 
 
 def last_line(path: Path, size: int) -> bytes:

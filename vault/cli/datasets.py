@@ -65,11 +65,14 @@ def datasets_show(ctx: click.Context, dataset: str, as_json: bool, details: bool
         who = b.ingested_by.display_name or "?"
         echo(f"  batch {b.batch}: {b.n_samples} samples (from index {b.sample_offset}), "
              f"{b.variant_rows} variant rows in {len(b.variant_files)} file(s), source sha256 "
-             f"{b.source.sha256[:16]}…, absent sites {b.absent_sites}, by {who} at "
+             f"{b.source.sha256[:16]}…"
+             + (f" and {len(b.parts)} more source file(s)" if b.parts else "")
+             + f", absent sites {b.absent_sites}, by {who} at "
              f"{b.ingested_at}")
         if b.batch in infos:
             info = infos[b.batch]
-            echo(f"    source {info['source_name']}, group columns "
+            names = [src["name"] for src in info.get("sources", [])] or [info["source_name"]]
+            echo(f"    source {', '.join(names)}, group columns "
                  f"{', '.join(info['group_columns']) or '-'}")
             print_qc(info["qc"])
 
@@ -83,7 +86,9 @@ def _batch_infos(ctx: click.Context, store: object, dataset: str) -> dict[str, d
         reader = open_reader(dataset, client, store)  # type: ignore[arg-type]
         for b in reader.batches:
             info = reader.batch_info(b)
-            out[b.batch] = {**info, "qc": suppress_qc(info["qc"])}
+            out[b.batch] = {**info, "qc": suppress_qc(info["qc"]),
+                            "sources": [{**src, "qc": suppress_qc(src["qc"])}
+                                        for src in info.get("sources", [])]}
     return out
 
 

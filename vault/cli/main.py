@@ -6,8 +6,10 @@ object (read from the environment once, here) through the click context.
 
 from __future__ import annotations
 
+import io
+import re
 import sys
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -16,8 +18,31 @@ from vault.errors import GenoVaultError
 from vault.settings import Settings, load_settings
 
 
+class _Styled(click.ClickException):
+    """A click error (usage, bad parameter, …) shown in GenoVault's style: ``error: …``."""
+
+    def __init__(self, inner: click.ClickException) -> None:
+        super().__init__(inner.format_message())
+        self.inner = inner
+        self.exit_code = inner.exit_code
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        buf = io.StringIO()
+        self.inner.show(buf)  # usage line and hint as click writes them, then "Error: …"
+        text = re.sub(r"^Error: ", "error: ", buf.getvalue(), flags=re.MULTILINE)
+        click.echo(text, file=file, err=file is None, nl=False)
+
+
 class _Group(click.Group):
-    """Turns GenoVault errors into one clear line on stderr and the error's exit code."""
+    """Turns GenoVault errors into one clear line on stderr and the error's exit code, and
+    prints click's own errors (usage, bad parameter) the same way: ``error: …``."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            raise _restyled(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -25,6 +50,12 @@ class _Group(click.Group):
         except GenoVaultError as exc:
             click.echo(f"error: {safe(exc)}", err=True)
             sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            raise _restyled(exc) from None
+
+
+def _restyled(exc: click.ClickException) -> click.ClickException:
+    return exc if isinstance(exc, _Styled) else _Styled(exc)
 
 
 def settings_of(ctx: click.Context) -> Settings:

@@ -41,6 +41,9 @@ class VcfHeader:
     samples: list[str]
     contigs: list[str] = field(default_factory=list)
     meta: dict[str, list[str]] = field(default_factory=dict)
+    #: ``##INFO`` lines by ID: (line number, the line), first declaration first; parsed on
+    #: demand by :func:`info_declaration` (only the INFO fields an ingest keeps are checked)
+    info_lines: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
 
     @property
     def has_samples(self) -> bool:
@@ -57,6 +60,7 @@ def parse_header(lines: list[str], path: str) -> VcfHeader:
     fileformat = lines[0].split("=", 1)[1]
     contigs: list[str] = []
     meta: dict[str, list[str]] = {}
+    info_lines: dict[str, list[tuple[int, str]]] = {}
     chrom_line = None
     for i, line in enumerate(lines, start=1):
         if line.startswith("##"):
@@ -71,6 +75,8 @@ def parse_header(lines: list[str], path: str) -> VcfHeader:
                 if not m:
                     raise InvalidInput(path, i, f"##{key} line without ID=")
                 meta.setdefault(key, []).append(m.group(1))
+                if key == "INFO":
+                    info_lines.setdefault(m.group(1), []).append((i, line))
                 if key == "contig":
                     problem = contig_name_problem(m.group(1))
                     if problem:
@@ -113,4 +119,120 @@ def parse_header(lines: list[str], path: str) -> VcfHeader:
                                                      f"{seen[s]} and {col} of the #CHROM line")
             seen[s] = col
     return VcfHeader(n_lines=len(lines), fileformat=fileformat, samples=samples,
-                     contigs=contigs, meta=meta)
+                     contigs=contigs, meta=meta, info_lines=info_lines)
+
+
+def sample_list_problem(samples: list[str], other: list[str]) -> str | None:
+    """Why the sample list ``samples`` is not ``other`` (same ids, same order), or None.
+
+    Says where the lists part (column numbers, never an id): different counts, ids that are
+    missing or extra, or the same ids in another order.
+    """
+    if samples == other:
+        return None
+    if len(samples) != len(other):
+        detail = f"{len(samples)} sample(s) against {len(other)}"
+    elif set(samples) != set(other):
+        mine = set(other)
+        col = next(j for j, s in enumerate(samples) if s not in mine) + 10
+        detail = f"other samples (column {col} holds an id the other file does not have)"
+    else:
+        col = next(j for j, (a, b) in enumerate(zip(samples, other, strict=True)) if a != b)
+        detail = (f"the same samples in a different order (first difference: column {col + 10}"
+                  "; reorder with `bcftools view -S samples.txt`)")
+    return detail
+
+
+# -- ##INFO declarations ---------------------------------------------------------------------
+
+INFO_NUMBERS = ("A", "R", "G", ".")
+INFO_TYPES = ("Integer", "Float", "Flag", "Character", "String")
+_NUMBER_RE = re.compile(r"[0-9]+|[ARG.]")
+
+
+@dataclass(frozen=True)
+class InfoDeclaration:
+    """What a ``##INFO=<ID=…,Number=…,Type=…>`` line declares (Description is not needed)."""
+
+    id: str
+    number: str  # "A", "R", "G", "." or a count such as "1"
+    type: str  # one of INFO_TYPES
+    line: int
+
+
+def structured_fields(line: str) -> dict[str, str] | None:
+    """The ``key=value`` pairs of a structured meta line (``##KEY=<…>``), quoted values
+    unquoted (``\\"`` and ``\\\\`` escapes); None if the text inside ``<…>`` does not split
+    into such pairs. The first occurrence of a key wins."""
+    start = line.find("=<")
+    if start < 0 or not line.endswith(">"):
+        return None
+    text = line[start + 2:-1]
+    out: dict[str, str] = {}
+    i, n = 0, len(text)
+    while i < n:
+        eq = text.find("=", i)
+        if eq <= i:
+            return None
+        key = text[i:eq]
+        if "," in key or '"' in key:
+            return None
+        j = eq + 1
+        if j < n and text[j] == '"':
+            j += 1
+            buf: list[str] = []
+            while j < n and text[j] != '"':
+                if text[j] == "\\" and j + 1 < n:
+                    j += 1
+                buf.append(text[j])
+                j += 1
+            if j >= n:
+                return None  # unterminated quote
+            value = "".join(buf)
+            j += 1
+            if j < n and text[j] != ",":
+                return None
+        else:
+            k = text.find(",", j)
+            k = n if k < 0 else k
+            value = text[j:k]
+            j = k
+        out.setdefault(key, value)
+        i = j + 1 if j < n else n
+    return out
+
+
+def info_declaration(header: VcfHeader, info_id: str, path: str) -> InfoDeclaration:
+    """The checked declaration of INFO field ``info_id``; InvalidInput naming the field if the
+    header does not declare it, declares it twice differently, or declares it malformed."""
+    found = header.info_lines.get(info_id)
+    if not found:
+        declared = ", ".join(list(header.info_lines)[:20]) or "none"
+        raise InvalidInput(path, None, f"INFO field {info_id!r} is not declared in the header "
+                                       f"(no ##INFO=<ID={info_id},…> line), so its Number and "
+                                       f"Type are unknown; the header declares: {declared}")
+    decls = []
+    for line_no, line in found:
+        f = structured_fields(line)
+        if f is None:
+            raise InvalidInput(path, line_no, f"malformed ##INFO line for {info_id!r}: expected "
+                                              "##INFO=<ID=…,Number=…,Type=…,Description=\"…\">")
+        number, type_ = f.get("Number"), f.get("Type")
+        if number is None or not _NUMBER_RE.fullmatch(number):
+            raise InvalidInput(path, line_no, f"##INFO {info_id!r}: Number must be a count or "
+                                              f"one of A, R, G, '.', got {number!r}")
+        if type_ not in INFO_TYPES:
+            raise InvalidInput(path, line_no, f"##INFO {info_id!r}: Type must be one of "
+                                              f"{', '.join(INFO_TYPES)}, got {type_!r}")
+        if type_ != "Flag" and number == "0":
+            raise InvalidInput(path, line_no, f"##INFO {info_id!r}: Number=0 is only for "
+                                              "Type=Flag")
+        decls.append(InfoDeclaration(info_id, number, type_, line_no))
+    first = decls[0]
+    for d in decls[1:]:
+        if (d.number, d.type) != (first.number, first.type):
+            raise InvalidInput(path, d.line, f"##INFO {info_id!r} is declared again with "
+                                             f"Number={d.number},Type={d.type} (line "
+                                             f"{first.line} says Number={first.number},"
+                                             f"Type={first.type})")
+    return first

@@ -1,4 +1,9 @@
-"""Ingest: VCF/BCF -> one new encrypted batch of a dataset, committed atomically.
+"""Ingest: VCF/BCF file(s) -> one encrypted batch of a dataset, committed atomically.
+
+A batch is one file, or several files with the same samples in the same order (a release
+split per chromosome or region), written as one: they are sorted by their first record and
+must hold disjoint regions (vault.ingest.order.BatchRegions). Files can also be added to an
+existing batch later (``IngestOptions.batch``), as a part with its own folder.
 
 Stages overlap: BGZF blocks are inflated on a thread pool ahead of the parser, the numba
 parser runs on both cores, Parquet encoding + encryption run on a writer thread, and the
@@ -15,13 +20,14 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import re
 import shutil
 import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,33 +35,37 @@ import numpy as np
 import pyarrow as pa
 
 from vault.errors import (
+    ConfigError,
     DuplicateIngest,
     IngestError,
     InvalidInput,
     SampleSheetError,
 )
 from vault.ids import check_dataset_id
+from vault.ingest import vcf_info
 from vault.ingest import vcfparse as vp
-from vault.ingest.bcf import BcfReader
+from vault.ingest.fileset import SourceFile, survey
 from vault.ingest.header import VcfHeader, parse_header
 from vault.ingest.labels import check_labels
 from vault.ingest.memory import reuse_freed_memory
-from vault.ingest.order import OrderChecker
+from vault.ingest.order import BatchRegions, OrderChecker
 from vault.ingest.registration import Registration
 from vault.ingest.samplesheet import SampleSheet, read_sample_sheet
-from vault.ingest.source import LineChunker, open_source
+from vault.ingest.source import open_source
 from vault.keys import signing
 from vault.keys.client import VaultClient, token_identity
 from vault.keys.kms import DatasetKeys, Keyring
 from vault.keys.names import batch_genotype_key
+from vault.store import batchinfo
 from vault.store import format as fmt
 from vault.store.dataset import DIR_MODE, Store, utcnow
-from vault.store.fsutil import fsync_path, sha256_file
+from vault.store.fsutil import fsync_path
 from vault.store.manifest import (
     Batch,
     FileEntry,
     Identity,
     Manifest,
+    Part,
     Partition,
     Source,
     VariantFile,
@@ -72,6 +82,10 @@ class IngestOptions:
     bin_size: int = fmt.DEFAULT_BIN_SIZE
     progress: bool | None = None  # None: only when stderr is a terminal (the CLI passes
     # False when GENOVAULT_NO_PROGRESS is set)
+    #: add the file(s) to this existing batch (e.g. "b0001") instead of making a new one
+    batch: str | None = None
+    #: INFO fields kept as site columns (vault.ingest.vcf_info); none by default
+    info: tuple[str, ...] = ()
 
 
 @dataclass
@@ -80,6 +94,10 @@ class IngestResult:
     batch: str
     qc: dict[str, Any]
     manifest: Manifest
+    #: per source file, in the order written: name, sha256 and its own QC (without groups)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    #: files added to an existing batch: the number of the first of them among its sources
+    part: int | None = None
 
 
 class _Qc:
@@ -94,6 +112,19 @@ class _Qc:
         self.records_without_gt = 0
         self.skipped: Counter[str] = Counter()
         self.missing_per_sample = np.zeros(n_samples, np.int64)
+
+    @classmethod
+    def total(cls, qcs: Sequence[_Qc], n_samples: int) -> _Qc:
+        """The counts of several files added up (every counter, whatever it is)."""
+        out = cls(n_samples)
+        for qc in qcs:
+            for name, value in vars(qc).items():
+                mine = getattr(out, name)
+                if isinstance(value, Counter):
+                    mine.update(value)
+                else:
+                    setattr(out, name, mine + value)
+        return out
 
     def report(self, sheet: SampleSheet, n_samples: int) -> dict[str, Any]:
         rows = self.variants_written
@@ -139,9 +170,10 @@ def _line_reason(code: int, col: int, chunk: vp.ParsedChunk, li: int) -> str:
 
 
 class _Ingest:
-    def __init__(self, path: Path, dataset: str, store: Store, client: VaultClient,
+    def __init__(self, paths: list[Path], dataset: str, store: Store, client: VaultClient,
                  sheet_path: Path | None, opts: IngestOptions) -> None:
-        self.path = path
+        self.paths = paths
+        self.path = paths[0]  # the file being read (messages)
         self.dataset = dataset
         self.store = store
         self.client = client
@@ -149,6 +181,7 @@ class _Ingest:
         self.opts = opts
         self.kind = "text"
         self.header_lines = 0
+        self._info_specs: dict[int, tuple[VcfHeader, vcf_info.InfoSpec]] = {}
 
     # -- chunk processing ----------------------------------------------------------------
     def _invalid(self, line: int, reason: str) -> InvalidInput:
@@ -186,14 +219,46 @@ class _Ingest:
             if chrom not in contigs:
                 contigs.append(chrom)
             state.check(chunk, lines, first_line, ok)
-            self._emit_rows(chunk, lines[ok[lines]], contigs.index(chrom), emit, qc)
+            self._emit_rows(chunk, lines[ok[lines]], contigs.index(chrom), emit, qc,
+                            header, first_line)
+
+    def _info_spec(self, header: VcfHeader) -> vcf_info.InfoSpec:
+        """The kept INFO fields as ``header`` declares them (checked once per header)."""
+        got = self._info_specs.get(id(header))
+        if got is None or got[0] is not header:
+            names = vcf_info.parse_info_option(self.opts.info)
+            got = self._info_specs[id(header)] = (
+                header, vcf_info.resolve(names, header, str(self.path)))
+        return got[1]
+
+    def _info(self, chunk: vp.ParsedChunk, lines: np.ndarray, header: VcfHeader,
+              first_line: int, qc: _Qc) -> tuple[np.ndarray, vcf_info.ParsedInfo]:
+        """The kept INFO fields of ``lines``: a bad value is an error at its line, or (with
+        --skip-invalid) its record is dropped and counted."""
+        spec = self._info_spec(header)
+        parsed = vcf_info.parse(chunk.buf, chunk.fs, lines, chunk.n_alt[lines], spec)
+        if parsed.bad.any():
+            if not self.opts.skip_invalid:
+                i = int(np.flatnonzero(parsed.bad)[0])
+                raise self._invalid(first_line + int(lines[i]), parsed.reason(i))
+            qc.skipped[vcf_info.SKIP_REASON] += int(parsed.bad.sum())
+            lines = lines[~parsed.bad]
+            parsed = vcf_info.parse(chunk.buf, chunk.fs, lines, chunk.n_alt[lines], spec)
+        return lines, parsed
 
     def _emit_rows(self, chunk: vp.ParsedChunk, lines: np.ndarray, contig_index: int,
                    emit: Callable[[int, dict[str, pa.Array], np.ndarray], None],
-                   qc: _Qc) -> None:
+                   qc: _Qc, header: VcfHeader | None = None, first_line: int = 0) -> None:
         """Build the Arrow columns of the valid ``lines`` (one contig run) and hand them on."""
         if lines.size == 0:
             return
+        info = None
+        if self.opts.info:
+            if header is None:  # never silently drop the kept INFO fields
+                raise AssertionError("internal error: _emit_rows needs the header for --info")
+            lines, info = self._info(chunk, lines, header, first_line, qc)
+            if lines.size == 0:
+                return
         n_alt = chunk.n_alt
         qc.records_written += int(lines.size)
         multi = lines[n_alt[lines] > 1]
@@ -236,26 +301,35 @@ class _Ingest:
             "n_haploid": pa.array(chunk.n_hap[rl]),
             "n_half_call": pa.array(chunk.n_half[rl]),
         }
+        if info is not None:  # after the fixed columns, in the order --info names them
+            columns.update(info.columns(np.repeat(np.arange(lines.size), counts), allele_index))
         emit(contig_index, columns, packed)
 
     # -- the whole ingest ----------------------------------------------------------------
     def run(self) -> IngestResult:
-        path = self.path
-        source = open_source(path)
-        checksum = sha256_file(path)
-        chunker = source.chunker()  # text lines, or BCF records decoded natively
-        header = parse_header(chunker.read_header(), str(path))
-        self.kind, self.header_lines = source.kind, header.n_lines
-        sheet = (read_sample_sheet(self.sheet_path, header.samples) if self.sheet_path
+        files = survey(self.paths)
+        first = files[0]
+        self.path = first.path
+        samples = first.header.samples
+        target = self.opts.batch
+        if target is not None and self.sheet_path is not None:
+            raise ConfigError("a sample sheet cannot be given with --batch: the files added to "
+                              f"batch {target} carry its samples, whose groups it already has")
+        for f in files:  # an undeclared or unusable --info field fails here, early
+            self._info_spec(f.header)
+        sheet = (read_sample_sheet(self.sheet_path, samples) if self.sheet_path
                  else SampleSheet.empty())
         check_labels(sheet, allow_identifying=self.opts.allow_identifying_columns,
-                     where=str(self.sheet_path or path))
+                     where=str(self.sheet_path or first.path))
         if self.store.exists(self.dataset):
             self._refuse_destroyed(self.store.manifest(self.dataset))  # before any key upsert
+        elif target is not None:
+            raise ConfigError(f"dataset {self.dataset!r} does not exist, so it has no batch "
+                              f"{target}; leave out --batch to create it")
         # Keys first: a name or right that Vault refuses leaves nothing on disk.
         keyring = Keyring(self.client, self.dataset)
         keyring.ensure_keys()
-        pseudonyms = keyring.pseudonymise(header.samples)
+        pseudonyms = keyring.pseudonymise(samples)  # once per batch, whatever the file count
         store = self.store
         with store.lock(self.dataset) as folder:
             manifest = store.manifest(self.dataset) if store.exists(self.dataset) else None
@@ -265,32 +339,25 @@ class _Ingest:
                 self._refuse_destroyed(manifest)
                 self._refuse_withdrawn(manifest, pseudonyms)
             store.remove_debris(self.dataset, manifest)
+            self._refuse_duplicates(files, manifest)
+            if target is not None:
+                return self._add_part(folder, manifest, files, pseudonyms, keyring, target)
             # the batch's own genotypes key, checked before anything is registered
             batch_name = f"b{len(manifest.batches if manifest else []) + 1:04d}"
             batch_keyring = keyring.for_genotypes(batch_genotype_key(self.dataset, batch_name))
             batch_keyring.ensure_keys(["genotypes"])
-            for b in manifest.batches if manifest else []:
-                if b.source.sha256 == checksum:
-                    raise DuplicateIngest(
-                        f"{path}: this exact file (sha256 {checksum[:16]}…) was already "
-                        f"ingested into dataset {self.dataset!r} as batch {b.batch} on "
-                        f"{b.ingested_at}; nothing to do")
-            # the samples are registered in the background while the file is parsed; the
-            # batch is committed only once every one of them is registered (no duplicate)
+            # the samples are registered (once for the batch) in the background while the
+            # files are parsed; the batch is committed only once every one of them is
+            # registered (no duplicate)
             registration = Registration(self.client, self.dataset,
-                                        folder / ".pending" / checksum,
-                                        manifest.uid if manifest else None, path)
+                                        folder / ".pending" / _pending_name(files),
+                                        manifest.uid if manifest else None, first.path)
             registration.start(pseudonyms)
             try:
-                # each level with its mode: mkdir(parents=True) would create ``.staging``
-                # with the process umask's (0777 under umask 0)
-                (folder / ".staging").mkdir(mode=DIR_MODE, exist_ok=True)
-                staging = folder / ".staging" / uuid.uuid4().hex
-                staging.mkdir(mode=DIR_MODE)
+                staging = self._staging(folder)
                 try:
                     result = self._write_batch(folder, staging, manifest, registration,
-                                               header, sheet, pseudonyms, batch_keyring,
-                                               chunker, source, checksum)
+                                               files, sheet, pseudonyms, batch_keyring)
                 except BaseException:
                     shutil.rmtree(staging, ignore_errors=True)
                     raise
@@ -300,6 +367,120 @@ class _Ingest:
             registration.done()
             return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _staging(folder: Path) -> Path:
+        # each level with its mode: mkdir(parents=True) would create ``.staging`` with the
+        # process umask's (0777 under umask 0)
+        (folder / ".staging").mkdir(mode=DIR_MODE, exist_ok=True)
+        staging = folder / ".staging" / uuid.uuid4().hex
+        staging.mkdir(mode=DIR_MODE)
+        return staging
+
+    # -- the source files ----------------------------------------------------------------
+    def _refuse_duplicates(self, files: list[SourceFile], manifest: Manifest | None) -> None:
+        """No file twice in one command, none whose checksum any batch already lists."""
+        given: dict[str, Path] = {}
+        for f in files:
+            if f.checksum in given:
+                raise DuplicateIngest(f"{f.path} and {given[f.checksum]} are the same file "
+                                      f"(sha256 {f.checksum[:16]}…): give each file once")
+            given[f.checksum] = f.path
+        for b in manifest.batches if manifest else []:
+            for i, s in enumerate(b.sources):
+                if s.sha256 not in given:
+                    continue
+                when = b.ingested_at
+                if i and isinstance(s, Part) and s.ingested_at:
+                    when = s.ingested_at
+                where = f"batch {b.batch}" + (f" (its source file #{i + 1})" if i else "")
+                raise DuplicateIngest(
+                    f"{given[s.sha256]}: this exact file (sha256 {s.sha256[:16]}…) was already "
+                    f"ingested into dataset {self.dataset!r} as {where} on {when}; nothing to "
+                    "do")
+
+    def _parse_files(self, writer: BatchWriter, files: list[SourceFile], n_samples: int,
+                     contigs: list[str], regions: BatchRegions | None,
+                     check: Callable[[], None]) -> list[_Qc]:
+        """Parse every file in turn and hand the rows to one writer thread (Parquet encode +
+        encrypt while the next chunk is parsed, also across file boundaries: a batch's files
+        flow like one file). ``check()`` runs before every chunk (it raises when the sample
+        registration failed). Any failure aborts the open file. Returns a QC per file."""
+        q: queue.Queue[tuple[int, dict[str, pa.Array], np.ndarray] | None] = queue.Queue(2)
+        failure: list[BaseException] = []
+
+        def write_loop() -> None:
+            try:
+                while (item := q.get()) is not None:
+                    if not failure:
+                        writer.add(*item)
+            except BaseException as exc:
+                failure.append(exc)
+                while q.get() is not None:
+                    pass
+
+        thread = threading.Thread(target=write_loop, name="genovault-writer", daemon=True)
+        thread.start()
+
+        def emit(ci: int, cols: dict[str, pa.Array], packed: np.ndarray) -> None:
+            if failure:
+                raise failure[0]
+            q.put((ci, cols, packed))
+
+        name = files[0].path.name if len(files) == 1 else f"{len(files)} files"
+        bar = _progress(self.opts.progress, sum(f.size for f in files), name)
+        qcs: list[_Qc] = []
+        parsed_all = False
+        try:
+            for f in files:
+                qcs.append(self._parse_file(f, n_samples, contigs, regions, check, emit, bar))
+            parsed_all = True
+        finally:
+            q.put(None)
+            thread.join()
+            bar.close()
+            if failure or not parsed_all:
+                writer.abort()  # close the open file; the caller removes the staging folder
+        if failure:
+            raise failure[0]
+        return qcs
+
+    def _parse_file(self, f: SourceFile, n_samples: int, contigs: list[str],
+                    regions: BatchRegions | None, check: Callable[[], None],
+                    emit: Callable[[int, dict[str, pa.Array], np.ndarray], None],
+                    bar: Any) -> _Qc:
+        source = open_source(f.path)
+        chunker = source.chunker()  # text lines, or BCF records decoded natively
+        header = parse_header(chunker.read_header(), str(f.path))
+        if header.samples != f.header.samples:
+            raise IngestError(f"{f.path}: the file changed while it was being ingested")
+        self.path, self.kind, self.header_lines = f.path, source.kind, header.n_lines
+        qc = _Qc(n_samples)
+        state = OrderChecker(header.contigs, self.opts.skip_invalid, self._invalid, qc.skipped,
+                             regions, str(f.path))
+        source.on_progress(bar.update)
+        first_line = header.n_lines + 1
+        for buf in chunker.data_chunks():
+            check()
+            # a BCF reader yields parsed chunks already (vault.ingest.bcf)
+            chunk = buf if isinstance(buf, vp.ParsedChunk) else vp.parse_chunk(buf, n_samples)
+            self._process(chunk, first_line, header, state, qc, contigs, emit)
+            first_line += chunk.n_lines
+        return qc
+
+    def _reports(self, files: list[SourceFile], qcs: list[_Qc], sheet: SampleSheet,
+                 n_samples: int) -> tuple[_Qc, dict[str, Any], list[dict[str, Any]]]:
+        """The QC over all files (with groups) and one entry per file (without groups)."""
+        total = _Qc.total(qcs, n_samples)
+        report = total.report(sheet, n_samples)
+        if total.records_written == 0 and total.records_read > 0:
+            raise IngestError(f"{files[0].path}{' …' if len(files) > 1 else ''}: every record "
+                              f"was skipped as invalid; nothing to ingest "
+                              f"({report['skipped_records']})")
+        sources = [{"name": f.path.name, "sha256": f.checksum,
+                    "qc": qc.report(SampleSheet.empty(), n_samples)}
+                   for f, qc in zip(files, qcs, strict=True)]
+        return total, report, sources
 
     def _refuse_destroyed(self, manifest: Manifest) -> None:
         if manifest.tombstone is not None:
@@ -323,12 +504,24 @@ class _Ingest:
                 "ingested again unless an admin records renewed consent (`genovault samples "
                 "consent`)")
 
+    def _identity(self) -> Identity:
+        ident = token_identity(self.client)
+        # the real identity behind a minted role token (who ran the command), else the
+        # token's own (a pipeline's AppRole, a user's login)
+        return Identity(display_name=ident.get("on_behalf_of") or ident["display_name"],
+                        entity_id=ident.get("on_behalf_of_entity") or ident["entity_id"])
+
+    @staticmethod
+    def _move_into_place(staging: Path, final: Path) -> None:
+        final.parent.mkdir(mode=DIR_MODE, exist_ok=True)
+        fsync_path(staging)
+        os.rename(staging, final)
+        fsync_path(final.parent)
+
     def _write_batch(self, folder: Path, staging: Path, manifest: Manifest | None,
-                     registration: Registration, header: VcfHeader, sheet: SampleSheet,
-                     pseudonyms: list[str], keyring: Keyring, chunker: LineChunker | BcfReader,
-                     source: Any,
-                     checksum: str) -> IngestResult:
-        n_samples = len(header.samples)
+                     registration: Registration, files: list[SourceFile], sheet: SampleSheet,
+                     pseudonyms: list[str], keyring: Keyring) -> IngestResult:
+        n_samples = len(pseudonyms)
         batches = list(manifest.batches) if manifest else []
         batch = f"b{len(batches) + 1:04d}"
         offset = manifest.sample_count if manifest else 0
@@ -340,47 +533,32 @@ class _Ingest:
         samples.update({k: pa.array(v, pa.string()) for k, v in sheet.columns.items()})
         samples_entry = writer.write_samples(
             pa.table(samples, schema=fmt.sample_schema(list(sheet.columns))))
-        qc = _Qc(n_samples)
-        state = OrderChecker(header.contigs, self.opts.skip_invalid, self._invalid, qc.skipped)
-        self._parse_into(writer, chunker, source, header, n_samples, qc, state, contigs,
-                         registration.check)
-        files = writer.close()
+        regions = BatchRegions(bin_size) if len(files) > 1 else None
+        qcs = self._parse_files(writer, files, n_samples, contigs, regions, registration.check)
+        out_files = writer.close()
         # every sample registered, none a duplicate (the marker says ``complete``): only now
         # may the batch become visible
         registration.finish()
-        qc_report = qc.report(sheet, n_samples)
-        if qc.records_written == 0 and qc.records_read > 0:
-            raise IngestError(f"{self.path}: every record was skipped as invalid; nothing "
-                              f"to ingest ({qc_report['skipped_records']})")
-        info_entry = writer.write_info({"source_name": self.path.name,
-                                        "group_columns": list(sheet.columns), "qc": qc_report})
+        _total, qc_report, sources = self._reports(files, qcs, sheet, n_samples)
+        info_entry = writer.write_info({"source_name": files[0].path.name,
+                                        "group_columns": list(sheet.columns), "qc": qc_report,
+                                        "sources": sources})
         # move into place, then commit the manifest (the only step that makes it visible)
-        final = folder / "batches" / batch
-        final.parent.mkdir(mode=DIR_MODE, exist_ok=True)
-        fsync_path(staging)
-        os.rename(staging, final)
-        fsync_path(final.parent)
-        prefix = f"batches/{batch}/"
-
-        def placed(entry: dict[str, Any]) -> dict[str, Any]:
-            return {**entry, "path": prefix + entry["path"]}
-
-        ident = token_identity(self.client)
+        self._move_into_place(staging, folder / "batches" / batch)
+        placed = _placer(f"batches/{batch}/")
         entry = Batch(
             batch=batch, sample_offset=offset, n_samples=n_samples,
-            source=Source(sha256=checksum, bytes=self.path.stat().st_size, format=source.kind,
-                          fileformat=header.fileformat),
+            source=_source(files[0]),
+            parts=[Part(**_source(f).model_dump()) for f in files[1:]],
             absent_sites="hom_ref" if self.opts.absent_sites_hom_ref else "not_assessed",
             ingested_at=utcnow(),
-            # the real identity behind a minted role token (who ran the command), else the
-            # token's own (a pipeline's AppRole, a user's login)
-            ingested_by=Identity(
-                display_name=ident.get("on_behalf_of") or ident["display_name"],
-                entity_id=ident.get("on_behalf_of_entity") or ident["entity_id"]),
+            ingested_by=self._identity(),
             samples_file=FileEntry(**placed(samples_entry)),
             info_file=FileEntry(**placed(info_entry)),
-            variant_files=[VariantFile(**placed(f)) for f in files],
+            variant_files=[VariantFile(**placed(f)) for f in out_files],
             genotype_key=keyring.keys.genotypes,
+            sample_list_sha256=_list_digest(pseudonyms),
+            sample_set_sha256=_list_digest(sorted(pseudonyms)),
         )
         now = utcnow()
         new_manifest = Manifest(
@@ -398,56 +576,123 @@ class _Ingest:
         )
         new_manifest = signing.commit_signed(self.store, self.dataset, new_manifest, self.client,
                                              manifest)
-        return IngestResult(self.dataset, batch, qc_report, new_manifest)
+        return IngestResult(self.dataset, batch, qc_report, new_manifest, sources)
 
-    def _parse_into(self, writer: BatchWriter, chunker: LineChunker | BcfReader, source: Any,
-                    header: VcfHeader, n_samples: int, qc: _Qc, state: OrderChecker,
-                    contigs: list[str], check: Callable[[], None]) -> None:
-        """Parse every data chunk and hand its rows to a writer thread (Parquet encode +
-        encrypt while the next chunk is parsed). ``check()`` runs before every chunk (it
-        raises when the sample registration failed). Any failure aborts the open file."""
-        q: queue.Queue[tuple[int, dict[str, pa.Array], np.ndarray] | None] = queue.Queue(2)
-        failure: list[BaseException] = []
-
-        def write_loop() -> None:
-            try:
-                while (item := q.get()) is not None:
-                    if not failure:
-                        writer.add(*item)
-            except BaseException as exc:
-                failure.append(exc)
-                while q.get() is not None:
-                    pass
-
-        thread = threading.Thread(target=write_loop, name="genovault-writer", daemon=True)
-        thread.start()
-
-        def emit(ci: int, cols: dict[str, pa.Array], packed: np.ndarray) -> None:
-            if failure:
-                raise failure[0]
-            q.put((ci, cols, packed))
-
-        bar = _progress(self.opts.progress, source.size or os.path.getsize(self.path),
-                        self.path.name)
-        source.on_progress(bar.update)
-        first_line = header.n_lines + 1
-        parsed_all = False
+    # -- a later part of an existing batch -----------------------------------------------
+    def _add_part(self, folder: Path, manifest: Manifest | None, files: list[SourceFile],
+                  pseudonyms: list[str], keyring: Keyring, target: str) -> IngestResult:
+        """Add ``files`` to batch ``target``: same samples in the same order, records only in
+        (contig, bin) partitions the batch has none in; its own folder ``<batch>.pNNNN``
+        (the number of its first file among the batch's sources), one manifest commit."""
+        if manifest is None:
+            raise ConfigError(f"dataset {self.dataset!r} does not exist, so it has no batch "
+                              f"{target}; leave out --batch to create it")
+        index = next((i for i, b in enumerate(manifest.batches) if b.batch == target), None)
+        if index is None:
+            raise ConfigError(f"dataset {self.dataset!r} has no batch {target!r} (it has "
+                              f"{', '.join(b.batch for b in manifest.batches) or 'none'})")
+        batch = manifest.batches[index]
+        self._check_part_samples(batch, pseudonyms)
+        if self.opts.absent_sites_hom_ref and not batch.hom_ref_when_absent:
+            raise ConfigError(f"batch {target} was ingested without --absent-sites-hom-ref; "
+                              "files added to it take the batch's setting")
+        gkeys = keyring.for_genotypes(batch.genotype_key) if batch.genotype_key else keyring
+        gkeys.ensure_keys(["genotypes"])
+        part_no = len(batch.sources) + 1
+        staging = self._staging(folder)
         try:
-            for buf in chunker.data_chunks():
-                check()
-                # a BCF reader yields parsed chunks already (vault.ingest.bcf)
-                chunk = buf if isinstance(buf, vp.ParsedChunk) else vp.parse_chunk(buf, n_samples)
-                self._process(chunk, first_line, header, state, qc, contigs, emit)
-                first_line += chunk.n_lines
-            parsed_all = True
-        finally:
-            q.put(None)
-            thread.join()
-            bar.close()
-            if failure or not parsed_all:
-                writer.abort()  # close the open file; the caller removes the staging folder
-        if failure:
-            raise failure[0]
+            return self._write_part(folder, staging, manifest, index, files, gkeys, part_no)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _check_part_samples(self, batch: Batch, pseudonyms: list[str]) -> None:
+        where = f"{self.path}: cannot be added to batch {batch.batch}"
+        if batch.sample_list_sha256 is None or batch.sample_set_sha256 is None:
+            raise IngestError(f"{where}: the batch was written by an older GenoVault that kept "
+                              "no fingerprint of its sample list, so the files' samples cannot "
+                              "be checked against it")
+        if len(pseudonyms) != batch.n_samples:
+            compacted = f"/{batch.batch}.c" in batch.samples_file.path
+            raise SampleSheetError(
+                f"{where}: it has {len(pseudonyms)} sample(s), the batch {batch.n_samples}"
+                + (" (the batch was compacted after a withdrawal)" if compacted else "")
+                + "; a batch's files carry the same samples in the same order")
+        if _list_digest(pseudonyms) == batch.sample_list_sha256:
+            return
+        if _list_digest(sorted(pseudonyms)) == batch.sample_set_sha256:
+            raise SampleSheetError(f"{where}: it has the batch's samples in a different order; "
+                                   "reorder it with `bcftools view -S samples.txt`")
+        raise SampleSheetError(f"{where}: it has other samples than the batch (the same "
+                               "number, not the same ids); a batch's files carry the same "
+                               "samples in the same order")
+
+    def _write_part(self, folder: Path, staging: Path, manifest: Manifest, index: int,
+                    files: list[SourceFile], keyring: Keyring, part_no: int) -> IngestResult:
+        batch = manifest.batches[index]
+        n_samples = batch.n_samples
+        bin_size = manifest.partition.bin_size
+        contigs = list(manifest.contigs)
+        taken: dict[str, set[int]] = {}
+        for vf in batch.variant_files:
+            taken.setdefault(contigs[vf.contig], set()).add(vf.bin)
+        writer = BatchWriter(staging, keyring, n_samples, bin_size)
+        regions = BatchRegions(bin_size, taken, batch.batch)
+        qcs = self._parse_files(writer, files, n_samples, contigs, regions, lambda: None)
+        out_files = writer.close()
+        total, qc_report, sources = self._reports(files, qcs, SampleSheet.empty(), n_samples)
+        # no groups here (the labels are in the batch's encrypted samples table): the
+        # missing calls per sample let a reader add this part to the batch's group QC
+        info_entry = writer.write_info({
+            "source_name": files[0].path.name, "group_columns": [], "qc": qc_report,
+            "sources": sources,
+            batchinfo.MISSING_PER_SAMPLE: total.missing_per_sample.tolist()})
+        name = f"{batch.batch}.p{part_no:04d}"
+        self._move_into_place(staging, folder / "batches" / name)
+        placed = _placer(f"batches/{name}/")
+        now = utcnow()
+        who = self._identity()
+        parts = [Part(**_source(f).model_dump(), ingested_at=now, ingested_by=who,
+                      info_file=FileEntry(**placed(info_entry)) if i == 0 else None)
+                 for i, f in enumerate(files)]
+        updated = batch.model_copy(update={
+            "variant_files": [*batch.variant_files, *(VariantFile(**placed(f))
+                                                      for f in out_files)],
+            "parts": [*batch.parts, *parts]})
+        batches = list(manifest.batches)
+        batches[index] = updated
+        new_manifest = manifest.model_copy(update={
+            "schema_version": fmt.SCHEMA_VERSION, "updated_at": now, "contigs": contigs,
+            "batches": batches})
+        new_manifest = signing.commit_signed(self.store, self.dataset, new_manifest, self.client,
+                                             manifest)
+        return IngestResult(self.dataset, batch.batch, qc_report, new_manifest, sources,
+                            part=part_no)
+
+
+def _source(f: SourceFile) -> Source:
+    return Source(sha256=f.checksum, bytes=f.size, format=f.kind,
+                  fileformat=f.header.fileformat)
+
+
+def _placer(prefix: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def placed(entry: dict[str, Any]) -> dict[str, Any]:
+        return {**entry, "path": prefix + entry["path"]}
+
+    return placed
+
+
+def _list_digest(pseudonyms: list[str]) -> str:
+    return hashlib.sha256("\n".join(pseudonyms).encode("ascii")).hexdigest()
+
+
+def _pending_name(files: list[SourceFile]) -> str:
+    """The pending-registration marker's name: the source checksum (one file), else a
+    checksum over the files' sorted checksums (the same files in any order: the same name)."""
+    if len(files) == 1:
+        return files[0].checksum
+    joined = "\n".join(sorted(f.checksum for f in files))
+    return hashlib.sha256(f"genovault-batch\n{joined}".encode("ascii")).hexdigest()
 
 
 class _NoBar:
@@ -468,10 +713,22 @@ def _progress(enabled: bool | None, total: int, name: str) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, desc=f"ingest {name}", leave=False)
 
 
-def ingest(path: Path, dataset: str, *, client: VaultClient, store: Store,
-           sample_sheet: Path | None = None, options: IngestOptions | None = None) -> IngestResult:
-    """Ingest one VCF/BCF file as a new batch of ``dataset`` (created if needed)."""
+def ingest(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], dataset: str, *,
+           client: VaultClient, store: Store, sample_sheet: Path | None = None,
+           options: IngestOptions | None = None) -> IngestResult:
+    """Ingest one VCF/BCF file, or several with the same samples in the same order, as one
+    new batch of ``dataset`` (created if needed); with ``options.batch``, add them to that
+    existing batch instead."""
     check_dataset_id(dataset)
+    opts = options or IngestOptions()
+    paths = [Path(path)] if isinstance(path, (str, os.PathLike)) else [Path(p) for p in path]
+    if not paths:
+        raise ConfigError("nothing to ingest: give at least one VCF/BCF file")
+    if opts.batch is not None and not BATCH_RE.fullmatch(opts.batch):
+        raise ConfigError(f"invalid batch name {opts.batch[:40]!r}: batches are named b0001, "
+                          "b0002, … (`genovault datasets show DATASET` lists them)")
     reuse_freed_memory()
-    return _Ingest(Path(path), dataset, store, client, sample_sheet,
-                   options or IngestOptions()).run()
+    return _Ingest(paths, dataset, store, client, sample_sheet, opts).run()
+
+
+BATCH_RE = re.compile(r"b[0-9]{4,}")

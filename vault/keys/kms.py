@@ -18,6 +18,7 @@ token. Only key *names* travel.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -95,10 +96,15 @@ class TransitKmsClient(_NoPickle, pe.KmsClient):
     """pyarrow KmsClient whose master keys are Vault Transit keys (wrap = encrypt)."""
 
     def __init__(self, client: hvac.Client, mount: str = TRANSIT_MOUNT,
-                 checked: dict[str, set[str]] | None = None) -> None:
+                 checked: dict[str, set[str]] | None = None,
+                 lock: threading.Lock | None = None) -> None:
         super().__init__()  # without this pyarrow says "No KMS client available"
         self._client = client
         self._mount = mount
+        # pyarrow may call wrap/unwrap from several threads (the query service decrypts
+        # partitions on worker threads); one hvac client's session serves them one at a time
+        # (pyarrow makes a KmsClient per file: the lock is the keyring's, shared by them)
+        self._lock = lock or threading.Lock()
         #: master key -> wrapped keys Vault unwrapped for us (see Keyring.decryption_properties)
         self._checked = checked if checked is not None else {}
 
@@ -113,7 +119,8 @@ class TransitKmsClient(_NoPickle, pe.KmsClient):
                 name=master_key_identifier, plaintext=plaintext, mount_point=self._mount)
             return str(resp["data"]["ciphertext"])
 
-        return _retrying(call, "encrypt", master_key_identifier)
+        with self._lock:
+            return _retrying(call, "encrypt", master_key_identifier)
 
     def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
         def call() -> bytes:
@@ -121,8 +128,9 @@ class TransitKmsClient(_NoPickle, pe.KmsClient):
                 name=master_key_identifier, ciphertext=wrapped_key, mount_point=self._mount)
             return base64.b64decode(resp["data"]["plaintext"])
 
-        out = _retrying(call, "decrypt", master_key_identifier)
-        self._checked.setdefault(master_key_identifier, set()).add(wrapped_key)
+        with self._lock:
+            out = _retrying(call, "decrypt", master_key_identifier)
+            self._checked.setdefault(master_key_identifier, set()).add(wrapped_key)
         return out
 
 
@@ -185,8 +193,16 @@ class Keyring(_NoPickle):
         self.keys = keys or DatasetKeys.for_dataset(dataset)
         self._client = client
         self._checked: dict[str, set[str]] = {}
+        self._vault_lock = threading.Lock()
+        #: held around every use of this keyring's Parquet properties by a reader: pyarrow
+        #: may call back into Python (KmsClient.unwrap_key, needing the GIL) while holding
+        #: its key-cache mutex, and some of its metadata accessors take that mutex while
+        #: holding the GIL -- two threads on one keyring can deadlock. One at a time, they
+        #: cannot (a Python lock is waited for without the GIL).
+        self.io_lock = threading.RLock()
         self._factory = pe.CryptoFactory(
-            lambda _cfg: TransitKmsClient(client, checked=self._checked))
+            lambda _cfg: TransitKmsClient(client, checked=self._checked,
+                                          lock=self._vault_lock))
         # The access token field is required by pyarrow but unused: the hvac client holds the
         # real token, so no token ever enters pyarrow's key material or caches.
         self._kms = pe.KmsConnectionConfig(kms_instance_id="genovault",

@@ -555,7 +555,9 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
                     packed = packed_from_column(t.column(fmt.GENOTYPE_COLUMN), t.num_rows,
                                                 b.n_samples)
                     report.genotypes_read += t.num_rows * b.n_samples
-                    cols = {c: t.column(c).combine_chunks() for c in fmt.SITE_COLUMNS}
+                    # every site column, the batch's INFO columns too
+                    cols = {c: t.column(c).combine_chunks() for c in t.column_names
+                            if c != fmt.GENOTYPE_COLUMN}
                     writer.add(f.contig, cols, np.ascontiguousarray(
                         select_samples(packed, b.n_samples, keep)))
                 files = writer.close()
@@ -580,11 +582,15 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
                 "samples_file": FileEntry(**placed(entry_s)),
                 "info_file": FileEntry(**placed(entry_i)),
                 "variant_files": [VariantFile(**placed(f)) for f in files],
+                # the compacted info holds the parts' QC too (batch_info merged it)
+                "parts": [p.model_copy(update={"info_file": None}) for p in b.parts],
                 "genotype_key": bkeys.keys.genotypes}))
             if b.genotype_key and b.genotype_key != m.keys["genotypes"]:
                 old_keys.append(b.genotype_key)
             offset += n_live
-            old_dirs.append(folder / Path(b.samples_file.path).parent)
+            # the batch's folder and those of parts added to it later
+            old_dirs += list(dict.fromkeys(folder.joinpath(*Path(f.path).parts[:2])
+                                           for f in [b.samples_file, *b.variant_files]))
             report.batches.append(b.batch)
             report.removed_samples += int((~keep).sum())
         if report.batches:

@@ -102,7 +102,7 @@ def read_anchor(client: hvac.Client, dataset: str) -> tuple[int, str] | None:
 def write_anchor(client: hvac.Client, manifest: Manifest) -> None:
     try:
         client.secrets.kv.v1.create_or_update_secret(
-            path=anchor_path(manifest.dataset), mount_point=LIFECYCLE_MOUNT,
+            path=anchor_path(manifest.dataset), mount_point=LIFECYCLE_MOUNT, method="PUT",
             secret={"version": manifest.version, "sha256": digest(manifest),
                     "uid": manifest.uid})
     except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:

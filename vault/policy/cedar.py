@@ -23,6 +23,7 @@ import cedarpy
 from vault.policy.model import (
     CONSENT_ACTIONS,
     DATASET_ACTIONS,
+    GROUPED_ACTIONS,
     OPERATIONS,
     SERVICE_ACTIONS,
     STATISTICS,
@@ -108,8 +109,10 @@ def _dataset_rules(w: _Writer, ds: DatasetSpec) -> None:
         return
     cols = tuple(ds.group_columns)
     head = f"forbid(principal, action in {_actions(STATISTICS)}, resource == {_dataset(ds.id)})"
+    grouped = (f"forbid(principal, action in {_actions(GROUPED_ACTIONS)}, "
+               f"resource == {_dataset(ds.id)})")
     w.add(RuleInfo(f"dataset:{ds.id}:group_by", "forbid", "group_by_not_allowed", None, cols),
-          f"{head} unless {{ {_within(cols, 'context.group_by')} }}")
+          f"{grouped} unless {{ {_within(cols, 'context.group_by')} }}")
     terms = tuple(f"{c}={v}" for c, vals in ds.group_columns.items() for v in (vals or ()))
     if terms:
         w.add(RuleInfo(f"dataset:{ds.id}:filter_values", "forbid", "filter_not_allowed", None,
@@ -121,7 +124,8 @@ def _role_rules(w: _Writer, r: RoleSpec) -> None:
     me = f"principal == {_role(r.id)}"
     datasets = "[" + ", ".join(_dataset(d) for d in r.datasets) + "]"
     stats = tuple(a for a in STATISTICS if a in r.statistics)
-    ds_ops = tuple(a for a in ("describe_dataset", "report") if a in r.actions)
+    ds_ops = tuple(a for a in ("describe_dataset", "report", "representation")
+                   if a in r.actions)
     svc_ops = tuple(a for a in SERVICE_ACTIONS if a in r.actions)
     # Scope: permits.
     if r.datasets and stats:
@@ -153,8 +157,9 @@ def _role_rules(w: _Writer, r: RoleSpec) -> None:
           f"forbid({me}, action in {_actions(CONSENT_ACTIONS)}, resource) "
           "unless { context.use_ok }")
     stat_head = f"forbid({me}, action in {_actions(STATISTICS)}, resource)"
+    grouped_head = f"forbid({me}, action in {_actions(GROUPED_ACTIONS)}, resource)"
     w.add(RuleInfo(f"{r.id}:group_by", "forbid", "group_by_not_allowed", r.id, r.group_by),
-          f"{stat_head} unless {{ {_within(r.group_by, 'context.group_by')} }}")
+          f"{grouped_head} unless {{ {_within(r.group_by, 'context.group_by')} }}")
     w.add(RuleInfo(f"{r.id}:filters", "forbid", "filter_not_allowed", r.id, r.filters),
           f"{stat_head} unless {{ {_within(r.filters, 'context.filter_fields')} }}")
     w.add(RuleInfo(f"{r.id}:max_variants", "forbid", "too_many_variants", r.id,

@@ -25,6 +25,7 @@ from vault.policy.duo import DuoError, DuoMatch, Use, match_consent, parse_use, 
 from vault.policy.model import (
     ACTIONS,
     CONSENT_ACTIONS,
+    EXACT_ACTIONS,
     STATISTICS,
     Decision,
     Obligations,
@@ -110,6 +111,7 @@ def evaluate(principal: Principal, request: QueryRequest, policy: Policy
         bad = [c.role for c in checks if c.errors] or list(roles)
         return Decision(False, tuple(f"policy_error:{r}" for r in bad), None, None, version,
                         tuple(x for c in checks for x in c.rules)), checks_t
+    exact_refused = False
     for c in checks:
         if c.allowed:
             spec = policy.roles[c.role]
@@ -117,6 +119,11 @@ def evaluate(principal: Principal, request: QueryRequest, policy: Policy
             if obligations.tier == "registered" and obligations.dp is None \
                     and request.action in STATISTICS:
                 continue  # refused at strict load; never answer without noise
+            if request.action in EXACT_ACTIONS and (
+                    obligations.dp is not None
+                    or (obligations.tier == "registered" and request.action in CONSENT_ACTIONS)):
+                exact_refused = True  # exact counts only: never for a role that needs noise
+                continue
             return Decision(True, tuple(f"allowed_by:{r}" for r in c.rules), obligations,
                             c.role, version, c.rules), checks_t
     reasons: list[str] = []
@@ -128,12 +135,16 @@ def evaluate(principal: Principal, request: QueryRequest, policy: Policy
         scope_denied = any(i is not None and i.reason in _SCOPE_REASONS for i in infos)
         for rule_id, info in zip(fired, infos, strict=True):
             matched.append(rule_id)
+            if info is not None and info.effect == "permit":
+                continue  # a role Cedar allowed but refused after (dp): its permit is no reason
             if scope_denied and info is not None and info.reason in _DERIVED_REASONS:
                 continue  # "not your dataset" says it; its consent is beside the point
             reasons += _reason_codes(info, request, filters, c)
         if not c.rules:
             reasons.append("not_permitted")
-    if any(c.allowed for c in checks):  # allowed by Cedar but no DP settings
+    if exact_refused:  # allowed by Cedar, but this answer has no noisy version
+        reasons.append(f"dp_unsupported:{request.action}")
+    elif any(c.allowed for c in checks):  # allowed by Cedar but no DP settings
         reasons.append("dp_required")
     return Decision(False, tuple(dict.fromkeys(reasons)), None, None, version,
                     tuple(dict.fromkeys(matched))), checks_t
@@ -180,7 +191,9 @@ def _prepare(role: RoleSpec, request: QueryRequest, policy: Policy,
         "use_ok": bool(use_match is not None and use_match.ok)
         or request.action not in CONSENT_ACTIONS,
         "group_by": sorted(set(map(str, request.group_by))),
-        "filter_fields": sorted({f.field for f in filters if f is not None}),
+        # the fields of ``field<op>value`` filters and those a site filter expression names
+        "filter_fields": sorted({f.field for f in filters if f is not None}
+                                | set(map(str, request.filter_fields))),
         "group_filter_terms": sorted({f.term() for f in filters
                                       if f is not None and f.field in valued}),
         "filters_well_formed": all(f is not None for f in filters),
@@ -207,8 +220,9 @@ def _reason_codes(info: RuleInfo | None, request: QueryRequest, filters: list[An
         if info.id.endswith(":filter_values"):
             return [f"{code}:{t}" for t in check.context["group_filter_terms"]
                     if t not in allowed] or [code]
-        return [f"{code}:{f.field}" for f in filters
-                if f is not None and f.field not in allowed] or [code]
+        fields = dict.fromkeys([*(f.field for f in filters if f is not None),
+                                *map(str, request.filter_fields)])
+        return [f"{code}:{name}" for name in fields if name not in allowed] or [code]
     if code == "consent_mismatch" and check.consent_match is not None:
         return [check.consent_match.reason]
     if code == "use_not_permitted" and check.use_match is not None:

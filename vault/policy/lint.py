@@ -74,11 +74,17 @@ def _role(policy: Policy, r: RoleSpec, columns: dict[str, set[str]] | None,
         if name not in policy.datasets:
             add("error", "unknown_dataset", f"role {r.id!r} names dataset {name!r}, which no "
                 "policy file defines", ".datasets")
-    if "audit_read" in r.actions and r.statistics:
+    research = bool(r.statistics) or "representation" in r.actions
+    if "audit_read" in r.actions and research:
         add("error", "separation_of_duties", f"role {r.id!r} grants audit_read and "
-            "statistics: an auditor reads the trail, not the data; use two roles")
+            "statistics or representation: an auditor reads the trail, not the data; use "
+            "two roles")
+    if "representation" in r.actions:
+        _representation(policy, r, add)
     if not r.statistics:
         for field in ("group_by", "filters"):
+            if field == "group_by" and "representation" in r.actions:
+                continue  # the representation answer is grouped by these columns
             if getattr(r, field):
                 add("warning", "unused_setting",
                     f"role {r.id!r} sets {field} but grants no statistic", f".{field}")
@@ -106,12 +112,37 @@ def _role(policy: Policy, r: RoleSpec, columns: dict[str, set[str]] | None,
             f"datasets permits its use {r.use.label()}", ".use")
 
 
+def _representation(policy: Policy, r: RoleSpec, add: Add) -> None:
+    """``representation``: consent-checked (needs a use), exact counts (no DP version)."""
+    if r.use is None and not r.statistics:
+        add("error", "use_required", f"role {r.id!r} grants representation but declares no "
+            "use (a DUO code such as GRU or HMB), so no dataset's consent can admit it", ".use")
+    for ds_id in r.datasets:
+        ds = policy.datasets.get(ds_id)
+        tier = r.tier or (ds.tier if ds else None) or "registered"
+        if tier == "registered" or r.dp is not None:
+            add("warning", "representation_refused_dp", f"role {r.id!r} grants "
+                f"representation but is registered tier (DP) on dataset {ds_id!r}: the "
+                "representation has exact counts only and is refused to it "
+                "(dp_unsupported:representation)", ".actions")
+
+
 def _columns(r: RoleSpec, ds_id: str, declared: Mapping[str, object] | None,
              columns: dict[str, set[str]] | None, report: Add) -> None:
     real = None if columns is None else columns.get(ds_id)
     for field, names in (("group_by", r.group_by), ("filters", r.filters)):
         for col in names:
             if field == "filters" and col in SITE_FIELDS:
+                continue
+            if field == "filters" and (declared is None or col not in declared) and (
+                    real is None or col not in real):
+                # not a group column: an INFO field kept at ingest (`ingest --info`) is a
+                # site filter field the policy cannot see; anything else is refused (400)
+                report("warning", "filter_field_not_a_column", f"role {r.id!r}: filter field "
+                       f"{col!r} is neither a site column nor a group column of dataset "
+                       f"{ds_id!r}: it works only as an INFO field kept at ingest "
+                       "(`genovault ingest --info`); requests naming a field the dataset "
+                       "does not have are refused", f".{field}")
                 continue
             if real is not None and col not in real:
                 report("error", "unknown_column", f"role {r.id!r}: dataset {ds_id!r} has no "

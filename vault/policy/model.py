@@ -17,11 +17,16 @@ STATISTICS: tuple[str, ...] = (
     "ld", "sfs", "presence", "sql",
 )
 #: Actions on one dataset (``QueryRequest.dataset`` required).
-DATASET_ACTIONS: tuple[str, ...] = (*STATISTICS, "describe_dataset", "report")
+DATASET_ACTIONS: tuple[str, ...] = (*STATISTICS, "describe_dataset", "report", "representation")
 #: Actions on the service itself (``QueryRequest.dataset`` must be None).
 SERVICE_ACTIONS: tuple[str, ...] = ("list_datasets", "audit_read", "budget_read")
 #: Actions that read research data, so the dataset's consent must permit the use.
-CONSENT_ACTIONS: tuple[str, ...] = (*STATISTICS, "describe_dataset")
+CONSENT_ACTIONS: tuple[str, ...] = (*STATISTICS, "describe_dataset", "representation")
+#: Actions whose ``group_by`` the role's and the dataset's group columns restrict.
+GROUPED_ACTIONS: tuple[str, ...] = (*STATISTICS, "representation")
+#: Actions answered with exact counts only: refused to a role whose obligations carry DP
+#: (and ``representation`` to any registered-tier role), reason ``dp_unsupported:<action>``.
+EXACT_ACTIONS: tuple[str, ...] = ("report", "representation")
 ACTIONS: tuple[str, ...] = (*DATASET_ACTIONS, *SERVICE_ACTIONS)
 OPERATIONS: tuple[str, ...] = tuple(a for a in ACTIONS if a not in STATISTICS)
 
@@ -74,7 +79,9 @@ class QueryRequest:
     """What is asked: an action, on which dataset, grouped and filtered how, for which use.
 
     ``filters`` are ``<field><op><value>`` strings (op one of ``= != < <= > >=``), e.g.
-    ``population=pop1`` or ``qual>=30``. ``use`` is a DUO code or shorthand (``HMB``), with a
+    ``population=pop1`` or ``qual>=30``. ``filter_fields`` are the columns a site filter
+    expression references (vault.query.sitefilter); both are checked against the role's
+    ``filters``. ``use`` is a DUO code or shorthand (``HMB``), with a
     disease for DS as ``DS@MONDO:0004992``; None means the role's declared use.
     """
 
@@ -85,12 +92,14 @@ class QueryRequest:
     use: str | None = None
     variant_count: int | None = None
     region_bp: int | None = None
+    filter_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"unknown action {self.action!r}; known: {', '.join(ACTIONS)}")
         _tuple(self, "group_by", self.group_by)
         _tuple(self, "filters", self.filters)
+        _tuple(self, "filter_fields", self.filter_fields)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> QueryRequest:
@@ -105,6 +114,7 @@ class QueryRequest:
             use=data.get("use"),
             variant_count=data.get("variant_count"),
             region_bp=data.get("region_bp"),
+            filter_fields=tuple(data.get("filter_fields", ())),
         )
 
 

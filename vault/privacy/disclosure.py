@@ -110,15 +110,16 @@ def protect(overall: np.ndarray, groups: np.ndarray, group_sizes: np.ndarray, k:
         hidden_sensitive = ((n_hidden > 0) & (n_hidden < k)) | small_cells(hidden, k, kind)
         hidden_shields = n_hidden >= k
         order = np.argsort(np.asarray(group_sizes, np.int64), kind="stable")
-        for v in np.flatnonzero(reason_o == NONE):
-            suppressed = reason_g[v] != NONE
-            sensitive = bool(suppressed.any()) or bool(hidden_sensitive[v])
-            unknowns = int(suppressed.sum()) + int(hidden_sensitive[v] or hidden_shields[v])
-            if not sensitive or unknowns >= 2:
-                continue
-            pick = next((int(g) for g in order if not suppressed[g]), None)
-            if pick is None:
-                reason_o[v] = COMPLEMENTARY
-            else:
-                reason_g[v, pick] = COMPLEMENTARY
+        # per variant (rows are independent, so this is done for all of them at once)
+        suppressed = reason_g != NONE
+        sensitive = suppressed.any(axis=1) | hidden_sensitive
+        unknowns = suppressed.sum(axis=1) + (hidden_sensitive | hidden_shields)
+        need = (reason_o == NONE) & sensitive & (unknowns < 2)
+        # the released group with the fewest samples, else the overall cell
+        free = ~suppressed[:, order]
+        has_free = free.any(axis=1)
+        pick = order[np.argmax(free, axis=1)]
+        rows = np.flatnonzero(need & has_free)
+        reason_g[rows, pick[rows]] = COMPLEMENTARY
+        reason_o[need & ~has_free] = COMPLEMENTARY
     return Protection(reason_o, reason_g)

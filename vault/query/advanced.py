@@ -20,7 +20,6 @@ from vault.query.service import (
     Disclosure,
     QueryService,
     Selection,
-    _Counted,
 )
 from vault.store.reader import Region
 
@@ -66,7 +65,7 @@ def association(svc: QueryService, dataset: str, selection: Selection, phenotype
                                             svc._wanted(c, selection), phenotype,
                                             grouping.names)
             # a new object: the cached exact counts must stay exact for other callers
-            c = _Counted(c.contig, c.pos, c.ref, c.alt, c.ids, noisy_o, noisy_g)
+            c = c.with_counts(noisy_o, noisy_g)
         prot = protect(c.overall, c.groups, grouping.sizes, disclosure.k, "genotypes",
                        disclosure.rare_max_ac)
         res = case_control_tests(c.groups[:, ci], c.groups[:, ki])

@@ -12,24 +12,44 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kernels import count_genotypes
-from vault.errors import ConfigError
+from vault.errors import ConfigError, IntegrityError
 from vault.keys.kms import Keyring
-from vault.privacy.disclosure import NONE, REASON_NAMES, protect, small_cells
+from vault.privacy.disclosure import (
+    COMPLEMENTARY,
+    NONE,
+    RARE,
+    REASON_NAMES,
+    SMALL,
+    Protection,
+    protect,
+    small_cells,
+)
 from vault.query.cache import PartitionCache
 from vault.query.cohort import Cohort, Grouping
-from vault.query.stats import STATISTICS, Statistic
+from vault.query.sitefilter import FIXED_COLUMNS, SiteFilter, sites_view
+from vault.query.stats import STATISTICS, STATUS_NAMES, Statistic
+from vault.store import format as fmt
 from vault.store.dataset import Store
 from vault.store.manifest import Manifest
 from vault.store.reader import DatasetReader, GenotypeBlock, Region
 
 #: the most variants one page of an answer holds (the caller pages with ``cursor``)
 MAX_PAGE = 5000
+#: the same for a columnar (Arrow IPC) answer: rows cost bytes there, not Python objects
+MAX_TABLE_PAGE = 1_000_000
+#: partitions decrypted and counted ahead of the one being protected (worker threads)
+PREFETCH = 2
+#: registered tier: the fewest variants noised (and charged) together as a page reaches them
+DP_MIN_RUN = 8
 DEFAULT_PAGE = 1000
 #: regions longer than this need a policy allowing it (``max_region_bp``)
 SITE_COLUMNS = ("pos", "ref", "alt", "id")
@@ -47,16 +67,28 @@ class Disclosure:
     noise: Any = field(default=None, compare=False)
 
 
+@dataclass
+class FilterTally:
+    """How many candidate variants a site filter saw and kept (for the answer's disclosure)."""
+
+    considered: int = 0
+    kept: int = 0
+
+
 @dataclass(frozen=True)
 class Selection:
     """Which variants: regions and/or a list of (chrom, pos, ref, alt); nothing = everything.
 
-    Overlapping regions are merged, so no variant is listed twice.
+    Overlapping regions are merged, so no variant is listed twice. ``site_filter`` then keeps
+    only the candidates whose site columns satisfy it (vault.query.sitefilter); ``tally``, if
+    given, counts what it saw and kept.
     """
 
     region: Region | None = None
     variants: tuple[tuple[str, int, str, str], ...] | None = None
     more_regions: tuple[Region, ...] = ()
+    site_filter: SiteFilter | None = None
+    tally: FilterTally | None = field(default=None, compare=False)
 
     @property
     def explicit_regions(self) -> list[Region]:
@@ -92,6 +124,47 @@ class _Counted:
     ids: list[str]
     overall: np.ndarray  # (V, 4)
     groups: np.ndarray  # (V, G, 4)
+    #: ref, alt and id as Arrow arrays (columnar answers take from them without Python)
+    strings: dict[str, pa.Array] | None = None
+
+    def sliced(self, lo: int, hi: int) -> _Counted:
+        return _Counted(self.contig, self.pos[lo:hi], self.ref[lo:hi], self.alt[lo:hi],
+                        self.ids[lo:hi], self.overall[lo:hi], self.groups[lo:hi],
+                        None if self.strings is None else
+                        {k: a.slice(lo, hi - lo) for k, a in self.strings.items()})
+
+    def taken(self, idx: np.ndarray) -> _Counted:
+        """The variants ``idx`` (sorted) only."""
+        rows = idx.tolist()
+        return _Counted(self.contig, self.pos[idx], [self.ref[i] for i in rows],
+                        [self.alt[i] for i in rows], [self.ids[i] for i in rows],
+                        self.overall[idx], self.groups[idx],
+                        None if self.strings is None else
+                        {k: a.take(pa.array(idx, pa.int64())) for k, a in self.strings.items()})
+
+    def with_counts(self, overall: np.ndarray, groups: np.ndarray) -> _Counted:
+        return _Counted(self.contig, self.pos, self.ref, self.alt, self.ids, overall, groups,
+                        self.strings)
+
+    def column(self, name: str, take: np.ndarray) -> pa.Array:
+        """``ref``, ``alt`` or ``id`` of variants ``take`` ('.' ids as null)."""
+        if self.strings is not None:
+            arr = self.strings[name].take(pa.array(take, pa.int64()))
+        else:
+            src = {"ref": self.ref, "alt": self.alt, "id": self.ids}[name]
+            arr = pa.array([src[i] for i in take.tolist()], pa.string())
+        if name == "id":
+            arr = pc.if_else(pc.equal(arr, "."), pa.scalar(None, pa.string()), arr)
+        return arr
+
+
+@dataclass
+class _Piece:
+    """The variants ``take`` of one partition's counts on a page, and their protection."""
+
+    counted: _Counted
+    take: np.ndarray
+    prot: Protection
 
 
 @dataclass
@@ -120,6 +193,10 @@ class QueryService:
         self.counts_cache: PartitionCache[_Counted] = PartitionCache(
             max(self.cache_bytes // 4, 0) if self.cache_bytes else 0,
             lambda c: int(c.overall.nbytes + c.groups.nbytes + 200 * c.pos.size))
+        #: site-filter results per partition and filter (one bool per variant)
+        self.site_masks: PartitionCache[np.ndarray] = PartitionCache(
+            max(self.cache_bytes // 16, 0) if self.cache_bytes else 0,
+            lambda m: int(m.nbytes) + 200)
 
     # -- dataset versions ------------------------------------------------------------------
     def version(self, dataset: str) -> _Version:
@@ -143,6 +220,7 @@ class QueryService:
         if cur is not None:
             self.blocks.clear(dataset)
             self.counts_cache.clear(dataset)
+            self.site_masks.clear(dataset)
         return version
 
     def forget_keys(self) -> None:
@@ -154,6 +232,7 @@ class QueryService:
             self._versions.clear()
         self.blocks.clear()
         self.counts_cache.clear()
+        self.site_masks.clear()
 
     # -- describing ------------------------------------------------------------------------
     def describe(self, dataset: str, disclosure: Disclosure,
@@ -188,30 +267,58 @@ class QueryService:
         skipped by their number of listed variants, and statistics and suppression are
         computed for the variants of the page only (suppression is per variant).
         """
+        stat, v, grouping, refused, pieces, truncated, omitted, tally = self._page(
+            dataset, name, selection, group_by, disclosure, cursor, limit, MAX_PAGE)
+        rows: list[dict[str, Any]] = []
+        for piece in pieces:
+            rows += self._rows(stat, piece, grouping)
+        return self._envelope(v, stat, group_by, disclosure, pieces, len(rows), truncated,
+                              cursor, omitted, refused,
+                              self.filter_disclosure(selection, tally)) | {"variants": rows}
+
+    def statistic_table(self, dataset: str, name: str, selection: Selection,
+                        group_by: str | None, disclosure: Disclosure, cursor: int = 0,
+                        limit: int = MAX_TABLE_PAGE) -> tuple[dict[str, Any], pa.Table]:
+        """:meth:`statistic` as a columnar page: the envelope (everything but the rows) and
+        one Arrow table of the rows, one row per variant. Columns: ``chrom``, ``pos``,
+        ``ref``, ``alt``, ``id``, then per cell (``overall``, ``groups.<name>``) its fields
+        (``<cell>.n``, ``<cell>.af`` …, ``<cell>.status``) and ``<cell>.suppressed`` (the
+        reason, null when released). A suppressed cell's fields are null but ``n``; a value
+        that was not assessed (NaN) is null too; 0 is 0. Same disclosure control as the
+        JSON rows (the same pieces are protected the same way)."""
+        stat, v, grouping, refused, pieces, truncated, omitted, tally = self._page(
+            dataset, name, selection, group_by, disclosure, cursor, limit, MAX_TABLE_PAGE)
+        table = self._table(stat, pieces, grouping)
+        return self._envelope(v, stat, group_by, disclosure, pieces, table.num_rows,
+                              truncated, cursor, omitted, refused,
+                              self.filter_disclosure(selection, tally)), table
+
+    def _page(self, dataset: str, name: str, selection: Selection, group_by: str | None,
+              disclosure: Disclosure, cursor: int, limit: int, max_limit: int
+              ) -> tuple[Statistic, _Version, Grouping | None, int, list[_Piece], bool, int,
+                         FilterTally]:
+        """The protected pieces of one page, whether more follow, the omitted count and what
+        the site filter (if any) saw."""
         stat = STATISTICS.get(name)
         if stat is None:
             raise ConfigError(f"unknown statistic {name!r}")
-        if not 1 <= limit <= MAX_PAGE:
-            raise ConfigError(f"limit must be between 1 and {MAX_PAGE}")
+        if not 1 <= limit <= max_limit:
+            raise ConfigError(f"limit must be between 1 and {max_limit}")
         if cursor < 0:
             raise ConfigError("cursor must be >= 0")
         v = self.version(dataset)
         grouping, refused = self._grouping(v, group_by, disclosure)
-        rows: list[dict[str, Any]] = []
-        seen = omitted = 0
+        sizes = grouping.sizes if grouping else np.zeros(0, np.int64)
+        pieces: list[_Piece] = []
+        seen = omitted = n_rows = 0
         truncated = False
-        for counted in self._counts(v, selection, grouping):
-            if disclosure.noise is not None:  # registered tier: noisy counts from here on
-                from vault.privacy.dp import noisy_counts
+        tally = FilterTally()
 
-                noisy_o, noisy_g = noisy_counts(
-                    disclosure.noise, v.key, counted.contig, counted.pos, counted.ref,
-                    counted.alt, counted.overall, counted.groups,
-                    self._wanted(counted, selection), group_by,
-                    grouping.names if grouping else ())
-                # a new object: the cached exact counts must stay exact for other callers
-                counted = _Counted(counted.contig, counted.pos, counted.ref, counted.alt,
-                                   counted.ids, noisy_o, noisy_g)
+        def need() -> int:  # variants this page still has to look at (read as it goes)
+            return max(0, cursor - seen) + limit - n_rows
+
+        for counted in self._noised(self._counts(v, selection, grouping, tally), v,
+                                    selection, group_by, grouping, disclosure, need):
             wanted = self._wanted(counted, selection)
             # A rare variant's mere presence identifies its carriers: a variant whose overall
             # AC or REF count is 1..k-1 is not listed at all (as if absent).
@@ -222,41 +329,87 @@ class QueryService:
                 seen += listed.size
                 continue
             start = max(0, cursor - seen)
-            room = limit - len(rows)
+            room = limit - n_rows
             if room <= 0:
                 truncated = True
                 break
             take = listed[start:start + room]
-            rows += self._rows(stat, counted, take, grouping, disclosure)
+            if take.size:
+                prot = protect(counted.overall[take], counted.groups[take], sizes,
+                               disclosure.k, stat.kind, disclosure.rare_max_ac)
+                pieces.append(_Piece(counted, take, prot))
+                n_rows += take.size
             seen += start + take.size
             if start + take.size < listed.size:
                 truncated = True
                 break
-        suppressed = complementary = rare = 0
-        for row in rows:
-            for cell in row["suppressed"]:
-                suppressed += cell["reason"] == "count<k"
-                complementary += cell["reason"] == "complementary"
-                rare += cell["reason"] == "rare_variant"
+        return stat, v, grouping, refused, pieces, truncated, omitted, tally
+
+    def _noised(self, parts: Iterator[_Counted], v: _Version, selection: Selection,
+                group_by: str | None, grouping: Grouping | None, disclosure: Disclosure,
+                need: Callable[[], int]) -> Iterator[_Counted]:
+        """The counts as released: exact for the controlled tier; for the registered tier
+        (``disclosure.noise``), the wanted variants of each partition in runs as long as
+        the page still ``need``s (at least DP_MIN_RUN), each run noised (and its new cells
+        charged to the budget) only when the page gets to it. A page charges for the
+        variants up to its end (those before the cursor too: they decide what is listed;
+        asked again they are free), plus at most the rare variants it skips and
+        DP_MIN_RUN − 1 more — not for the rest of the partition."""
+        if disclosure.noise is None:
+            yield from parts
+            return
+        from vault.privacy.dp import noisy_counts
+
+        names = grouping.names if grouping else ()
+        for counted in parts:
+            idx = np.flatnonzero(self._wanted(counted, selection))
+            at = 0
+            while at < idx.size:
+                step = max(DP_MIN_RUN, need())
+                run = counted.taken(idx[at:at + step])
+                at += step
+                noisy_o, noisy_g = noisy_counts(
+                    disclosure.noise, v.key, run.contig, run.pos, run.ref, run.alt,
+                    run.overall, run.groups, np.ones(run.pos.size, np.bool_), group_by,
+                    names)
+                # a new object: the cached exact counts must stay exact for other callers
+                yield run.with_counts(noisy_o, noisy_g)
+
+    @staticmethod
+    def _envelope(v: _Version, stat: Statistic, group_by: str | None, disclosure: Disclosure,
+                  pieces: list[_Piece], count: int, truncated: bool, cursor: int,
+                  omitted: int, refused: int, extra: dict[str, Any]) -> dict[str, Any]:
+        def n(reason: int) -> int:
+            return sum(p.prot.count(reason) for p in pieces)
+
         return {
             "dataset_version": v.key,
-            "statistic": name,
+            "statistic": stat.name,
             "group_by": group_by,
-            "variants": rows,
-            "count": len(rows),
+            "count": count,
             "truncated": truncated,
-            "next_cursor": cursor + len(rows) if truncated else None,
+            "next_cursor": cursor + count if truncated else None,
             "disclosure": {
                 "tier": disclosure.tier, "k": disclosure.k,
                 "min_group_size": disclosure.min_group_size,
                 "kind": stat.kind,
-                "suppressed_cells": suppressed, "complementary_cells": complementary,
-                "rare_variant_cells": rare,
+                "suppressed_cells": n(SMALL), "complementary_cells": n(COMPLEMENTARY),
+                "rare_variant_cells": n(RARE),
                 "omitted_variants": omitted,
                 "refused_groups": refused,
                 "rules": _rules(stat.kind),
+                **extra,
             },
         }
+
+    @staticmethod
+    def filter_disclosure(selection: Selection, tally: FilterTally | None) -> dict[str, Any]:
+        """The ``site_filter`` entry of an answer's disclosure (nothing without a filter)."""
+        sf = selection.site_filter
+        if sf is None:
+            return {}
+        t = tally or FilterTally()
+        return {"site_filter": sf.describe(t.considered, t.kept)}
 
     def group_sizes(self, dataset: str, group_by: str) -> dict[str, int]:
         g = self.version(dataset).cohort.grouping(group_by)
@@ -302,32 +455,98 @@ class QueryService:
             n_groups = len(grouping.names) if grouping else 0
             counts = count_genotypes(block.packed, block.n_samples, codes, n_groups)
             sites = block.sites
+            strings = {k: sites.column(k).combine_chunks().cast(pa.string())
+                       for k in ("ref", "alt", "id")}
             return _Counted(block.contig, sites.column("pos").to_numpy(),
-                            sites.column("ref").to_pylist(), sites.column("alt").to_pylist(),
-                            sites.column("id").to_pylist(), counts.overall, counts.groups)
+                            strings["ref"].to_pylist(), strings["alt"].to_pylist(),
+                            strings["id"].to_pylist(), counts.overall, counts.groups, strings)
 
         return self.counts_cache.get_or_load(key, load)  # type: ignore[arg-type]
 
-    def _counts(self, v: _Version, selection: Selection,
-                grouping: Grouping | None) -> Iterator[_Counted]:
-        for region in selection.regions():
-            for ci, bi in v.reader.partitions(region):
-                c = self._partition_counts(v, ci, bi, grouping)
-                if c is None:
+    def _counts(self, v: _Version, selection: Selection, grouping: Grouping | None,
+                tally: FilterTally | None = None) -> Iterator[_Counted]:
+        sf = selection.site_filter
+        tally = tally if tally is not None else selection.tally
+        if sf is not None:
+            sf.check_columns([fmt.info_id_of(c) or c for c in v.reader.info_columns()])
+        work = [(region, ci, bi) for region in selection.regions()
+                for ci, bi in v.reader.partitions(region)]
+        for region, ci, bi, c in self._loaded(v, work, grouping):
+            if c is None:
+                continue
+            lo, hi = 0, c.pos.size
+            if region is not None:
+                lo = int(np.searchsorted(c.pos, region.start, "left"))
+                hi = c.pos.size if region.end is None else int(
+                    np.searchsorted(c.pos, region.end, "right"))
+            if hi <= lo:
+                continue
+            if sf is not None:
+                keep = np.flatnonzero(self._site_mask(v, ci, bi, sf, c)[lo:hi]) + lo
+                if tally is not None:
+                    tally.considered += hi - lo
+                    tally.kept += int(keep.size)
+                if keep.size == 0:
                     continue
-                lo, hi = 0, c.pos.size
-                if region is not None:
-                    lo = int(np.searchsorted(c.pos, region.start, "left"))
-                    hi = c.pos.size if region.end is None else int(
-                        np.searchsorted(c.pos, region.end, "right"))
-                if hi <= lo:
+                if keep.size < hi - lo:
+                    yield c.taken(keep)
                     continue
-                if lo == 0 and hi == c.pos.size:
-                    yield c
-                else:
-                    yield _Counted(c.contig, c.pos[lo:hi], c.ref[lo:hi], c.alt[lo:hi],
-                                   c.ids[lo:hi], c.overall[lo:hi], c.groups[lo:hi])
+            yield c if lo == 0 and hi == c.pos.size else c.sliced(lo, hi)
 
+    def _loaded(self, v: _Version, work: list[tuple[Region | None, int, int]],
+                grouping: Grouping | None
+                ) -> Iterator[tuple[Region | None, int, int, _Counted | None]]:
+        """The counts of each partition of ``work``, in order. With more than one partition,
+        the next PREFETCH partitions are decrypted and counted on worker threads while the
+        caller protects the current one (Parquet decoding and the counting kernels release
+        the GIL; decryption is one thread at a time per keyring, see Keyring.io_lock). A
+        caller that stops early (a full page) leaves nothing running: queued loads are
+        cancelled, running ones finish into the cache."""
+        if len(work) < 2 or PREFETCH < 1:
+            for region, ci, bi in work:
+                yield region, ci, bi, self._partition_counts(v, ci, bi, grouping)
+            return
+        pool = ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="genovault-query")
+        try:
+            futures = [pool.submit(self._partition_counts, v, ci, bi, grouping)
+                       for _, ci, bi in work[:PREFETCH + 1]]
+            for i, (region, ci, bi) in enumerate(work):
+                nxt = i + PREFETCH + 1
+                if nxt < len(work):
+                    _, cj, bj = work[nxt]
+                    futures.append(pool.submit(self._partition_counts, v, cj, bj, grouping))
+                yield region, ci, bi, futures[i].result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _site_mask(self, v: _Version, ci: int, bi: int, sf: SiteFilter,
+                   c: _Counted) -> np.ndarray:
+        """Which variants of partition (ci, bi) satisfy ``sf``, row for row with ``c``: the
+        filter reads that partition's site columns only (never its genotypes)."""
+        key = (v.manifest.dataset, v.key, "site_filter", ci, bi, sf.canonical)
+
+        def load() -> np.ndarray:
+            size = v.manifest.partition.bin_size
+            region = Region(v.manifest.contigs[ci], max(1, bi * size), (bi + 1) * size - 1)
+            info = {fmt.info_id_of(n): n for n in v.reader.info_columns()}
+            cols = [f if f in FIXED_COLUMNS else info[f] for f in sf.fields]
+            read = list(dict.fromkeys(["pos", "ref", "alt", *cols]))
+            block = next(iter(v.reader.blocks(region, site_columns=read, genotypes=False)),
+                         None)
+            if block is None:
+                if c.pos.size:
+                    raise IntegrityError("a partition's site columns are missing")
+                return np.zeros(0, np.bool_)
+            sites = block.sites
+            if sites.num_rows != c.pos.size or not (
+                    np.array_equal(sites.column("pos").to_numpy(), c.pos)
+                    and sites.column("ref").to_pylist() == c.ref
+                    and sites.column("alt").to_pylist() == c.alt):
+                raise IntegrityError("the site columns of a partition do not line up with "
+                                     "its genotypes; the dataset changed while it was read")
+            return sf.select(sites_view(sites.select(list(dict.fromkeys(cols)))))
+
+        return self.site_masks.get_or_load(key, load)
     @staticmethod
     def _wanted(c: _Counted, selection: Selection) -> np.ndarray:
         if selection.variants is None:
@@ -342,40 +561,62 @@ class QueryService:
         return out
 
     @staticmethod
-    def _rows(stat: Statistic, c: _Counted, take: np.ndarray, grouping: Grouping | None,
-              disclosure: Disclosure) -> list[dict[str, Any]]:
-        """The answer rows of variants ``take`` of ``c``: protected, with their statistic."""
-        if take.size == 0:
-            return []
-        overall, groups = c.overall[take], c.groups[take]
-        prot = protect(overall, groups,
-                       grouping.sizes if grouping else np.zeros(0, np.int64),
-                       disclosure.k, stat.kind, disclosure.rare_max_ac)
-        vo = stat.values(overall)
-        vg = stat.values(groups) if grouping else None
-        names = grouping.names if grouping else ()
+    def _rows(stat: Statistic, piece: _Piece, grouping: Grouping | None
+              ) -> list[dict[str, Any]]:
+        """The answer rows of one piece: protected, with their statistic."""
+        c, take, prot = piece.counted, piece.take, piece.prot
         po, pg = prot.overall.tolist(), prot.groups.tolist()
+        overall_cells = _cells(stat, stat.values(c.overall[take]), po)
+        names = grouping.names if grouping else ()
+        group_cells = [_cells(stat, stat.values(c.groups[take, g]), [r[g] for r in pg])
+                       for g in range(len(names))]
+        pos = c.pos[take].tolist()
         rows = []
         for r, i in enumerate(take.tolist()):
             vid = c.ids[i]
-            row: dict[str, Any] = {"chrom": c.contig, "pos": int(c.pos[i]), "ref": c.ref[i],
-                                   "alt": c.alt[i], "id": None if vid in (None, ".") else vid,
-                                   "overall": stat.cell(vo, (r,), po[r] == NONE)}
             suppressed: list[dict[str, Any]] = []
             if po[r] != NONE:
                 suppressed.append({"cell": "overall", "reason": REASON_NAMES[po[r]]})
-            if vg is not None:
-                cells = {}
+            row: dict[str, Any] = {"chrom": c.contig, "pos": pos[r], "ref": c.ref[i],
+                                   "alt": c.alt[i], "id": None if vid in (None, ".") else vid,
+                                   "overall": overall_cells[r]}
+            if grouping is not None:
+                row["groups"] = {name: group_cells[g][r] for g, name in enumerate(names)}
                 for g, name in enumerate(names):
-                    ok = pg[r][g] == NONE
-                    cells[name] = stat.cell(vg, (r, g), ok)
-                    if not ok:
+                    if pg[r][g] != NONE:
                         suppressed.append({"cell": f"groups.{name}",
                                            "reason": REASON_NAMES[pg[r][g]]})
-                row["groups"] = cells
             row["suppressed"] = suppressed
             rows.append(row)
         return rows
+
+    @staticmethod
+    def _table(stat: Statistic, pieces: list[_Piece], grouping: Grouping | None) -> pa.Table:
+        """The rows of ``pieces`` as one Arrow table (see :meth:`statistic_table`)."""
+        contigs = sorted({p.counted.contig for p in pieces})
+        where = {c: i for i, c in enumerate(contigs)}
+        chrom_idx = np.concatenate([np.full(p.take.size, where[p.counted.contig], np.int32)
+                                    for p in pieces]) if pieces else np.zeros(0, np.int32)
+        cols: dict[str, pa.Array] = {
+            "chrom": pa.DictionaryArray.from_arrays(pa.array(chrom_idx),
+                                                    pa.array(contigs, pa.string())),
+            "pos": pa.array(_cat([p.counted.pos[p.take] for p in pieces], np.int64)),
+        }
+        for name in ("ref", "alt", "id"):
+            parts = [p.counted.column(name, p.take) for p in pieces]
+            cols[name] = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+        n_groups = len(grouping.names) if grouping else 0
+        overall = _cat([p.counted.overall[p.take] for p in pieces], np.int64, (0, 4))
+        reason_o = _cat([p.prot.overall for p in pieces], np.int8)
+        cols.update(_cell_columns(stat, "overall", overall, reason_o))
+        if grouping:
+            groups = _cat([p.counted.groups[p.take] for p in pieces], np.int64,
+                          (0, n_groups, 4))
+            reason_g = _cat([p.prot.groups for p in pieces], np.int8, (0, n_groups))
+            for g, gname in enumerate(grouping.names):
+                cols.update(_cell_columns(stat, f"groups.{gname}", groups[:, g],
+                                          reason_g[:, g]))
+        return pa.table(cols)
 
 def _rules(kind: str) -> list[str]:
     what = "AC and REF allele counts" if kind == "alleles" else \
@@ -393,3 +634,45 @@ def _rules(kind: str) -> list[str]:
 def _round10(n: int) -> int:
     return int(round(n / 10.0) * 10)
 
+
+
+_REASONS = pa.array(["released", *(REASON_NAMES[r] for r in sorted(REASON_NAMES))], pa.string())
+_STATUS = pa.array(list(STATUS_NAMES) + ["suppressed"], pa.string())
+
+
+def _cat(parts: list[np.ndarray], dtype: Any, empty: tuple[int, ...] = (0,)) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(empty, dtype)
+
+
+def _cells(stat: Statistic, values: dict[str, list[Any]],
+           reasons: list[int]) -> list[dict[str, Any]]:
+    """One JSON cell per row (``values`` of :meth:`Statistic.values` over rows): a
+    suppressed cell keeps ``n`` only, its other fields null (status ``suppressed``)."""
+    keys = ["n", *stat.fields] + (["status"] if stat.has_status else [])
+    hidden = dict.fromkeys(stat.fields)
+    if stat.has_status:
+        hidden["status"] = "suppressed"
+    out = [dict(zip(keys, vals, strict=True))
+           for vals in zip(*(values[k] for k in keys), strict=True)]
+    for r, why in enumerate(reasons):
+        if why != NONE:
+            out[r] = {"n": out[r]["n"], **hidden}
+    return out
+
+
+def _cell_columns(stat: Statistic, prefix: str, counts: np.ndarray,
+                  reasons: np.ndarray) -> dict[str, pa.Array]:
+    """The columns of one cell per row: a suppressed cell keeps ``n`` only."""
+    values = stat.arrays(counts)
+    hidden = reasons != NONE
+    out: dict[str, pa.Array] = {f"{prefix}.n": pa.array(values["n"])}
+    for name in stat.fields:
+        arr = values[name]
+        mask = hidden | np.isnan(arr) if arr.dtype.kind == "f" else hidden
+        out[f"{prefix}.{name}"] = pa.array(arr, mask=mask)
+    if stat.has_status:
+        codes = np.where(hidden, len(STATUS_NAMES), values["status"]).astype(np.int32)
+        out[f"{prefix}.status"] = pa.DictionaryArray.from_arrays(pa.array(codes), _STATUS)
+    out[f"{prefix}.suppressed"] = pa.DictionaryArray.from_arrays(
+        pa.array(reasons.astype(np.int32), mask=~hidden), _REASONS)
+    return out

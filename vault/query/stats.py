@@ -30,9 +30,10 @@ class Statistic:
     fields: tuple[str, ...]  # answer fields of a cell, besides "n" (and "status")
     has_status: bool = False
 
-    def values(self, counts: np.ndarray) -> dict[str, list[Any]]:
-        """Every field of every cell of ``counts`` (..., 4), as nested Python lists (NaN is
-        None), computed with only the kernels this statistic needs."""
+    def arrays(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Every field of every cell of ``counts`` (..., 4) as numpy arrays (floats may be
+        NaN; ``status`` as the kernels' codes), computed with only the kernels this
+        statistic needs."""
         c = np.asarray(counts, np.int64)
         out: dict[str, np.ndarray] = {"n": c.sum(axis=-1)}
         called = c[..., 0] + c[..., 1] + c[..., 2]
@@ -54,11 +55,14 @@ class Statistic:
                        status=status)
         else:  # pragma: no cover - STATISTICS below is the whole list
             raise ValueError(self.name)
+        return out
+
+    def values(self, counts: np.ndarray) -> dict[str, list[Any]]:
+        """:meth:`arrays` as nested Python lists (NaN is None, status by name)."""
         lists: dict[str, list[Any]] = {}
-        for name, arr in out.items():
+        for name, arr in self.arrays(counts).items():
             if name == "status":
-                lists[name] = np.asarray(_STATUS_NAMES, dtype=object)[arr.astype(np.int64)] \
-                    .tolist()
+                lists[name] = STATUS_NAMES[arr.astype(np.int64)].tolist()
             elif arr.dtype.kind == "f":
                 obj = arr.astype(object)
                 obj[np.isnan(arr)] = None
@@ -83,7 +87,8 @@ class Statistic:
         return out
 
 
-_STATUS_NAMES = [s.name.lower() for s in sorted(Status, key=int)]
+#: the kernels' status codes by name (index = code)
+STATUS_NAMES = np.asarray([s.name.lower() for s in sorted(Status, key=int)], dtype=object)
 
 
 STATISTICS: dict[str, Statistic] = {s.name: s for s in (

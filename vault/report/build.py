@@ -10,11 +10,17 @@ Sources, all with the disclosure obligations of the caller's policy decision:
   binned histograms (bins below k merged) and per-group means — no per-sample value leaves it;
 * each batch's exact QC report (``DatasetReader.batch_info``) shown through
   ``vault.privacy.cells.suppress_qc``, and the cohort's group sizes (per column, per batch,
-  cross-tabulated) through :func:`vault.report.tables.protect_tables`, which adds the sums that
-  tie these tables together (complementary suppression across tables).
+  cross-tabulated) through :func:`vault.privacy.tables.protect_tables`, which adds the sums
+  that tie these tables together (complementary suppression across tables).
 
 Groups under ``min_group_size`` are never named (as in ``describe``): they appear as
 "(group under minimum size #i)".
+
+:func:`build_report` is the whole report (admins); :func:`build_representation` its
+representation part alone, for the columns a researcher's role may group by. Both suppress
+the linked tables of *every* column and batch together, so the cells a part shows are a
+subset of the cells the whole report shows: asking for fewer columns never releases a cell
+that another request would have hidden (no differencing between parts).
 """
 
 from __future__ import annotations
@@ -22,16 +28,24 @@ from __future__ import annotations
 import datetime as _dt
 import itertools
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from vault.errors import ConfigError
 from vault.privacy.cells import is_small, suppress_qc
+from vault.privacy.tables import COMPLEMENTARY, SMALL, Protected, Sum, protect_tables
 from vault.query import advanced
 from vault.query.samplestats import CALL_RATE_BINS, sample_quality
 from vault.query.service import MAX_PAGE, Disclosure, QueryService, Selection
-from vault.report.tables import SMALL, Sum, protect_tables
+from vault.store.manifest import Batch
+
+#: a cell of the linked sample-count tables: ("col", column, group), ("batch", batch,
+#: column, group) or ("x", row column, column column, row group, column group); a group of
+#: None is the unlabelled samples
+CellId = tuple[str | None, ...]
 
 #: groups further than this from their reference share (ratio) are named in the summary
 RATIO_LOW, RATIO_HIGH = 0.8, 1.25
@@ -47,8 +61,9 @@ def _rows(svc: QueryService, dataset: str, stat: str, group_by: str | None,
     """Every listed variant of a statistic (all pages) and the summed disclosure."""
     rows: list[dict[str, Any]] = []
     cursor = 0
-    summary = {"suppressed_cells": 0, "complementary_cells": 0, "rare_variant_cells": 0,
-               "omitted_variants": 0, "refused_groups": 0}
+    summary: dict[str, Any] = {"suppressed_cells": 0, "complementary_cells": 0,
+                               "rare_variant_cells": 0, "omitted_variants": 0,
+                               "refused_groups": 0}
     while True:
         page = svc.statistic(dataset, stat, Selection(), group_by, d, cursor=cursor,
                              limit=MAX_PAGE)
@@ -92,79 +107,113 @@ class _Names:
         return name is not None and (col, name) not in self.map
 
 
-def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
-                 reference: Mapping[str, Mapping[str, float]] | None = None,
-                 generated_by: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The whole report as plain JSON-able data. ``reference``: already validated shares
-    (:func:`vault.report.reference.load_reference`)."""
-    d = disclosure
-    k = d.k
+_QC_KEYS = ("records_read", "records_written", "variants_written", "multiallelic_records",
+            "multiallelic_split_rows_added", "haploid_calls_as_homozygous",
+            "half_calls_as_missing", "records_without_gt_as_missing")
+
+
+@dataclass
+class _BatchQC:
+    batch: Batch
+    qc: dict[str, Any]  # exact: only read here, never shown
+    shown: dict[str, Any]  # through suppress_qc
+
+
+@dataclass
+class _Tables:
+    """The linked sample-count tables of every column and batch, suppressed together."""
+
+    cells: dict[CellId, int]
+    prot: Protected[CellId]
+
+    def shown(self, cid: CellId) -> int | None:
+        return int(self.cells[cid]) if self.prot.released(cid) else None
+
+    def reason(self, cid: CellId) -> str | None:
+        return self.prot.reasons.get(cid)
+
+
+@dataclass
+class _Cohort:
+    """What both parts of the report start from."""
+
+    version: Any
+    columns: list[str]
+    n_samples: int
+    sizes: dict[str, dict[str, int]]
+    names: _Names
+    batches: list[_BatchQC]
+    tables: _Tables
+
+
+def _cohort(svc: QueryService, dataset: str, d: Disclosure) -> _Cohort:
     v = svc.version(dataset)
     columns = list(v.cohort.columns)
     n_samples = int(v.cohort.n_samples)
     sizes = {c: svc.group_sizes(dataset, c) for c in columns}
-    names = _Names(sizes, d.min_group_size)
-    suppressed_list: list[dict[str, str]] = []
-
-    # -- batches: exact QC, shown through suppress_qc ----------------------------------------
     batches = []
     for b in v.reader.batches:
-        info = v.reader.batch_info(b)
-        batches.append((b, info["qc"], suppress_qc(info["qc"], k)))
+        qc = v.reader.batch_info(b)["qc"]
+        batches.append(_BatchQC(b, qc, suppress_qc(qc, d.k)))
+    tables = _linked_tables(v, columns, n_samples, sizes, batches, d.k)
+    return _Cohort(v, columns, n_samples, sizes, _Names(sizes, d.min_group_size), batches,
+                   tables)
 
-    # -- linked sample-count tables ----------------------------------------------------------
-    cells: dict[Hashable, int] = {}
-    sums: list[Sum] = []
-    pre: list[Hashable] = []
+
+def _linked_tables(v: Any, columns: Sequence[str], n_samples: int,
+                   sizes: Mapping[str, Mapping[str, int]], batches: Sequence[_BatchQC],
+                   k: int) -> _Tables:
+    """Every sample count of the report and the sums tying them, suppressed as one system."""
+    cells: dict[CellId, int] = {}
+    sums: list[Sum[CellId]] = []
+    pre: list[CellId] = []
     for c in columns:
-        terms = []
+        terms: list[CellId] = []
         for g, n in sizes[c].items():
             cells[("col", c, g)] = int(n)
             terms.append(("col", c, g))
         cells[("col", c, None)] = n_samples - sum(sizes[c].values())
         terms.append(("col", c, None))
         sums.append(Sum(None, tuple(terms)))
-    for b, qc, shown in batches:
+    for bq in batches:
+        b = bq.batch
         small_batch = is_small(b.n_samples, k)
         for c in columns:
-            per = qc.get("groups", {}).get(c)
-            row = {g: 0 for g in sizes[c]}
-            row[None] = 0  # type: ignore[index]
+            per = bq.qc.get("groups", {}).get(c)
+            row: dict[str | None, int] = {g: 0 for g in sizes[c]}
+            row[None] = 0
             if per is None:
-                row[None] = b.n_samples  # type: ignore[index]
+                row[None] = b.n_samples
             else:
                 for g, cell in per.items():
-                    key = None if g == "(unknown)" else g
-                    row[key] = row.get(key, 0) + int(cell["samples"])  # type: ignore[index]
+                    key = None if g == "(unknown)" else str(g)
+                    row[key] = row.get(key, 0) + int(cell["samples"])
             terms = []
-            for g, n in row.items():
-                cid = ("batch", b.batch, c, g)
+            for grp, n in row.items():
+                cid: CellId = ("batch", b.batch, c, grp)
                 cells[cid] = int(n)
                 terms.append(cid)
                 if small_batch:
                     pre.append(cid)
                 elif per is not None:
-                    shown_cell = shown["groups"][c].get("(unknown)" if g is None else g)
+                    shown_cell = bq.shown["groups"][c].get("(unknown)" if grp is None else grp)
                     if shown_cell is not None and not isinstance(shown_cell["samples"], int):
                         pre.append(cid)
             if not small_batch:
                 sums.append(Sum(None, tuple(terms)))
     for c in columns:
-        for g in [*sizes[c], None]:
-            sums.append(Sum(("col", c, g), tuple(("batch", b.batch, c, g)
-                                                  for b, _, _ in batches)))
-    pairs = list(itertools.combinations(columns, 2))
-    labels = {c: np.asarray(v.cohort.grouping(c).codes) for c in columns}
-    cross_counts: dict[tuple[str, str], np.ndarray] = {}
-    for a, bcol in pairs:
+        for grp in [*sizes[c], None]:
+            sums.append(Sum(("col", c, grp), tuple(("batch", bq.batch.batch, c, grp)
+                                                    for bq in batches)))
+    codes = {c: np.asarray(v.cohort.grouping(c).codes) for c in columns}
+    for a, bcol in itertools.combinations(columns, 2):
         ga, gb = v.cohort.grouping(a), v.cohort.grouping(bcol)
         na, nb = len(ga.names) + 1, len(gb.names) + 1  # last slot: no label
-        ia = np.where(labels[a] >= 0, labels[a], na - 1)
-        ib = np.where(labels[bcol] >= 0, labels[bcol], nb - 1)
+        ia = np.where(codes[a] >= 0, codes[a], na - 1)
+        ib = np.where(codes[bcol] >= 0, codes[bcol], nb - 1)
         table = np.bincount(ia * nb + ib, minlength=na * nb).reshape(na, nb)
-        cross_counts[(a, bcol)] = table
-        ra = [*ga.names, None]
-        rb = [*gb.names, None]
+        ra: list[str | None] = [*ga.names, None]
+        rb: list[str | None] = [*gb.names, None]
         for i, x in enumerate(ra):
             for j, y in enumerate(rb):
                 cells[("x", a, bcol, x, y)] = int(table[i, j])
@@ -174,86 +223,190 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
             sums.append(Sum(("col", bcol, y), tuple(("x", a, bcol, x, y) for x in ra)))
     # a small group's whole row of a cross-tabulation is withheld, zeros too: "0 M" next to a
     # suppressed "F" would say that all of its few members are F
-    pre_reasons: dict[Hashable, str] = dict.fromkeys(pre, "complementary")
+    pre_reasons: dict[CellId, str] = dict.fromkeys(pre, COMPLEMENTARY)
     for cid in cells:
         if cid[0] == "x":
-            _, a, bcol, x, y = cid  # type: ignore[misc]
-            if is_small(cells[("col", a, x)], k) or is_small(cells[("col", bcol, y)], k):
+            _, ra_col, rb_col, x, y = cid
+            if is_small(cells[("col", ra_col, x)], k) or is_small(cells[("col", rb_col, y)], k):
                 pre_reasons.setdefault(cid, "small group")
-    prot = protect_tables(cells, sums, k, presuppressed=pre_reasons)
+    return _Tables(cells, protect_tables(cells, sums, k, presuppressed=pre_reasons))
 
-    def shown_count(cid: Hashable) -> int | None:
-        return int(cells[cid]) if prot.released(cid) else None
 
-    def note(table: str, cell: str, cid: Hashable) -> None:
-        suppressed_list.append({"table": table, "cell": cell, "reason": prot.reasons[cid]})
+class _Notes:
+    """The list of withheld cells of the tables a part shows (table, cell, reason)."""
 
-    # -- representation: samples per group -----------------------------------------------------
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, table: str, cell: str, reason: str | None) -> None:
+        self.items.append({"table": table, "cell": cell, "reason": str(reason)})
+
+
+def _representation(co: _Cohort, columns: Sequence[str], sq: Mapping[str, Any],
+                    reference: Mapping[str, Mapping[str, float]] | None,
+                    notes: _Notes) -> dict[str, Any]:
+    """Samples per group, cross-tabulations, per-group measurement quality and the reference
+    ratios for ``columns`` (a subset of the cohort's, in its order)."""
+    t, names, n_samples = co.tables, co.names, co.n_samples
+
+    def shown(cid: CellId, table: str, cell: str) -> int | None:
+        n = t.shown(cid)
+        if n is None:
+            notes.add(table, cell, t.reason(cid))
+        return n
+
     rep_columns: dict[str, Any] = {}
     for c in columns:
-        groups = {}
-        labelled = n_samples - cells[("col", c, None)]
-        for g in [*sorted(sizes[c]), None]:
-            cid = ("col", c, g)
-            if g is None and cells[cid] == 0 and prot.released(cid):
+        groups: dict[str, Any] = {}
+        labelled = n_samples - t.cells[("col", c, None)]
+        for g in [*sorted(co.sizes[c]), None]:
+            cid: CellId = ("col", c, g)
+            if g is None and t.cells[cid] == 0 and t.prot.released(cid):
                 continue  # nobody unlabelled, and shown so: a row of zeros says nothing
-            n = shown_count(cid)
-            if n is None:
-                note(f"samples per {c}", names(c, g), cid)
-            groups[names(c, g)] = {
-                "samples": n,
-                "share": (n / labelled if labelled and g is not None else
-                          n / n_samples if n_samples else None) if n is not None else None,
-                "named": names.named(c, g) or g is None,
-                "suppressed": prot.reasons.get(cid)}
+            n = shown(cid, f"samples per {c}", names(c, g))
+            share = None
+            if n is not None:
+                base = labelled if g is not None else n_samples
+                share = n / base if base else None
+            groups[names(c, g)] = {"samples": n, "share": share,
+                                   "named": names.named(c, g) or g is None,
+                                   "suppressed": t.reason(cid)}
         rep_columns[c] = {"groups": groups, "groups_under_minimum": names.small[c],
-                          "labelled": labelled if prot.released(("col", c, None)) else None}
-    crosstabs = []
-    for a, bcol in pairs:
-        ga, gb = v.cohort.grouping(a), v.cohort.grouping(bcol)
-        def keep_none(col: str, other: str, other_names: tuple[str, ...], first: bool) -> bool:
-            ids = [("x", col, other, None, y) if first else ("x", other, col, y, None)
-                   for y in [*other_names, None]]
-            return bool(cells[("col", col, None)]) or not prot.released(("col", col, None)) \
-                or any(not prot.released(i) for i in ids)
+                          "labelled": labelled if t.prot.released(("col", c, None)) else None}
 
-        ra = [*ga.names] + ([None] if keep_none(a, bcol, gb.names, True) else [])
-        rb = [*gb.names] + ([None] if keep_none(bcol, a, ga.names, False) else [])
+    def keep_none(col: str, other: str, other_names: Sequence[str], first: bool) -> bool:
+        """Whether a cross-tabulation needs its unlabelled row (or column)."""
+        ids: list[CellId] = [("x", col, other, None, y) if first else ("x", other, col, y, None)
+                             for y in [*other_names, None]]
+        return bool(t.cells[("col", col, None)]) or not t.prot.released(("col", col, None)) \
+            or any(not t.prot.released(i) for i in ids)
+
+    crosstabs = []
+    for a, bcol in itertools.combinations(columns, 2):
+        ga, gb = co.version.cohort.grouping(a), co.version.cohort.grouping(bcol)
+        ra: list[str | None] = [*ga.names]
+        rb: list[str | None] = [*gb.names]
+        if keep_none(a, bcol, gb.names, True):
+            ra.append(None)
+        if keep_none(bcol, a, ga.names, False):
+            rb.append(None)
         table_name = f"{a} × {bcol}"
-        grid = []
-        for x in ra:
-            row = []
-            for y in rb:
-                cid = ("x", a, bcol, x, y)
-                n = shown_count(cid)
-                if n is None:
-                    note(table_name, f"{names(a, x)} × {names(bcol, y)}", cid)
-                row.append({"samples": n, "suppressed": prot.reasons.get(cid)})
-            grid.append(row)
+        grid = [[{"samples": shown(("x", a, bcol, x, y), table_name,
+                                   f"{names(a, x)} × {names(bcol, y)}"),
+                  "suppressed": t.reason(("x", a, bcol, x, y))} for y in rb] for x in ra]
         crosstabs.append({
             "rows": a, "columns": bcol,
             "row_names": [names(a, x) for x in ra], "column_names": [names(bcol, y) for y in rb],
             "cells": grid,
-            "row_totals": [shown_count(("col", a, x)) for x in ra],
-            "column_totals": [shown_count(("col", bcol, y)) for y in rb],
+            "row_totals": [t.shown(("col", a, x)) for x in ra],
+            "column_totals": [t.shown(("col", bcol, y)) for y in rb],
             "total": n_samples})
 
-    # -- data quality: per batch and overall -----------------------------------------------------
-    qc_keys = ("records_read", "records_written", "variants_written", "multiallelic_records",
-               "multiallelic_split_rows_added", "haploid_calls_as_homozygous",
-               "half_calls_as_missing", "records_without_gt_as_missing")
+    group_quality: dict[str, Any] = {}
+    for c in columns:
+        gq = sq["groups"][c]
+        rows_q = {}
+        for g, row in gq["groups"].items():
+            out = {**row, "samples": t.shown(("col", c, g))}
+            if out["suppressed"]:
+                notes.add(f"measurement quality by {c}", g, out["suppressed"])
+            rows_q[g] = out
+        group_quality[c] = {"groups": rows_q, "refused_groups": gq["refused_groups"]}
+
+    ref_out: dict[str, Any] | None = None
+    if reference:
+        ref_out = {}
+        for c, shares in reference.items():
+            out_c = {}
+            for g, expected in shares.items():
+                cell = rep_columns.get(c, {}).get("groups", {}).get(g)
+                observed = cell["share"] if cell else None
+                out_c[g] = {"expected_share": expected, "observed_share": observed,
+                            "ratio": (observed / expected) if observed is not None and expected
+                            else None}
+            ref_out[c] = out_c
+    return {"columns": rep_columns, "crosstabs": crosstabs, "reference": ref_out,
+            "group_quality": group_quality}
+
+
+def _disclosure(d: Disclosure, notes: _Notes, rules: list[str]) -> dict[str, Any]:
+    return {"tier": d.tier, "k": d.k, "min_group_size": d.min_group_size,
+            "rare_max_ac": d.rare_max_ac, "suppressed": notes.items,
+            "suppressed_cells": sum(1 for s in notes.items if s["reason"] == SMALL),
+            "complementary_cells": sum(1 for s in notes.items if s["reason"] == COMPLEMENTARY),
+            "rules": rules}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_representation(svc: QueryService, dataset: str, disclosure: Disclosure,
+                         columns: Sequence[str] | None = None,
+                         reference: Mapping[str, Mapping[str, float]] | None = None,
+                         generated_by: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The representation part alone, for ``columns`` (None: every column): samples per
+    group, cross-tabulations, per-group measurement quality, reference ratios — with the
+    same suppressed cells as the whole report (see the module docstring)."""
+    d = disclosure
+    co = _cohort(svc, dataset, d)
+    wanted = co.columns if columns is None else list(columns)
+    unknown = [c for c in wanted if c not in co.columns]
+    if unknown:
+        raise ConfigError(f"unknown group column(s) {', '.join(map(repr, unknown))}; this "
+                          f"dataset has: {', '.join(co.columns) or 'none'}")
+    cols = [c for c in co.columns if c in wanted]
+    if reference:
+        extra = [c for c in reference if c not in cols]
+        if extra:
+            raise ConfigError(f"the reference names column(s) {', '.join(map(repr, extra))} "
+                              "that this representation does not show")
+    sq = sample_quality(svc, dataset, d, cols)
+    notes = _Notes()
+    rep = _representation(co, cols, sq, reference, notes)
+    overall = sq["overall"] or {}
+    body: dict[str, Any] = {
+        "title": f"GenoVault representation report: {dataset}",
+        "part": "representation",
+        "dataset": dataset,
+        "dataset_version": co.version.key,
+        "generated_at": _now(),
+        "generated_by": dict(generated_by or {}),
+        "cohort": {"samples": co.n_samples, "group_columns": cols,
+                   "mean_call_rate": overall.get("mean_call_rate")},
+        "representation": rep,
+        "disclosure": {**_disclosure(d, notes, _rules(d, part="representation")),
+                       "kind": "representation"},
+    }
+    body["summary"] = summary_sentences(body)
+    return body
+
+
+def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
+                 reference: Mapping[str, Mapping[str, float]] | None = None,
+                 generated_by: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The whole report as plain JSON-able data. ``reference``: already validated shares
+    (:func:`vault.report.reference.load_reference`)."""
+    d = disclosure
+    k = d.k
+    co = _cohort(svc, dataset, d)
+    v, columns, n_samples, t = co.version, co.columns, co.n_samples, co.tables
+    notes = _Notes()
+
+    # -- data quality: per batch and overall -----------------------------------------------
     batch_rows = []
-    overall_qc: dict[str, Any] = {key: 0 for key in qc_keys}
+    overall_qc: dict[str, Any] = dict.fromkeys(_QC_KEYS, 0)
     overall_skips: dict[str, int] = {}
     missing_calls = 0.0
     total_calls = 0
-    for b, qc, shown in batches:
+    for bq in co.batches:
+        b, qc, shown = bq.batch, bq.qc, bq.shown
         row: dict[str, Any] = {"batch": b.batch, "samples": b.n_samples,
-                               **{key: int(qc.get(key) or 0) for key in qc_keys},
+                               **{key: int(qc.get(key) or 0) for key in _QC_KEYS},
                                "skipped_records": dict(shown.get("skipped_records") or {})}
         miss = qc.get("missingness")
         row["call_rate"] = None if miss is None or is_small(b.n_samples, k) else 1 - miss
-        for key in qc_keys:
+        for key in _QC_KEYS:
             overall_qc[key] += row[key]
         for reason, n in row["skipped_records"].items():
             overall_skips[reason] = overall_skips.get(reason, 0) + int(n)
@@ -267,18 +420,18 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
             if per is None:
                 continue
             gout = {}
-            for g in [*sorted(sizes[c]), None]:
-                cid = ("batch", b.batch, c, g)
-                if cells[cid] == 0 and g is None:
+            for g in [*sorted(co.sizes[c]), None]:
+                cid: CellId = ("batch", b.batch, c, g)
+                if t.cells[cid] == 0 and g is None:
                     continue
-                n = shown_count(cid)
+                shown_n = t.shown(cid)
                 qcell = per.get("(unknown)" if g is None else g)
-                mval = qcell.get("missingness") if (qcell and n is not None) else None
-                if n is None:
-                    note(f"batch {b.batch}: samples per {c}", names(c, g), cid)
-                gout[names(c, g)] = {"samples": n,
-                                     "call_rate": None if mval is None else 1 - mval,
-                                     "suppressed": prot.reasons.get(cid)}
+                mval = qcell.get("missingness") if (qcell and shown_n is not None) else None
+                if shown_n is None:
+                    notes.add(f"batch {b.batch}: samples per {c}", co.names(c, g), t.reason(cid))
+                gout[co.names(c, g)] = {"samples": shown_n,
+                                        "call_rate": None if mval is None else 1 - mval,
+                                        "suppressed": t.reason(cid)}
             groups_out[c] = gout
         row["groups"] = groups_out
         batch_rows.append(row)
@@ -295,7 +448,7 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
                  if r["overall"]["n_called"] is not None)
     possible = sum(r["overall"]["n"] for r in miss_rows if r["overall"]["n_called"] is not None)
     hist, _ = np.histogram(rates, bins=np.asarray(CALL_RATE_BINS))
-    variant_call_rate = {
+    variant_call_rate: dict[str, Any] = {
         "variants": int(rates.size),
         "omitted_rare_variants": answers["missingness"]["omitted_variants"],
         "call_rate": called / possible if possible else None,
@@ -326,57 +479,33 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
             for g, cell in (r.get("groups") or {}).items():
                 if cell.get("n_called") is None:
                     continue
-                a = acc.setdefault(g, [0, 0, 0])
-                a[0] += int(cell["n_called"])
-                a[1] += int(cell["n"])
-                a[2] += 1
+                tally = acc.setdefault(g, [0, 0, 0])
+                tally[0] += int(cell["n_called"])
+                tally[1] += int(cell["n"])
+                tally[2] += 1
                 if cell.get("call_rate") is not None and cell["call_rate"] < 0.95:
                     low[g] = low.get(g, 0) + 1
         missing_by_group[c] = {
-            "groups": {g: {"call_rate": a[0] / a[1] if a[1] else None, "variants": a[2],
-                           "variants_below_95": low.get(g, 0)} for g, a in sorted(acc.items())},
+            "groups": {g: {"call_rate": x[0] / x[1] if x[1] else None, "variants": x[2],
+                           "variants_below_95": low.get(g, 0)} for g, x in sorted(acc.items())},
             "refused_groups": answers[f"missingness by {c}"]["refused_groups"]}
 
     sq = sample_quality(svc, dataset, d, columns)
     for name in ("call_rate", "heterozygosity"):
         h = sq["histograms"][name]
         if h["merged_bins"]:
-            suppressed_list.append({"table": f"per-sample {name.replace('_', ' ')} histogram",
-                                    "cell": f"{h['merged_bins']} bin(s)",
-                                    "reason": "merged (bins of 1..k-1 samples)"})
-    group_quality: dict[str, Any] = {}
-    for c in columns:
-        gq = sq["groups"][c]
-        rows_q = {}
-        for g, row in gq["groups"].items():
-            row = {**row, "samples": shown_count(("col", c, g))}
-            if row["suppressed"]:
-                suppressed_list.append({"table": f"measurement quality by {c}", "cell": g,
-                                        "reason": row["suppressed"]})
-            rows_q[g] = row
-        group_quality[c] = {"groups": rows_q, "refused_groups": gq["refused_groups"]}
-
-    # -- reference -----------------------------------------------------------------------------
-    ref_out = None
-    if reference:
-        ref_out = {}
-        for c, shares in reference.items():
-            out_c = {}
-            for g, expected in shares.items():
-                cell = rep_columns[c]["groups"].get(g)
-                observed = cell["share"] if cell else None
-                out_c[g] = {"expected_share": expected, "observed_share": observed,
-                            "ratio": (observed / expected) if observed is not None and expected
-                            else None}
-            ref_out[c] = out_c
+            notes.add(f"per-sample {name.replace('_', ' ')} histogram",
+                      f"{h['merged_bins']} bin(s)", "merged (bins of 1..k-1 samples)")
+    representation = _representation(co, columns, sq, reference, notes)
 
     report: dict[str, Any] = {
         "title": f"GenoVault data-quality and representation report: {dataset}",
+        "part": "all",
         "dataset": dataset,
         "dataset_version": v.key,
-        "generated_at": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": _now(),
         "generated_by": dict(generated_by or {}),
-        "cohort": {"samples": n_samples, "batches": len(batches),
+        "cohort": {"samples": n_samples, "batches": len(co.batches),
                    "variant_rows": int(v.manifest.variant_rows),
                    "contigs": list(v.manifest.contigs), "group_columns": columns},
         "quality": {
@@ -387,17 +516,8 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
             "sample_overall": sq["overall"],
             "hardy_weinberg": hwe, "titv": titv, "sfs": sfs,
             "missingness_by_group": missing_by_group},
-        "representation": {"columns": rep_columns, "crosstabs": crosstabs,
-                           "reference": ref_out, "group_quality": group_quality},
-        "disclosure": {
-            "tier": d.tier, "k": k, "min_group_size": d.min_group_size,
-            "rare_max_ac": d.rare_max_ac,
-            "suppressed": suppressed_list,
-            "suppressed_cells": sum(1 for s in suppressed_list if s["reason"] == SMALL),
-            "complementary_cells": sum(1 for s in suppressed_list
-                                       if s["reason"] == "complementary"),
-            "answers": answers,
-            "rules": _rules(d)},
+        "representation": representation,
+        "disclosure": {**_disclosure(d, notes, _rules(d)), "answers": answers},
     }
     report["summary"] = summary_sentences(report)
     return report
@@ -448,14 +568,24 @@ def _titv(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     "split multiallelic site are left out; rare variants are not listed"}
 
 
-def _rules(d: Disclosure) -> list[str]:
-    return [
+def _rules(d: Disclosure, part: str = "all") -> list[str]:
+    common = [
         f"counts of 1..{d.k - 1} people are never shown (k={d.k}); 0 is shown as 0",
         "complementary suppression: sample counts are tied by sums (groups + unlabelled = "
         "cohort; batches = group; rows and columns of a cross-tabulation = the groups' totals); "
         "no sum has a single suppressed term, so no suppressed cell follows by subtraction",
         f"groups of fewer than {d.min_group_size} samples are not named and get no "
         "per-group statistics (their samples stay in the overall figures)",
+    ]
+    if part == "representation":
+        return [*common,
+                "the tables of every grouping column and batch are suppressed together, as in "
+                "the whole report: this part shows a subset of the cells the whole report "
+                "shows, whichever columns it covers",
+                "per-group means only for groups of at least min_group_size samples; if the "
+                "samples outside them are 1..k-1, the smallest group is suppressed too"]
+    return [
+        *common,
         "per-sample call rate and heterozygosity appear only as histogram bins over fixed "
         "edges, with bins of 1..k-1 samples merged into a neighbour",
         "per-variant statistics come from the query service's answers: rare variants (overall "
@@ -465,20 +595,36 @@ def _rules(d: Disclosure) -> list[str]:
 
 
 def summary_sentences(r: Mapping[str, Any]) -> list[str]:
-    """The plain-language summary at the top of the report."""
+    """The plain-language summary at the top of the report (or of its representation
+    part, which has no quality section)."""
     out = []
-    q = r["quality"]
     cohort = r["cohort"]
-    so = q.get("sample_overall") or {}
-    cr = so.get("mean_call_rate")
-    titv = q["titv"]
-    out.append(f"{cohort['samples']} samples in {cohort['batches']} batch(es), "
-               f"{cohort['variant_rows']} variant rows; overall call rate {_pct(cr)} (all "
-               f"variants), {_pct(q['variant_call_rate']['call_rate'])} over the "
-               f"{q['variant_call_rate']['variants']} listed variants; Ti/Tv "
-               + ("—" if titv["ratio"] is None else f"{titv['ratio']:.2f}")
-               + f" over {titv['snvs']} biallelic SNVs.")
-    rep = r["representation"]
+    q = r.get("quality")
+    if q is not None:
+        cr = (q.get("sample_overall") or {}).get("mean_call_rate")
+        titv = q["titv"]
+        out.append(f"{cohort['samples']} samples in {cohort['batches']} batch(es), "
+                   f"{cohort['variant_rows']} variant rows; overall call rate {_pct(cr)} (all "
+                   f"variants), {_pct(q['variant_call_rate']['call_rate'])} over the "
+                   f"{q['variant_call_rate']['variants']} listed variants; Ti/Tv "
+                   + ("—" if titv["ratio"] is None else f"{titv['ratio']:.2f}")
+                   + f" over {titv['snvs']} biallelic SNVs.")
+    else:
+        cr = cohort.get("mean_call_rate")
+        cols = ", ".join(cohort["group_columns"]) or "none"
+        out.append(f"{cohort['samples']} samples; mean per-sample call rate {_pct(cr)}; "
+                   f"grouping columns shown: {cols}.")
+    out += _representation_sentences(r["representation"], cr)
+    d = r["disclosure"]
+    out.append(f"Disclosure control (k={d['k']}, minimum group size {d['min_group_size']}): "
+               f"{d['suppressed_cells']} small cell(s) and {d['complementary_cells']} "
+               "complementary cell(s) suppressed in the tables of this report; see the "
+               "Disclosure section for which and why.")
+    return out
+
+
+def _representation_sentences(rep: Mapping[str, Any], cr: float | None) -> list[str]:
+    out = []
     gq = rep["group_quality"]
     flagged: set[tuple[str, str]] = set()
     if rep.get("reference"):
@@ -502,8 +648,9 @@ def summary_sentences(r: Mapping[str, Any]) -> list[str]:
             out.append(f"Every group in the reference is within a ratio of {RATIO_LOW}–"
                        f"{RATIO_HIGH} of its expected share.")
     else:
-        out.append("No reference distribution was given (--reference target.tsv), so "
-                   "representation is shown as counts and shares only.")
+        out.append("No reference distribution was given (--reference target.tsv, or the "
+                   "API's reference=column:group=share), so representation is shown as "
+                   "counts and shares only.")
     for col, groups in gq.items():
         for g, row in groups["groups"].items():
             if (col, g) in flagged or cr is None or row.get("mean_call_rate") is None:
@@ -513,11 +660,6 @@ def summary_sentences(r: Mapping[str, Any]) -> list[str]:
                 out.append(f"Group {g} ({col}) is under-measured: its call rate is "
                            f"{gap:.1f} points lower than the cohort's "
                            f"({_pct(row['mean_call_rate'])} vs {_pct(cr)}).")
-    d = r["disclosure"]
-    out.append(f"Disclosure control (k={d['k']}, minimum group size {d['min_group_size']}): "
-               f"{d['suppressed_cells']} small cell(s) and {d['complementary_cells']} "
-               "complementary cell(s) suppressed in the tables of this report; see the "
-               "Disclosure section for which and why.")
     return out
 
 

@@ -63,7 +63,8 @@ def _figure(svg: str, caption: str) -> str:
 
 
 def render_html(r: Mapping[str, Any]) -> str:
-    q = r["quality"]
+    """The page of a whole report, or of its representation part alone (no quality)."""
+    q = r.get("quality")
     rep = r["representation"]
     d = r["disclosure"]
     parts: list[str] = []
@@ -131,7 +132,22 @@ def render_html(r: Mapping[str, Any]) -> str:
                          "refused (under the minimum size).</p>")
     parts.append("</section>")
 
-    # -- data quality ----------------------------------------------------------------------
+    if q is not None:
+        parts.append(_quality(q, d))
+    parts.append(_disclosure(d))
+    parts.append('<footer id="report-end">GenoVault report — every number above passed the '
+                 "same disclosure control as the API; no sample id, pseudonym or per-sample "
+                 "value is shown.</footer>")
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+            "style-src 'unsafe-inline'; img-src data:\">"
+            f"<title>{_e(r['title'])}</title><style>{_CSS}</style></head><body><main>"
+            + "".join(parts) + "</main></body></html>\n")
+
+
+def _quality(q: Mapping[str, Any], d: Mapping[str, Any]) -> str:
+    parts: list[str] = []
     parts.append('<section id="quality"><h2>Data quality</h2>')
     keys = [("records_read", "records read"), ("records_written", "records written"),
             ("variants_written", "variant rows written"),
@@ -207,8 +223,11 @@ def render_html(r: Mapping[str, Any]) -> str:
                               f"Call rate per {col} group over the listed variants.")
                     + "</div>")
     parts.append('<div class="grid">' + "".join(figs) + "</div></section>")
+    return "".join(parts)
 
-    # -- disclosure ---------------------------------------------------------------------------
+
+def _disclosure(d: Mapping[str, Any]) -> str:
+    parts: list[str] = []
     parts.append('<section id="disclosure"><h2>Disclosure</h2><ul>'
                  + "".join(f"<li>{_e(x)}</li>" for x in d["rules"]) + "</ul>")
     if d["suppressed"]:
@@ -218,19 +237,12 @@ def render_html(r: Mapping[str, Any]) -> str:
                                for x in d["suppressed"]], left=3))
     else:
         parts.append("<p>No cell of this report's tables had to be suppressed.</p>")
-    rows = [[_e(name), _n(a["suppressed_cells"]), _n(a["complementary_cells"]),
-             _n(a["rare_variant_cells"]), _n(a["omitted_variants"]), _n(a["refused_groups"])]
-            for name, a in d["answers"].items()]
-    parts.append("<p>Per-variant answers of the query service behind this report:</p>"
-                 + _table(["answer", "suppressed cells", "complementary", "rare-variant",
-                           "rare variants not listed", "groups refused"], rows))
+    if d.get("answers"):
+        rows = [[_e(name), _n(a["suppressed_cells"]), _n(a["complementary_cells"]),
+                 _n(a["rare_variant_cells"]), _n(a["omitted_variants"]),
+                 _n(a["refused_groups"])] for name, a in d["answers"].items()]
+        parts.append("<p>Per-variant answers of the query service behind this report:</p>"
+                     + _table(["answer", "suppressed cells", "complementary", "rare-variant",
+                               "rare variants not listed", "groups refused"], rows))
     parts.append("</section>")
-    parts.append('<footer id="report-end">GenoVault report — every number above passed the '
-                 "same disclosure control as the API; no sample id, pseudonym or per-sample "
-                 "value is shown.</footer>")
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-            "style-src 'unsafe-inline'; img-src data:\">"
-            f"<title>{_e(r['title'])}</title><style>{_CSS}</style></head><body><main>"
-            + "".join(parts) + "</main></body></html>\n")
+    return "".join(parts)

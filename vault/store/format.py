@@ -1,6 +1,9 @@
-"""The on-disk dataset format (schema version 3). docs/format.md explains it for people."""
+"""The on-disk dataset format (schema version 4). docs/format.md explains it for people."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Sequence
 
 import pyarrow as pa
 
@@ -13,7 +16,11 @@ from kernels.codes import MISSING as MISSING
 from kernels.codes import packed_bytes as packed_bytes
 from kernels.codes import packed_width as packed_width
 
-SCHEMA_VERSION = 3  # 3: signed, versioned manifest (withdrawals, tombstone)
+SCHEMA_VERSION = 4  # 3: signed, versioned manifest (withdrawals, tombstone); 4: batches of
+# several source files (parts) and a sample-list fingerprint per batch
+#: manifests this GenoVault reads (a v3 manifest is read as is and keeps its number, so its
+#: signature still covers the same bytes; the next ingest commits it as the current version)
+READABLE_SCHEMA_VERSIONS = (3, 4)
 FORMAT_NAME = "genovault-dataset"
 MANIFEST = "manifest.json"
 DEFAULT_BIN_SIZE = 10_000_000  # variant files hold one contig and one 10 Mb position bin
@@ -34,15 +41,55 @@ SITE_COLUMNS: dict[str, pa.DataType] = {
 }
 GENOTYPE_COLUMN = "genotypes"
 
+# Selected INFO fields (``genovault ingest --info``) are further site columns, named
+# ``info_<ID>`` so that they can never take the name of a fixed column (present or future),
+# typed by the header's Type and Number and encrypted with the sites key like every site
+# column. A site filter (vault.query.sitefilter) calls them by their bare INFO ID.
+INFO_PREFIX = "info_"
+#: an INFO ID GenoVault keeps: a plain SQL identifier that a policy file can name too
+INFO_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+#: names a kept INFO ID may not have (case-insensitive): the fixed columns a filter sees
+RESERVED_INFO_IDS = frozenset({*SITE_COLUMNS, GENOTYPE_COLUMN})
+_SCALAR_TYPES: dict[str, pa.DataType] = {
+    "Integer": pa.int64(), "Float": pa.float64(), "String": pa.string(),
+    "Character": pa.string(), "Flag": pa.bool_(),
+}
 
-def variant_schema(n_samples: int) -> pa.Schema:
+
+def info_column(info_id: str) -> str:
+    """The site column that holds INFO field ``info_id``."""
+    return INFO_PREFIX + info_id
+
+
+def info_id_of(column: str) -> str | None:
+    """The INFO ID a site column holds, or None for a fixed column."""
+    return column[len(INFO_PREFIX):] if column.startswith(INFO_PREFIX) else None
+
+
+def info_arrow_type(number: str, vcf_type: str) -> pa.DataType:
+    """Arrow type of an INFO field per split row: Flag -> bool; Number A or 1 -> one value;
+    R, G, '.', or a count > 1 -> a list of values (R and G as ``bcftools norm -m-`` keeps
+    them for the row's ALT)."""
+    scalar = _SCALAR_TYPES[vcf_type]
+    if vcf_type == "Flag" or number in ("A", "1"):
+        return scalar
+    return pa.list_(scalar)
+
+
+def variant_schema(n_samples: int,
+                   info: Sequence[tuple[str, pa.DataType]] = ()) -> pa.Schema:
+    """Schema of a variant file: fixed site columns, INFO columns (``info_<ID>``, nullable),
+    then the packed genotypes."""
     fields = [pa.field(name, t, nullable=(name == "qual")) for name, t in SITE_COLUMNS.items()]
+    fields += [pa.field(name, t, nullable=True) for name, t in info]
     fields.append(pa.field(GENOTYPE_COLUMN, pa.binary(packed_width(n_samples)), nullable=False))
     return pa.schema(fields)
 
 
-def variant_column_classes() -> dict[str, str]:
+def variant_column_classes(info_columns: Sequence[str] = ()) -> dict[str, str]:
+    """Data class of every variant column: INFO columns are site data (the sites key)."""
     classes = {name: "sites" for name in SITE_COLUMNS}
+    classes.update({name: "sites" for name in info_columns})
     classes[GENOTYPE_COLUMN] = "genotypes"
     return classes
 

@@ -12,7 +12,15 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from vault.errors import StoreError
 from vault.store import format as fmt
@@ -54,6 +62,25 @@ class Identity(_Model):
     entity_id: str = ""
 
 
+class Part(Source):
+    """A further source file of a batch (schema 4): the batch's samples, other regions.
+
+    Files ingested together with the batch's first one carry no more than their checksum; a
+    part added later (``--batch``) also says when and by whom, and has its own encrypted
+    information file (source name, QC: the ingest role cannot read the batch's to update it).
+    """
+
+    ingested_at: str | None = None
+    ingested_by: Identity | None = None
+    info_file: FileEntry | None = None
+
+
+#: Batch fields added in schema 4, left out of the manifest while they hold these values: a
+#: schema-3 batch serialises to exactly its old bytes, which its signature covers
+_BATCH_V4_DEFAULTS: dict[str, object] = {"parts": [], "sample_list_sha256": None,
+                                         "sample_set_sha256": None}
+
+
 class Batch(_Model):
     batch: str = Field(pattern=r"^b[0-9]{4,}$")
     sample_offset: int = Field(ge=0)
@@ -67,6 +94,27 @@ class Batch(_Model):
     variant_files: list[VariantFile]
     #: the batch's own genotypes key (None: the dataset's, batches written before per-batch keys)
     genotype_key: str | None = None
+    #: schema 4: the batch's further source files, in the order they were ingested
+    parts: list[Part] = Field(default_factory=list)
+    #: schema 4: sha256 over the batch's sample pseudonyms in column order, and over them
+    #: sorted: what a later part is checked against (same samples, same order). Pseudonyms
+    #: are keyed HMACs, so neither says anything about sample ids without Vault's key.
+    sample_list_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    sample_set_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_serializer(mode="wrap")
+    def _omit_new_defaults(self, handler: SerializerFunctionWrapHandler,
+                           info: SerializationInfo) -> dict[str, object]:
+        out: dict[str, object] = handler(self)
+        for name, default in _BATCH_V4_DEFAULTS.items():
+            if name in out and out[name] == default:
+                del out[name]
+        return out
+
+    @property
+    def sources(self) -> list[Source]:
+        """Every source file of the batch: the first one, then its parts."""
+        return [self.source, *self.parts]
 
     @property
     def variant_rows(self) -> int:
@@ -167,6 +215,7 @@ class Manifest(_Model):
         out: list[FileEntry] = []
         for b in self.batches:
             out += [b.samples_file, b.info_file, *b.variant_files]
+            out += [p.info_file for p in b.parts if p.info_file is not None]
         return out
 
     def dumps(self) -> str:
@@ -183,7 +232,7 @@ class Manifest(_Model):
         if not isinstance(raw, dict) or raw.get("format") != fmt.FORMAT_NAME:
             raise StoreError(f"{path}: not a GenoVault manifest")
         version = raw.get("schema_version")
-        if version != fmt.SCHEMA_VERSION:
+        if version not in fmt.READABLE_SCHEMA_VERSIONS:
             hint = (" (schema v1 kept sample traits in plaintext; re-ingest the dataset with "
                     "this version)") if version == 1 else (
                 " (schema v2 manifests are unsigned: an admin adopts one with `genovault keys "

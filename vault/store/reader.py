@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 from kernels.jit import jit
 from vault.errors import ConfigError, DatasetNotFound, IntegrityError, VaultError
 from vault.keys.kms import Keyring
+from vault.store import batchinfo
 from vault.store import format as fmt
 from vault.store.dataset import Store
 from vault.store.format import packed_bytes
@@ -109,19 +111,27 @@ def packed_from_column(col: pa.ChunkedArray | pa.Array, n_rows: int, n_samples: 
     return data[arr.offset * width:].reshape(len(arr), width)
 
 
+@jit(parallel=True)
+def _select_packed(src: np.ndarray, keep_idx: np.ndarray, out: np.ndarray) -> None:
+    """out[i] = the codes of samples keep_idx of src[i], packed in order (out zeroed)."""
+    for i in numba.prange(src.shape[0]):
+        for j in range(keep_idx.size):
+            s = keep_idx[j]
+            code = (src[i, s >> 2] >> (2 * (s & 3))) & 3
+            out[i, j >> 2] |= np.uint8(code << (2 * (j & 3)))
+
+
 def select_samples(packed: np.ndarray, n: int, keep: np.ndarray) -> np.ndarray:
-    """Packed codes of the samples where ``keep`` (bool, (n,)) is True, repacked in order."""
+    """Packed codes of the samples where ``keep`` (bool, (n,)) is True, repacked in order
+    (the padding of the last byte is 0, as written)."""
     rows = packed.shape[0]
     if n == 0:
         return packed
-    shifts = (2 * np.arange(4, dtype=np.uint8))
-    codes = ((packed[:, :, None] >> shifts) & 3).reshape(rows, -1)[:, :n][:, keep]
-    m = codes.shape[1]
-    width = packed_bytes(m)
-    pad = np.zeros((rows, width * 4), np.uint8)
-    pad[:, :m] = codes
-    pad = pad.reshape(rows, width, 4) << shifts
-    return np.bitwise_or.reduce(pad, axis=2).astype(np.uint8)
+    keep_idx = np.flatnonzero(np.asarray(keep, np.bool_)[:n]).astype(np.int64)
+    out = np.zeros((rows, packed_bytes(keep_idx.size)), np.uint8)
+    if rows and keep_idx.size:
+        _select_packed(np.ascontiguousarray(packed), keep_idx, out)
+    return out
 
 
 class DatasetReader:
@@ -167,6 +177,8 @@ class DatasetReader:
                     self._keep[i] = keep
                     self._live_n[i] = int(keep.sum())
         self._live_offset = [int(x) for x in np.cumsum([0, *self._live_n])[:-1]]
+        self._info_types: dict[str, pa.DataType] | None = None
+        self._info_conflicts: list[str] = []
 
     @property
     def n_samples(self) -> int:
@@ -186,6 +198,13 @@ class DatasetReader:
 
     # -- files ---------------------------------------------------------------------------
     def _open(self, rel: str) -> pq.ParquetFile:
+        self._check_file(rel)  # hashing needs no key: outside the keyring's lock
+        with self.keyring.io_lock:
+            return self._open_locked(rel)
+
+    def _check_file(self, rel: str) -> None:
+        """The file at ``rel`` is the one the signed manifest lists there (size, SHA-256),
+        checked once per reader, before anything of it is decrypted."""
         path = self.dir / rel
         if not path.is_file():
             raise IntegrityError(f"{path}: listed in the manifest but missing; the dataset is "
@@ -198,6 +217,10 @@ class DatasetReader:
                                      "for this place (moved, swapped or modified file); "
                                      "refusing to decrypt it")
             self._hashed.add(rel)
+
+    def _open_locked(self, rel: str) -> pq.ParquetFile:
+        path = self.dir / rel
+        self._check_file(rel)
         try:
             props = self.keyring.decryption_properties(str(path))
             pf = pq.ParquetFile(str(path), decryption_properties=props)
@@ -215,23 +238,44 @@ class DatasetReader:
                                  "other keys") from exc
 
     def _read(self, rel: str, columns: Sequence[str] | None, start: int = 1,
-              end: int | None = None) -> pa.Table:
-        """Decrypt ``columns`` (None: every column) of one file, rows within [start, end]."""
+              end: int | None = None,
+              absent: Mapping[str, pa.DataType] | None = None) -> pa.Table:
+        """Decrypt ``columns`` (None: every column) of one file, rows within [start, end].
+
+        A column of ``absent`` that the file does not have comes back as nulls of that type
+        (an INFO column that an older batch was ingested without)."""
+        self._check_file(rel)  # outside the lock: another thread may decrypt meanwhile
+        with self.keyring.io_lock:  # see Keyring.io_lock
+            return self._read_locked(rel, columns, start, end, absent)
+
+    def _read_locked(self, rel: str, columns: Sequence[str] | None, start: int,
+                     end: int | None, absent: Mapping[str, pa.DataType] | None) -> pa.Table:
         pf = self._open(rel)
         if columns is None:
             columns = pf.schema_arrow.names
+        if absent:
+            names = set(pf.schema_arrow.names)
+            fill = [c for c in columns if c not in names and c in absent]
+            if fill:
+                table = self._read(rel, [c for c in columns if c not in fill], start, end)
+                for c in fill:
+                    table = table.append_column(pa.field(c, absent[c]),
+                                                pa.nulls(table.num_rows, absent[c]))
+                return table.select(list(columns))
         try:
             if start > 1 or end is not None:
-                groups = self._row_groups(pf, start, end)
+                groups, inside = self._row_groups(pf, start, end)
                 # "pos" once: a duplicate field makes table.column("pos") raise KeyError
                 wanted = list(dict.fromkeys([*columns, "pos"]))
                 table = pf.read_row_groups(groups, columns=wanted) \
                     if groups else pf.schema_arrow.empty_table().select(wanted)
-                pos = table.column("pos")
-                mask = pc.greater_equal(pos, start)
-                if end is not None:
-                    mask = pc.and_(mask, pc.less_equal(pos, end))
-                table = table.filter(mask).select(list(columns))
+                if not inside:  # some rows of the groups read lie outside [start, end]
+                    pos = table.column("pos")
+                    mask = pc.greater_equal(pos, start)
+                    if end is not None:
+                        mask = pc.and_(mask, pc.less_equal(pos, end))
+                    table = table.filter(mask)
+                table = table.select(list(columns))
             else:
                 table = pf.read(columns=list(columns))
         except VaultError:
@@ -242,18 +286,24 @@ class DatasetReader:
         return table
 
     @staticmethod
-    def _row_groups(pf: pq.ParquetFile, start: int, end: int | None) -> list[int]:
+    def _row_groups(pf: pq.ParquetFile, start: int, end: int | None) -> tuple[list[int], bool]:
+        """Row groups that may hold positions in [start, end], and whether every row of
+        them lies inside (then no row filter is needed: a whole partition is read without
+        copying its genotypes once more)."""
         idx = pf.schema_arrow.get_field_index("pos")
         out = []
+        inside = True
         for g in range(pf.metadata.num_row_groups):
             st = pf.metadata.row_group(g).column(idx).statistics
             if st is None or not st.has_min_max:
                 out.append(g)
+                inside = False
                 continue
             if st.max < start or (end is not None and st.min > end):
                 continue
             out.append(g)
-        return out
+            inside = inside and st.min >= start and (end is None or st.max <= end)
+        return out, inside
 
     # -- samples -------------------------------------------------------------------------
     def samples(self, columns: Sequence[str] | None = None) -> pa.Table:
@@ -276,14 +326,28 @@ class DatasetReader:
         return list(out)
 
     def _sample_columns(self, batch: Batch) -> list[str]:
-        names = self._open(batch.samples_file.path).schema_arrow.names
+        with self.keyring.io_lock:
+            names = self._open(batch.samples_file.path).schema_arrow.names
         return [c for c in names if c not in fmt.SAMPLE_BASE_COLUMNS]
 
     def batch_info(self, batch: Batch) -> dict[str, Any]:
-        """The batch's encrypted information: source name, group columns, QC report."""
-        t = self._read(batch.info_file.path, ["info"])
+        """The batch's encrypted information: source name(s), group columns, QC report (over
+        every source file, parts added later included: vault.store.batchinfo)."""
+        info = self._info(batch.info_file.path)
+        parts = [self._info(p.info_file.path) for p in batch.parts if p.info_file is not None]
+        if not parts:
+            return info
+
+        def labels() -> dict[str, list[str | None]]:
+            t = self._read(batch.samples_file.path, info.get("group_columns", []))
+            return {c: t.column(c).to_pylist() for c in t.column_names}
+
+        return batchinfo.merge(info, parts, labels)
+
+    def _info(self, rel: str) -> dict[str, Any]:
+        t = self._read(rel, ["info"])
         if t.num_rows != 1:
-            raise IntegrityError(f"{self.dir / batch.info_file.path}: expected one row")
+            raise IntegrityError(f"{self.dir / rel}: expected one row")
         info: dict[str, Any] = json.loads(t.column("info")[0].as_py())
         return info
 
@@ -297,6 +361,33 @@ class DatasetReader:
         return t.select(list(columns))
 
     # -- variants ------------------------------------------------------------------------
+    def info_columns(self) -> dict[str, pa.DataType]:
+        """The INFO columns of the dataset's variant files (``info_<ID>`` -> Arrow type), the
+        union over batches, first seen first. A batch ingested without one of them has nulls
+        there. Raises ConfigError if two batches gave the same INFO field different types."""
+        if self._info_types is None:
+            found: dict[str, tuple[pa.DataType, str]] = {}
+            conflicts: list[str] = []
+            for b in self.batches:
+                if not b.variant_files:
+                    continue
+                schema = self._open(b.variant_files[0].path).schema_arrow
+                for f in schema:
+                    if fmt.info_id_of(f.name) is None:
+                        continue
+                    seen = found.setdefault(f.name, (f.type, b.batch))
+                    if seen[0] != f.type:
+                        conflicts.append(f"INFO/{fmt.info_id_of(f.name)} is {seen[0]} in batch "
+                                         f"{seen[1]} but {f.type} in batch {b.batch}")
+            self._info_types = {name: t for name, (t, _) in found.items()}
+            self._info_conflicts = conflicts
+        if self._info_conflicts:
+            raise ConfigError("the batches of dataset "
+                              f"{self.dataset!r} disagree about INFO types: "
+                              + "; ".join(self._info_conflicts[:5])
+                              + " (re-ingest one of them with the same header declaration)")
+        return dict(self._info_types)
+
     def partitions(self, region: Region | None = None) -> list[tuple[int, int]]:
         """(contig index, bin) of every partition overlapping the region, in genome order."""
         contigs = self.contigs
@@ -326,10 +417,13 @@ class DatasetReader:
         """Yield one GenotypeBlock per partition overlapping ``region``, in genome order."""
         if isinstance(region, str):
             region = Region.parse(region)
-        unknown = [c for c in site_columns if c not in fmt.SITE_COLUMNS]
+        info: dict[str, pa.DataType] = {}
+        if any(c not in fmt.SITE_COLUMNS for c in site_columns):
+            info = self.info_columns()
+        unknown = [c for c in site_columns if c not in fmt.SITE_COLUMNS and c not in info]
         if unknown:
             raise ConfigError(f"unknown site column(s) {unknown}; available: "
-                              f"{', '.join(fmt.SITE_COLUMNS)}")
+                              f"{', '.join([*fmt.SITE_COLUMNS, *info])}")
         start, end = (region.start, region.end) if region else (1, None)
         batches = self.batches
         for contig_index, bin_index in self.partitions(region):
@@ -343,7 +437,7 @@ class DatasetReader:
                 cols = list(dict.fromkeys([*site_columns, "pos", "ref", "alt"]))
                 if genotypes:
                     cols.append(fmt.GENOTYPE_COLUMN)
-                per_batch.append(self._read(f.path, cols, start, end))
+                per_batch.append(self._read(f.path, cols, start, end, absent=info))
             block = self._merge(self.contigs[contig_index], per_batch, site_columns, genotypes)
             if block.n_variants:
                 yield block
@@ -388,6 +482,19 @@ class DatasetReader:
             first[rm[unset]] = base + np.flatnonzero(unset)
             base += t.num_rows
         sites = concat.take(pa.array(first))
+        # an INFO field from the first batch that has a value for it (a batch ingested
+        # without that field, or without a value there, does not hide a later batch's value)
+        for name in site_columns:
+            if fmt.info_id_of(name) is None or len(present) < 2:
+                continue
+            col = sites.column(name)
+            if col.null_count == 0:
+                continue
+            for (_, t), rm in zip(present, row_maps, strict=True):
+                at = np.full(n_rows, -1, np.int64)
+                at[rm] = np.arange(t.num_rows)
+                col = pc.coalesce(col, t.column(name).take(pa.array(at, mask=at < 0)))
+            sites = sites.set_column(sites.schema.get_field_index(name), name, col)
         assessed = np.zeros((n_rows, len(batches)), np.bool_)
         packed = np.zeros((n_rows, packed_bytes(n)), np.uint8) if genotypes else None
         tables_by_batch = dict(present)

@@ -39,6 +39,7 @@ def verify_dataset(reader: DatasetReader,
     for b in reader.batches:
         entries: list[tuple[FileEntry, str]] = [(b.samples_file, "samples"),
                                                  (b.info_file, "info")]
+        entries += [(p.info_file, "info") for p in b.parts if p.info_file is not None]
         entries += [(f, "variants") for f in b.variant_files]
         for entry, kind in entries:
             rel = entry.path

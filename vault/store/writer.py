@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vault.errors import IngestError
 from vault.keys.kms import Keyring
 from vault.store import format as fmt
 from vault.store.fsutil import fsync_path, sha256_file
@@ -57,6 +58,9 @@ class BatchWriter:
         self.n_samples = n_samples
         self.bin_size = bin_size
         self.schema = fmt.variant_schema(n_samples)
+        #: the batch's INFO columns (name, type), fixed by the first rows added: every
+        #: variant file of a batch has the same schema
+        self.info: tuple[tuple[str, pa.DataType], ...] | None = None
         self.width = fmt.packed_width(n_samples)
         self.files: list[dict[str, Any]] = []
         self._current: tuple[int, int] | None = None
@@ -92,6 +96,7 @@ class BatchWriter:
         pos = columns["pos"].to_numpy()
         if pos.size == 0:
             return
+        self._check_info(columns)
         bins = pos // self.bin_size
         cuts = np.flatnonzero(np.diff(bins)) + 1
         starts = np.concatenate([[0], cuts])
@@ -110,6 +115,21 @@ class BatchWriter:
             self._writer.write_table(table, row_group_size=self._rows_per_group)
             self._rows += e - s
 
+    def _check_info(self, columns: dict[str, pa.Array]) -> None:
+        """The first rows fix the batch's INFO columns; later rows must bring the same."""
+        info = tuple((name, arr.type) for name, arr in columns.items()
+                     if fmt.info_id_of(name) is not None)
+        if self.info is None:
+            self.info = info
+            self.schema = fmt.variant_schema(self.n_samples, info)
+        elif info != self.info:
+            def show(cols: tuple[tuple[str, pa.DataType], ...]) -> str:
+                return ", ".join(f"{n[len(fmt.INFO_PREFIX):]}:{t}" for n, t in cols) or "none"
+
+            raise IngestError(f"the INFO fields of one batch must be the same in every input "
+                              f"(name and header type): first {show(self.info)}, then "
+                              f"{show(info)}")
+
     def _switch(self, contig_index: int, bin_index: int) -> None:
         key = (contig_index, bin_index)
         if key == self._current:
@@ -120,8 +140,10 @@ class BatchWriter:
         self._path = folder / f"bin{bin_index:06d}.parquet"
         if self._path.exists():
             raise ValueError(f"internal error: partition {key} written twice")
+        info_names = [name for name, _ in self.info or ()]
         self._writer = _writer(self._path, self.schema, self.keyring,
-                               fmt.variant_column_classes(), dictionary=["chrom", "filter"])
+                               fmt.variant_column_classes(info_names),
+                               dictionary=["chrom", "filter"])
         self._current = key
         self._rows = 0
 

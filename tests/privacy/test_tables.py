@@ -1,4 +1,4 @@
-"""Linked-table suppression and binned histograms of the report (no Vault needed)."""
+"""Linked-table suppression (vault.privacy.tables) and binned histograms (no Vault needed)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
+from vault.privacy.tables import Sum, protect_tables
 from vault.query.samplestats import binned
-from vault.report.tables import Sum, protect_tables
 
 K = 11
 

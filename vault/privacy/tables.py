@@ -1,9 +1,10 @@
 """Small-cell and complementary suppression of linked count tables (people per group).
 
-The report shows sample counts in several tables that are tied by sums: per grouping column
-(groups + unlabelled = cohort), per batch and column (groups = batch size), per group over
-batches (batches = the group's total) and cross-tabulations (a row of population × sex sums to
-the population's total, a column to the sex's total). A suppressed cell that is the only
+Used by the data-quality and representation report (vault.report), which shows sample
+counts in several tables that are tied by sums: per grouping column (groups + unlabelled =
+cohort), per batch and column (groups = batch size), per group over batches (batches = the
+group's total) and cross-tabulations (a row of population × sex sums to the population's
+total, a column to the sex's total). A suppressed cell that is the only
 unknown of any one of these sums would be recovered by subtraction.
 
 :func:`protect_tables` takes every cell and every sum, suppresses cells of 1 … k−1 (0 is not
@@ -19,50 +20,54 @@ are not enforced: a suppressed cell may be narrowed to a range, never to one val
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from vault.privacy.cells import is_small
+
+#: a cell id: any hashable value (the report uses tuples such as ("col", column, group))
+C = TypeVar("C", bound=Hashable)
 
 SMALL = "count<k"
 COMPLEMENTARY = "complementary"
 
 
 @dataclass(frozen=True)
-class Sum:
+class Sum(Generic[C]):
     """``total`` (a cell id, or None for a public constant) = Σ ``terms``."""
 
-    total: Hashable | None
-    terms: tuple[Hashable, ...]
+    total: C | None
+    terms: tuple[C, ...]
 
 
 @dataclass
-class Protected:
+class Protected(Generic[C]):
     """Reason per suppressed cell (absent: released)."""
 
-    reasons: dict[Hashable, str] = field(default_factory=dict)
+    reasons: dict[C, str] = field(default_factory=dict)
 
-    def released(self, cell: Hashable) -> bool:
+    def released(self, cell: C) -> bool:
         return cell not in self.reasons
 
 
-def protect_tables(cells: dict[Hashable, int], sums: Iterable[Sum], k: int,
-                   public: Iterable[Hashable] = (),
-                   presuppressed: Iterable[Hashable] | dict[Hashable, str] = ()
-                   ) -> Protected:
+def protect_tables(cells: Mapping[C, int], sums: Iterable[Sum[C]], k: int,
+                   public: Iterable[C] = (),
+                   presuppressed: Iterable[C] | Mapping[C, str] = ()
+                   ) -> Protected[C]:
     """Which cells to suppress (and why) so that no cell of 1 … k−1 shows or follows from a
     sum. ``public`` cells are never suppressed (they must not be small); ``presuppressed``
     cells are suppressed as complementary from the start (e.g. by another rule)."""
     fixed = set(public)
     sums = list(sums)
-    out = Protected()
+    out: Protected[C] = Protected()
     for c, n in cells.items():
         if is_small(int(n), k):
             if c in fixed:
                 raise ValueError(f"public cell {c!r} holds a small count")
             out.reasons[c] = SMALL
-    pre = presuppressed if isinstance(presuppressed, dict) else dict.fromkeys(
-        presuppressed, COMPLEMENTARY)
+    pre: Mapping[C, str] = presuppressed if isinstance(presuppressed, Mapping) else \
+        dict.fromkeys(presuppressed, COMPLEMENTARY)
     for c, why in pre.items():
         if c in cells and c not in out.reasons and c not in fixed:
             out.reasons[c] = why
@@ -85,7 +90,7 @@ def protect_tables(cells: dict[Hashable, int], sums: Iterable[Sum], k: int,
         out.reasons[near[0][2]] = COMPLEMENTARY
 
 
-def _pinned(cells: dict[Hashable, int], sums: list[Sum], out: Protected) -> list[Hashable]:
+def _pinned(cells: Mapping[C, int], sums: list[Sum[C]], out: Protected[C]) -> list[C]:
     """Suppressed cells that the released cells and all sums together fix to one value
     (linear programming over non-negative counts)."""
     import numpy as np
@@ -124,8 +129,8 @@ def _pinned(cells: dict[Hashable, int], sums: list[Sum], out: Protected) -> list
     return pinned
 
 
-def _single_unknowns(cells: dict[Hashable, int], sums: list[Sum], fixed: set[Hashable],
-                     out: Protected) -> None:
+def _single_unknowns(cells: Mapping[C, int], sums: list[Sum[C]], fixed: set[C],
+                     out: Protected[C]) -> None:
     changed = True
     while changed:
         changed = False
