@@ -164,7 +164,9 @@ def split_regions(vcf: Path, parts: int) -> list[Path]:
         lo, hi = bounds[k] + 1, bounds[k + 1]
         region = f"{chrom}:{lo}-{hi}"
         tmp = path.with_name(path.name + ".part")
-        subprocess.run(["bcftools", "view", "--no-version", "-r", region, "-Oz", "-o", str(tmp),
+        # -t keeps the records whose POS is in the range (-r would also keep a record that
+        # only overlaps it, which then lands in two files)
+        subprocess.run(["bcftools", "view", "--no-version", "-t", region, "-Oz", "-o", str(tmp),
                         str(vcf)], check=True)
         tmp.replace(path)
     return out

@@ -12,9 +12,9 @@ Modes (``--format`` takes a comma-separated list):
 
 * ``vcf``: the bgzipped VCF (``genovault ingest`` vs ``plink2 --vcf``) -> ``ratio``;
 * ``bcf``: the same cohort as BCF (``bcftools view -Ob``; vs ``plink2 --bcf``) -> ``bcf_ratio``;
-* ``--split N``: the VCF cut into N per-region files ingested as one batch
-  (``vault.ingest.pipeline.ingest`` with a list of paths; plink2 runs on each part, times
-  summed) -> ``split_ratio``;
+* ``--split N``: the VCF cut into N per-region files (``bcftools view -t``) ingested as one
+  batch (``genovault ingest part1 … partN``; plink2 runs on each part, times summed)
+  -> ``split_ratio``;
 * ``--rss-50k``: one more ingest of a 50,000-sample cohort of ``--seq-len-50k`` bp, for the
   peak RSS at that width -> ``peak_rss_mb_50k`` (also filled when ``--samples`` >= 50,000).
 
@@ -53,22 +53,6 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.cohort import cohort_bcf, simulate_cohort, split_regions  # noqa: E402
 from vault.keys.bootstrap import bootstrap, mint_role_token  # noqa: E402
 from vault.keys.devserver import dev_server  # noqa: E402
-
-#: the child that ingests several files as one batch (the Python API: the CLI may not yet
-#: take several files)
-SPLIT_CHILD = r"""
-import json, os, sys, time
-from pathlib import Path
-t0 = time.perf_counter()
-import hvac
-from vault.ingest.pipeline import IngestOptions, ingest
-from vault.store.dataset import Store
-paths = [Path(p) for p in sys.argv[2:]]
-client = hvac.Client(url=os.environ["VAULT_ADDR"], token=os.environ["VAULT_TOKEN"])
-ingest(paths, sys.argv[1], client=client, store=Store(Path(os.environ["GENOVAULT_STORE"])),
-       options=IngestOptions(progress=False))
-print(json.dumps({"seconds": time.perf_counter() - t0}))
-"""
 
 
 def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
@@ -150,9 +134,10 @@ class Bench:
         return wall, json.loads(out)["seconds"], rss
 
     def ours_split(self, paths: list[Path]) -> tuple[float, float, float]:
-        wall, rss, out = self._run_ours([sys.executable, "-c", SPLIT_CHILD, "bench",
-                                         *map(str, paths)])
-        return wall, json.loads(out.strip().splitlines()[-1])["seconds"], rss
+        """`genovault ingest part1 part2 … -d bench`: the parts as one batch."""
+        wall, rss, out = self._run_ours([sys.executable, "-m", "vault.cli", "ingest",
+                                         *map(str, paths), "-d", "bench", "--json"])
+        return wall, json.loads(out)["seconds"], rss
 
     def plink(self, flag: str, path: Path) -> tuple[float, float]:
         prefix = self.tmp / "plink"
@@ -216,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown --format {', '.join(sorted(unknown))}: use vcf and/or bcf")
     if args.split > 1 and not multi_file_ingest_available():
         raise SystemExit("--split needs vault.ingest.pipeline.ingest to take a list of paths "
-                         "(one batch from several files); this checkout's ingest takes one "
-                         "path, so the split mode cannot run here")
+                         "(one batch from several files, `genovault ingest FILE...`); this "
+                         "checkout's ingest takes one path, so the split mode cannot run here")
 
     vcf = simulate_cohort(args.samples, sequence_length=args.seq_len)
     n_samples, n_records = count_records(vcf)
