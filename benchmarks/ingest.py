@@ -246,7 +246,11 @@ def main(argv: list[str] | None = None) -> int:
             parts = split_regions(vcf, args.split)
 
             def plink_parts() -> tuple[float, float]:
-                times = [bench.plink("--vcf", p) for p in parts]
+                times, cpu = [], 0.0
+                for p in parts:
+                    times.append(bench.plink("--vcf", p))
+                    cpu += LAST_CPU[0]
+                LAST_CPU[0] = cpu  # every part's CPU, not only the last one's
                 return sum(t for t, _ in times), max(m for _, m in times)
 
             r = compare(f"split{args.split}", args.runs, bench, lambda: bench.ours_split(parts),
