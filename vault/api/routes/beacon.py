@@ -36,7 +36,19 @@ from vault.policy.model import QueryRequest
 from vault.query import advanced, sitefilter
 from vault.query.service import MAX_TABLE_PAGE, FilterTally, Selection
 
-router = APIRouter(prefix="/beacon/v2", tags=["beacon"])
+_DOCUMENT = {"application/json": {"schema": {"type": "object",
+                                             "description": "a Beacon v2 document"}}}
+#: every answer, refusals too, is a Beacon v2 document (errors: beaconErrorResponse; a body
+#: that is not JSON at all: the API's usual error object)
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": what, "content": _DOCUMENT}
+    for code, what in ((400, "bad request (beaconErrorResponse)"),
+                       (401, "no valid token (beaconErrorResponse)"),
+                       (403, "refused by the policy (beaconErrorResponse)"),
+                       (404, "no such dataset, or not visible to the caller"),
+                       (422, "the body is not JSON"), (429, "rate limit or budget exhausted"),
+                       (500, "server error"), (503, "Vault or the audit trail unavailable"))}
+router = APIRouter(prefix="/beacon/v2", tags=["beacon"], responses=_RESPONSES)
 
 DatasetId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
                                 description="dataset id")]
@@ -61,35 +73,42 @@ def _info(request: Request) -> JSONResponse:
     return _doc(br.info_document(_base(request), request.app.version))
 
 
-for _path in ("", "/", "/info"):
-    router.add_api_route(_path, _info, methods=["GET", "POST"], summary="Beacon info",
-                         include_in_schema=_path == "/info")
-
-
-@router.get("/service-info", summary="GA4GH service-info")
 def service_info(request: Request) -> JSONResponse:
     return _doc(br.service_info(_base(request), request.app.version))
 
 
-@router.api_route("/configuration", methods=["GET", "POST"], summary="Beacon configuration")
-def configuration() -> JSONResponse:
+def configuration(request: Request) -> JSONResponse:
     return _doc(br.configuration())
 
 
-@router.api_route("/map", methods=["GET", "POST"], summary="Beacon map")
 def beacon_map(request: Request) -> JSONResponse:
     return _doc(br.beacon_map(_base(request)))
 
 
-@router.api_route("/entry_types", methods=["GET", "POST"], summary="Beacon entry types")
-def entry_types() -> JSONResponse:
+def entry_types(request: Request) -> JSONResponse:
     return _doc(br.entry_types())
 
 
-@router.api_route("/filtering_terms", methods=["GET", "POST"],
-                  summary="Beacon filtering terms (none are supported)")
-def filtering_terms() -> JSONResponse:
+def filtering_terms(request: Request) -> JSONResponse:
     return _doc(br.filtering_terms())
+
+
+for _path, _view, _summary, _methods in (
+        ("", _info, "Beacon info", ("GET", "POST")),
+        ("/", _info, "Beacon info", ("GET", "POST")),
+        ("/info", _info, "Beacon info", ("GET", "POST")),
+        ("/service-info", service_info, "GA4GH service-info", ("GET",)),
+        ("/configuration", configuration, "Beacon configuration", ("GET", "POST")),
+        ("/map", beacon_map, "Beacon map", ("GET", "POST")),
+        ("/entry_types", entry_types, "Beacon entry types", ("GET", "POST")),
+        ("/filtering_terms", filtering_terms, "Beacon filtering terms (none are supported)",
+         ("GET", "POST"))):
+    for _method in _methods:
+        router.add_api_route(_path, _view, methods=[_method], summary=_summary,
+                             operation_id=f"beacon_{_path.strip('/') or 'root'}_"
+                                          f"{'slash_' if _path == '/' else ''}"
+                                          f"{_method.lower()}".replace("-", "_"),
+                             include_in_schema=_path not in ("", "/"))
 
 
 # -- errors -----------------------------------------------------------------------------
