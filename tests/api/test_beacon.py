@@ -345,3 +345,29 @@ def test_beacon__bad_requests_are_beacon_errors_and_audited(api: Api, as_user: C
     assert why in body["error"]["errorMessage"]
     (qid,) = body["info"]["queryIds"]
     assert _audited(api, [qid])[qid]["result"]["status"] == 400
+
+
+def test_beacon__rate_limit_refusal_is_a_beacon_error(api: Api, as_user: Client) -> None:
+    """The role's rate limit (3 per 20 s) applies to Beacon answers like to /v1 ones."""
+    c = as_user("limited")
+    params = {"referenceName": "20", "start": 99_999, "end": 100_500,
+              "requestedGranularity": "count"}
+    for _ in range(5):
+        r = c.get(B + "/datasets/demo/g_variants", params=params)
+        if r.status_code != 200:
+            break
+        validate(r.json(), COUNT)
+    assert r.status_code == 429, r.text
+    body = r.json()
+    validate(body, ERROR)
+    assert int(r.headers["retry-after"]) >= 1
+    (qid,) = body["info"]["queryIds"]
+    assert _audited(api, [qid])[qid]["result"]["reasons"] == ["rate_limited"]
+
+
+def test_beacon__post_without_a_body_is_a_request_without_parameters(as_user: Client) -> None:
+    r = as_user("researcher-a").post(B + "/datasets/ceu/g_variants")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    validate(body, BOOLEAN)
+    assert body["responseSummary"]["exists"] is True

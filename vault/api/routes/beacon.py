@@ -63,6 +63,11 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def _or_empty(body: Any) -> Any:
+    """A POST without a body asks what a GET without parameters asks."""
+    return {"meta": {}} if body is None else body
+
+
 def _doc(doc: dict[str, Any], status: int = 200,
          headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(doc, status_code=status, headers=headers)
@@ -176,7 +181,7 @@ def datasets_get(request: Request, services: ServicesDep) -> JSONResponse:
 def datasets_post(request: Request, services: ServicesDep,
                   body: BeaconBody = None) -> JSONResponse:
     try:
-        req = parse_body(body if body is not None else {"meta": {}})
+        req = parse_body(_or_empty(body))
     except BeaconError as exc:
         return _refuse_bad_request(request, services, exc)
     return _datasets(request, services, req)
@@ -328,7 +333,7 @@ def g_variants_get(request: Request, services: ServicesDep) -> JSONResponse:
 @router.post("/g_variants", summary="genomic variations over the datasets visible to the caller")
 def g_variants_post(request: Request, services: ServicesDep,
                     body: BeaconBody = None) -> JSONResponse:
-    return _g_variants(request, services, lambda: parse_body(body), None)
+    return _g_variants(request, services, lambda: parse_body(_or_empty(body)), None)
 
 
 @router.get("/datasets/{dataset}/g_variants", summary="genomic variations of one dataset")
@@ -340,4 +345,4 @@ def dataset_g_variants_get(request: Request, services: ServicesDep,
 @router.post("/datasets/{dataset}/g_variants", summary="genomic variations of one dataset")
 def dataset_g_variants_post(request: Request, services: ServicesDep, dataset: DatasetId,
                             body: BeaconBody = None) -> JSONResponse:
-    return _g_variants(request, services, lambda: parse_body(body), dataset)
+    return _g_variants(request, services, lambda: parse_body(_or_empty(body)), dataset)
