@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from vault.api import logs
 from vault.api import models as m
 from vault.api.deps import Services
-from vault.api.routes import budget, datasets, ops, report, statistics
+from vault.api.routes import beacon, budget, datasets, ops, report, statistics
 
 _TITLES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
            405: "method_not_allowed", 413: "too_large", 422: "invalid_request",
@@ -107,6 +107,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     log = logs.configure()
     app.include_router(ops.router)
+    app.include_router(beacon.router)  # Beacon v2: errors as Beacon error documents
     for router in (datasets.router, statistics.router, budget.router, report.router):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)  # inside observe: 413s are counted

@@ -1,0 +1,348 @@
+"""GA4GH Beacon v2 under ``/beacon/v2``: the framework's informational endpoints and the
+genomic variations entry type, on the same guard, policy and query service as ``/v1``.
+
+Every ``g_variants`` answer of a dataset is one ``Guard.run``: one policy decision (action
+``presence`` for a boolean or count answer to a sequence query naming both alleles,
+``frequency`` otherwise), the same disclosure control (small cells, rare variants, DP noise
+and budget for the registered tier) and one audit record, whose ``query_id`` the Beacon
+response carries in ``info``. A dataset that is hidden from the caller answers exactly like
+one that does not exist. The informational documents (info, service-info, configuration,
+map, entry types, filtering terms) say nothing about any dataset and need no token; every
+other endpoint needs one (docs/beacon.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Path, Request
+from fastapi.responses import JSONResponse
+
+from vault.api.deps import ServicesDep
+from vault.api.guard import Outcome, disclosure_of
+from vault.beacon import response as br
+from vault.beacon.request import (
+    BeaconError,
+    BeaconRequest,
+    VariantQuery,
+    parse_body,
+    parse_query,
+    resolve_contig,
+)
+from vault.errors import ConfigError
+from vault.policy import visible_datasets
+from vault.policy.model import QueryRequest
+from vault.query import advanced, sitefilter
+from vault.query.service import MAX_TABLE_PAGE, FilterTally, Selection
+
+_DOCUMENT = {"application/json": {"schema": {"type": "object",
+                                             "description": "a Beacon v2 document"}}}
+#: every answer, refusals too, is a Beacon v2 document (errors: beaconErrorResponse; a body
+#: that is not JSON at all: the API's usual error object)
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": what, "content": _DOCUMENT}
+    for code, what in ((400, "bad request (beaconErrorResponse)"),
+                       (401, "no valid token (beaconErrorResponse)"),
+                       (403, "refused by the policy (beaconErrorResponse)"),
+                       (404, "no such dataset, or not visible to the caller"),
+                       (422, "the body is not JSON"), (429, "rate limit or budget exhausted"),
+                       (500, "server error"), (503, "Vault or the audit trail unavailable"))}
+router = APIRouter(prefix="/beacon/v2", tags=["beacon"], responses=_RESPONSES)
+
+DatasetId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+                                description="dataset id")]
+BeaconBody = Annotated[Any, Body(description="a Beacon v2 request body (beaconRequestBody)")]
+#: the disclosure fields a Beacon answer repeats (not omitted_variants or new_cells: counts of
+#: the variants that were not released would say that a rare variant exists)
+_SHOWN = ("tier", "k", "noise", "epsilon_per_query", "epsilon_spent", "epsilon_remaining",
+          "epsilon_budget", "presence_threshold", "suppressed_cells", "rare_variant_cells")
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _or_empty(body: Any) -> Any:
+    """A POST without a body asks what a GET without parameters asks."""
+    return {"meta": {}} if body is None else body
+
+
+def _doc(doc: dict[str, Any], status: int = 200,
+         headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(doc, status_code=status, headers=headers)
+
+
+# -- informational endpoints (no data: public) ------------------------------------------
+def _info(request: Request) -> JSONResponse:
+    return _doc(br.info_document(_base(request), request.app.version))
+
+
+def service_info(request: Request) -> JSONResponse:
+    return _doc(br.service_info(_base(request), request.app.version))
+
+
+def configuration(request: Request) -> JSONResponse:
+    return _doc(br.configuration())
+
+
+def beacon_map(request: Request) -> JSONResponse:
+    return _doc(br.beacon_map(_base(request)))
+
+
+def entry_types(request: Request) -> JSONResponse:
+    return _doc(br.entry_types())
+
+
+def filtering_terms(request: Request) -> JSONResponse:
+    return _doc(br.filtering_terms())
+
+
+for _path, _view, _summary, _methods in (
+        ("", _info, "Beacon info", ("GET", "POST")),
+        ("/", _info, "Beacon info", ("GET", "POST")),
+        ("/info", _info, "Beacon info", ("GET", "POST")),
+        ("/service-info", service_info, "GA4GH service-info", ("GET",)),
+        ("/configuration", configuration, "Beacon configuration", ("GET", "POST")),
+        ("/map", beacon_map, "Beacon map", ("GET", "POST")),
+        ("/entry_types", entry_types, "Beacon entry types", ("GET", "POST")),
+        ("/filtering_terms", filtering_terms, "Beacon filtering terms (none are supported)",
+         ("GET", "POST"))):
+    for _method in _methods:
+        router.add_api_route(_path, _view, methods=[_method], summary=_summary,
+                             operation_id=f"beacon_{_path.strip('/') or 'root'}_"
+                                          f"{'slash_' if _path == '/' else ''}"
+                                          f"{_method.lower()}".replace("-", "_"),
+                             include_in_schema=_path not in ("", "/"))
+
+
+# -- errors -----------------------------------------------------------------------------
+def _error(req: BeaconRequest | None, exc: HTTPException, qids: list[str]) -> JSONResponse:
+    headers = dict(exc.headers or {})
+    qid = headers.get("X-Query-Id")
+    if qid and qid not in qids:
+        qids = [*qids, qid]
+    return _doc(br.error_response(req, exc.status_code, str(exc.detail), qids),
+                exc.status_code, headers)
+
+
+def _refuse_bad_request(request: Request, services: Any, exc: BeaconError) -> JSONResponse:
+    """A request that cannot be understood: authenticated and audited like any other
+    (a 400 of the guard), then answered as a Beacon error."""
+    def compute(decision: Any) -> Outcome:
+        raise ConfigError(exc.message)
+
+    try:
+        services.guard.run(request, QueryRequest(action="list_datasets"), compute,
+                           {"beacon_error": exc.message})
+    except HTTPException as refused:
+        return _error(None, refused, [])
+    raise AssertionError("unreachable: the computation always fails")  # pragma: no cover
+
+
+# -- datasets ---------------------------------------------------------------------------
+def _visible(request: Request, services: Any) -> list[str]:
+    principal = request.state.principal
+    present = set(services.store.list())
+    return [d for d in visible_datasets(principal, services.guard.policies.current())
+            if d in present]
+
+
+def _datasets(request: Request, services: Any, req: BeaconRequest) -> JSONResponse:
+    def compute(decision: Any) -> Outcome:
+        policy = services.guard.policies.current()
+        out = []
+        for d in _visible(request, services):
+            info = policy.datasets.get(d)
+            entry: dict[str, Any] = {"id": d, "name": d}
+            if info is not None and info.description:
+                entry["description"] = info.description
+            out.append(entry)
+        return Outcome({"collections": out}, len(out))
+
+    try:
+        body = services.guard.run(request, QueryRequest(action="list_datasets"), compute,
+                                  {"beacon": req.summary()})
+    except HTTPException as exc:
+        return _error(req, exc, [])
+    return _doc(br.datasets_response(req, body["collections"], body["query_id"]))
+
+
+@router.get("/datasets", summary="datasets visible to the caller (Beacon collections)")
+def datasets_get(request: Request, services: ServicesDep) -> JSONResponse:
+    try:
+        req = parse_query(request.query_params)
+    except BeaconError as exc:
+        return _refuse_bad_request(request, services, exc)
+    return _datasets(request, services, req)
+
+
+@router.post("/datasets", summary="datasets visible to the caller (Beacon collections)")
+def datasets_post(request: Request, services: ServicesDep,
+                  body: BeaconBody = None) -> JSONResponse:
+    try:
+        req = parse_body(_or_empty(body))
+    except BeaconError as exc:
+        return _refuse_bad_request(request, services, exc)
+    return _datasets(request, services, req)
+
+
+# -- genomic variations -----------------------------------------------------------------
+def _selection(v: VariantQuery, chrom: str | None) -> Selection:
+    if v.reference_name is not None and chrom is None:
+        return Selection(variants=())  # a sequence the dataset does not have: nothing
+    region = v.region(chrom) if chrom is not None else None
+    return Selection(region=region, site_filter=sitefilter.parse(v.filter_text()),
+                     tally=FilterTally())
+
+
+def _shown(disclosure: dict[str, Any] | None) -> dict[str, Any]:
+    d = disclosure or {}
+    return {k: d[k] for k in _SHOWN if k in d}
+
+
+def _one_dataset(request: Request, services: Any, req: BeaconRequest,
+                 dataset: str) -> br.DatasetAnswer:
+    """One dataset's answer: one Guard.run (decision, disclosure control, audit record)."""
+    v = req.variant
+    exact = v.exact_allele()
+    presence = exact is not None and req.granularity in ("boolean", "count")
+    qreq = QueryRequest(action="presence" if presence else "frequency", dataset=dataset,
+                        variant_count=1 if exact is not None else None)
+    base = _base(request)
+
+    def compute(decision: Any) -> Outcome:
+        svc = services.query
+        disclosure = disclosure_of(decision)
+        version = svc.version(dataset)
+        chrom = resolve_contig(v.reference_name, version.manifest.contigs) \
+            if v.reference_name is not None else None
+        if presence:
+            assert exact is not None
+            pos, ref, alt = exact
+            body = advanced.presence(svc, dataset, chrom or str(v.reference_name), pos, ref,
+                                     alt, disclosure)
+            found = body["exists"] is True
+            return Outcome({"exists": found, "count": int(found), "records": [],
+                            "dataset_version": body["dataset_version"],
+                            "disclosure": body["disclosure"]}, 1)
+        sel = _selection(v, chrom)
+        if req.granularity == "boolean":
+            page = svc.statistic(dataset, "frequency", sel, None, disclosure, 0, 1)
+            return Outcome({"exists": page["count"] > 0, "count": None, "records": [],
+                            "dataset_version": page["dataset_version"],
+                            "disclosure": page["disclosure"]}, page["count"])
+        env, _ = svc.statistic_table(dataset, "frequency", sel, None, disclosure, 0,
+                                     MAX_TABLE_PAGE)
+        total = int(env["count"])
+        records: list[dict[str, Any]] = []
+        shown = env["disclosure"]
+        if req.granularity == "record" and req.include != "NONE":
+            page = svc.statistic(dataset, "frequency", sel, None, disclosure, req.offset,
+                                 req.limit)
+            shown = page["disclosure"]
+            rows = page["variants"]
+            by_column = _group_cells(svc, dataset, sel, decision, disclosure, req, rows)
+            records = [br.variant_record(dataset, page["dataset_version"], row,
+                                         {c: cells[i] for c, cells in by_column.items()},
+                                         base)
+                       for i, row in enumerate(rows)]
+        return Outcome({"exists": total > 0, "count": total, "records": records,
+                        "dataset_version": env["dataset_version"], "disclosure": shown},
+                       len(records) if records else total)
+
+    body = services.guard.run(request, qreq, compute, {"beacon": req.summary()})
+    return br.DatasetAnswer(dataset=dataset, query_id=body["query_id"],
+                            exists=bool(body["exists"]), count=body["count"],
+                            records=body["records"],
+                            info={"datasetVersion": body["dataset_version"],
+                                  "disclosure": _shown(body.get("disclosure"))})
+
+
+def _group_cells(svc: Any, dataset: str, sel: Selection, decision: Any, disclosure: Any,
+                 req: BeaconRequest, rows: list[dict[str, Any]]
+                 ) -> dict[str, list[dict[str, Any]]]:
+    """Per group column the role may group by: the released group cells of the page's
+    variants (the same page: which variants are listed never depends on the grouping)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    if not rows:
+        return out
+    key = [(r["chrom"], r["pos"], r["ref"], r["alt"]) for r in rows]
+    for column in getattr(decision.obligations, "allowed_group_by", ()) or ():
+        try:
+            page = svc.statistic(dataset, "frequency", sel, column, disclosure, req.offset,
+                                 req.limit)
+        except ConfigError:
+            continue  # a column the role names but this dataset does not have
+        got = page["variants"]
+        if [(r["chrom"], r["pos"], r["ref"], r["alt"]) for r in got] != key:
+            continue  # never mix up variants
+        out[column] = [r.get("groups") or {} for r in got]
+    return out
+
+
+def _g_variants(request: Request, services: Any, parse: Callable[[], BeaconRequest],
+                dataset: str | None) -> JSONResponse:
+    try:
+        req = parse()
+    except BeaconError as exc:
+        return _refuse_bad_request(request, services, exc)
+    qids: list[str] = []
+    if dataset is not None:
+        names = [dataset]
+    elif req.dataset_ids is not None:
+        names = list(dict.fromkeys(req.dataset_ids))
+    else:
+        def listing(decision: Any) -> Outcome:
+            names = _visible(request, services)
+            return Outcome({"datasets": names}, len(names))
+
+        try:
+            listed = services.guard.run(request, QueryRequest(action="list_datasets"),
+                                        listing, {"beacon": req.summary()})
+        except HTTPException as exc:
+            return _error(req, exc, qids)
+        qids.append(listed["query_id"])
+        names = listed["datasets"]
+    answers: list[br.DatasetAnswer] = []
+    refused: list[dict[str, Any]] = []
+    for name in names:
+        try:
+            answer = _one_dataset(request, services, req, name)
+        except HTTPException as exc:
+            qid = (exc.headers or {}).get("X-Query-Id")
+            if exc.status_code == 404 and dataset is None:
+                # absent or hidden: the same words either way
+                if qid:
+                    qids.append(qid)
+                refused.append({"id": name, "errorCode": 404, "queryId": qid,
+                                "errorMessage": str(exc.detail)})
+                continue
+            return _error(req, exc, qids)
+        qids.append(answer.query_id)
+        answers.append(answer)
+    unapplied = [str(f.get("id")) for f in req.filters]
+    return _doc(br.g_variants_response(req, answers, refused, qids, unapplied))
+
+
+@router.get("/g_variants", summary="genomic variations over the datasets visible to the caller")
+def g_variants_get(request: Request, services: ServicesDep) -> JSONResponse:
+    return _g_variants(request, services, lambda: parse_query(request.query_params), None)
+
+
+@router.post("/g_variants", summary="genomic variations over the datasets visible to the caller")
+def g_variants_post(request: Request, services: ServicesDep,
+                    body: BeaconBody = None) -> JSONResponse:
+    return _g_variants(request, services, lambda: parse_body(_or_empty(body)), None)
+
+
+@router.get("/datasets/{dataset}/g_variants", summary="genomic variations of one dataset")
+def dataset_g_variants_get(request: Request, services: ServicesDep,
+                           dataset: DatasetId) -> JSONResponse:
+    return _g_variants(request, services, lambda: parse_query(request.query_params), dataset)
+
+
+@router.post("/datasets/{dataset}/g_variants", summary="genomic variations of one dataset")
+def dataset_g_variants_post(request: Request, services: ServicesDep, dataset: DatasetId,
+                            body: BeaconBody = None) -> JSONResponse:
+    return _g_variants(request, services, lambda: parse_body(_or_empty(body)), dataset)

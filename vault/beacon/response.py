@@ -1,0 +1,247 @@
+"""Beacon v2 response documents: meta sections, the framework's informational documents
+(info, service-info, configuration, map, entry types, filtering terms), boolean / count /
+result-set responses, errors, and genomic variation records built from the query service's
+protected frequency rows (aggregates only: never a sample, an individual or a genotype)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vault.beacon.request import BeaconRequest, default_summary
+
+BEACON_ID = "org.genovault.beacon"
+API_VERSION = "v2.0.0"
+NAME = "GenoVault Beacon"
+SCHEMA_BASE = "https://raw.githubusercontent.com/ga4gh-beacon/beacon-v2/main/"
+GV_SCHEMA = {"entityType": "genomicVariation",
+             "schema": SCHEMA_BASE + "models/json/beacon-v2-default-model/genomicVariations/"
+                                     "defaultSchema.json"}
+DATASET_SCHEMA = {"entityType": "dataset",
+                  "schema": SCHEMA_BASE + "models/json/beacon-v2-default-model/datasets/"
+                                          "defaultSchema.json"}
+#: Beacon security levels -> the access policy's tiers (docs/beacon.md)
+SECURITY_LEVELS = {"REGISTERED": "registered", "CONTROLLED": "controlled"}
+
+
+@dataclass
+class DatasetAnswer:
+    """What one dataset answered (after its own policy decision and audit record)."""
+
+    dataset: str
+    query_id: str
+    exists: bool
+    count: int | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def info_meta(entity: str, schema: str) -> dict[str, Any]:
+    return {"beaconId": BEACON_ID, "apiVersion": API_VERSION,
+            "returnedSchemas": [{"entityType": entity, "schema": schema}]}
+
+
+def response_meta(req: BeaconRequest | None, granularity: str,
+                  schemas: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"beaconId": BEACON_ID, "apiVersion": API_VERSION,
+            "returnedGranularity": granularity,
+            "receivedRequestSummary": req.summary() if req is not None else default_summary(),
+            "returnedSchemas": schemas}
+
+
+def organization(base_url: str) -> dict[str, Any]:
+    return {"id": "genovault", "name": "GenoVault", "welcomeUrl": base_url}
+
+
+def info_document(base_url: str, version: str) -> dict[str, Any]:
+    return {"meta": info_meta("info", "beacon-info-v2.0.0"),
+            "response": {"id": BEACON_ID, "name": NAME, "apiVersion": API_VERSION,
+                         "environment": "prod", "version": version,
+                         "description": "Aggregate genomic variation answers over encrypted "
+                                        "cohorts: every answer is a policy decision with "
+                                        "small-cell suppression, differential privacy for "
+                                        "registered users, and an audit record.",
+                         "organization": organization(base_url)}}
+
+
+def service_info(base_url: str, version: str) -> dict[str, Any]:
+    return {"id": BEACON_ID, "name": NAME,
+            "type": {"group": "org.ga4gh", "artifact": "beacon", "version": API_VERSION},
+            "description": "GA4GH Beacon v2 over GenoVault's policy-enforced query service",
+            "organization": {"name": "GenoVault", "url": base_url},
+            "environment": "prod", "version": version}
+
+
+def _entry_types() -> dict[str, Any]:
+    return {
+        "genomicVariation": {
+            "id": "genomicVariation", "name": "Genomic Variants",
+            "ontologyTermForThisType": {"id": "ENSGLOSSARY:0000092", "label": "Variant"},
+            "partOfSpecification": "Beacon v2.0.0",
+            "description": "A variant (one ALT allele of a VCF record, multiallelic records "
+                           "split) with its aggregate frequencies; never case-level data.",
+            "defaultSchema": {"id": "ga4gh-beacon-variant-v2.0.0",
+                              "name": "Default schema for a genomic variation",
+                              "referenceToSchemaDefinition": GV_SCHEMA["schema"],
+                              "schemaVersion": "v2.0.0"},
+            "additionallySupportedSchemas": [],
+        },
+        "dataset": {
+            "id": "dataset", "name": "Dataset",
+            "ontologyTermForThisType": {"id": "NCIT:C47824", "label": "Data set"},
+            "partOfSpecification": "Beacon v2.0.0",
+            "description": "A cohort held in the vault.",
+            "defaultSchema": {"id": "ga4gh-beacon-dataset-v2.0.0",
+                              "name": "Default schema for datasets",
+                              "referenceToSchemaDefinition": DATASET_SCHEMA["schema"],
+                              "schemaVersion": "v2.0.0"},
+            "aCollectionOf": [{"id": "genomicVariation", "name": "Genomic Variants"}],
+            "additionallySupportedSchemas": [],
+        },
+    }
+
+
+def configuration() -> dict[str, Any]:
+    return {"meta": info_meta("configuration", "beacon-configuration-v2.0.0"),
+            "response": {"$schema": SCHEMA_BASE + "framework/json/configuration/"
+                                                  "beaconConfigurationSchema.json",
+                         "maturityAttributes": {"productionStatus": "PROD"},
+                         "securityAttributes": {"defaultGranularity": "boolean",
+                                                "securityLevels": list(SECURITY_LEVELS)},
+                         "entryTypes": _entry_types()}}
+
+
+def entry_types() -> dict[str, Any]:
+    return {"meta": info_meta("entryType", "beacon-entry-types-v2.0.0"),
+            "response": {"entryTypes": _entry_types()}}
+
+
+def beacon_map(base_url: str) -> dict[str, Any]:
+    root = base_url.rstrip("/") + "/beacon/v2"
+    return {"meta": info_meta("map", "beacon-map-v2.0.0"),
+            "response": {"$schema": SCHEMA_BASE + "framework/json/configuration/"
+                                                  "beaconMapSchema.json",
+                         "endpointSets": {
+                             "genomicVariation": {
+                                 "entryType": "genomicVariation",
+                                 "rootUrl": root + "/g_variants",
+                                 "openAPIEndpointsDefinition": base_url.rstrip("/")
+                                 + "/openapi.json"},
+                             "dataset": {
+                                 "entryType": "dataset", "rootUrl": root + "/datasets",
+                                 "openAPIEndpointsDefinition": base_url.rstrip("/")
+                                 + "/openapi.json",
+                                 "endpoints": {"genomicVariation": {
+                                     "returnedEntryType": "genomicVariation",
+                                     "url": root + "/datasets/{id}/g_variants"}}}}}}
+
+
+def filtering_terms() -> dict[str, Any]:
+    return {"meta": info_meta("filteringTerm", "beacon-filtering-terms-v2.0.0"),
+            "response": {"filteringTerms": []}}
+
+
+def datasets_response(req: BeaconRequest, collections: list[dict[str, Any]],
+                      query_id: str) -> dict[str, Any]:
+    return {"meta": response_meta(req, "record", [DATASET_SCHEMA]),
+            "responseSummary": {"exists": bool(collections),
+                                "numTotalResults": len(collections)},
+            "response": {"collections": collections},
+            "info": {"queryIds": [query_id]}}
+
+
+def error_response(req: BeaconRequest | None, status: int, message: str,
+                   query_ids: list[str]) -> dict[str, Any]:
+    granularity = req.granularity if req is not None else "boolean"
+    return {"meta": response_meta(req, granularity, []),
+            "error": {"errorCode": status, "errorMessage": message},
+            "info": {"queryIds": query_ids}}
+
+
+def g_variants_response(req: BeaconRequest, answers: list[DatasetAnswer],
+                        refused: list[dict[str, Any]], query_ids: list[str],
+                        unapplied_filters: list[str]) -> dict[str, Any]:
+    """The boolean, count or result-set response for the answers of the datasets asked."""
+    exists = any(a.exists for a in answers)
+    info: dict[str, Any] = {"queryIds": query_ids}
+    if refused:
+        info["refusedDatasets"] = refused
+    if unapplied_filters:
+        info["unappliedFilters"] = unapplied_filters
+    granularity = req.granularity
+    if granularity == "record" and req.include == "NONE":
+        granularity = "count"
+    summary: dict[str, Any] = {"exists": exists}
+    if granularity in ("count", "record"):
+        summary["numTotalResults"] = sum(a.count or 0 for a in answers)
+    doc: dict[str, Any] = {"meta": response_meta(req, granularity, [GV_SCHEMA]),
+                           "responseSummary": summary, "info": info}
+    if granularity != "record":
+        info["datasets"] = [{"id": a.dataset, "queryId": a.query_id, **a.info}
+                            for a in answers]
+        return doc
+    keep = {"ALL": lambda a: True, "HIT": lambda a: a.exists,
+            "MISS": lambda a: not a.exists}[req.include]
+    doc["response"] = {"resultSets": [
+        {"id": a.dataset, "setType": "dataset", "exists": a.exists,
+         "resultsCount": a.count or 0, "results": a.records,
+         "info": {"queryId": a.query_id, **a.info}}
+        for a in answers if keep(a)]}
+    return doc
+
+
+def variant_type(ref: str, alt: str) -> str:
+    if len(ref) == len(alt):
+        return "SNP" if len(ref) == 1 else "MNP"
+    return "DEL" if len(ref) > len(alt) else "INS"
+
+
+def _frequency(population: str, cell: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A released cell as a PopulationFrequency (None when suppressed or not assessed)."""
+    if not cell or cell.get("af") is None:
+        return None
+    out: dict[str, Any] = {"population": population, "alleleFrequency": float(cell["af"])}
+    for src, dst in (("ac", "alleleCount"), ("an", "alleleNumber")):
+        if cell.get(src) is not None:
+            out[dst] = int(cell[src])
+    return out
+
+
+def variant_record(dataset: str, dataset_version: str, row: dict[str, Any],
+                   groups: dict[str, dict[str, Any]], base_url: str) -> dict[str, Any]:
+    """One genomicVariation record: the variant and its frequencies overall and per released
+    group of each group column (``groups``: column -> {group -> cell}); suppressed cells
+    are left out, never shown as zero."""
+    chrom, pos, ref, alt = row["chrom"], int(row["pos"]), row["ref"], row["alt"]
+    populations = []
+    overall = _frequency("all", row.get("overall"))
+    if overall is not None:
+        populations.append({"source": f"GenoVault dataset {dataset}",
+                            "sourceReference": f"{base_url.rstrip('/')}/v1/datasets/{dataset}",
+                            "version": dataset_version, "frequencies": [overall]})
+    for column, cells in groups.items():
+        freqs = [f for f in (_frequency(f"{column}={name}", cell)
+                             for name, cell in cells.items()) if f is not None]
+        if freqs:
+            populations.append({"source": f"GenoVault dataset {dataset}, by {column}",
+                                "sourceReference": f"{base_url.rstrip('/')}/v1/datasets/"
+                                                   f"{dataset}",
+                                "version": dataset_version, "frequencies": freqs})
+    record: dict[str, Any] = {
+        "variantInternalId": f"{dataset}:{chrom}:{pos}:{ref}:{alt}",
+        "variation": {
+            "referenceBases": ref, "alternateBases": alt,
+            "variantType": variant_type(ref, alt),
+            "location": {"type": "SequenceLocation", "sequence_id": f"contig:{chrom}",
+                         "interval": {"type": "SequenceInterval",
+                                      "start": {"type": "Number", "value": pos - 1},
+                                      "end": {"type": "Number", "value": pos - 1 + len(ref)}}},
+        },
+    }
+    if populations:
+        record["frequencyInPopulations"] = populations
+    vid = row.get("id")
+    if isinstance(vid, str) and vid.startswith("rs") and vid[2:].isdigit():
+        record["identifiers"] = {"variantAlternativeIds": [
+            {"id": f"dbSNP:{vid}", "reference": f"https://www.ncbi.nlm.nih.gov/snp/{vid}"}]}
+    return record

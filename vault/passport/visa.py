@@ -1,0 +1,185 @@
+"""Verify GA4GH Passport visas (ga4gh_passport_v1 / ga4gh_visa_v1) with PyJWT — no
+hand-written crypto, no network.
+
+A visa is accepted only when all of these hold, else :class:`VisaRefused` says which failed
+(``reason`` is a stable code):
+
+* it is a compact JWS whose header ``alg`` is RS256 or ES256 (``alg_not_allowed``: ``none``,
+  HS256 and every other algorithm are refused before any key is looked at) and that names a
+  ``kid`` (``no_kid``);
+* its ``iss`` is a configured :class:`TrustedIssuer` (``untrusted_issuer``), a ``jku`` in the
+  header is one that issuer allows (``jku_not_trusted``; it is never fetched), and the issuer's
+  JWKS has the ``kid`` (``unknown_key``);
+* the signature verifies with that key (``bad_signature``); ``exp`` is in the future
+  (``expired``), ``nbf``/``iat`` are not (``not_yet_valid``), ``iss``, ``sub``, ``iat``, ``exp``
+  are present (``missing_claim:<name>``); with an expected audience, ``aud`` holds it
+  (``wrong_audience``); a visa carrying ``aud`` is refused when no audience is expected;
+* ``ga4gh_visa_v1`` is an object with ``type`` one of :data:`VISA_TYPES` (``unknown_type``),
+  an integer ``asserted`` not in the future, string ``value`` and ``source`` (``bad_visa``);
+  ``by``, when present, is one of self, peer, system, so, dac.
+
+Times are compared with a small leeway (``LEEWAY_S``) for clock skew.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from jwt import PyJWKSet
+
+ALGORITHMS = ("RS256", "ES256")
+VISA_TYPES = ("AffiliationAndRole", "AcceptedTermsAndPolicies", "ResearcherStatus",
+              "ControlledAccessGrants", "LinkedIdentities")
+BY = ("self", "peer", "system", "so", "dac")
+LEEWAY_S = 30
+
+
+class VisaRefused(Exception):
+    """A visa that is not accepted; ``reason`` is a code, the message says more."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TrustedIssuer:
+    """An issuer (broker or DAC) whose visas are accepted, with its keys (a JWKS, given out
+    of band) and the ``jku`` URLs its visas may name."""
+
+    iss: str
+    jwks: Mapping[str, Any]
+    jku: tuple[str, ...] = ()
+
+    def key(self, kid: str) -> Any:
+        keys = PyJWKSet.from_dict(dict(self.jwks))
+        for k in keys.keys:
+            if k.key_id == kid:
+                return k
+        raise VisaRefused("unknown_key", f"issuer {self.iss!r} has no key {kid!r}")
+
+
+@dataclass(frozen=True)
+class Visa:
+    """An accepted visa: who it is about, who asserted what, until when."""
+
+    iss: str
+    sub: str
+    type: str
+    value: str
+    source: str
+    asserted: int
+    exp: int
+    by: str | None = None
+    conditions: Any = None
+    claims: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+
+def verify_visa(token: str, issuers: Iterable[TrustedIssuer], *, audience: str | None = None,
+                now: float | None = None) -> Visa:
+    """The visa in ``token``, verified (see the module docstring), or VisaRefused."""
+    trusted = {i.iss: i for i in issuers}
+    if not isinstance(token, str) or token.count(".") != 2:
+        raise VisaRefused("malformed", "a visa is a compact JWS (three dot-separated parts)")
+    try:
+        header = jwt.get_unverified_header(token)
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise VisaRefused("malformed", f"not a readable JWT ({type(exc).__name__})") from None
+    alg = header.get("alg")
+    if alg not in ALGORITHMS:
+        raise VisaRefused("alg_not_allowed", f"alg {alg!r} is not one of "
+                          f"{', '.join(ALGORITHMS)}")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise VisaRefused("no_kid", "the visa header names no key (kid)")
+    iss = unverified.get("iss")
+    issuer = trusted.get(iss) if isinstance(iss, str) else None
+    if issuer is None:
+        raise VisaRefused("untrusted_issuer", f"issuer {iss!r} is not trusted")
+    jku = header.get("jku")
+    if jku is not None and jku not in issuer.jku:
+        raise VisaRefused("jku_not_trusted", f"jku {jku!r} is not one of issuer {iss!r}'s")
+    key = issuer.key(kid)
+    if key.algorithm_name != alg:
+        raise VisaRefused("alg_not_allowed", f"issuer {iss!r}'s key {kid!r} is for "
+                          f"{key.algorithm_name}, the visa says {alg}")
+    # times are checked below against one clock (``now``); the signature, the issuer, the
+    # audience and the required claims by PyJWT
+    options: Any = {"require": ["iss", "sub", "iat", "exp"], "verify_aud": audience is not None,
+                    "verify_exp": False, "verify_nbf": False, "verify_iat": False}
+    try:
+        claims = jwt.decode(token, key.key, algorithms=[alg], issuer=iss, audience=audience,
+                            options=options)
+    except jwt.MissingRequiredClaimError as exc:
+        if exc.claim == "aud":
+            raise VisaRefused("wrong_audience", "the visa names no audience") from None
+        raise VisaRefused(f"missing_claim:{exc.claim}", f"the visa has no {exc.claim}") \
+            from None
+    except jwt.InvalidAudienceError:
+        raise VisaRefused("wrong_audience", "the visa is not for this service (aud)") from None
+    except jwt.InvalidSignatureError:
+        raise VisaRefused("bad_signature", "the signature does not verify with the issuer's "
+                          "key") from None
+    except jwt.InvalidIssuerError:
+        raise VisaRefused("untrusted_issuer", "the issuer does not match") from None
+    except jwt.PyJWTError as exc:
+        raise VisaRefused("invalid", f"the visa is not valid ({type(exc).__name__})") from None
+    if audience is None and "aud" in claims:
+        raise VisaRefused("wrong_audience", "the visa names an audience and none is expected")
+    clock = time.time() if now is None else now
+    try:
+        exp, iat, nbf = (int(claims["exp"]), int(claims["iat"]), int(claims.get("nbf", 0)))
+    except (TypeError, ValueError):
+        raise VisaRefused("invalid", "exp, iat and nbf must be times in seconds") from None
+    if exp + LEEWAY_S <= clock:
+        raise VisaRefused("expired", "the visa has expired (exp)")
+    if max(iat, nbf) - LEEWAY_S > clock:
+        raise VisaRefused("not_yet_valid", "the visa is not valid yet (nbf/iat)")
+    return _visa(claims, clock)
+
+
+def verify_passport(visas: Iterable[str], issuers: Iterable[TrustedIssuer], *,
+                    audience: str | None = None, now: float | None = None
+                    ) -> tuple[list[Visa], list[tuple[int, str]]]:
+    """Every visa of a passport (``ga4gh_passport_v1``): the accepted ones, and the refused
+    ones as (index, reason). A refused visa never invalidates the others; all accepted
+    visas must be about the same subject (``sub``), else all are refused."""
+    issuers = list(issuers)
+    accepted: list[tuple[int, Visa]] = []
+    refused: list[tuple[int, str]] = []
+    for i, token in enumerate(visas):
+        try:
+            accepted.append((i, verify_visa(token, issuers, audience=audience, now=now)))
+        except VisaRefused as exc:
+            refused.append((i, exc.reason))
+    if len({v.sub for _, v in accepted}) > 1:
+        refused = sorted(refused + [(i, "subject_mismatch") for i, _ in accepted])
+        accepted = []
+    return [v for _, v in accepted], refused
+
+
+def _visa(claims: Mapping[str, Any], now: float) -> Visa:
+    body = claims.get("ga4gh_visa_v1")
+    if not isinstance(body, dict):
+        raise VisaRefused("bad_visa", "no ga4gh_visa_v1 object")
+    vtype = body.get("type")
+    if vtype not in VISA_TYPES:
+        raise VisaRefused("unknown_type", f"visa type {vtype!r} is not one of "
+                          f"{', '.join(VISA_TYPES)}")
+    asserted, value, source = body.get("asserted"), body.get("value"), body.get("source")
+    if isinstance(asserted, bool) or not isinstance(asserted, int) \
+            or asserted - LEEWAY_S > now:
+        raise VisaRefused("bad_visa", "asserted must be a time (seconds) not in the future")
+    if not isinstance(value, str) or not isinstance(source, str):
+        raise VisaRefused("bad_visa", "value and source must be strings")
+    by = body.get("by")
+    if by is not None and by not in BY:
+        raise VisaRefused("bad_visa", f"by must be one of {', '.join(BY)}")
+    return Visa(iss=str(claims["iss"]), sub=str(claims["sub"]), type=vtype, value=value,
+                source=source, asserted=asserted, exp=int(claims["exp"]), by=by,
+                conditions=body.get("conditions"), claims=dict(claims))
