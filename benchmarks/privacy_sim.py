@@ -130,6 +130,29 @@ def sb_statistic(answers: np.ndarray, f: np.ndarray, n: int) -> float:
     return float(np.where(a, yes, no).sum())
 
 
+def aware_statistic(answers: np.ndarray, f: np.ndarray, n: int, threshold: int,
+                    noise_sd: float = 0.0) -> float:
+    """A mechanism-aware LRT (not in the papers): the beacon says yes when its (noisy) AC
+    reaches ``threshold`` — both public in every answer's disclosure section — so under
+    "not in the beacon" AC ~ Binomial(2n, f), under "a het member" AC = 1 + Binomial(2n − 2,
+    f), plus noise of standard deviation ``noise_sd`` (normal approximation). Λ = log
+    L(not in) − log L(in); small means member, as ``sb_statistic``."""
+    from scipy import stats
+
+    f = np.clip(np.asarray(f, np.float64), 1.0 / (4 * n), 1 - 1e-9)
+    if noise_sd <= 0:
+        p0 = stats.binom.sf(threshold - 1, 2 * n, f)
+        p1 = stats.binom.sf(threshold - 2, 2 * n - 2, f)
+    else:
+        m0, v0 = 2 * n * f, 2 * n * f * (1 - f)
+        m1, v1 = 1 + (2 * n - 2) * f, (2 * n - 2) * f * (1 - f)
+        p0 = stats.norm.sf((threshold - 0.5 - m0) / np.sqrt(v0 + noise_sd ** 2))
+        p1 = stats.norm.sf((threshold - 0.5 - m1) / np.sqrt(v1 + noise_sd ** 2))
+    p0, p1 = np.clip(p0, 1e-12, 1 - 1e-12), np.clip(p1, 1e-12, 1 - 1e-12)
+    a = np.asarray(answers, bool)
+    return float(np.where(a, np.log(p0) - np.log(p1), np.log1p(-p0) - np.log1p(-p1)).sum())
+
+
 def sb_closed_form(f: float, n_beacon: int, n_queries: int, member: bool,
                    delta: float = DELTA) -> tuple[float, float]:
     """Mean and variance of Λ for n queries at one allele frequency f (SB 2015, eq. 5-8)."""

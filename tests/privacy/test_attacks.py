@@ -157,3 +157,12 @@ def test_frequency_attack__defaults_hold_at_1000_members(wide: ps.Cohort) -> Non
     assert d["homer_power_1000"] <= 0.10 + MARGIN
     u = bench.utility_of(wide, oracle, 5, np.random.default_rng(5))
     assert u["af_rmse"] <= 0.01
+
+
+def test_aware_attack__reads_suppressed_answers_better_than_sb(small: ps.Cohort) -> None:
+    r = bench.evaluate(small, bench.InProcess(small, bench.ROWS["suppression"]), 200, (1000,),
+                       utility=False)
+    # suppression makes a member's rare allele answer "no", which the published LRT reads
+    # as strong evidence against membership; knowing k, the attacker does better
+    assert r["aware_power_1000"] > r["sb_power_1000"] + 0.03
+    assert r["aware_auc_1000"] > r["sb_auc_1000"]
