@@ -242,6 +242,7 @@ def check_equal(c: ps.Cohort, oracle: HttpOracle, target: Target) -> dict[str, A
     cells = target.ledger_cells() if row.tier == "registered" else {}
     n_p = n_a = bad_p = bad_a = uncharged = bad_uncharged = 0
     noise: list[int] = []
+    noise_sites: list[int] = []
     for name in set(oracle.presence) | set(oracle.afs):
         sites = sorted(set(oracle.presence.get(name, {})) | set(oracle.afs.get(name, {})))
         idx = np.array(sites, np.int64)
@@ -258,6 +259,7 @@ def check_equal(c: ps.Cohort, oracle: HttpOracle, target: Target) -> dict[str, A
             ex = counts[idx]
             d = (rel[:, 1] + 2 * rel[:, 2]) - (ex[:, 1] + 2 * ex[:, 2])
             noise.extend(d[have & stored[idx]].tolist())
+            noise_sites.extend(idx[have & stored[idx]].tolist())
         else:
             rel = counts[idx]
             have = np.ones(idx.size, bool)
@@ -275,7 +277,8 @@ def check_equal(c: ps.Cohort, oracle: HttpOracle, target: Target) -> dict[str, A
                            "uncharged_cells": uncharged,
                            "uncharged_but_stored": bad_uncharged}
     if noise:
-        inproc = bench.release(counts[stored][:20000], row) - counts[stored][:20000]
+        same = counts[np.array(noise_sites, np.int64)]  # the same cells, drawn in-process
+        inproc = bench.release(same, row) - same
         ac_in = inproc[:, 1] + 2 * inproc[:, 2]
         out["noise_ac_sd_http"] = float(np.std(noise))
         out["noise_ac_sd_inprocess"] = float(np.std(ac_in))
