@@ -130,6 +130,29 @@ def sb_statistic(answers: np.ndarray, f: np.ndarray, n: int) -> float:
     return float(np.where(a, yes, no).sum())
 
 
+def aware_statistic(answers: np.ndarray, f: np.ndarray, n: int, threshold: int,
+                    noise_sd: float = 0.0) -> float:
+    """A mechanism-aware LRT (not in the papers): the beacon says yes when its (noisy) AC
+    reaches ``threshold`` — both public in every answer's disclosure section — so under
+    "not in the beacon" AC ~ Binomial(2n, f), under "a het member" AC = 1 + Binomial(2n − 2,
+    f), plus noise of standard deviation ``noise_sd`` (normal approximation). Λ = log
+    L(not in) − log L(in); small means member, as ``sb_statistic``."""
+    from scipy import stats
+
+    f = np.clip(np.asarray(f, np.float64), 1.0 / (4 * n), 1 - 1e-9)
+    if noise_sd <= 0:
+        p0 = stats.binom.sf(threshold - 1, 2 * n, f)
+        p1 = stats.binom.sf(threshold - 2, 2 * n - 2, f)
+    else:
+        m0, v0 = 2 * n * f, 2 * n * f * (1 - f)
+        m1, v1 = 1 + (2 * n - 2) * f, (2 * n - 2) * f * (1 - f)
+        p0 = stats.norm.sf((threshold - 0.5 - m0) / np.sqrt(v0 + noise_sd ** 2))
+        p1 = stats.norm.sf((threshold - 0.5 - m1) / np.sqrt(v1 + noise_sd ** 2))
+    p0, p1 = np.clip(p0, 1e-12, 1 - 1e-12), np.clip(p1, 1e-12, 1 - 1e-12)
+    a = np.asarray(answers, bool)
+    return float(np.where(a, np.log(p0) - np.log(p1), np.log1p(-p0) - np.log1p(-p1)).sum())
+
+
 def sb_closed_form(f: float, n_beacon: int, n_queries: int, member: bool,
                    delta: float = DELTA) -> tuple[float, float]:
     """Mean and variance of Λ for n queries at one allele frequency f (SB 2015, eq. 5-8)."""
@@ -145,31 +168,48 @@ def sb_closed_form(f: float, n_beacon: int, n_queries: int, member: bool,
 def ld_groups(ref: np.ndarray, segment: np.ndarray, sites: np.ndarray,
               r2_min: float = 0.8, window: int = 30) -> list[list[int]]:
     """Sites (indices into the cohort, sorted by rarity) grouped under a tag site: each
-    later site in the same segment within ``window`` sites with r² ≥ r2_min joins the
-    first (rarest) tag it is in LD with."""
-    assigned: dict[int, int] = {}
+    later site in the same segment within ``window`` sites (of ``sites`` in position order)
+    with reference r² ≥ r2_min joins the first (rarest) tag it is in LD with.
+
+    The r² of every pair within the window is computed at once (banded products of the
+    standardised reference dosages); only the greedy assignment is a loop.
+    """
+    order = np.asarray(sites, np.int64)
+    if order.size == 0:
+        return []
+    srt = np.sort(order)
+    x = ref[srt].astype(np.float64)
+    x -= x.mean(axis=1, keepdims=True)
+    sd = x.std(axis=1)
+    ok = sd > 0
+    z = np.divide(x, sd[:, None], out=np.zeros_like(x), where=ok[:, None])
+    m = srt.size
+    # linked[i, d-1]: srt[i] and srt[i + d] (same segment, both polymorphic) have r² ≥ r2_min
+    linked = np.zeros((m, window), bool)
+    seg = segment[srt]
+    for d in range(1, min(window, m - 1) + 1):
+        r = (z[:-d] * z[d:]).mean(axis=1)
+        linked[:-d, d - 1] = (r * r >= r2_min) & ok[:-d] & ok[d:] & (seg[:-d] == seg[d:])
+    rank = {int(s): i for i, s in enumerate(srt.tolist())}
+    nbrs: list[list[int]] = [[] for _ in range(m)]
+    ii, dd = np.nonzero(linked)
+    for i, d in zip(ii.tolist(), dd.tolist(), strict=True):
+        j = i + d + 1
+        nbrs[i].append(j)
+        nbrs[j].append(i)
+    assigned = np.zeros(m, bool)
     groups: list[list[int]] = []
-    order = list(sites)
-    pos_in = {s: i for i, s in enumerate(sorted(order))}
-    srt = sorted(order)
-    x = ref.astype(np.float64)
-    for s in order:
-        if s in assigned:
+    for s in order.tolist():
+        i = rank[s]
+        if assigned[i]:
             continue
-        groups.append([s])
-        i = pos_in[s]
-        for j in srt[max(0, i - window): i + window + 1]:
-            if j == s or j in assigned or segment[j] != segment[s]:
-                continue
-            a, b = x[s], x[j]
-            sa, sb = a.std(), b.std()
-            if sa == 0 or sb == 0:
-                continue
-            r = float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb))
-            if r * r >= r2_min:
-                assigned[j] = s
-                groups[-1].append(j)
-        assigned[s] = s
+        assigned[i] = True
+        g = [s]
+        for j in sorted(nbrs[i]):
+            if not assigned[j]:
+                assigned[j] = True
+                g.append(int(srt[j]))
+        groups.append(g)
     return groups
 
 
@@ -180,6 +220,16 @@ def lr_statistic(target: np.ndarray, pool_af: np.ndarray, ref_af: np.ndarray) ->
     f = np.clip(ref_af, eps, 1 - eps)
     x = target.astype(np.float64)
     return float((x * np.log(p / f) + (2 - x) * np.log((1 - p) / (1 - f))).sum())
+
+
+def lr_statistics(dosage: np.ndarray, pool_af: np.ndarray, ref_af: np.ndarray) -> np.ndarray:
+    """``lr_statistic`` of every column of ``dosage`` (sites, people) at once."""
+    eps = 1e-3
+    p = np.clip(np.asarray(pool_af, np.float64), eps, 1 - eps)
+    f = np.clip(np.asarray(ref_af, np.float64), eps, 1 - eps)
+    x = np.asarray(dosage, np.float64)
+    a, b = np.log(p / f), np.log((1 - p) / (1 - f))
+    return (x * a[:, None] + (2 - x) * b[:, None]).sum(axis=0)
 
 
 def power_at(member: np.ndarray, nonmember: np.ndarray, fpr: float = 0.05,
