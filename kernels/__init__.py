@@ -13,41 +13,39 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# Names are imported on first use (PEP 562): ``import kernels.codes`` (the store's format
-# does it) must not load scipy and every numba module — the CLI's start-up pays for it.
+from kernels.codes import HET, HOM_ALT, HOM_REF, MISSING
+from kernels.counts import GenotypeCounts, count_genotypes
+from kernels.status import Status
+
+# ``variant_stats`` is a module and a function of it: imported here, so that importing the
+# submodule elsewhere can never leave the package attribute pointing at the module.
+from kernels.variant_stats import (  # isort: skip
+    VariantStats,
+    allele_counts,
+    allele_frequency,
+    hardy_weinberg,
+    inbreeding_f,
+    missingness,
+    variant_stats,
+)
+
+# The other names are imported on first use (PEP 562): ``import kernels.codes`` (the store's
+# format does it) need not load the association, regression and LD kernels — the CLI's
+# start-up paid for them.
 _WHERE = {
     "AssociationResult": "association", "case_control_tests": "association",
     "chi2_1df_sf": "association",
-    "HET": "codes", "HOM_ALT": "codes", "HOM_REF": "codes", "MISSING": "codes",
-    "GenotypeCounts": "counts", "count_genotypes": "counts",
     "LdPairs": "ld", "ld_r2": "ld",
     "LogisticResult": "logistic", "logistic_from_counts": "logistic",
     "logistic_regression": "logistic",
     "Sfs": "sfs", "site_frequency_spectrum": "sfs",
-    "Status": "status",
-    "VariantStats": "variant_stats", "allele_counts": "variant_stats",
-    "allele_frequency": "variant_stats", "hardy_weinberg": "variant_stats",
-    "inbreeding_f": "variant_stats", "missingness": "variant_stats",
-    "variant_stats": "variant_stats",
 }
 
 if TYPE_CHECKING:
     from kernels.association import AssociationResult, case_control_tests, chi2_1df_sf
-    from kernels.codes import HET, HOM_ALT, HOM_REF, MISSING
-    from kernels.counts import GenotypeCounts, count_genotypes
     from kernels.ld import LdPairs, ld_r2
     from kernels.logistic import LogisticResult, logistic_from_counts, logistic_regression
     from kernels.sfs import Sfs, site_frequency_spectrum
-    from kernels.status import Status
-    from kernels.variant_stats import (
-        VariantStats,
-        allele_counts,
-        allele_frequency,
-        hardy_weinberg,
-        inbreeding_f,
-        missingness,
-        variant_stats,
-    )
 
 
 def __getattr__(name: str) -> Any:

@@ -20,10 +20,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def attacked(bao_server, bootstrapped, tmp_path_factory) -> Iterator[tuple]:  # type: ignore[no-untyped-def]
+def attacked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """Its own OpenBao: the served API anchors its audit chain at the default path, which
+    the session server's other API (tests/api) already uses for its own log."""
     c = ps.simulate(200, 40, 100_000, seed=11)
-    with api.vault_under_attack(c, tmp_path_factory.mktemp("attack"), bao=bao_server,
-                                quiet=False) as target:
+    with api.vault_under_attack(c, tmp_path_factory.mktemp("attack"), quiet=False) as target:
         yield c, target
 
 
