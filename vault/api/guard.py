@@ -241,12 +241,10 @@ class Guard:
 
     def _record(self, request: Request, principal: Principal | None, qreq: QueryRequest | None,
                 decision: Decision | None, outcome: dict[str, Any]) -> str:
-        try:
-            entry = self.audit.append({**self._payload(request, principal, qreq, decision),
-                                       "result": outcome})
-        except Exception as exc:
-            raise HTTPException(503, detail="the audit trail cannot be written") from exc
-        return str(entry.query_id)
+        """The one record of a request refused before any work; its query id."""
+        qid = new_query_id()
+        self._complete(self._payload(request, principal, qreq, decision), qid, outcome)
+        return qid
 
 
 def _not_found(dataset: str | None) -> str:

@@ -82,7 +82,7 @@ def send_all(client: hvac.Client, requests_: Sequence[tuple[str, str, bytes]],
     answers: list[T | None] = [None] * len(requests_)
     if not requests_:
         return answers, None
-    if _proxied(client):
+    if proxied(client):
         return _one_by_one(client, requests_, answer, stop, answers)
     run = _Run(client, requests_, answer, stop, answers)
     n = max(1, min(connections, len(requests_)))
@@ -96,7 +96,9 @@ def send_all(client: hvac.Client, requests_: Sequence[tuple[str, str, bytes]],
     return answers, (run.failures[0] if run.failures else None)
 
 
-def _proxied(client: hvac.Client) -> bool:
+def proxied(client: hvac.Client) -> bool:
+    """Whether requests would send this client's traffic through a proxy (then raw
+    connections must not be used)."""
     kwargs = getattr(client.adapter, "_kwargs", {}) or {}
     if kwargs.get("proxies"):
         return True
@@ -122,7 +124,7 @@ def _one_by_one(client: hvac.Client, requests_: Sequence[tuple[str, str, bytes]]
     return answers, None
 
 
-def _ssl_context(client: hvac.Client) -> ssl.SSLContext:
+def ssl_context(client: hvac.Client) -> ssl.SSLContext:
     """The TLS settings requests would use for this hvac client."""
     kwargs = getattr(client.adapter, "_kwargs", {}) or {}
     verify = kwargs.get("verify", True)
@@ -157,7 +159,7 @@ class _Run:
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or (443 if self.https else 80)
         self.prefix = parts.path.rstrip("/")
-        self.ctx = _ssl_context(client) if self.https else None
+        self.ctx = ssl_context(client) if self.https else None
         adapter = client.adapter
         head = [f"Host: {parts.netloc}", "X-Vault-Request: true",
                 "Content-Type: application/json"]

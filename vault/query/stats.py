@@ -71,21 +71,6 @@ class Statistic:
                 lists[name] = arr.tolist()
         return lists
 
-    def cell(self, values: dict[str, list[Any]], index: tuple[int, ...],
-             released: bool) -> dict[str, Any]:
-        def at(name: str) -> Any:
-            v: Any = values[name]
-            for i in index:
-                v = v[i]
-            return v
-
-        out: dict[str, Any] = {"n": at("n")}
-        for name in self.fields:
-            out[name] = at(name) if released else None
-        if self.has_status:
-            out["status"] = at("status") if released else "suppressed"
-        return out
-
 
 #: the kernels' status codes by name (index = code)
 STATUS_NAMES = np.asarray([s.name.lower() for s in sorted(Status, key=int)], dtype=object)

@@ -219,8 +219,7 @@ class DatasetReader:
             self._hashed.add(rel)
 
     def _open_locked(self, rel: str) -> pq.ParquetFile:
-        path = self.dir / rel
-        self._check_file(rel)
+        path = self.dir / rel  # _open checked it against the manifest
         try:
             props = self.keyring.decryption_properties(str(path))
             pf = pq.ParquetFile(str(path), decryption_properties=props)
