@@ -34,7 +34,7 @@ from vault.ingest.vcf_errors import (
     E_NO_GT,
     E_PLOIDY,
 )
-from vault.ingest.vcf_gt import _load_u64
+from vault.ingest.vcf_gt import _load_u64, call_code, place_split_call
 
 _jit = jit()
 _pjit = jit(parallel=True)
@@ -680,22 +680,13 @@ def decode_genotypes(buf: np.ndarray, ip: np.ndarray, ie: np.ndarray, n_fmt: np.
                 err[r] = E_ALLELE
                 err_col[r] = s
                 break
-            miss = a1 < 0 or a2 < 0
-            if miss:
-                if a1 >= 0 or a2 >= 0:
-                    half += 1
-                code = 3
-            else:
-                if haploid:
-                    hap += 1
-                code = a1 + a2
-            shift = 2 * (s & 3)
+            code, h, hp = call_code(a1, a2, haploid)
+            half += h
+            hap += hp
             if na <= 1:
-                packed[r0, s >> 2] |= np.uint8(code << shift)
+                packed[r0, s >> 2] |= np.uint8(code << (2 * (s & 3)))
             else:
-                for k in range(1, na + 1):
-                    ck = 3 if miss else (1 if a1 == k else 0) + (1 if a2 == k else 0)
-                    packed[r0 + k - 1, s >> 2] |= np.uint8(ck << shift)
+                place_split_call(packed, r0, s, na, a1, a2)
         if err[r] != 0:
             for rr in range(r0, r0 + max(na, 1)):
                 for b in range(nbytes):

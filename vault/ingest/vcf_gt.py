@@ -122,6 +122,28 @@ def _fast_biallelic_row(buf: np.ndarray, p: int, n_samples: int, out: np.ndarray
     return int(ibad | np.int32(bad != 0))
 
 
+@jit(inline="always")
+def call_code(a1: int, a2: int, haploid: bool) -> tuple[int, int, int]:
+    """The stored code of one call with allele indexes ``a1``, ``a2`` (-1: missing) and its
+    QC counts: (code, 1 if a half-call, 1 if a haploid call). The call rules of docs/format.md,
+    shared by the VCF and BCF decoders: a half-call (one allele missing) is missing; a
+    haploid call is stored as homozygous (``a2 == a1``); else the ALT allele count."""
+    if a1 < 0 or a2 < 0:
+        return 3, 1 if (a1 >= 0 or a2 >= 0) else 0, 0
+    return a1 + a2, 0, 1 if haploid else 0
+
+
+@jit(inline="always")
+def place_split_call(packed: np.ndarray, r0: int, s: int, na: int, a1: int, a2: int) -> None:
+    """Sample ``s`` of a record with ``na`` > 1 ALT alleles, split into rows r0 … r0+na-1
+    (one per ALT, as ``bcftools norm -m-``): the count of that ALT, or missing."""
+    miss = a1 < 0 or a2 < 0
+    shift = 2 * (s & 3)
+    for k in range(1, na + 1):
+        ck = 3 if miss else (1 if a1 == k else 0) + (1 if a2 == k else 0)
+        packed[r0 + k - 1, s >> 2] |= np.uint8(ck << shift)
+
+
 @_pjit
 def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_alt: np.ndarray,
                     no_gt: np.ndarray, row_start: np.ndarray, err: np.ndarray, n_samples: int,
@@ -242,25 +264,16 @@ def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_al
                 err[li] = E_ALLELE
                 err_col[li] = s
                 break
-            miss = a1 < 0 or a2 < 0
-            if miss:
-                if a1 >= 0 or a2 >= 0:
-                    half += 1
-                code = 3
-            else:
-                if haploid:
-                    hap += 1
-                code = a1 + a2
-            shift = 2 * (s & 3)
+            code, h, hp = call_code(a1, a2, haploid)
+            half += h
+            hap += hp
             if na <= 1:
-                acc |= code << shift
+                acc |= code << (2 * (s & 3))
                 if (s & 3) == 3 or s == n_samples - 1:
                     packed[r0, s >> 2] = acc
                     acc = 0
             else:
-                for k in range(1, na + 1):
-                    ck = 3 if miss else (1 if a1 == k else 0) + (1 if a2 == k else 0)
-                    packed[r0 + k - 1, s >> 2] |= np.uint8(ck << shift)
+                place_split_call(packed, r0, s, na, a1, a2)
         n_hap[li] = hap
         n_half[li] = half
     return packed, n_hap, n_half, err_col, wrong.any()
