@@ -13,6 +13,7 @@ import hvac
 import hvac.exceptions
 import pytest
 
+from tests.support.vaultasserts import forbidden
 from vault.errors import ConfigError, VaultForbidden
 from vault.keys.bootstrap import (
     POLICIES,
@@ -55,11 +56,6 @@ def dataset(root) -> str:
 
 def encrypt(client: hvac.Client, name: str) -> str:
     return client.secrets.transit.encrypt_data(name, plaintext=PLAINTEXT)["data"]["ciphertext"]
-
-
-def forbidden(fn, *args, **kwargs) -> None:
-    with pytest.raises(hvac.exceptions.Forbidden):
-        fn(*args, **kwargs)
 
 
 # --- idempotence ---------------------------------------------------------------------------

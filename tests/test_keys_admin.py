@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
+from tests.support.vaultasserts import forbidden
 from vault.errors import KeyNotTrusted
 from vault.ingest.pipeline import IngestOptions, ingest
 from vault.keys.kms import Keyring
@@ -42,11 +43,6 @@ def fresh(prefix: str = "adm") -> str:
 @pytest.fixture
 def root(bao_server, bootstrapped) -> hvac.Client:
     return bao_server.client()
-
-
-def forbidden(fn, *args, **kwargs) -> None:
-    with pytest.raises(hvac.exceptions.Forbidden):
-        fn(*args, **kwargs)
 
 
 def wrapped_key_material(client: hvac.Client, key: bytes) -> str:

@@ -10,6 +10,7 @@ import hvac.exceptions
 import pytest
 
 from tests.support.baodev import dev_server, free_port
+from tests.support.vaultasserts import forbidden
 from vault.errors import ConfigError, VaultDown, VaultUnauthenticated
 from vault.keys.auth import approle_credentials, approle_login, create_user, lookup_token
 from vault.keys.kms import Keyring
@@ -21,11 +22,6 @@ PLAINTEXT = base64.b64encode(b"k").decode()
 @pytest.fixture
 def root(bao_server, bootstrapped) -> hvac.Client:
     return bao_server.client()
-
-
-def forbidden(fn, *args, **kwargs) -> None:
-    with pytest.raises(hvac.exceptions.Forbidden):
-        fn(*args, **kwargs)
 
 
 def test_userpass_user__logs_in_and_lookup_token_shows_its_policies(bao_server, root):

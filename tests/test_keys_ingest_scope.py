@@ -18,6 +18,7 @@ import hvac.exceptions
 import pytest
 
 from tests.support.baodev import dev_server
+from tests.support.vaultasserts import forbidden
 from vault.errors import ConfigError, VaultUnauthenticated
 from vault.ingest.pipeline import IngestOptions, ingest
 from vault.keys.bootstrap import bootstrap, mint_role_token
@@ -47,11 +48,6 @@ def fresh(prefix: str = "scope") -> str:
 @pytest.fixture
 def root(bao_server, bootstrapped) -> hvac.Client:
     return bao_server.client()
-
-
-def forbidden(fn, *args, **kwargs) -> None:
-    with pytest.raises(hvac.exceptions.Forbidden):
-        fn(*args, **kwargs)
 
 
 def scoped(bao_server, root, dataset: str) -> hvac.Client:
