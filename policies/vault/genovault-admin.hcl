@@ -48,9 +48,21 @@ path "transit/sign/genovault.manifest" {
   }
 }
 
-# Anchor manifest versions; file and read destruction requests (a second admin approves).
-path "genovault-lifecycle/*" {
+# Anchors (KV v2 genovault-anchors/, see vault/keys/anchor.py): create/update/read on data/
+# only. Never delete or patch on data/, nothing on metadata/, delete/, destroy/, undelete/ or
+# config: an anchor's KV version is its counter, and only root can rewind it.
+path "genovault-anchors/data/manifest/*" {
   capabilities = ["create", "update", "read"]
+}
+
+# File and read destruction requests (a second admin approves); read the legacy (KV v1)
+# manifest anchors, which nobody writes any more.
+path "genovault-lifecycle/destroy/*" {
+  capabilities = ["create", "update", "read"]
+}
+
+path "genovault-lifecycle/manifest/*" {
+  capabilities = ["read"]
 }
 
 # Participant withdrawal: compute a sample's pseudonym (key version 1 only, like ingest) and
@@ -70,7 +82,12 @@ path "genovault-registry/*" {
   capabilities = ["read"]
 }
 
-# Record lifecycle commands in the audit log (its chain head).
-path "genovault-audit/chain/head" {
+# Record lifecycle commands in the audit log: move its chain head forward (check-and-set on
+# the KV version, which it can never rewind); read the legacy head.
+path "genovault-anchors/data/audit/chain/head" {
   capabilities = ["create", "update", "read"]
+}
+
+path "genovault-audit/chain/head" {
+  capabilities = ["read"]
 }

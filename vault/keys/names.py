@@ -7,10 +7,14 @@ from vault.ids import check_dataset_id
 TRANSIT_MOUNT = "transit"
 APPROLE_MOUNT = "approle"
 USERPASS_MOUNT = "userpass"
-#: KV v1 mount holding the query service's audit chain anchor.
+#: KV v2 mount of the anchors (vault/keys/anchor.py): the audit chain heads
+#: (``audit/<path>``) and the manifest version anchors (``manifest/<dataset>``); each entry's
+#: KV version is its counter, written with check-and-set.
+ANCHOR_MOUNT = "genovault-anchors"
+#: KV v1 mount that held the audit chain anchor before ANCHOR_MOUNT (read-only since).
 AUDIT_MOUNT = "genovault-audit"
-#: KV v1 mount of the lifecycle: manifest version anchors (``manifest/<dataset>``) and
-#: destruction requests (``destroy/<dataset>``).
+#: KV v1 mount of the lifecycle: destruction requests (``destroy/<dataset>``) and, read-only
+#: since ANCHOR_MOUNT, the old manifest version anchors (``manifest/<dataset>``).
 LIFECYCLE_MOUNT = "genovault-lifecycle"
 #: The Transit ed25519 key that signs every manifest (created by bootstrap, never exportable).
 #: One dot only: dataset keys are ``genovault.<dataset>.<class>`` (two dots), so no clash.
