@@ -18,6 +18,7 @@ from vault.cli.datasets import datasets_group
 from vault.cli.keys import keys_group
 from vault.cli.samples import samples_group
 from vault.keys import signing
+from vault.keys.anchor import VaultKvAnchor
 from vault.keys.auth import create_user
 from vault.keys.bootstrap import mint_role_token
 
@@ -44,7 +45,7 @@ def test_cli__rotate_status_withdraw_destroy(tmp_path: Path, bao_server: DevServ
 
     root = bao_server.client()
     # the audit chain head is shared by the whole test server: this test's log starts empty
-    root.secrets.kv.v1.delete_secret(path="chain/head", mount_point="genovault-audit")
+    VaultKvAnchor(root).reset()  # root only
     runner = CliRunner()
     samples = [f"C{i}" for i in range(12)]
     vcf, _ = cohort_vcf(tmp_path / "c.vcf", samples, 120)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from vault.audit.anchor import Anchor
-from vault.errors import IntegrityError
 from vault.audit.record import (
     GENESIS,
     RECORD_TYPES,
@@ -17,6 +16,7 @@ from vault.audit.record import (
     line_of,
     record_hash,
 )
+from vault.errors import IntegrityError
 
 
 @dataclass

@@ -316,7 +316,7 @@ class VaultKvAnchor:
                         "service token)",
             advice_write="the token needs create/update on the audit anchor (the query "
                          "service token)")
-        self._legacy: tuple[int, str] | None | bool = False  # False: not read yet
+        self._legacy: tuple[int, str] | bool | None = False  # False: not read yet
         self.legacy_ahead = False
 
     def __repr__(self) -> str:

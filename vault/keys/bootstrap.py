@@ -46,8 +46,8 @@ from vault.keys.acl import (
     static_policies,
     with_token_self,
 )
-from vault.keys.errors import map_error
 from vault.keys.anchor import ANCHOR_MAX_VERSIONS
+from vault.keys.errors import map_error
 from vault.keys.names import (
     ANCHOR_MOUNT,
     APPROLE_MOUNT,

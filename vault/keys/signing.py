@@ -35,8 +35,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from vault.errors import IntegrityError, VaultDown, VaultForbidden
-from vault.keys.errors import map_error
 from vault.keys.anchor import CasEntry, read_legacy
+from vault.keys.errors import map_error
 from vault.keys.names import ANCHOR_MOUNT, LIFECYCLE_MOUNT, SIGNING_KEY, TRANSIT_MOUNT
 from vault.store.manifest import Manifest, Signature
 
