@@ -76,9 +76,10 @@ def test_cli__rotate_status_withdraw_destroy(tmp_path: Path, bao_server: DevServ
     r = runner.invoke(main, ["datasets", "verify", "clids"],
                       env=env(mint_role_token(root, "query")))
     assert r.exit_code == 0, r.output
-    # destruction: alice requests; alice cannot approve; bob (admin + shredder) approves
-    alice = env(_login(bao_server, "alice-cli", ["genovault-admin"]))
-    bob = env(_login(bao_server, "bob-cli", ["genovault-admin", "genovault-shredder"]))
+    # destruction: alice (admin + shred-request) requests and marks the keys deletable; alice
+    # cannot approve; bob (admin + shred-approve) approves and deletes them
+    alice = env(_login(bao_server, "alice-cli", ["genovault-admin", "genovault-shred-request"]))
+    bob = env(_login(bao_server, "bob-cli", ["genovault-admin", "genovault-shred-approve"]))
     r = runner.invoke(main, ["datasets", "destroy", "clids", "--request"], env=alice)
     assert r.exit_code == 0, r.output
     rid = r.output.split("id ", 1)[1].split(".", 1)[0].strip()

@@ -1,9 +1,12 @@
 # GenoVault admin: key lifecycle through explicit endpoints only.
 # Allowed: list and read keys (metadata), rotate, configure the version floors and the
-# auto-rotation period, trim old versions, rewrap ciphertexts.
+# auto-rotation period, rewrap ciphertexts.
 # Denied (no rule matches): create, import, import_version, export, backup, restore, delete,
-# wrapping_key, encrypt, decrypt, hmac, datakey; config of deletion_allowed, exportable,
-# allow_plaintext_backup. An admin can never bring key material of its own choosing.
+# trim, wrapping_key, encrypt, decrypt, hmac, datakey; config of deletion_allowed, exportable,
+# allow_plaintext_backup. An admin can never bring key material of its own choosing, and can
+# destroy no key version: trim would let one admin crypto-shred alone (rotate, raise both
+# floors, trim the old versions), so it is not granted (raising min_decryption_version is
+# reversible; deleting a key needs genovault-shred-request and genovault-shred-approve).
 #
 # OpenBao/Vault globs: "*" is a prefix glob only at the very end ("genovault.*/rotate" is a
 # literal path); "+" is exactly one whole path segment, so "transit/keys/+" never matches
@@ -30,10 +33,6 @@ path "transit/keys/+/config" {
     "min_encryption_version" = []
     "auto_rotate_period"     = []
   }
-}
-
-path "transit/keys/+/trim" {
-  capabilities = ["update"]
 }
 
 path "transit/rewrap/genovault.*" {

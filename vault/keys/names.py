@@ -23,9 +23,12 @@ SIGNING_KEY = "genovault.manifest"
 AUDIT_DEVICE_PATH = "genovault"
 #: GenoVault's Vault roles (token roles and AppRole roles are ``genovault-<role>``).
 ROLES = ("ingest", "query", "admin")
-#: Token roles minted by GenoVault: the roles plus the crypto-shredder (destroy --approve only;
-#: no AppRole, no long-lived credentials).
-TOKEN_ROLES = (*ROLES, "shredder")
+#: Token roles minted by GenoVault (from root only: no policy grants their create path): the
+#: roles plus crypto-shredding's two halves, ``shred-request`` (mark a key deletable: destroy
+#: --request) and ``shred-approve`` (delete a marked key: destroy --approve), and
+#: ``shredder`` (both at once: compact --shred-old-keys). No AppRole, no long-lived
+#: credentials.
+TOKEN_ROLES = (*ROLES, "shredder", "shred-request", "shred-approve")
 #: AppRole roles: the token roles plus the query service's own identity.
 APPROLE_ROLES = (*ROLES, "service")
 
