@@ -233,6 +233,8 @@ def test_legacy_anchor__keeps_verifying_then_is_adopted(tmp_path: Path, root: hv
         # a v2 entry started below the legacy head changes nothing: the higher one counts
         anchor.entry.write(1, {"seq": 1, "hash": "a" * 64})
         assert VaultKvAnchor(root).read() == (5, last["hash"])
+        r = CliRunner().invoke(audit_group, ["adopt-anchor"], env=env)  # ... nor is adopted
+        assert r.exit_code != 0 and "written outside GenoVault" in r.output
         shared.reset()
         r = CliRunner().invoke(audit_group, ["adopt-anchor"], env=env)
         assert r.exit_code == 0, r.output

@@ -375,6 +375,14 @@ class VaultKvAnchor:
     def adopt(self, hashes: list[str]) -> int:
         """Anchor ``hashes`` (the verified log's record hashes, seq 1..n) as versions 1..n,
         resuming after the current version. Returns how many versions were written."""
+        cur = self.entry.read()
+        if cur is not None:
+            seq, digest = _head_of(cur[1], self.where)
+            if seq > len(hashes) or hashes[seq - 1] != digest:
+                raise IntegrityError(
+                    f"{self.where} already anchors seq {seq} with a hash this log does not "
+                    "have there: it was written outside GenoVault; root removes it "
+                    "(`bao kv metadata delete`) before the log is adopted")
         return self.entry.fill(len(hashes), lambda s: {"seq": s, "hash": hashes[s - 1]})
 
     def reset(self) -> None:

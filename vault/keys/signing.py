@@ -149,9 +149,15 @@ def commit_signed(store: Any, dataset: str, manifest: Manifest, client: hvac.Cli
                   previous: Manifest | None) -> Manifest:
     """Number (previous + 1), sign, atomically commit, then anchor ``manifest``; returns it.
 
-    The caller holds the dataset's lock.
+    The caller holds the dataset's lock. A dataset new to this store continues the counter
+    Vault holds for its id (another store's, or an earlier incarnation's): version numbers of
+    a dataset id never repeat, so the anchor never has to go back.
     """
-    version = (previous.version if previous else 0) + 1
+    if previous is None:
+        anchored = read_anchor(client, dataset)
+        version = (anchored[0] if anchored else 0) + 1
+    else:
+        version = previous.version + 1
     signed = sign(client, manifest.model_copy(update={"version": version}))
     store.commit(dataset, signed)
     write_anchor(client, signed)
