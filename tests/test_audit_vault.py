@@ -1,4 +1,5 @@
-"""The audit chain anchored in a real OpenBao (KV v1), and ``genovault audit verify|show``."""
+"""The audit chain anchored in a real OpenBao (KV v2, version = seq), and ``genovault audit
+verify|show``."""
 
 from __future__ import annotations
 
@@ -18,20 +19,26 @@ from tests.support.baodev import DevServer, free_port
 from vault.audit import AuditLog, AuditTamperError, verify
 from vault.cli.audit import audit_group
 from vault.errors import IntegrityError, VaultDown, VaultForbidden
-from vault.keys.anchor import AUDIT_HEAD_PATH, AUDIT_MOUNT, VaultKvAnchor
+from vault.keys.anchor import (
+    ANCHOR_MOUNT,
+    AUDIT_HEAD_PATH,
+    AUDIT_MOUNT,
+    AUDIT_PREFIX,
+    AnchorConflict,
+    VaultKvAnchor,
+)
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
-AUDITOR_HCL = f'path "{AUDIT_MOUNT}/{AUDIT_HEAD_PATH}" {{ capabilities = ["read"] }}\n'
+AUDITOR_HCL = (
+    f'path "{ANCHOR_MOUNT}/data/{AUDIT_PREFIX}/{AUDIT_HEAD_PATH}" {{ capabilities = ["read"] }}\n'
+    f'path "{AUDIT_MOUNT}/{AUDIT_HEAD_PATH}" {{ capabilities = ["read"] }}\n')
 
 
 @pytest.fixture(scope="module")
-def root(bao_server: DevServer) -> hvac.Client:
-    """A root client with the audit mount in place (the bootstrap will create it)."""
-    client = bao_server.client()
-    if f"{AUDIT_MOUNT}/" not in client.sys.list_mounted_secrets_engines()["data"]:
-        client.sys.enable_secrets_engine("kv", path=AUDIT_MOUNT, options={"version": "1"})
-    return client
+def root(bao_server: DevServer, bootstrapped: object) -> hvac.Client:
+    """A root client of a bootstrapped server (the anchor mount is in place)."""
+    return bao_server.client()
 
 
 @pytest.fixture
@@ -50,16 +57,21 @@ def _payload(who: str, action: str = "allele_frequency", **extra: Any) -> dict[s
 
 def test_vault_anchor__roundtrip(anchor: VaultKvAnchor, root: hvac.Client) -> None:
     assert anchor.read() is None
-    anchor.write(3, "a" * 64)
-    assert anchor.read() == (3, "a" * 64)
-    anchor.write(4, "b" * 64)
-    assert anchor.read() == (4, "b" * 64)
+    with pytest.raises(AnchorConflict, match="not at version 2"):
+        anchor.write(3, "a" * 64)  # the KV version is the seq: 1 comes first
+    anchor.write(1, "a" * 64)
+    assert anchor.read() == (1, "a" * 64)
+    anchor.write(2, "b" * 64)
+    assert anchor.read() == (2, "b" * 64)
+    with pytest.raises(AnchorConflict):
+        anchor.write(2, "c" * 64)  # a second writer of seq 2 loses the check-and-set
+    assert anchor.read() == (2, "b" * 64)
     with pytest.raises(ValueError):
         anchor.write(0, "b" * 64)
     with pytest.raises(ValueError):
         anchor.write(5, "not hex")
-    root.secrets.kv.v1.create_or_update_secret(path=anchor.path, secret={"seq": "x"},
-                                               mount_point=AUDIT_MOUNT)
+    root.adapter.post(f"/v1/{anchor.mount}/data/{anchor.entry.key}",
+                      json={"options": {"cas": 2}, "data": {"seq": "x"}})
     with pytest.raises(IntegrityError, match="malformed"):
         anchor.read()
     with pytest.raises(ValueError):
@@ -79,19 +91,24 @@ def test_vault_anchor__errors_are_mapped(bao_server: DevServer, root: hvac.Clien
         down.read()
 
 
-def test_vault_anchor__kept_alive_connection(anchor: VaultKvAnchor, root: hvac.Client) -> None:
+def test_vault_anchor__kept_alive_connection(anchor: VaultKvAnchor, root: hvac.Client,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Writes go over one kept-alive connection, survive its loss, and land in Vault."""
+    def no_hvac(*a: object, **kw: object) -> None:
+        raise AssertionError("the kept-alive path failed and hvac was used")
+
+    monkeypatch.setattr(anchor.client.adapter, "post", no_hvac)
     anchor.write(1, "d" * 64)
-    conn = anchor._fast._conn
+    conn = anchor.entry._fast._conn
     assert conn is not None and conn.sock is not None
     for seq in range(2, 6):
         anchor.write(seq, "e" * 64)
-    assert anchor._fast._conn is conn  # the same connection every time
+    assert anchor.entry._fast._conn is conn  # the same connection every time
     conn.sock.close()  # e.g. Vault closed an idle connection
     anchor.write(6, "f" * 64)
     assert anchor.read() == (6, "f" * 64)
-    raw = root.secrets.kv.v1.read_secret(path=anchor.path, mount_point=AUDIT_MOUNT)["data"]
-    assert raw == {"seq": 6, "hash": "f" * 64}
+    raw = root.adapter.get(f"/v1/{anchor.mount}/data/{anchor.entry.key}")["data"]
+    assert raw["data"] == {"seq": 6, "hash": "f" * 64} and raw["metadata"]["version"] == 6
     anchor.close()
     anchor.write(7, "a" * 64)  # reopens
     assert anchor.read() == (7, "a" * 64)
@@ -166,7 +183,7 @@ def test_vault_anchor__two_processes_x100(tmp_path: Path, bao_server: DevServer,
 @pytest.fixture
 def home_log(tmp_path: Path, root: hvac.Client) -> tuple[Path, dict[str, str], AuditLog]:
     """A GENOVAULT_HOME whose default log is anchored at the default path (reset first)."""
-    root.secrets.kv.v1.delete_secret(AUDIT_HEAD_PATH, mount_point=AUDIT_MOUNT)
+    VaultKvAnchor(root).reset()  # root only: the shared head restarts at seq 1
     home = tmp_path / "home"
     path = home.resolve() / "audit" / "audit.jsonl"
     env = {"VAULT_ADDR": root.url, "VAULT_TOKEN": root.token, "GENOVAULT_HOME": str(home)}

@@ -266,8 +266,10 @@ def test_query_policy_hcl__scoped_globs_end_with_a_dot():
     # decrypt for the named datasets; reading the manifest signing key and the datasets' own
     # manifest anchors (signed manifests, docs/lifecycle.md)
     assert paths == ["transit/keys/genovault.manifest",
-                     "transit/decrypt/genovault.a.*", "genovault-lifecycle/manifest/a",
-                     "transit/decrypt/genovault.a-b.*", "genovault-lifecycle/manifest/a-b"]
+                     "transit/decrypt/genovault.a.*", "genovault-anchors/data/manifest/a",
+                     "genovault-lifecycle/manifest/a",
+                     "transit/decrypt/genovault.a-b.*", "genovault-anchors/data/manifest/a-b",
+                     "genovault-lifecycle/manifest/a-b"]
 
 
 @pytest.mark.parametrize(

@@ -95,10 +95,14 @@ def test_admin__allowed_endpoints(role_client, root):
     t.update_key_configuration(name, min_decryption_version=2)
     t.update_key_configuration(name, min_encryption_version=3)
     t.update_key_configuration(name, auto_rotate_period="0")
-    t.trim_key(name, min_version=2)
-    assert t.read_key(name)["data"]["min_available_version"] == 2
-    with pytest.raises(hvac.exceptions.InvalidRequest, match="too old"):  # v1 is gone: not a 403
+    # trim would destroy v1 for good (one admin crypto-shredding alone): refused
+    forbidden(t.trim_key, name, min_version=2)
+    assert t.read_key(name)["data"]["min_available_version"] == 0
+    # the raised floor is reversible: v1 ciphertexts open again once it is lowered
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="too old"):
         t.rewrap_data(name, ciphertext=ciphertext)
+    t.update_key_configuration(name, min_decryption_version=1)
+    assert t.rewrap_data(name, ciphertext=ciphertext)["data"]["ciphertext"].startswith("vault:v3")
 
 
 def test_admin__rewrap_is_allowed(role_client, root):

@@ -4,6 +4,7 @@ lookup_token with the caller's own token. Against the real OpenBao."""
 from __future__ import annotations
 
 import base64
+import uuid
 
 import hvac
 import hvac.exceptions
@@ -99,14 +100,19 @@ def test_service_approle__decrypts_reads_keys_anchors_audit_and_nothing_else(bao
     t = svc.secrets.transit
     assert t.decrypt_data(name, ciphertext=ct)["data"]["plaintext"] == PLAINTEXT
     assert t.read_key(name)["data"]["latest_version"] == 1
-    svc.adapter.post("/v1/genovault-audit/chain/head", json={"head": "abc", "n": "1"})
-    assert svc.adapter.get("/v1/genovault-audit/chain/head")["data"]["head"] == "abc"
+    head = f"/v1/genovault-anchors/data/audit/svc-{uuid.uuid4().hex}"
+    svc.adapter.post(head, json={"options": {"cas": 0}, "data": {"seq": 1, "hash": "abc"}})
+    assert svc.adapter.get(head)["data"]["data"]["hash"] == "abc"
+    forbidden(svc.adapter.post, "/v1/genovault-audit/chain/head", json={"head": "abc"})
     forbidden(t.encrypt_data, name, plaintext=PLAINTEXT)
     forbidden(t.generate_hmac, f"genovault.{ds}.pseudonym", PLAINTEXT)
     forbidden(t.rotate_key, name)
     forbidden(t.list_keys)
     forbidden(svc.adapter.post, f"/v1/genovault-registry/{ds}/ab/cd", json={"r": "1"})
-    forbidden(svc.adapter.delete, "/v1/genovault-audit/chain/head")
+    forbidden(svc.adapter.delete, head)
+    forbidden(svc.adapter.delete, head.replace("/data/", "/metadata/"))
+    forbidden(svc.adapter.post, head.replace("/data/", "/destroy/"), json={"versions": [1]})
+    forbidden(svc.adapter.list, "/v1/genovault-anchors/metadata/audit")
     forbidden(svc.adapter.list, "/v1/genovault-audit/chain")
     forbidden(svc.sys.read_acl_policy, "genovault-service")
     forbidden(svc.auth.token.create, policies=["genovault-service"])
@@ -114,11 +120,15 @@ def test_service_approle__decrypts_reads_keys_anchors_audit_and_nothing_else(bao
 
 def test_auditor_policy__reads_the_anchor_only(bao_server, root):
     root.adapter.post("/v1/genovault-audit/chain/head2", json={"head": "def"})
+    head = f"/v1/genovault-anchors/data/audit/aud-{uuid.uuid4().hex}"
+    root.adapter.post(head, json={"options": {"cas": 0}, "data": {"seq": 1, "hash": "def"}})
     token = root.auth.token.create(policies=["genovault-auditor"], no_default_policy=True,
                                    ttl="5m")["auth"]["client_token"]
     aud = bao_server.client(token)
     assert aud.adapter.get("/v1/genovault-audit/chain/head2")["data"]["head"] == "def"
+    assert aud.adapter.get(head)["data"]["data"]["hash"] == "def"
     forbidden(aud.adapter.post, "/v1/genovault-audit/chain/head2", json={"head": "x"})
+    forbidden(aud.adapter.post, head, json={"options": {"cas": 1}, "data": {"seq": 2}})
     forbidden(aud.adapter.delete, "/v1/genovault-audit/chain/head2")
     forbidden(aud.secrets.transit.decrypt_data, "genovault.svc1.genotypes",
               ciphertext="vault:v1:AAAA")
@@ -134,5 +144,10 @@ def test_approle_login__bad_secret_is_unauthenticated(bao_server, root):
 
 def test_bootstrap__mounts_userpass_and_audit_kv(root):
     assert root.sys.list_auth_methods()["data"]["userpass/"]["type"] == "userpass"
-    audit = root.sys.list_mounted_secrets_engines()["data"]["genovault-audit/"]
+    mounts = root.sys.list_mounted_secrets_engines()["data"]
+    audit = mounts["genovault-audit/"]
     assert audit["type"] == "kv" and (audit.get("options") or {}).get("version") != "2"
+    anchors = mounts["genovault-anchors/"]
+    assert anchors["type"] == "kv" and anchors["options"]["version"] == "2"
+    config = root.adapter.get("/v1/genovault-anchors/config")["data"]
+    assert config["cas_required"] is True and config["max_versions"] == 32

@@ -18,6 +18,7 @@ from vault.cli.datasets import datasets_group
 from vault.cli.keys import keys_group
 from vault.cli.samples import samples_group
 from vault.keys import signing
+from vault.keys.anchor import VaultKvAnchor
 from vault.keys.auth import create_user
 from vault.keys.bootstrap import mint_role_token
 
@@ -44,7 +45,7 @@ def test_cli__rotate_status_withdraw_destroy(tmp_path: Path, bao_server: DevServ
 
     root = bao_server.client()
     # the audit chain head is shared by the whole test server: this test's log starts empty
-    root.secrets.kv.v1.delete_secret(path="chain/head", mount_point="genovault-audit")
+    VaultKvAnchor(root).reset()  # root only
     runner = CliRunner()
     samples = [f"C{i}" for i in range(12)]
     vcf, _ = cohort_vcf(tmp_path / "c.vcf", samples, 120)
@@ -75,9 +76,10 @@ def test_cli__rotate_status_withdraw_destroy(tmp_path: Path, bao_server: DevServ
     r = runner.invoke(main, ["datasets", "verify", "clids"],
                       env=env(mint_role_token(root, "query")))
     assert r.exit_code == 0, r.output
-    # destruction: alice requests; alice cannot approve; bob (admin + shredder) approves
-    alice = env(_login(bao_server, "alice-cli", ["genovault-admin"]))
-    bob = env(_login(bao_server, "bob-cli", ["genovault-admin", "genovault-shredder"]))
+    # destruction: alice (admin + shred-request) requests and marks the keys deletable; alice
+    # cannot approve; bob (admin + shred-approve) approves and deletes them
+    alice = env(_login(bao_server, "alice-cli", ["genovault-admin", "genovault-shred-request"]))
+    bob = env(_login(bao_server, "bob-cli", ["genovault-admin", "genovault-shred-approve"]))
     r = runner.invoke(main, ["datasets", "destroy", "clids", "--request"], env=alice)
     assert r.exit_code == 0, r.output
     rid = r.output.split("id ", 1)[1].split(".", 1)[0].strip()

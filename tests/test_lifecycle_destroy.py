@@ -52,10 +52,11 @@ def test_destroy__two_admins_then_nothing_decrypts_even_for_root(
         lifecycle.approve_destroy(store, ds, rid, alice, bao_server.client())
     with pytest.raises(ConfigError, match="not the open request"):
         lifecycle.approve_destroy(store, ds, "0" * 16, bob, bao_server.client())
-    # an admin's own rights cannot delete keys: the tombstone is committed, keys stay
-    with pytest.raises(VaultForbidden):
+    # an admin's own rights can neither mark nor delete keys: refused before anything is
+    # committed
+    with pytest.raises(VaultForbidden, match="deletable"):
         lifecycle.approve_destroy(store, ds, rid, bob, bob)
-    assert store.manifest(ds).tombstone is not None
+    assert store.manifest(ds).tombstone is None
     shredder = bao_server.client(mint_role_token(bao_server.client(), "shredder"))
     done = lifecycle.approve_destroy(store, ds, rid, bob, shredder, audit=events.append)
     assert done.tombstone is not None and done.tombstone.approved_by.display_name.endswith(

@@ -1,4 +1,8 @@
-# GenoVault auditor: read the audit chain anchor. Nothing else.
+# GenoVault auditor: read the audit chain anchors (current and legacy). Nothing else.
+path "genovault-anchors/data/audit/*" {
+  capabilities = ["read"]
+}
+
 path "genovault-audit/*" {
   capabilities = ["read"]
 }

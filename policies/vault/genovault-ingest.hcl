@@ -42,7 +42,12 @@ path "transit/sign/genovault.manifest" {
   }
 }
 
-# Anchor each manifest version it commits (rollback detection).
-path "genovault-lifecycle/manifest/*" {
+# Anchor each manifest version it commits (rollback detection): KV v2, check-and-set on the
+# version, never delete/metadata/destroy; read the legacy (KV v1) anchors.
+path "genovault-anchors/data/manifest/*" {
   capabilities = ["create", "update", "read"]
+}
+
+path "genovault-lifecycle/manifest/*" {
+  capabilities = ["read"]
 }

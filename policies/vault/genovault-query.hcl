@@ -8,6 +8,10 @@ path "transit/keys/genovault.manifest" {
   capabilities = ["read"]
 }
 
+path "genovault-anchors/data/manifest/*" {
+  capabilities = ["read"]
+}
+
 path "genovault-lifecycle/manifest/*" {
   capabilities = ["read"]
 }

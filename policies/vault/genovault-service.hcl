@@ -9,8 +9,18 @@ path "transit/keys/genovault.*" {
   capabilities = ["read"]
 }
 
-path "genovault-audit/*" {
+# Audit chain heads: move them forward (KV v2, check-and-set on the version, which is the
+# seq); never delete/patch, nothing on metadata/destroy/config. The legacy heads: read only.
+path "genovault-anchors/data/audit/*" {
   capabilities = ["create", "update", "read"]
+}
+
+path "genovault-audit/*" {
+  capabilities = ["read"]
+}
+
+path "genovault-anchors/data/manifest/*" {
+  capabilities = ["read"]
 }
 
 path "genovault-lifecycle/manifest/*" {

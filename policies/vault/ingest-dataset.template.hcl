@@ -53,7 +53,12 @@ path "transit/keys/genovault.manifest" {
   capabilities = ["read"]
 }
 
-# Anchor each manifest version of this dataset it commits (rollback detection).
-path "genovault-lifecycle/manifest/${dataset}" {
+# Anchor each manifest version of this dataset it commits (rollback detection): KV v2,
+# check-and-set on the version, never delete/metadata/destroy; read the legacy anchor.
+path "genovault-anchors/data/manifest/${dataset}" {
   capabilities = ["create", "update", "read"]
+}
+
+path "genovault-lifecycle/manifest/${dataset}" {
+  capabilities = ["read"]
 }

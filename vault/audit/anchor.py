@@ -1,7 +1,8 @@
 """Where the chain head (last seq and hash) is kept outside the log.
 
-The real anchor is :class:`vault.keys.anchor.VaultKvAnchor` (a KV v1 entry in Vault: the
-only package allowed to talk to Vault is ``vault.keys``). :class:`MemoryAnchor` exists for
+The real anchor is :class:`vault.keys.anchor.VaultKvAnchor` (a KV v2 entry in Vault whose
+version number is the seq, written with check-and-set; the only package allowed to talk to
+Vault is ``vault.keys``). :class:`MemoryAnchor` exists for
 unit tests of the chain logic only: it lives and dies with the process, so it proves nothing
 about truncation and must never back a real log.
 """

@@ -16,6 +16,7 @@ from vault.audit.record import (
     line_of,
     record_hash,
 )
+from vault.errors import IntegrityError
 
 
 @dataclass
@@ -38,7 +39,9 @@ def verify(path: Path, anchor: Anchor | None) -> AuditVerifyReport:
 
     Detects a malformed line, an edited record (hash mismatch), deleted, inserted or
     reordered records (seq or prev mismatch), truncation of the tail and records appended
-    after the anchored head (log and anchor disagree), responses without a request and
+    after the anchored head (log and anchor disagree), an anchor that breaks its version
+    invariant, records replaced since they were anchored (against the earlier heads the
+    anchor still keeps, if it has a ``history()``), responses without a request and
     duplicate ids. With ``anchor=None`` the tail cannot be checked (a problem says so only if
     the caller passes ``anchor``; see docs/audit.md).
     """
@@ -91,8 +94,13 @@ def verify(path: Path, anchor: Anchor | None) -> AuditVerifyReport:
         _pair(rec, where, requests, answered, completes, problems)
     anchored = None
     if anchor is not None:
-        anchored = anchor.read()
-        problems.extend(_check_anchor(head, anchored, hashes))
+        try:
+            anchored = anchor.read()
+        except IntegrityError as exc:
+            problems.append(f"the anchor cannot be trusted: {exc}")
+        else:
+            problems.extend(_check_anchor(head, anchored, hashes))
+            problems.extend(_check_history(anchor, hashes))
     unanswered = [q for q in requests if q not in answered]
     return AuditVerifyReport(ok=not problems, records=records, problems=problems, head=head,
                              anchored=anchored, unanswered=unanswered)
@@ -163,3 +171,21 @@ def _check_anchor(head: tuple[int, str] | None, anchored: tuple[int, str] | None
         return [f"the anchored head seq {a_seq} is not the last line of the log (the last "
                 f"line holds seq {last}): records were reordered"]
     return []
+
+
+def _check_history(anchor: Anchor, hashes: dict[int, str]) -> list[str]:
+    """Each earlier head the anchor still keeps must be the log's record of that seq."""
+    history = getattr(anchor, "history", None)
+    if not callable(history):
+        return []
+    try:
+        heads: list[tuple[int, str]] = history()
+    except IntegrityError as exc:
+        return [f"the anchor's earlier versions cannot be trusted: {exc}"]
+    bad = [s for s, h in heads if s in hashes and hashes[s] != h]
+    if not bad:
+        return []
+    first = min(bad)
+    return [f"seq {first} does not match the hash anchored when it was written (anchor "
+            f"version {first}): the records from seq {first} on were replaced, even though "
+            "the log has as many records as the anchor counts"]

@@ -56,6 +56,10 @@ def audit_verify(ctx: click.Context, log_path: Path | None) -> None:
         echo(f"{len(report.unanswered)} request(s) without a response record (in flight, "
              "crashed, or answer withheld): " + ", ".join(report.unanswered[:10])
              + (" …" if len(report.unanswered) > 10 else ""))
+    if anchor.legacy_ahead:
+        echo(f"note: this log is anchored the old way ({anchor.legacy_mount}/{anchor.path}, "
+             "KV v1): appends are refused until an admin runs `genovault audit "
+             "adopt-anchor`")
     if report.ok:
         echo("ok: the chain is intact and matches its anchor")
         return
@@ -63,6 +67,43 @@ def audit_verify(ctx: click.Context, log_path: Path | None) -> None:
         echo(f"problem: {problem}", err=True)
     echo(f"FAILED: {len(report.problems)} problem(s)", err=True)
     sys.exit(1)
+
+
+@audit_group.command("adopt-anchor")
+@_LOG_OPTION
+@click.pass_context
+def audit_adopt_anchor(ctx: click.Context, log_path: Path | None) -> None:
+    """Move a log anchored the old way (KV v1) to the KV v2 anchor whose version is the seq.
+
+    The log must verify against its old anchor. Every record's hash is then anchored as KV
+    version = seq (resumable; Vault keeps only the last versions). Run it with the query
+    service stopped, with an admin token (or the service's)."""
+    from vault.audit.verify import verify
+    from vault.keys.anchor import VaultKvAnchor
+    from vault.keys.client import connect
+
+    path = _log_path(ctx, log_path)
+    anchor = VaultKvAnchor(connect(settings_of(ctx)))
+    legacy = anchor.legacy()
+    if legacy is None:
+        echo(f"nothing to adopt: {anchor.legacy_mount}/{anchor.path} holds no chain head")
+        return
+    current = anchor.read()
+    if not anchor.legacy_ahead:
+        echo(f"already adopted: {anchor.where} anchors seq {current[0] if current else 0}, "
+             f"at or past the old head (seq {legacy[0]})")
+        return
+    report = verify(path, anchor)
+    if not report.ok or report.head != legacy:
+        for problem in report.problems:
+            echo(f"problem: {problem}", err=True)
+        raise ConfigError(f"the audit log {path} does not verify against its old anchor "
+                          f"(seq {legacy[0]}): nothing adopted; keep it as evidence")
+    hashes = [json.loads(line)["hash"] for line in path.read_bytes().splitlines()]
+    written = anchor.adopt(hashes)
+    head = anchor.read()
+    echo(f"adopted: {written} version(s) written; {anchor.where} now anchors seq "
+         f"{head[0] if head else 0} (KV version = seq, check-and-set)")
 
 
 @audit_group.command("show")

@@ -125,9 +125,10 @@ def datasets_destroy(ctx: click.Context, dataset: str, request: bool,
                      approve: str | None) -> None:
     """Crypto-shred DATASET: one admin requests, a different admin approves.
 
-    On approval the dataset's Transit keys are made deletable and deleted (the shredder role),
-    its files removed and a signed tombstone manifest kept. Nothing it held can be decrypted
-    again, from any copy, by anyone.
+    The request marks the dataset's Transit keys deletable (genovault-shred-request); the
+    approval commits a signed tombstone manifest, deletes the keys (genovault-shred-approve:
+    Vault deletes only keys the request marked) and removes the files. Nothing it held can be
+    decrypted again, from any copy, by anyone.
     """
     from vault.cli.lifecycle_common import audit_recorder
     from vault.errors import ConfigError
@@ -144,12 +145,14 @@ def datasets_destroy(ctx: click.Context, dataset: str, request: bool,
         command = "datasets destroy --request" if request else "datasets destroy --approve"
         try:
             if request:
-                rid = lifecycle.request_destroy(store, dataset, client, audit=audit)
+                with session(settings, "shred-request") as marker:
+                    rid = lifecycle.request_destroy(store, dataset, client, marker=marker,
+                                                    audit=audit)
                 echo(f"destruction of {dataset!r} requested: id {rid}. A different admin "
                      f"approves it with `genovault datasets destroy {dataset} --approve {rid}`")
                 return
             assert approve is not None
-            with session(settings, "shredder") as shredder:
+            with session(settings, "shred-approve") as shredder:
                 m = lifecycle.approve_destroy(store, dataset, approve, client, shredder,
                                               audit=audit)
         except Exception as exc:

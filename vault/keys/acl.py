@@ -17,10 +17,11 @@ from vault.ids import check_dataset_id
 
 #: Policies written by bootstrap, in order.
 STATIC_POLICY_NAMES = ("genovault-ingest", "genovault-query", "genovault-admin",
-                       "genovault-service", "genovault-auditor", "genovault-shredder")
+                       "genovault-service", "genovault-auditor", "genovault-shredder",
+                       "genovault-shred-request", "genovault-shred-approve")
 #: Policies of tokens without the ``default`` policy: they get the token-self rules too.
 _SELF_SERVICE = {"genovault-ingest", "genovault-query", "genovault-admin", "genovault-service",
-                 "genovault-shredder"}
+                 "genovault-shredder", "genovault-shred-request", "genovault-shred-approve"}
 
 INGEST_POLICY_PREFIX = "genovault-ingest-"
 _QUERY_POLICY_RE = re.compile(r"^genovault-query-[a-z0-9][a-z0-9_-]{0,62}$")

@@ -46,8 +46,10 @@ from vault.keys.acl import (
     static_policies,
     with_token_self,
 )
+from vault.keys.anchor import ANCHOR_MAX_VERSIONS
 from vault.keys.errors import map_error
 from vault.keys.names import (
+    ANCHOR_MOUNT,
     APPROLE_MOUNT,
     APPROLE_ROLES,
     AUDIT_DEVICE_PATH,
@@ -126,11 +128,13 @@ def bootstrap(client: hvac.Client, *, audit_path: Path | str | None = None) -> B
         _ensure_kv1(client, REGISTRY_MOUNT, report, what="the sample registry",
                     description="GenoVault sample registry (pseudonyms; create-only for "
                                 "pipelines)")
-        _ensure_kv1(client, AUDIT_MOUNT, report, what="the audit chain anchor",
-                    description="GenoVault audit chain anchor (service writes, auditors read)")
-        _ensure_kv1(client, LIFECYCLE_MOUNT, report, what="the manifest anchors and "
-                    "destruction requests", description="GenoVault lifecycle: manifest "
-                    "version anchors, destruction requests")
+        _ensure_kv2_anchors(client, report)
+        _ensure_kv1(client, AUDIT_MOUNT, report, what="the legacy audit chain anchor",
+                    description="GenoVault legacy audit chain anchor (read-only; anchors "
+                                f"are in {ANCHOR_MOUNT}/)")
+        _ensure_kv1(client, LIFECYCLE_MOUNT, report, what="the destruction requests (and "
+                    "legacy manifest anchors)", description="GenoVault lifecycle: "
+                    "destruction requests, legacy manifest version anchors (read-only)")
         _ensure_signing_key(client, report)
         for name, hcl in POLICIES.items():
             _ensure_policy(client, name, hcl, report)
@@ -281,6 +285,37 @@ def _ensure_kv1(client: hvac.Client, mount: str, report: BootstrapReport, *, wha
             f"{existing.get('options')}), not KV version 1: unmount it or use another Vault")
     else:
         report.unchanged.append(f"{what} at {mount}/")
+
+
+#: The anchor mount's configuration: every write must carry check-and-set; old versions are
+#: pruned beyond ANCHOR_MAX_VERSIONS (only the current one is needed).
+ANCHOR_MOUNT_CONFIG = {"cas_required": True, "max_versions": ANCHOR_MAX_VERSIONS,
+                       "delete_version_after": "0s"}
+
+
+def _ensure_kv2_anchors(client: hvac.Client, report: BootstrapReport) -> None:
+    """The KV v2 mount of the anchors (vault/keys/anchor.py), with cas_required."""
+    mounts = client.sys.list_mounted_secrets_engines()["data"]
+    existing = mounts.get(f"{ANCHOR_MOUNT}/")
+    if existing is None:
+        client.sys.enable_secrets_engine(
+            "kv", path=ANCHOR_MOUNT, options={"version": "2"},
+            description="GenoVault anchors: audit chain heads, manifest versions (KV "
+                        "version = counter, check-and-set; nobody but root deletes)")
+        report.changed.append(f"enabled the anchors (KV v2) at {ANCHOR_MOUNT}/")
+    elif existing.get("type") != "kv" or (existing.get("options") or {}).get("version") != "2":
+        raise ConfigError(
+            f"{ANCHOR_MOUNT}/ is mounted as {existing.get('type')!r} (options "
+            f"{existing.get('options')}), not KV version 2: unmount it or use another Vault")
+    else:
+        report.unchanged.append(f"the anchors (KV v2) at {ANCHOR_MOUNT}/")
+    have = client.adapter.get(f"/v1/{ANCHOR_MOUNT}/config")["data"]
+    if any(have.get(k) != v for k, v in ANCHOR_MOUNT_CONFIG.items()
+           if k != "delete_version_after") or have.get("delete_version_after") not in (
+               "0s", 0, None):
+        client.adapter.post(f"/v1/{ANCHOR_MOUNT}/config", json=ANCHOR_MOUNT_CONFIG)
+        report.changed.append(f"configured {ANCHOR_MOUNT}/ (cas_required, max_versions "
+                              f"{ANCHOR_MAX_VERSIONS})")
 
 
 def _ensure_policy(client: hvac.Client, name: str, hcl: str, report: BootstrapReport) -> None:

@@ -385,11 +385,22 @@ def _request_path(dataset: str) -> str:
     return f"{LIFECYCLE_MOUNT}/destroy/{dataset}"
 
 
+def _dataset_keys(m: Manifest) -> list[str]:
+    return sorted({*[m.keys[c] for c in DATA_CLASSES], *m.transit_keys("genotypes")})
+
+
 def request_destroy(store: Store, dataset: str, client: hvac.Client, *,
-                    audit: Audit | None = None) -> str:
-    """File a destruction request (admin); returns its id, which a *different* admin approves."""
+                    marker: hvac.Client | None = None, audit: Audit | None = None) -> str:
+    """File a destruction request (admin); returns its id, which a *different* admin approves.
+
+    ``marker`` (a genovault-shred-request token) first marks every key of the dataset
+    deletable: with it, Vault itself needs a second identity (genovault-shred-approve) to
+    delete them. Without it the approver's token must mark them too (genovault-shredder)."""
     who = identity(client)
     m = _verified(store, dataset, client)
+    if marker is not None:
+        for name in _dataset_keys(m):
+            _mark_deletable(marker, name)
     request_id = uuid.uuid4().hex[:16]
     _vault(client, "post", _request_path(dataset), f"filing a destruction request for "
            f"{dataset!r}", {"request_id": request_id, "dataset": dataset, "uid": m.uid,
@@ -432,8 +443,9 @@ def approve_destroy(store: Store, dataset: str, request_id: str, approver: hvac.
             raise ConfigError("the destruction request was filed for an earlier incarnation "
                               "of this dataset")
         if m.tombstone is None:
-            all_keys = sorted({*[m.keys[c] for c in DATA_CLASSES],
-                               *m.transit_keys("genotypes")})
+            all_keys = _dataset_keys(m)
+            for name in all_keys:  # before anything is committed: refused here, nothing done
+                _mark_deletable(shredder, name)
             now = utcnow()
             m = signing.commit_signed(store, dataset, m.model_copy(update={
                 "batches": [], "sample_count": 0, "contigs": [], "withdrawn": [],
@@ -460,19 +472,32 @@ def approve_destroy(store: Store, dataset: str, request_id: str, approver: hvac.
     return m
 
 
-def _shred_key(client: hvac.Client, name: str) -> None:
+_SHRED_ADVICE = ("crypto-shredding needs two people: the requester's token marks the keys "
+                 "deletable (genovault-shred-request, at `datasets destroy --request`), the "
+                 "approver's deletes them (genovault-shred-approve); root mints both in the "
+                 "embedded vault")
+
+
+def _mark_deletable(client: hvac.Client, name: str) -> bool:
+    """Make sure Transit key ``name`` has deletion_allowed; False if it is already gone."""
     try:
-        client.adapter.get(f"/v1/{TRANSIT_MOUNT}/keys/{name}")
+        info = client.adapter.get(f"/v1/{TRANSIT_MOUNT}/keys/{name}")["data"]
     except hvac.exceptions.InvalidPath:
-        return  # already deleted (a resumed destruction)
+        return False  # already deleted (a resumed destruction)
     except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
         raise map_error(e, f"reading Transit key {name!r}", addr=client.url,
-                        advice="crypto-shredding needs the shredder role") from e
-    adv = "crypto-shredding needs the genovault-shredder role (root mints it)"
-    _vault(client, "post", f"{TRANSIT_MOUNT}/keys/{name}/config",
-           f"marking Transit key {name!r} deletable", {"deletion_allowed": "true"}, advice=adv)
-    _vault(client, "delete", f"{TRANSIT_MOUNT}/keys/{name}", f"deleting Transit key {name!r}",
-           advice=adv)
+                        advice=_SHRED_ADVICE) from e
+    if not info.get("deletion_allowed"):
+        _vault(client, "post", f"{TRANSIT_MOUNT}/keys/{name}/config",
+               f"marking Transit key {name!r} deletable", {"deletion_allowed": "true"},
+               advice=_SHRED_ADVICE)
+    return True
+
+
+def _shred_key(client: hvac.Client, name: str) -> None:
+    if _mark_deletable(client, name):
+        _vault(client, "delete", f"{TRANSIT_MOUNT}/keys/{name}",
+               f"deleting Transit key {name!r}", advice=_SHRED_ADVICE)
 
 
 # --- compaction ---------------------------------------------------------------------------

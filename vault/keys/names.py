@@ -7,10 +7,14 @@ from vault.ids import check_dataset_id
 TRANSIT_MOUNT = "transit"
 APPROLE_MOUNT = "approle"
 USERPASS_MOUNT = "userpass"
-#: KV v1 mount holding the query service's audit chain anchor.
+#: KV v2 mount of the anchors (vault/keys/anchor.py): the audit chain heads
+#: (``audit/<path>``) and the manifest version anchors (``manifest/<dataset>``); each entry's
+#: KV version is its counter, written with check-and-set.
+ANCHOR_MOUNT = "genovault-anchors"
+#: KV v1 mount that held the audit chain anchor before ANCHOR_MOUNT (read-only since).
 AUDIT_MOUNT = "genovault-audit"
-#: KV v1 mount of the lifecycle: manifest version anchors (``manifest/<dataset>``) and
-#: destruction requests (``destroy/<dataset>``).
+#: KV v1 mount of the lifecycle: destruction requests (``destroy/<dataset>``) and, read-only
+#: since ANCHOR_MOUNT, the old manifest version anchors (``manifest/<dataset>``).
 LIFECYCLE_MOUNT = "genovault-lifecycle"
 #: The Transit ed25519 key that signs every manifest (created by bootstrap, never exportable).
 #: One dot only: dataset keys are ``genovault.<dataset>.<class>`` (two dots), so no clash.
@@ -19,9 +23,12 @@ SIGNING_KEY = "genovault.manifest"
 AUDIT_DEVICE_PATH = "genovault"
 #: GenoVault's Vault roles (token roles and AppRole roles are ``genovault-<role>``).
 ROLES = ("ingest", "query", "admin")
-#: Token roles minted by GenoVault: the roles plus the crypto-shredder (destroy --approve only;
-#: no AppRole, no long-lived credentials).
-TOKEN_ROLES = (*ROLES, "shredder")
+#: Token roles minted by GenoVault (from root only: no policy grants their create path): the
+#: roles plus crypto-shredding's two halves, ``shred-request`` (mark a key deletable: destroy
+#: --request) and ``shred-approve`` (delete a marked key: destroy --approve), and
+#: ``shredder`` (both at once: compact --shred-old-keys). No AppRole, no long-lived
+#: credentials.
+TOKEN_ROLES = (*ROLES, "shredder", "shred-request", "shred-approve")
 #: AppRole roles: the token roles plus the query service's own identity.
 APPROLE_ROLES = (*ROLES, "service")
 

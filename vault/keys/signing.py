@@ -4,9 +4,10 @@
   signature (key ``genovault.manifest``, created by bootstrap; the ingest and admin policies
   may ``transit/sign`` with it, nobody may export it) over :meth:`Manifest.signed_bytes`.
 * After the manifest is in place its ``(version, sha256 of the signed bytes)`` is anchored in
-  Vault KV (``genovault-lifecycle/manifest/<dataset>``). The anchor is written *after* the
-  commit, so a crash between the two leaves the anchor one version behind (still accepted),
-  never ahead (which would make the dataset unreadable).
+  Vault KV v2 (``genovault-anchors/manifest/<dataset>``) as KV version ``version``, with
+  check-and-set, so no GenoVault role can rewind it (vault/keys/anchor.py). The anchor is
+  written *after* the commit, so a crash between the two leaves the anchor one version
+  behind (still accepted), never ahead (which would make the dataset unreadable).
 * Readers verify locally with ``cryptography``: the key's public keys are read from Vault once
   per process and pinned on first use in ``<store>/.trust/manifest-signing.json``; a later
   disagreement between Vault and the pin is refused (someone replaced one of them). The
@@ -34,8 +35,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from vault.errors import IntegrityError, VaultDown, VaultForbidden
+from vault.keys.anchor import CasEntry, read_legacy
 from vault.keys.errors import map_error
-from vault.keys.names import LIFECYCLE_MOUNT, SIGNING_KEY, TRANSIT_MOUNT
+from vault.keys.names import ANCHOR_MOUNT, LIFECYCLE_MOUNT, SIGNING_KEY, TRANSIT_MOUNT
 from vault.store.manifest import Manifest, Signature
 
 PIN_DIR = ".trust"
@@ -81,17 +83,24 @@ def anchor_path(dataset: str) -> str:
     return f"manifest/{dataset}"
 
 
-def read_anchor(client: hvac.Client, dataset: str) -> tuple[int, str] | None:
-    try:
-        resp = client.secrets.kv.v1.read_secret(path=anchor_path(dataset),
-                                                mount_point=LIFECYCLE_MOUNT)
-    except hvac.exceptions.InvalidPath:
+def anchor_entry(client: hvac.Client, dataset: str) -> CasEntry:
+    """The dataset's version anchor: KV v2 ``genovault-anchors/manifest/<dataset>``, whose
+    KV version is the manifest version (see vault/keys/anchor.py)."""
+    return CasEntry(client, anchor_path(dataset), "version",
+                    what=f"the manifest anchor of {dataset!r}",
+                    advice_read=f"the token needs read on {ANCHOR_MOUNT}/data/manifest/"
+                                f"{dataset} (query, service, ingest and admin roles)",
+                    advice_write=f"the token needs create/update on {ANCHOR_MOUNT}/data/"
+                                 f"manifest/{dataset}")
+
+
+def _legacy_anchor(client: hvac.Client, dataset: str) -> tuple[int, str] | None:
+    """The KV v1 anchor of a dataset committed before anchors moved to KV v2 (frozen)."""
+    data = read_legacy(client, LIFECYCLE_MOUNT, anchor_path(dataset),
+                       f"the legacy manifest anchor of {dataset!r}",
+                       f"the token needs read on {LIFECYCLE_MOUNT}/manifest/{dataset}")
+    if data is None:
         return None
-    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
-        raise map_error(e, f"reading the manifest anchor of {dataset!r}", addr=client.url,
-                        advice=f"the token needs read on {LIFECYCLE_MOUNT}/manifest/"
-                               f"{dataset} (query, service, ingest and admin roles)") from e
-    data = (resp or {}).get("data") or {}
     try:
         return int(data["version"]), str(data["sha256"])
     except (KeyError, TypeError, ValueError):
@@ -99,26 +108,56 @@ def read_anchor(client: hvac.Client, dataset: str) -> tuple[int, str] | None:
                              "malformed: it was written outside GenoVault") from None
 
 
+def read_anchor(client: hvac.Client, dataset: str) -> tuple[int, str] | None:
+    """``(version, sha256)`` anchored for ``dataset``: the higher of the KV v2 anchor and a
+    legacy KV v1 one (neither can be rewound by a GenoVault role)."""
+    cur = anchor_entry(client, dataset).read()
+    head = None
+    if cur is not None:
+        sha = cur[1].get("sha256")
+        if not isinstance(sha, str):
+            raise IntegrityError(f"the manifest anchor {ANCHOR_MOUNT}/manifest/{dataset} is "
+                                 "malformed: it was written outside GenoVault")
+        head = (cur[0], sha)
+    old = _legacy_anchor(client, dataset)
+    if old is None or (head is not None and head[0] > old[0]):
+        return head
+    if head is not None and head[0] == old[0] and head[1] != old[1]:
+        raise IntegrityError(f"dataset {dataset!r}: the manifest anchors in {ANCHOR_MOUNT} "
+                             f"and {LIFECYCLE_MOUNT} disagree about version {old[0]}: one "
+                             "was written outside GenoVault")
+    return old
+
+
 def write_anchor(client: hvac.Client, manifest: Manifest) -> None:
-    try:
-        client.secrets.kv.v1.create_or_update_secret(
-            path=anchor_path(manifest.dataset), mount_point=LIFECYCLE_MOUNT, method="PUT",
-            secret={"version": manifest.version, "sha256": digest(manifest),
-                    "uid": manifest.uid})
-    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
-        raise map_error(e, f"anchoring manifest version {manifest.version} of "
-                        f"{manifest.dataset!r}", addr=client.url,
-                        advice=f"the token needs create/update on {LIFECYCLE_MOUNT}/manifest/"
-                               f"{manifest.dataset}") from e
+    """Anchor ``manifest`` as KV version ``manifest.version`` (check-and-set). Versions
+    missing below it (a dataset anchored the old way, or a commit whose anchor write was
+    lost) are filled first with placeholders; the legacy version keeps its digest."""
+    entry = anchor_entry(client, manifest.dataset)
+    old = _legacy_anchor(client, manifest.dataset)
+
+    def placeholder(v: int) -> dict[str, Any]:
+        sha = old[1] if old is not None and v == old[0] else "0" * 64
+        return {"version": v, "sha256": sha, "uid": manifest.uid, "placeholder": True}
+
+    entry.fill(manifest.version - 1, placeholder)
+    entry.write(manifest.version, {"version": manifest.version, "sha256": digest(manifest),
+                                   "uid": manifest.uid})
 
 
 def commit_signed(store: Any, dataset: str, manifest: Manifest, client: hvac.Client,
                   previous: Manifest | None) -> Manifest:
     """Number (previous + 1), sign, atomically commit, then anchor ``manifest``; returns it.
 
-    The caller holds the dataset's lock.
+    The caller holds the dataset's lock. A dataset new to this store continues the counter
+    Vault holds for its id (another store's, or an earlier incarnation's): version numbers of
+    a dataset id never repeat, so the anchor never has to go back.
     """
-    version = (previous.version if previous else 0) + 1
+    if previous is None:
+        anchored = read_anchor(client, dataset)
+        version = (anchored[0] if anchored else 0) + 1
+    else:
+        version = previous.version + 1
     signed = sign(client, manifest.model_copy(update={"version": version}))
     store.commit(dataset, signed)
     write_anchor(client, signed)
