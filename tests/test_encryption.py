@@ -352,7 +352,7 @@ def _update_manifest_checksum(store: Store, ds: str, rel: str, client: hvac.Clie
     """Record the damaged file's checksum in a manifest GenoVault signs again (as if the damage
     had happened before the commit), so that only the AES-GCM tag can catch it."""
     from vault.keys.signing import commit_signed
-    from vault.store.fsutil import sha256_file
+    from vault.store.fsutil import parquet_tail_sha256, sha256_file
 
     raw = store.manifest(ds).model_dump(mode="json")
     path = store.dataset_dir(ds) / rel
@@ -361,6 +361,10 @@ def _update_manifest_checksum(store: Store, ds: str, rel: str, client: hvac.Clie
             if f["path"] == rel:
                 f["sha256"] = sha256_file(path)
                 f["bytes"] = path.stat().st_size
+                try:
+                    f["tail_sha256"] = parquet_tail_sha256(path)
+                except ValueError:  # no Parquet tail left: readers check the whole file
+                    f.pop("tail_sha256", None)
     commit_signed(store, ds, Manifest.model_validate(raw), client, store.manifest(ds))
 
 
@@ -400,6 +404,43 @@ def test_variant_file__flipped_byte_is_detected(env: Env, copy_store: Store, whe
         assert "checksum" not in report.problems[0]  # caught by decryption, not the manifest
     else:
         assert "checksum mismatch" in report.problems[0]
+
+
+def test_manifest__records_each_files_parquet_tail_checksum(env: Env) -> None:
+    """Schema 5: every file entry carries the SHA-256 of the file's Parquet tail (crypto
+    metadata + encrypted footer) beside the whole-file SHA-256."""
+    from vault.store.fsutil import parquet_tail, parquet_tail_sha256, sha256_file
+
+    m = env.store.manifest(env.ds)
+    assert m.schema_version == fmt.SCHEMA_VERSION == 5
+    files = m.files()
+    assert files
+    for f in files:
+        path = env.store.dataset_dir(env.ds) / f.path
+        assert f.tail_sha256 == parquet_tail_sha256(path) and f.sha256 == sha256_file(path)
+        tail = parquet_tail(path)
+        assert tail.endswith(b"PARE") and 8 < len(tail) < f.bytes  # encrypted footer
+
+
+def test_variant_file__another_files_body_under_its_tail_fails_to_decrypt(
+        env: Env, copy_store: Store) -> None:
+    """The reader checks a file's size and tail against the signed manifest, and AES-GCM the
+    rest: here the tail (and size) are the listed file's own, the pages another file's. Every
+    page is authenticated under the listed file's random AAD, so decryption fails."""
+    from vault.store.fsutil import parquet_tail
+
+    entries = sorted(variant_entries(copy_store, env.ds), key=lambda f: f.bytes)
+    assert len(entries) >= 2
+    target, donor = entries[-1], entries[-2]
+    folder = copy_store.dataset_dir(env.ds)
+    tail = parquet_tail(folder / target.path)
+    body = (folder / donor.path).read_bytes()[:-len(parquet_tail(folder / donor.path))]
+    spliced = (body + bytes(target.bytes))[:target.bytes - len(tail)] + tail
+    assert len(spliced) == target.bytes
+    (folder / target.path).write_bytes(spliced)
+    err = env.expect(IntegrityError, lambda: _read_everything(env.reader(store=copy_store)))
+    assert target.path in str(err) and "manifest's checksum" not in str(err)
+    assert "decryption failed" in str(err) or "cannot be decrypted" in str(err)
 
 
 def test_samples_file__flipped_byte_with_updated_checksum_is_detected(

@@ -16,11 +16,13 @@ from kernels.codes import MISSING as MISSING
 from kernels.codes import packed_bytes as packed_bytes
 from kernels.codes import packed_width as packed_width
 
-SCHEMA_VERSION = 4  # 3: signed, versioned manifest (withdrawals, tombstone); 4: batches of
-# several source files (parts) and a sample-list fingerprint per batch
+SCHEMA_VERSION = 5  # 3: signed, versioned manifest (withdrawals, tombstone); 4: batches of
+# several source files (parts) and a sample-list fingerprint per batch; 5: each file entry also
+# carries the SHA-256 of the file's Parquet tail (crypto metadata + encrypted footer), which is
+# what a reader checks (docs/format.md, "What binds a file to its place")
 #: manifests this GenoVault reads (a v3 manifest is read as is and keeps its number, so its
 #: signature still covers the same bytes; the next ingest commits it as the current version)
-READABLE_SCHEMA_VERSIONS = (3, 4)
+READABLE_SCHEMA_VERSIONS = (3, 4, 5)
 FORMAT_NAME = "genovault-dataset"
 MANIFEST = "manifest.json"
 DEFAULT_BIN_SIZE = 10_000_000  # variant files hold one contig and one 10 Mb position bin

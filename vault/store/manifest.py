@@ -31,12 +31,29 @@ class _Model(BaseModel):
 
 
 class FileEntry(_Model):
-    """One stored file: path relative to the dataset folder, rows, size and checksum."""
+    """One stored file: path relative to the dataset folder, rows, size and checksums.
+
+    ``sha256`` covers the whole file (``genovault datasets verify``); ``tail_sha256``
+    (schema 5) covers its Parquet tail, which is what a reader checks before it decrypts:
+    the tail holds the file's random AAD, under which every page and header of the file is
+    AES-GCM authenticated (docs/format.md). Entries written before schema 5 have no tail
+    checksum (left out of the manifest, so their signed bytes are unchanged), and readers
+    check their whole file.
+    """
 
     path: str
     rows: int = Field(ge=0)
     bytes: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    tail_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_serializer(mode="wrap")
+    def _omit_missing_tail(self, handler: SerializerFunctionWrapHandler,
+                           info: SerializationInfo) -> dict[str, object]:
+        out: dict[str, object] = handler(self)
+        if out.get("tail_sha256", "") is None:
+            del out["tail_sha256"]
+        return out
 
 
 class VariantFile(FileEntry):

@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -32,8 +33,8 @@ from vault.store import batchinfo
 from vault.store import format as fmt
 from vault.store.dataset import Store
 from vault.store.format import packed_bytes
-from vault.store.fsutil import sha256_file
-from vault.store.manifest import Batch
+from vault.store.fsutil import parquet_tail_sha256, sha256_file
+from vault.store.manifest import Batch, FileEntry
 
 _REGION_RE = re.compile(r"^(?P<chrom>[^:]+)(?::(?P<start>[\d,]+)?-?(?P<end>[\d,]+)?)?$")
 
@@ -203,8 +204,11 @@ class DatasetReader:
             return self._open_locked(rel)
 
     def _check_file(self, rel: str) -> None:
-        """The file at ``rel`` is the one the signed manifest lists there (size, SHA-256),
-        checked once per reader, before anything of it is decrypted."""
+        """The file at ``rel`` is the one the signed manifest lists there, checked once per
+        reader, before anything of it is decrypted: its size and the SHA-256 of its Parquet
+        tail (schema 5; the tail holds the file's random AAD, under which AES-GCM
+        authenticates every page and header as it is decrypted), or of the whole file for
+        entries written before."""
         path = self.dir / rel
         if not path.is_file():
             raise IntegrityError(f"{path}: listed in the manifest but missing; the dataset is "
@@ -212,7 +216,7 @@ class DatasetReader:
         if rel not in self._hashed:
             entry = self._entries.get(rel)
             if entry is None or path.stat().st_size != entry.bytes or \
-                    sha256_file(path) != entry.sha256:
+                    _digest(path, entry) != (entry.tail_sha256 or entry.sha256):
                 raise IntegrityError(f"{path}: does not match the signed manifest's checksum "
                                      "for this place (moved, swapped or modified file); "
                                      "refusing to decrypt it")
@@ -519,6 +523,16 @@ class DatasetReader:
         packed = packed_from_column(t.column(fmt.GENOTYPE_COLUMN), t.num_rows, b.n_samples)
         keep = self._keep[i]
         return packed if keep is None else select_samples(packed, b.n_samples, keep)
+
+
+def _digest(path: Path, entry: FileEntry) -> str | None:
+    """The checksum of ``path`` that ``entry`` records for readers (None: no Parquet tail)."""
+    if entry.tail_sha256 is None:
+        return sha256_file(path)
+    try:
+        return parquet_tail_sha256(path)
+    except ValueError:
+        return None
 
 
 def _short(exc: BaseException) -> str:

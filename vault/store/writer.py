@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from vault.errors import IngestError
 from vault.keys.kms import Keyring
 from vault.store import format as fmt
-from vault.store.fsutil import fsync_path, sha256_file
+from vault.store.fsutil import fsync_path, parquet_tail_sha256, sha256_file
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -45,7 +45,8 @@ def _file_entry(root: Path, path: Path, rows: int, **extra: Any) -> dict[str, An
             os.chmod(p, FILE_MODE)
             fsync_path(p)
     return {"path": path.relative_to(root).as_posix(), "rows": rows,
-            "bytes": path.stat().st_size, "sha256": sha256_file(path), **extra}
+            "bytes": path.stat().st_size, "sha256": sha256_file(path),
+            "tail_sha256": parquet_tail_sha256(path), **extra}
 
 
 class BatchWriter:
