@@ -24,6 +24,22 @@ DATASET_SCHEMA = {"entityType": "dataset",
 SECURITY_LEVELS = {"REGISTERED": "registered", "CONTROLLED": "controlled"}
 
 
+def security_levels(policy: Any) -> list[str]:
+    """The Beacon security levels the policy offers: PUBLIC when callers without a
+    credential have a role, REGISTERED / CONTROLLED when a role (reachable through a
+    principal or visa rule) answers statistics at that tier."""
+    reachable = {r.role for r in policy.principals} | {r.role for r in policy.passports.rules}
+    tiers: set[str] = set()
+    for role in policy.roles.values():
+        if role.id not in reachable or not role.statistics:
+            continue
+        for ds in role.datasets:
+            spec = policy.datasets.get(ds)
+            tiers.add(role.tier or (spec.tier if spec else None) or "registered")
+    out = ["PUBLIC"] if policy.public_roles else []
+    return out + [level for level, tier in SECURITY_LEVELS.items() if tier in tiers]
+
+
 @dataclass
 class DatasetAnswer:
     """What one dataset answered (after its own policy decision and audit record)."""
@@ -101,13 +117,14 @@ def _entry_types() -> dict[str, Any]:
     }
 
 
-def configuration() -> dict[str, Any]:
+def configuration(levels: list[str] | None = None) -> dict[str, Any]:
     return {"meta": info_meta("configuration", "beacon-configuration-v2.0.0"),
             "response": {"$schema": SCHEMA_BASE + "framework/json/configuration/"
                                                   "beaconConfigurationSchema.json",
                          "maturityAttributes": {"productionStatus": "PROD"},
                          "securityAttributes": {"defaultGranularity": "boolean",
-                                                "securityLevels": list(SECURITY_LEVELS)},
+                                                "securityLevels": list(SECURITY_LEVELS)
+                                                if levels is None else levels},
                          "entryTypes": _entry_types()}}
 
 

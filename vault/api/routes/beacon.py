@@ -8,12 +8,16 @@ and budget for the registered tier) and one audit record, whose ``query_id`` the
 response carries in ``info``. A dataset that is hidden from the caller answers exactly like
 one that does not exist. The informational documents (info, service-info, configuration,
 map, entry types, filtering terms) say nothing about any dataset and need no token; every
-other endpoint needs one (docs/beacon.md).
+other endpoint needs a credential (a Vault token, or a GA4GH passport or visa), except when
+the policy gives callers without one a public role (``match: {anonymous: true}``, Beacon's
+PUBLIC level): they then get boolean answers only, under that role's disclosure control and
+rate limit (docs/beacon.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Request
@@ -83,7 +87,8 @@ def service_info(request: Request) -> JSONResponse:
 
 
 def configuration(request: Request) -> JSONResponse:
-    return _doc(br.configuration())
+    policy = request.app.state.services.guard.policies.current()
+    return _doc(br.configuration(br.security_levels(policy)))
 
 
 def beacon_map(request: Request) -> JSONResponse:
@@ -134,7 +139,7 @@ def _refuse_bad_request(request: Request, services: Any, exc: BeaconError) -> JS
 
     try:
         services.guard.run(request, QueryRequest(action="list_datasets"), compute,
-                           {"beacon_error": exc.message})
+                           {"beacon_error": exc.message}, anonymous=True)
     except HTTPException as refused:
         return _error(None, refused, [])
     raise AssertionError("unreachable: the computation always fails")  # pragma: no cover
@@ -162,7 +167,7 @@ def _datasets(request: Request, services: Any, req: BeaconRequest) -> JSONRespon
 
     try:
         body = services.guard.run(request, QueryRequest(action="list_datasets"), compute,
-                                  {"beacon": req.summary()})
+                                  {"beacon": req.summary()}, anonymous=True)
     except HTTPException as exc:
         return _error(req, exc, [])
     return _doc(br.datasets_response(req, body["collections"], body["query_id"]))
@@ -251,7 +256,8 @@ def _one_dataset(request: Request, services: Any, req: BeaconRequest,
                         "dataset_version": env["dataset_version"], "disclosure": shown},
                        len(records) if records else total)
 
-    body = services.guard.run(request, qreq, compute, {"beacon": req.summary()})
+    body = services.guard.run(request, qreq, compute, {"beacon": req.summary()},
+                              anonymous=True)
     return br.DatasetAnswer(dataset=dataset, query_id=body["query_id"],
                             exists=bool(body["exists"]), count=body["count"],
                             records=body["records"],
@@ -287,6 +293,10 @@ def _g_variants(request: Request, services: Any, parse: Callable[[], BeaconReque
         req = parse()
     except BeaconError as exc:
         return _refuse_bad_request(request, services, exc)
+    if not request.headers.get("authorization", "").strip() and req.granularity != "boolean":
+        # PUBLIC (no credential): boolean answers only, whatever was asked (the guard
+        # refuses the request outright when the policy has no public role)
+        req = replace(req, granularity="boolean")
     qids: list[str] = []
     if dataset is not None:
         names = [dataset]
@@ -299,7 +309,7 @@ def _g_variants(request: Request, services: Any, parse: Callable[[], BeaconReque
 
         try:
             listed = services.guard.run(request, QueryRequest(action="list_datasets"),
-                                        listing, {"beacon": req.summary()})
+                                        listing, {"beacon": req.summary()}, anonymous=True)
         except HTTPException as exc:
             return _error(req, exc, qids)
         qids.append(listed["query_id"])
