@@ -153,9 +153,9 @@ def beacon_map(base_url: str) -> dict[str, Any]:
                                      "url": root + "/datasets/{id}/g_variants"}}}}}}
 
 
-def filtering_terms() -> dict[str, Any]:
+def filtering_terms(terms: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"meta": info_meta("filteringTerm", "beacon-filtering-terms-v2.0.0"),
-            "response": {"filteringTerms": []}}
+            "response": {"filteringTerms": terms or []}}
 
 
 def datasets_response(req: BeaconRequest, collections: list[dict[str, Any]],
@@ -177,14 +177,16 @@ def error_response(req: BeaconRequest | None, status: int, message: str,
 
 def g_variants_response(req: BeaconRequest, answers: list[DatasetAnswer],
                         refused: list[dict[str, Any]], query_ids: list[str],
-                        unapplied_filters: list[str]) -> dict[str, Any]:
+                        unapplied_filters: list[dict[str, str]]) -> dict[str, Any]:
     """The boolean, count or result-set response for the answers of the datasets asked."""
     exists = any(a.exists for a in answers)
     info: dict[str, Any] = {"queryIds": query_ids}
     if refused:
         info["refusedDatasets"] = refused
-    if unapplied_filters:
-        info["unappliedFilters"] = unapplied_filters
+    if unapplied_filters:  # filters this beacon does not apply: a warning, not an error
+        info["unappliedFilters"] = [f["filter"] for f in unapplied_filters]
+        info["warnings"] = [f"filter {f['filter']!r} not applied: {f['warning']}"
+                            for f in unapplied_filters]
     granularity = req.granularity
     if granularity == "record" and req.include == "NONE":
         granularity = "count"
