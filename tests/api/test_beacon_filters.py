@@ -121,3 +121,40 @@ def test_beacon_filters__unknown_filters_are_a_warning(as_user: Client) -> None:
                                                                      _pop("pop2")]))
     assert r.status_code == 400
     validate(r.json(), ERROR)
+
+
+def test_beacon_vrs__records_as_vrs_alleles_when_asked(as_user: Client) -> None:
+    """``meta.requestedSchemas`` with the additionally supported schema: ``variation`` is a
+    VRS 1.3 Allele, valid against the Beacon schema and VRS's own Allele definition."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
+
+    from tests.api.test_beacon_schemas import VRS, registry
+    from vault.beacon.response import VRS_SCHEMA_ID
+
+    c = as_user("researcher-a")
+    body = _body("record", [], limit=5)
+    legacy = c.post(B + "/datasets/demo/g_variants", json=body).json()
+    body["meta"]["requestedSchemas"] = [{"entityType": "genomicVariation",
+                                         "schema": VRS_SCHEMA_ID}]
+    doc = c.post(B + "/datasets/demo/g_variants", json=body).json()
+    validate(doc, RESULTSETS)
+    assert doc["meta"]["returnedSchemas"] == [{"entityType": "genomicVariation",
+                                               "schema": VRS_SCHEMA_ID}]
+    allele = Draft202012Validator({"$ref": VRS + "#/definitions/Allele"}, registry=registry())
+    old = legacy["response"]["resultSets"][0]["results"]
+    new = doc["response"]["resultSets"][0]["results"]
+    assert len(new) == len(old) == 5
+    for a, b in zip(old, new, strict=True):
+        allele.validate(b["variation"])
+        assert b["variation"]["type"] == "Allele"
+        assert b["variation"]["location"] == a["variation"]["location"]
+        assert b["variation"]["state"] == {"type": "LiteralSequenceExpression",
+                                           "sequence": a["variation"]["alternateBases"]}
+        assert b["variantInternalId"] == a["variantInternalId"]
+    with pytest.raises(ValidationError):  # the validator really checks
+        allele.validate({"type": "Allele", "location": new[0]["variation"]["location"],
+                         "state": {}})
+    types = as_user(None).get(B + "/entry_types").json()["response"]["entryTypes"]
+    assert [s["id"] for s in types["genomicVariation"]["additionallySupportedSchemas"]] == [
+        VRS_SCHEMA_ID]

@@ -265,7 +265,7 @@ def _one_dataset(request: Request, services: Any, req: BeaconRequest,
             by_column = _group_cells(svc, dataset, sel, decision, disclosure, req, rows)
             records = [br.variant_record(dataset, page["dataset_version"], row,
                                          {c: cells[i] for c, cells in by_column.items()},
-                                         base)
+                                         base, br.wants_vrs(req))
                        for i, row in enumerate(rows)]
         return Outcome({"exists": total > 0, "count": total, "records": records,
                         "dataset_version": env["dataset_version"], "disclosure": shown},
@@ -310,7 +310,7 @@ def _group_filtered(svc: Any, dataset: str, sel: Selection, group: tuple[str, st
                                      replace(req, skip=0), rows)
             records = [br.variant_record(dataset, page["dataset_version"], row,
                                          {c: cells[i] for c, cells in by_column.items()},
-                                         base)
+                                         base, br.wants_vrs(req))
                        for i, row in enumerate(rows)]
     total = len(keys)
     return Outcome({"exists": total > 0,
