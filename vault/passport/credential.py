@@ -106,7 +106,7 @@ def claimed(token: str) -> dict[str, Any]:
     except jwt.PyJWTError:
         return {"unreadable": True}
     visa = body.get("ga4gh_visa_v1")
-    out = {"iss": _cap(body.get("iss")), "sub": _cap(body.get("sub")),
+    out: dict[str, Any] = {"iss": _cap(body.get("iss")), "sub": _cap(body.get("sub")),
            "jti": _cap(body.get("jti")), "alg": _cap(header.get("alg"), 20),
            "kid": _cap(header.get("kid"), 100), "verified": False,
            "sha256": hashlib.sha256(token.encode()).hexdigest()[:16]}
