@@ -68,7 +68,9 @@ def policy_check(path: Path, datasets: tuple[str, ...], columns: tuple[str, ...]
             echo(str(f))
         warnings = len(findings) - len(errors)
         echo(f"{len(policy.files)} file(s), {len(policy.datasets)} dataset(s), "
-             f"{len(policy.roles)} role(s), {len(policy.principals)} principal rule(s): "
+             f"{len(policy.roles)} role(s), {len(policy.principals)} principal rule(s), "
+             f"{len(policy.passports.issuers)} trusted visa issuer(s), "
+             f"{len(policy.passports.rules)} visa rule(s): "
              f"{len(errors)} error(s), {warnings} warning(s); version {policy.version}")
     if errors:
         sys.exit(1)
