@@ -290,7 +290,7 @@ def _budget_key(principal: Principal) -> str:
     """Whose privacy budget pays: the principal's; every anonymous caller shares one budget
     (a new address must not buy a new budget)."""
     if principal.auth == "anonymous":
-        return "anonymous"
+        return "anonymous:all"
     return principal.entity_id or principal.display_name
 
 
