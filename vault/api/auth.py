@@ -1,6 +1,13 @@
-"""Who is calling: the caller's Vault token, looked up in Vault, becomes a Principal.
+"""Who is calling: the bearer credential becomes a Principal.
 
-The token is used for one ``auth/token/lookup-self`` and then forgotten: it is never stored,
+Two kinds of credential (told apart by :func:`vault.passport.credential.is_jwt`):
+
+* a **Vault token** (``hvs.…``, ``s.…`` …): looked up in Vault (below);
+* a **GA4GH passport or visa** (a JWT): verified against the policy's trusted issuers
+  (``passports:`` in the policy, read on each request so a policy reload applies at once)
+  by vault.passport; a refusal raises ``CredentialRefused`` with its reason code.
+
+The Vault token is used for one ``auth/token/lookup-self`` and then forgotten: it is never stored,
 logged or passed on (the service unwraps keys with its own identity). Lookups are cached
 for a few seconds under a hash of the token, so a revoked or expired token stops working
 within ``ttl_s``.
@@ -13,9 +20,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from vault.passport.credential import is_jwt, passport_principal
 from vault.policy.model import Principal
+from vault.policy.spec import PassportSpec
 
 #: how long a lookup is trusted (a revoked token keeps working at most this long)
 TOKEN_CACHE_TTL_S = 5.0
@@ -66,3 +76,27 @@ def principal_from_lookup(info: dict[str, Any]) -> Principal:
         groups=tuple(sorted(str(g) for g in (info.get("groups") or []))),
         metadata=meta,
     )
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """The caller, and what the audit record says of a passport credential (issuer,
+    subject, jti, refused visas; never the JWT)."""
+
+    principal: Principal
+    credential: dict[str, Any] | None = None
+
+
+class Credentials:
+    """Bearer credential -> Authenticated: Vault tokens to Vault, JWTs to vault.passport."""
+
+    def __init__(self, vault_tokens: Callable[[str], Principal],
+                 passports: Callable[[], PassportSpec]) -> None:
+        self._vault = vault_tokens
+        self._passports = passports
+
+    def __call__(self, token: str) -> Authenticated:
+        if is_jwt(token):
+            principal, info = passport_principal(token, self._passports())
+            return Authenticated(principal, info.summary())
+        return Authenticated(self._vault(token))

@@ -3,7 +3,11 @@
 Routes describe *what* is asked (a ``QueryRequest``) and *how* to compute it given the
 decision's disclosure obligations; :meth:`Guard.run` does the rest, in this order:
 
-1. the caller's token -> Principal (401 without a valid token);
+1. the caller's credential -> Principal: a Vault token (looked up in Vault) or a GA4GH
+   passport / visa (verified against the policy's trusted issuers; vault.api.auth); 401
+   without a valid one, with the reason code (a refused visa's ``expired``,
+   ``bad_signature`` …). Beacon routes may let a caller without a credential in as
+   ``anonymous`` when the policy has a public role (Beacon's PUBLIC level);
 2. ``decide(principal, request, policy)`` (pure; 403 when denied, and the same 404 as for an
    absent dataset when the dataset is not visible to the caller);
 3. the policy's rate limit (429);
@@ -29,6 +33,7 @@ from typing import Any, NoReturn
 
 from fastapi import HTTPException, Request
 
+from vault.api.auth import Authenticated
 from vault.api.ratelimit import RateLimiter
 from vault.audit import AuditLog
 from vault.audit.log import new_query_id
@@ -38,6 +43,7 @@ from vault.errors import (
     VaultDown,
     VaultUnauthenticated,
 )
+from vault.passport.credential import CredentialRefused
 from vault.policy import decide
 from vault.policy.loader import PolicyStore, WatchedPolicyStore
 from vault.policy.model import STATISTICS, Decision, Principal, QueryRequest
@@ -88,7 +94,7 @@ def _hash(text: str) -> str:
 class Guard:
     """Authentication, the policy decision, rate limits and the audit trail, in one place."""
 
-    def __init__(self, authenticate: Callable[[str], Principal],
+    def __init__(self, authenticate: Callable[[str], Authenticated],
                  policies: PolicyStore | WatchedPolicyStore,
                  audit: AuditLog, limiter: RateLimiter | None = None,
                  ledger: Ledger | None = None) -> None:
@@ -99,32 +105,52 @@ class Guard:
         self.ledger = ledger
 
     # -- authentication --------------------------------------------------------------------
-    def principal(self, request: Request) -> Principal:
+    def principal(self, request: Request, *, anonymous: bool = False) -> Principal:
+        """The caller; ``anonymous``: without a credential, the anonymous principal if the
+        policy has a public role (else 401 as always)."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
+        if not header.strip() and anonymous and self.policies.current().public_roles:
+            request.state.credential = {"kind": "none"}
+            return Principal.anonymous()
         if scheme.lower() != "bearer" or not token.strip():
             self._deny_unauthenticated(request, "no_token")
         try:
-            return self.authenticate(token.strip())
+            auth = self.authenticate(token.strip())
+        except CredentialRefused as exc:
+            request.state.credential = {"kind": "jwt", "claimed": exc.claimed,
+                                        **({"refused_visas": exc.visas} if exc.visas else {})}
+            self._deny_unauthenticated(request, exc.reason, exc.message)
         except VaultUnauthenticated:
             self._deny_unauthenticated(request, "token_rejected")
         except VaultDown as exc:
             raise HTTPException(503, detail="Vault is unreachable or sealed; retry later") \
                 from exc
+        request.state.credential = auth.credential
+        return auth.principal
 
-    def _deny_unauthenticated(self, request: Request, reason: str) -> NoReturn:
+    def _deny_unauthenticated(self, request: Request, reason: str,
+                              why: str | None = None) -> NoReturn:
         qid = self._record(request, None, None, None, {"status": 401, "reasons": [reason]})
-        raise HTTPException(401, detail="a valid Vault token is required "
-                            "(Authorization: Bearer <token>); log in with `genovault login`",
-                            headers={"WWW-Authenticate": "Bearer", "X-Query-Id": qid})
+        if why is None:
+            detail = ("a valid Vault token or GA4GH passport is required (Authorization: "
+                      "Bearer <token>); log in with `genovault login`")
+            challenge = "Bearer"
+        else:  # a passport or visa that was refused: say which check failed
+            detail = f"the passport or visa was refused ({reason}): {why}"
+            challenge = f'Bearer error="invalid_token", error_description="{reason}"'
+        raise HTTPException(401, detail=detail,
+                            headers={"WWW-Authenticate": challenge, "X-Query-Id": qid})
 
     # -- the whole path --------------------------------------------------------------------
     def run(self, request: Request, qreq: QueryRequest,
             compute: Callable[[Decision], Outcome],
-            body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """``body``: what the route understood of a request body, for the audit record."""
+            body: dict[str, Any] | None = None, *, anonymous: bool = False) -> dict[str, Any]:
+        """``body``: what the route understood of a request body, for the audit record;
+        ``anonymous``: a caller without a credential gets the policy's public role, if any
+        (Beacon routes only)."""
         request.state.audit_body = body
-        principal = self.principal(request)
+        principal = self.principal(request, anonymous=anonymous)
         request.state.principal = principal
         policy = self.policies.current()
         decision = decide(principal, qreq, policy)
@@ -153,8 +179,8 @@ class Guard:
         if limit:
             n = limit["requests"] if isinstance(limit, dict) else limit.requests
             per = limit["per_seconds"] if isinstance(limit, dict) else limit.per_seconds
-            wait = self.limiter.allow(principal.entity_id or principal.display_name,
-                                      decision.role or "", int(n), float(per))
+            wait = self.limiter.allow(_rate_key(request, principal), decision.role or "",
+                                      int(n), float(per))
             if wait is not None:
                 qid = self._record(request, principal, qreq, decision,
                                    {"status": 429, "reasons": ["rate_limited"]})
@@ -167,7 +193,7 @@ class Guard:
         session: DPSession | None = None
         if dp_params is not None and qreq.action in STATISTICS:
             assert self.ledger is not None
-            session = DPSession(self.ledger, principal.entity_id or principal.display_name,
+            session = DPSession(self.ledger, _budget_key(principal),
                                 float(dp_params.epsilon_per_query), float(dp_params.budget),
                                 int(dp_params.period_days), role=decision.role,
                                 display_name=principal.display_name, dataset=qreq.dataset,
@@ -226,7 +252,12 @@ class Guard:
         return {
             "principal": None if principal is None else {
                 "entity_id": principal.entity_id, "display_name": principal.display_name,
-                "role": decision.role if decision else None},
+                "role": decision.role if decision else None,
+                **({} if principal.auth == "vault-token" else {"auth": principal.auth}),
+                **({"visas": [v.summary() for v in principal.visas]} if principal.visas
+                   else {})},
+            **({"credential": request.state.credential}
+               if getattr(request.state, "credential", None) else {}),
             "request": {"method": request.method, "path": request.url.path,
                         "action": qreq.action if qreq else None,
                         "dataset": qreq.dataset if qreq else None,
@@ -245,6 +276,22 @@ class Guard:
         qid = new_query_id()
         self._complete(self._payload(request, principal, qreq, decision), qid, outcome)
         return qid
+
+
+def _rate_key(request: Request, principal: Principal) -> str:
+    """Whose requests a rate limit counts: the principal's; anonymous callers per client
+    address (hashed)."""
+    if principal.auth == "anonymous":
+        return "anonymous:" + _hash(request.client.host if request.client else "")
+    return principal.entity_id or principal.display_name
+
+
+def _budget_key(principal: Principal) -> str:
+    """Whose privacy budget pays: the principal's; every anonymous caller shares one budget
+    (a new address must not buy a new budget)."""
+    if principal.auth == "anonymous":
+        return "anonymous:all"
+    return principal.entity_id or principal.display_name
 
 
 def _not_found(dataset: str | None) -> str:

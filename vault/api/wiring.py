@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vault.api.auth import TOKEN_CACHE_TTL_S, TokenAuthenticator
+from vault.api.auth import TOKEN_CACHE_TTL_S, Credentials, TokenAuthenticator
 from vault.api.deps import Services
 from vault.api.guard import Guard
 from vault.audit import AuditLog
@@ -114,8 +114,9 @@ def build_services(settings: Settings, *, policy_dir: Path | None = None,
 
     from vault.privacy.ledger import Ledger, ledger_path
 
-    guard = Guard(TokenAuthenticator(lookup, ttl_s=token_ttl_s).principal, policies, audit,
-                  ledger=Ledger(ledger_path(settings.home)))
+    credentials = Credentials(TokenAuthenticator(lookup, ttl_s=token_ttl_s).principal,
+                              lambda: guard.policies.current().passports)
+    guard = Guard(credentials, policies, audit, ledger=Ledger(ledger_path(settings.home)))
 
     def vault_client() -> Any:
         return identity.client()

@@ -20,8 +20,35 @@ GV_SCHEMA = {"entityType": "genomicVariation",
 DATASET_SCHEMA = {"entityType": "dataset",
                   "schema": SCHEMA_BASE + "models/json/beacon-v2-default-model/datasets/"
                                           "defaultSchema.json"}
+#: the additionally supported schema whose ``variation`` is a VRS 1.3 Allele (asked for with
+#: ``meta.requestedSchemas``); the default is the Beacon LegacyVariation
+VRS_SCHEMA_ID = "ga4gh-beacon-variant-vrs-allele-v2.0.0"
+GV_VRS_SCHEMA = {"entityType": "genomicVariation", "schema": VRS_SCHEMA_ID}
+
+
+def wants_vrs(req: BeaconRequest) -> bool:
+    """Did the request ask for genomic variations with VRS 1.3 Alleles?"""
+    return any(s.get("schema") == VRS_SCHEMA_ID for s in req.requested_schemas)
+
+
 #: Beacon security levels -> the access policy's tiers (docs/beacon.md)
 SECURITY_LEVELS = {"REGISTERED": "registered", "CONTROLLED": "controlled"}
+
+
+def security_levels(policy: Any) -> list[str]:
+    """The Beacon security levels the policy offers: PUBLIC when callers without a
+    credential have a role, REGISTERED / CONTROLLED when a role (reachable through a
+    principal or visa rule) answers statistics at that tier."""
+    reachable = {r.role for r in policy.principals} | {r.role for r in policy.passports.rules}
+    tiers: set[str] = set()
+    for role in policy.roles.values():
+        if role.id not in reachable or not role.statistics:
+            continue
+        for ds in role.datasets:
+            spec = policy.datasets.get(ds)
+            tiers.add(role.tier or (spec.tier if spec else None) or "registered")
+    out = ["PUBLIC"] if policy.public_roles else []
+    return out + [level for level, tier in SECURITY_LEVELS.items() if tier in tiers]
 
 
 @dataclass
@@ -84,7 +111,11 @@ def _entry_types() -> dict[str, Any]:
                               "name": "Default schema for a genomic variation",
                               "referenceToSchemaDefinition": GV_SCHEMA["schema"],
                               "schemaVersion": "v2.0.0"},
-            "additionallySupportedSchemas": [],
+            "additionallySupportedSchemas": [{
+                "id": VRS_SCHEMA_ID,
+                "name": "Genomic variation whose variation is a GA4GH VRS 1.3 Allele",
+                "referenceToSchemaDefinition": GV_SCHEMA["schema"],
+                "schemaVersion": "v2.0.0"}],
         },
         "dataset": {
             "id": "dataset", "name": "Dataset",
@@ -101,13 +132,14 @@ def _entry_types() -> dict[str, Any]:
     }
 
 
-def configuration() -> dict[str, Any]:
+def configuration(levels: list[str] | None = None) -> dict[str, Any]:
     return {"meta": info_meta("configuration", "beacon-configuration-v2.0.0"),
             "response": {"$schema": SCHEMA_BASE + "framework/json/configuration/"
                                                   "beaconConfigurationSchema.json",
                          "maturityAttributes": {"productionStatus": "PROD"},
                          "securityAttributes": {"defaultGranularity": "boolean",
-                                                "securityLevels": list(SECURITY_LEVELS)},
+                                                "securityLevels": list(SECURITY_LEVELS)
+                                                if levels is None else levels},
                          "entryTypes": _entry_types()}}
 
 
@@ -136,9 +168,9 @@ def beacon_map(base_url: str) -> dict[str, Any]:
                                      "url": root + "/datasets/{id}/g_variants"}}}}}}
 
 
-def filtering_terms() -> dict[str, Any]:
+def filtering_terms(terms: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"meta": info_meta("filteringTerm", "beacon-filtering-terms-v2.0.0"),
-            "response": {"filteringTerms": []}}
+            "response": {"filteringTerms": terms or []}}
 
 
 def datasets_response(req: BeaconRequest, collections: list[dict[str, Any]],
@@ -160,21 +192,24 @@ def error_response(req: BeaconRequest | None, status: int, message: str,
 
 def g_variants_response(req: BeaconRequest, answers: list[DatasetAnswer],
                         refused: list[dict[str, Any]], query_ids: list[str],
-                        unapplied_filters: list[str]) -> dict[str, Any]:
+                        unapplied_filters: list[dict[str, str]]) -> dict[str, Any]:
     """The boolean, count or result-set response for the answers of the datasets asked."""
     exists = any(a.exists for a in answers)
     info: dict[str, Any] = {"queryIds": query_ids}
     if refused:
         info["refusedDatasets"] = refused
-    if unapplied_filters:
-        info["unappliedFilters"] = unapplied_filters
+    if unapplied_filters:  # filters this beacon does not apply: a warning, not an error
+        info["unappliedFilters"] = [f["filter"] for f in unapplied_filters]
+        info["warnings"] = [f"filter {f['filter']!r} not applied: {f['warning']}"
+                            for f in unapplied_filters]
     granularity = req.granularity
     if granularity == "record" and req.include == "NONE":
         granularity = "count"
     summary: dict[str, Any] = {"exists": exists}
     if granularity in ("count", "record"):
         summary["numTotalResults"] = sum(a.count or 0 for a in answers)
-    doc: dict[str, Any] = {"meta": response_meta(req, granularity, [GV_SCHEMA]),
+    schema = GV_VRS_SCHEMA if wants_vrs(req) else GV_SCHEMA
+    doc: dict[str, Any] = {"meta": response_meta(req, granularity, [schema]),
                            "responseSummary": summary, "info": info}
     if granularity != "record":
         info["datasets"] = [{"id": a.dataset, "queryId": a.query_id, **a.info}
@@ -208,10 +243,14 @@ def _frequency(population: str, cell: dict[str, Any] | None) -> dict[str, Any] |
 
 
 def variant_record(dataset: str, dataset_version: str, row: dict[str, Any],
-                   groups: dict[str, dict[str, Any]], base_url: str) -> dict[str, Any]:
+                   groups: dict[str, dict[str, Any]], base_url: str,
+                   vrs: bool = False) -> dict[str, Any]:
     """One genomicVariation record: the variant and its frequencies overall and per released
     group of each group column (``groups``: column -> {group -> cell}); suppressed cells
-    are left out, never shown as zero."""
+    are left out, never shown as zero. ``variation`` is a LegacyVariation, or with ``vrs``
+    a VRS 1.3 Allele: the VCF alleles as they are (with an indel's padding base, not VRS
+    normalized), the interval 0-based over REF, ``sequence_id`` ``contig:<name>`` (the
+    dataset records no refget digest), and no computed VRS identifier."""
     chrom, pos, ref, alt = row["chrom"], int(row["pos"]), row["ref"], row["alt"]
     populations = []
     overall = _frequency("all", row.get("overall"))
@@ -227,16 +266,18 @@ def variant_record(dataset: str, dataset_version: str, row: dict[str, Any],
                                 "sourceReference": f"{base_url.rstrip('/')}/v1/datasets/"
                                                    f"{dataset}",
                                 "version": dataset_version, "frequencies": freqs})
+    location = {"type": "SequenceLocation", "sequence_id": f"contig:{chrom}",
+                "interval": {"type": "SequenceInterval",
+                             "start": {"type": "Number", "value": pos - 1},
+                             "end": {"type": "Number", "value": pos - 1 + len(ref)}}}
+    variation: dict[str, Any] = {
+        "type": "Allele", "location": location,
+        "state": {"type": "LiteralSequenceExpression", "sequence": alt}} if vrs else {
+        "referenceBases": ref, "alternateBases": alt, "variantType": variant_type(ref, alt),
+        "location": location}
     record: dict[str, Any] = {
         "variantInternalId": f"{dataset}:{chrom}:{pos}:{ref}:{alt}",
-        "variation": {
-            "referenceBases": ref, "alternateBases": alt,
-            "variantType": variant_type(ref, alt),
-            "location": {"type": "SequenceLocation", "sequence_id": f"contig:{chrom}",
-                         "interval": {"type": "SequenceInterval",
-                                      "start": {"type": "Number", "value": pos - 1},
-                                      "end": {"type": "Number", "value": pos - 1 + len(ref)}}},
-        },
+        "variation": variation,
     }
     if populations:
         record["frequencyInPopulations"] = populations

@@ -14,7 +14,7 @@ from vault.cli.output import echo
 from vault.policy.explain import explain
 from vault.policy.lint import lint
 from vault.policy.loader import PolicyLoadError, load_policy
-from vault.policy.model import Principal, QueryRequest
+from vault.policy.model import Principal, QueryRequest, VisaAssertion
 
 
 def _default_policy_dir() -> str:
@@ -68,7 +68,9 @@ def policy_check(path: Path, datasets: tuple[str, ...], columns: tuple[str, ...]
             echo(str(f))
         warnings = len(findings) - len(errors)
         echo(f"{len(policy.files)} file(s), {len(policy.datasets)} dataset(s), "
-             f"{len(policy.roles)} role(s), {len(policy.principals)} principal rule(s): "
+             f"{len(policy.roles)} role(s), {len(policy.principals)} principal rule(s), "
+             f"{len(policy.passports.issuers)} trusted visa issuer(s), "
+             f"{len(policy.passports.rules)} visa rule(s): "
              f"{len(errors)} error(s), {warnings} warning(s); version {policy.version}")
     if errors:
         sys.exit(1)
@@ -94,18 +96,34 @@ def _json_arg(text: str, what: str) -> dict[str, Any]:
               help="A Vault policy of the caller's token (repeat); instead of --principal.")
 @click.option("--group", "groups", multiple=True, help="An identity group (repeat).")
 @click.option("--entity-id", default="explain", show_default=True, help="Entity id.")
+@click.option("--visa", "visas", multiple=True, metavar="JSON",
+              help='A verified visa of a passport caller (repeat): {"iss": ..., "type": '
+                   '"ControlledAccessGrants", "value": ..., "source": ..., "by": "dac"}; '
+                   "instead of --principal/--vault-policy.")
+@click.option("--anonymous", is_flag=True, help="A caller without a credential (Beacon "
+              "PUBLIC).")
 @click.option("--request", "request_json", required=True,
               help='Request as JSON: {"action": "frequency", "dataset": "demo", '
                    '"group_by": ["population"]}.')
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 def policy_explain(policy_path: Path, principal_json: str | None,
                    vault_policies: tuple[str, ...], groups: tuple[str, ...], entity_id: str,
-                   request_json: str, as_json: bool) -> None:
+                   visas: tuple[str, ...], anonymous: bool, request_json: str,
+                   as_json: bool) -> None:
     """Show the decision a principal's request gets, and why. Exit 0 allowed, 3 denied."""
-    if principal_json and (vault_policies or groups):
-        raise click.UsageError("give --principal or --vault-policy/--group, not both")
+    kinds = [bool(principal_json), bool(vault_policies or groups), bool(visas), anonymous]
+    if sum(kinds) > 1:
+        raise click.UsageError("give one of --principal, --vault-policy/--group, --visa, "
+                               "--anonymous")
     try:
-        if principal_json:
+        if anonymous:
+            principal = Principal.anonymous()
+        elif visas:
+            assertions = [VisaAssertion.from_dict({"sub": entity_id,
+                                                   **_json_arg(v, "--visa")}) for v in visas]
+            principal = Principal(entity_id, entity_id, (), auth="passport",
+                                  visas=tuple(assertions))
+        elif principal_json:
             principal = Principal.from_dict(_json_arg(principal_json, "--principal"))
         else:
             principal = Principal(entity_id, entity_id, vault_policies, groups)
@@ -134,16 +152,31 @@ def _print(out: dict[str, Any]) -> None:
     echo(f"  matched rules: {', '.join(d['matched_rules']) or '-'}")
     echo(f"  policy version: {d['policy_version']}")
     rules = out["principal_rules"]
-    echo("  principal rules: " + ("; ".join(f"{r['rule']} {r['match']} -> {r['role']}"
-                                             for r in rules) or "none matched"))
+    if "visa_rules" in out:
+        for vr in out["visa_rules"]:
+            scope = f" on {', '.join(vr['datasets'])}" if vr["datasets"] else ""
+            use = f", use {vr['use']}" if vr["use"] else ""
+            echo(f"  visa rule {vr['rule']} -> {vr['role']}{scope}{use}: "
+                 + ("matched" if vr["matched"] else "not matched"))
+            for n in vr["require"]:
+                met = "; ".join(f"{v['type']} of {v['iss']} (by {v['by']})"
+                                for v in n["met_by"]) or "no visa meets it"
+                echo(f"    needs {n['type']} of issuer {n['issuer']}"
+                     + (f" with value {n['value']}" if n["value"] else "") + f": {met}")
+    else:
+        echo("  principal rules: " + ("; ".join(f"{r['rule']} {r['match']} -> {r['role']}"
+                                                 for r in rules) or "none matched"))
     if out["dataset_consent"]:
         c = out["dataset_consent"]
         echo(f"  dataset consent: {c['label']} ({c['permission']}"
              + "".join(f" +{m}" for m in c["modifiers"]) + ")")
     for r in out["roles"]:
-        echo(f"  role {r['role']}: {'allows' if r['allowed'] else 'denies'}; use "
+        g = r["grant"] or {}
+        via = f" (via {g['via']}" + (f", datasets {', '.join(g['datasets'])}"
+                                     if g.get("datasets") else "") + ")" if g else ""
+        echo(f"  role {r['role']}{via}: {'allows' if r['allowed'] else 'denies'}; use "
              f"{r['use'] or '-'}; cedar rules {', '.join(r['cedar_rules']) or '-'}")
-        if r["use_check"] and not r["use_check"]["ok"]:
+        if r["use_check"]:
             echo(f"    use: {r['use_check']['explanation']}")
         if r["duo"]:
             echo(f"    DUO: {'match' if r['duo']['ok'] else 'no match'}: "

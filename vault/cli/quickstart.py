@@ -2,9 +2,12 @@
 
 Embedded Vault; demo identities in Vault userpass (admin, auditor, researcher-a,
 researcher-b) and the pipeline's AppRole; the demo cohort ingested through the pipeline
-role; the API started in the background; then real answers through real HTTP, as the
-researchers would get them, and the audit trail verified as the auditor. Vault and the API
-keep running; the last lines say how to stop both.
+role; a local demo visa issuer (a key made in GENOVAULT_HOME, 0600, playing a data access
+committee) and a policy directory that trusts it; the API started in the background; then
+real answers through real HTTP, as the researchers would get them — /v1 statistics, Beacon
+v2 boolean and count answers, a Beacon request refused for a missing visa and one accepted
+with a visa of the demo issuer — and the audit trail verified as the auditor. Vault and the
+API keep running; the last lines say how to stop both.
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ def quickstart_cmd(ctx: click.Context, dataset: str) -> None:
         pipeline.auth.token.revoke_self()
 
     echo("== 4. the API")
+    issuer = _demo_passports(settings, dataset)
     pid = _start_api(settings, api_url)
     echo(f"   running at {api_url} (pid {pid}); OpenAPI at {api_url}/openapi.json")
 
@@ -126,6 +130,7 @@ def quickstart_cmd(ctx: click.Context, dataset: str) -> None:
         page = a.get(f"/v1/datasets/{dataset}/frequency", region=region,
                      group_by="population", limit=8)
     _show_frequency(page, flatten)
+    page_a = page
     echo("== 6. researcher-b asks for group_by=population (not allowed for that role)")
     token_b = userpass_login(addr, "researcher-b", creds["users"]["researcher-b"])
     with Client(api_url, token_b) as b:
@@ -158,13 +163,15 @@ def quickstart_cmd(ctx: click.Context, dataset: str) -> None:
         k = page["disclosure"]["k"]
         echo("   disclosure: " + json.dumps(hit["suppressed"]) + f" with k={k} (null = "
              f"suppressed, never 0); query {page['query_id']}")
-    echo("== 8. the data-quality and representation report (admin)")
+    echo("== 8. GA4GH Beacon v2 (/beacon/v2), with a Vault token and with a GA4GH visa")
+    _beacon_demo(api_url, dataset, token_a, issuer, page_a)
+    echo("== 9. the data-quality and representation report (admin)")
     from vault.report import write_report
 
     report_path = write_report(settings, dataset, demo_dir(settings) / f"{dataset}-report.html")
     echo(f"   {report_path} (offline HTML; the same content as JSON beside it with "
          "`genovault report`)")
-    echo("== 9. audit verify (as the auditor)")
+    echo("== 10. audit verify (as the auditor)")
     token_aud = userpass_login(addr, "auditor", creds["users"]["auditor"])
     env = {**os.environ, "VAULT_ADDR": addr, "VAULT_TOKEN": token_aud}
     out = subprocess.run([sys.executable, "-m", "vault.cli", "audit", "verify"], env=env,
@@ -176,6 +183,88 @@ def quickstart_cmd(ctx: click.Context, dataset: str) -> None:
          "`genovault login -u researcher-a` (password in the credentials file) and try "
          f"`genovault query frequency -d {dataset} -r {region} -g population`.")
     echo("Stop the API with `genovault serve --stop` and Vault with `genovault vault down`.")
+
+
+def _demo_passports(settings: Settings, dataset: str) -> Any:
+    """The demo visa issuer (key made once, 0600, in GENOVAULT_HOME) and the policy the API
+    is started with: the shipped one plus ``passports.yaml`` trusting that issuer. None if
+    GENOVAULT_POLICY_DIR names another policy (then visas are answered as that says)."""
+    from vault.passport.demo import demo_issuer, demo_policy
+    from vault.policy import PolicyLoadError, load_policy
+
+    folder = demo_dir(settings) / "passport"
+    issuer = demo_issuer(folder)
+    echo(f"   demo visa issuer (plays a data access committee): key {issuer.key_path} "
+         "(mode 0600, made here, never shipped)")
+    if settings.policy_dir is not None:
+        echo(f"   policy: {settings.policy_dir} (GENOVAULT_POLICY_DIR); the demo issuer is "
+             "trusted only if that policy says so")
+        return issuer
+    shipped = Path(str(files("policies") / "access"))
+    policy_dir = demo_policy(demo_dir(settings) / "policy", shipped, issuer, dataset)
+    try:
+        load_policy(policy_dir)
+    except PolicyLoadError as exc:  # e.g. a dataset the shipped roles do not cover
+        (policy_dir / "passports.yaml").unlink()
+        echo(f"   the demo visa rule does not fit dataset {dataset!r}; no passports "
+             f"({exc.problems[0][:160]})")
+    os.environ["GENOVAULT_POLICY_DIR"] = str(policy_dir)
+    echo(f"   policy: {policy_dir} (the shipped policy + passports.yaml trusting the demo "
+         "issuer)")
+    return issuer
+
+
+def _beacon_demo(api_url: str, dataset: str, token: str, issuer: Any,
+                 page: dict[str, Any]) -> None:
+    """Beacon v2 boolean and count answers (Vault token), a request refused for a missing
+    visa, and one accepted with a visa of the demo issuer."""
+    import httpx
+
+    from vault.passport.demo import grant_value
+
+    url = f"{api_url}/beacon/v2/datasets/{dataset}/g_variants"
+    hit = next((v for v in page["variants"] if (v.get("overall") or {}).get("af")), None)
+    if hit is None:
+        echo("   no released variant to ask about")
+        return
+    seq = {"referenceName": hit["chrom"], "start": [hit["pos"] - 1],
+           "referenceBases": hit["ref"], "alternateBases": hit["alt"]}
+    rng = {"referenceName": hit["chrom"], "start": [0], "end": [60000]}
+
+    def ask(params: dict[str, Any], granularity: str, bearer: str | None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        body = {"meta": {"apiVersion": "v2.0.0"},
+                "query": {"requestParameters": params, "requestedGranularity": granularity}}
+        return httpx.post(url, json=body, headers=headers, timeout=60)
+
+    def line(label: str, r: httpx.Response) -> None:
+        doc = r.json()
+        if r.status_code != 200:
+            err = doc.get("error") or {}
+            echo(f"   {label}: HTTP {r.status_code} {err.get('errorMessage', doc)}; query "
+                 f"{(doc.get('info') or {}).get('queryIds')}")
+            return
+        summary = doc["responseSummary"]
+        info = (doc["info"].get("datasets") or [{}])[0]
+        disclosure = info.get("disclosure", {})
+        echo(f"   {label}: HTTP 200 {doc['meta']['returnedGranularity']}: exists "
+             f"{summary['exists']}" + (f", numTotalResults {summary['numTotalResults']}"
+                                       if "numTotalResults" in summary else "")
+             + f"; tier {disclosure.get('tier')}, k={disclosure.get('k')}; query "
+             f"{info.get('queryId')}")
+
+    where = f"{hit['chrom']}:{hit['pos']} {hit['ref']}>{hit['alt']}"
+    line(f"researcher-a (Vault token), boolean, {where}", ask(seq, "boolean", token))
+    line("researcher-a (Vault token), count, 20:[0,60000)", ask(rng, "count", token))
+    line("no credential (no visa), boolean", ask(seq, "boolean", None))
+    terms = issuer.visa("demo-researcher@genovault.invalid", "AcceptedTermsAndPolicies",
+                        "https://genovault.invalid/terms", by="self")
+    line("a visa without the DAC's grant (AcceptedTermsAndPolicies), count",
+         ask(rng, "count", terms))
+    grant = issuer.visa("demo-researcher@genovault.invalid", "ControlledAccessGrants",
+                        grant_value(dataset))
+    line("the demo DAC's ControlledAccessGrants visa, count", ask(rng, "count", grant))
+    echo("   (the audit record of each names the visa's issuer and subject, never the JWT)")
 
 
 def _dot(value: object) -> str:

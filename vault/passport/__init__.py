@@ -1,6 +1,10 @@
-"""GA4GH Passport visas: verification against configured trusted issuers (vault.passport.visa).
+"""GA4GH Passports and visas as credentials.
 
-Not wired into authentication yet: the API still accepts Vault tokens only (docs/beacon.md).
+``vault.passport.visa`` verifies visa and passport JWTs against trusted issuers (PyJWT);
+``vault.passport.credential`` turns a bearer passport or visa into a passport Principal
+(vault/api/auth.py calls it for every JWT credential); ``vault.passport.demo`` is the
+quickstart's local demo issuer. Which roles visas give is the access policy's business
+(``passports:`` in policies/access, vault.policy.grants; docs/policy.md).
 """
 
 from vault.passport.visa import (
@@ -9,8 +13,9 @@ from vault.passport.visa import (
     Visa,
     VisaRefused,
     verify_passport,
+    verify_passport_token,
     verify_visa,
 )
 
 __all__ = ["VISA_TYPES", "TrustedIssuer", "Visa", "VisaRefused", "verify_passport",
-           "verify_visa"]
+           "verify_passport_token", "verify_visa"]

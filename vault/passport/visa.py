@@ -19,23 +19,50 @@ A visa is accepted only when all of these hold, else :class:`VisaRefused` says w
   ``by``, when present, is one of self, peer, system, so, dac.
 
 Times are compared with a small leeway (``LEEWAY_S``) for clock skew.
+
+A *passport* (:func:`verify_passport_token`) is a JWT signed by a trusted broker (an issuer
+that ``signs`` passports) with the same header, issuer, signature, time and audience checks,
+whose ``ga4gh_passport_v1`` claim lists visa JWTs (each then verified by
+:func:`verify_passport`; a visa inside a passport may carry no ``aud``, and if it carries
+one it must name the expected audience).
+
+An issuer's keys come from a JWKS given out of band (a dict) or from an https URL, read with
+PyJWT's ``PyJWKClient`` (one cached client per URL, a short timeout); a key that cannot be
+read is ``issuer_keys_unavailable``.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-from jwt import PyJWKSet
+from jwt import PyJWKClient, PyJWKSet
 
 ALGORITHMS = ("RS256", "ES256")
 VISA_TYPES = ("AffiliationAndRole", "AcceptedTermsAndPolicies", "ResearcherStatus",
               "ControlledAccessGrants", "LinkedIdentities")
 BY = ("self", "peer", "system", "so", "dac")
+#: the most visas one passport may carry
+MAX_VISAS = 100
 LEEWAY_S = 30
+#: JWKS read from a URL: how long it is cached, how long a fetch may take
+JWKS_LIFESPAN_S = 300
+JWKS_TIMEOUT_S = 5
+_CLIENTS: dict[str, PyJWKClient] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _client(url: str) -> PyJWKClient:
+    with _CLIENTS_LOCK:
+        c = _CLIENTS.get(url)
+        if c is None:
+            c = _CLIENTS[url] = PyJWKClient(url, cache_jwk_set=True, lifespan=JWKS_LIFESPAN_S,
+                                            timeout=JWKS_TIMEOUT_S)
+        return c
 
 
 class VisaRefused(Exception):
@@ -52,11 +79,26 @@ class TrustedIssuer:
     of band) and the ``jku`` URLs its visas may name."""
 
     iss: str
-    jwks: Mapping[str, Any]
+    jwks: Mapping[str, Any] | None
     jku: tuple[str, ...] = ()
+    jwks_url: str | None = None
+    signs: tuple[str, ...] = ("visas",)
 
     def key(self, kid: str) -> Any:
-        keys = PyJWKSet.from_dict(dict(self.jwks))
+        if self.jwks is None:
+            if self.jwks_url is None:
+                raise VisaRefused("issuer_keys_unavailable", f"issuer {self.iss!r} has no keys")
+            try:
+                keys = _client(self.jwks_url).get_jwk_set()
+            except jwt.PyJWKClientError as exc:
+                raise VisaRefused("issuer_keys_unavailable", f"the keys of issuer {self.iss!r} "
+                                  f"cannot be read ({type(exc).__name__})") from None
+        else:
+            try:
+                keys = PyJWKSet.from_dict(dict(self.jwks))
+            except jwt.PyJWTError:
+                raise VisaRefused("issuer_keys_unavailable", f"issuer {self.iss!r}'s JWKS "
+                                  "has no usable key") from None
         for k in keys.keys:
             if k.key_id == kid:
                 return k
@@ -79,9 +121,10 @@ class Visa:
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
-def verify_visa(token: str, issuers: Iterable[TrustedIssuer], *, audience: str | None = None,
-                now: float | None = None) -> Visa:
-    """The visa in ``token``, verified (see the module docstring), or VisaRefused."""
+def _verify_jwt(token: str, issuers: Iterable[TrustedIssuer], audience: str | None,
+                now: float | None, *, signs: str, aud_required: bool
+                ) -> tuple[dict[str, Any], float]:
+    """The verified claims of a compact JWS (header, issuer, signature, claims, times)."""
     trusted = {i.iss: i for i in issuers}
     if not isinstance(token, str) or token.count(".") != 2:
         raise VisaRefused("malformed", "a visa is a compact JWS (three dot-separated parts)")
@@ -101,6 +144,8 @@ def verify_visa(token: str, issuers: Iterable[TrustedIssuer], *, audience: str |
     issuer = trusted.get(iss) if isinstance(iss, str) else None
     if issuer is None:
         raise VisaRefused("untrusted_issuer", f"issuer {iss!r} is not trusted")
+    if signs not in issuer.signs:
+        raise VisaRefused("untrusted_issuer", f"issuer {iss!r} is not trusted to sign {signs}")
     jku = header.get("jku")
     if jku is not None and jku not in issuer.jku:
         raise VisaRefused("jku_not_trusted", f"jku {jku!r} is not one of issuer {iss!r}'s")
@@ -110,11 +155,12 @@ def verify_visa(token: str, issuers: Iterable[TrustedIssuer], *, audience: str |
                           f"{key.algorithm_name}, the visa says {alg}")
     # times are checked below against one clock (``now``); the signature, the issuer, the
     # audience and the required claims by PyJWT
-    options: Any = {"require": ["iss", "sub", "iat", "exp"], "verify_aud": audience is not None,
+    check_aud = audience is not None and (aud_required or "aud" in unverified)
+    options: Any = {"require": ["iss", "sub", "iat", "exp"], "verify_aud": check_aud,
                     "verify_exp": False, "verify_nbf": False, "verify_iat": False}
     try:
-        claims = jwt.decode(token, key.key, algorithms=[alg], issuer=iss, audience=audience,
-                            options=options)
+        claims = jwt.decode(token, key.key, algorithms=[alg], issuer=iss,
+                            audience=audience if check_aud else None, options=options)
     except jwt.MissingRequiredClaimError as exc:
         if exc.claim == "aud":
             raise VisaRefused("wrong_audience", "the visa names no audience") from None
@@ -140,11 +186,37 @@ def verify_visa(token: str, issuers: Iterable[TrustedIssuer], *, audience: str |
         raise VisaRefused("expired", "the visa has expired (exp)")
     if max(iat, nbf) - LEEWAY_S > clock:
         raise VisaRefused("not_yet_valid", "the visa is not valid yet (nbf/iat)")
+    return claims, clock
+
+
+def verify_visa(token: str, issuers: Iterable[TrustedIssuer], *, audience: str | None = None,
+                now: float | None = None, aud_required: bool = True) -> Visa:
+    """The visa in ``token``, verified (see the module docstring), or VisaRefused.
+    ``aud_required=False`` (a visa inside a verified passport): a visa without ``aud`` is
+    accepted; one with ``aud`` must still name ``audience``."""
+    claims, clock = _verify_jwt(token, issuers, audience, now, signs="visas",
+                                aud_required=aud_required)
     return _visa(claims, clock)
 
 
+def verify_passport_token(token: str, issuers: Iterable[TrustedIssuer], *,
+                          audience: str | None = None, now: float | None = None
+                          ) -> tuple[dict[str, Any], list[str]]:
+    """A broker-signed passport: its verified claims and its visa JWTs, or VisaRefused
+    (``bad_passport`` when ``ga4gh_passport_v1`` is not a list of strings)."""
+    claims, _ = _verify_jwt(token, issuers, audience, now, signs="passports",
+                            aud_required=True)
+    visas = claims.get("ga4gh_passport_v1")
+    if not isinstance(visas, list) or not all(isinstance(v, str) for v in visas) \
+            or len(visas) > MAX_VISAS:
+        raise VisaRefused("bad_passport", f"ga4gh_passport_v1 must be a list of at most "
+                          f"{MAX_VISAS} visa JWTs")
+    return claims, visas
+
+
 def verify_passport(visas: Iterable[str], issuers: Iterable[TrustedIssuer], *,
-                    audience: str | None = None, now: float | None = None
+                    audience: str | None = None, now: float | None = None,
+                    aud_required: bool = True
                     ) -> tuple[list[Visa], list[tuple[int, str]]]:
     """Every visa of a passport (``ga4gh_passport_v1``): the accepted ones, and the refused
     ones as (index, reason). A refused visa never invalidates the others; all accepted
@@ -154,7 +226,8 @@ def verify_passport(visas: Iterable[str], issuers: Iterable[TrustedIssuer], *,
     refused: list[tuple[int, str]] = []
     for i, token in enumerate(visas):
         try:
-            accepted.append((i, verify_visa(token, issuers, audience=audience, now=now)))
+            accepted.append((i, verify_visa(token, issuers, audience=audience, now=now,
+                                            aud_required=aud_required)))
         except VisaRefused as exc:
             refused.append((i, exc.reason))
     if len({v.sub for _, v in accepted}) > 1:

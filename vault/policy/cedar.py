@@ -98,6 +98,9 @@ def _request_rules(w: _Writer) -> None:
           f"forbid(principal, action in {_actions(SERVICE_ACTIONS)}, resource is {NS}::Dataset)")
     w.add(RuleInfo("request:filters_malformed", "forbid", "filter_not_allowed"),
           "forbid(principal, action, resource) unless { context.filters_well_formed }")
+    w.add(RuleInfo("request:grant_scope", "forbid", "dataset_not_visible"),
+          f"forbid(principal, action in {_actions(DATASET_ACTIONS)}, resource is {NS}::Dataset) "
+          "unless { context.dataset_granted }")
     w.add(RuleInfo("request:invalid_size", "forbid", "invalid_request"),
           "forbid(principal, action, resource) when { "
           "(context has variant_count && context.variant_count < 0) || "

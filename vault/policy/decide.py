@@ -1,7 +1,9 @@
 """``decide(principal, request, policy) -> Decision``: pure, deny by default.
 
-1. The principal's roles: every principal rule that matches (Vault policy, identity group,
-   entity id), in the file order of ``roles:``. None: denied, ``no_role``.
+1. The principal's grants (vault.policy.grants): the roles of every principal rule that
+   matches (Vault policy, identity group, entity id), or of every visa rule its verified
+   visas meet (possibly limited to some datasets, with the use the grant approved), in the
+   file order of ``roles:``. None: denied, ``no_role``.
 2. Per role, Python computes what Cedar cannot: whether the dataset's DUO consent permits
    the effective use (the request's ``use`` or else the role's), whether the role may declare
    that use, and the parsed filters. These go to Cedar as context.
@@ -22,6 +24,7 @@ from typing import Any
 
 from vault.policy import cedar
 from vault.policy.duo import DuoError, DuoMatch, Use, match_consent, parse_use, permits
+from vault.policy.grants import Grant, grants_of
 from vault.policy.model import (
     ACTIONS,
     CONSENT_ACTIONS,
@@ -69,6 +72,7 @@ class RoleCheck:
     allowed: bool
     rules: tuple[str, ...]
     errors: tuple[str, ...]
+    grant: Grant | None = None
 
 
 def decide(principal: Principal, request: QueryRequest, policy: Policy) -> Decision:
@@ -85,12 +89,12 @@ def evaluate(principal: Principal, request: QueryRequest, policy: Policy
     if not isinstance(principal, Principal):
         raise ValueError(f"not a Principal: {principal!r}")
     version = policy.version
-    roles = policy.roles_of(tuple(principal.vault_policies), tuple(principal.groups),
-                            principal.entity_id)
-    if not roles:
+    grants = grants_of(principal, policy)
+    if not grants:
         return Decision(False, ("no_role",), None, None, version), ()
+    roles = [g.role for g in grants]
     filters = [parse_filter(f) for f in request.filters]
-    prepared = [_prepare(policy.roles[r], request, policy, filters) for r in roles]
+    prepared = [_prepare(policy.roles[g.role], g, request, policy, filters) for g in grants]
     requests = [cedar.request(r, request.action, request.dataset, ctx)
                 for r, (_, _, _, ctx) in zip(roles, prepared, strict=True)]
     try:
@@ -99,12 +103,13 @@ def evaluate(principal: Principal, request: QueryRequest, policy: Policy
         return Decision(False, (f"policy_error:{type(exc).__name__}",), None, None,
                         version), ()
     checks = []
-    for role, (use, use_m, consent_m, ctx), res in zip(roles, prepared, results, strict=True):
+    for grant, (use, use_m, consent_m, ctx), res in zip(grants, prepared, results,
+                                                        strict=True):
         errors = tuple(str(e) for e in (res.diagnostics.errors or ()))
         decided = str(res.decision)
         allowed = bool(res.allowed) and decided.endswith("Allow") and not errors
-        checks.append(RoleCheck(role, use, use_m, consent_m, ctx, allowed,
-                                tuple(res.diagnostics.reasons or ()), errors))
+        checks.append(RoleCheck(grant.role, use, use_m, consent_m, ctx, allowed,
+                                tuple(res.diagnostics.reasons or ()), errors, grant))
     checks_t = tuple(checks)
     if any(c.errors or not (str(r.decision).endswith(("Allow", "Deny")))
            for c, r in zip(checks, results, strict=True)):
@@ -150,30 +155,32 @@ def evaluate(principal: Principal, request: QueryRequest, policy: Policy
                     tuple(dict.fromkeys(matched))), checks_t
 
 
-def _effective_use(role: RoleSpec, request: QueryRequest
+def _effective_use(role: RoleSpec, grant: Grant, request: QueryRequest
                    ) -> tuple[Use | None, DuoMatch | None]:
+    declared = grant.use or role.use
+    whose = f"the use granted by {grant.via}" if grant.use is not None else "role use"
     if request.use is None:
-        if role.use is None:
+        if declared is None:
             return None, DuoMatch(False, "use_not_declared",
                                   f"role {role.id} declares no use")
-        return role.use, DuoMatch(True, "use_ok", f"role use {role.use.label()}")
+        return declared, DuoMatch(True, "use_ok", f"{whose} {declared.label()}")
     try:
         asked = parse_use(request.use)
     except DuoError as exc:
         return None, DuoMatch(False, f"use_unknown:{request.use}", str(exc))
-    if role.use is None or not permits(role.use.code, role.use.disease, asked):
-        have = role.use.label() if role.use else "none"
+    if declared is None or not permits(declared.code, declared.disease, asked):
+        have = declared.label() if declared else "none"
         return None, DuoMatch(False, f"use_not_permitted:{asked.label()}",
                               f"role {role.id} may declare use {have}, not {asked.label()}")
-    use = Use(asked.code, asked.disease, role.use.attests)
+    use = Use(asked.code, asked.disease, declared.attests)
     return use, DuoMatch(True, "use_ok",
-                         f"requested use {asked.label()} is within role use {role.use.label()}")
+                         f"requested use {asked.label()} is within {whose} {declared.label()}")
 
 
-def _prepare(role: RoleSpec, request: QueryRequest, policy: Policy,
+def _prepare(role: RoleSpec, grant: Grant, request: QueryRequest, policy: Policy,
              filters: list[Any]) -> tuple[Use | None, DuoMatch | None, DuoMatch | None,
                                           dict[str, Any]]:
-    use, use_match = _effective_use(role, request)
+    use, use_match = _effective_use(role, grant, request)
     consent_match = None
     ds = policy.datasets.get(request.dataset) if request.dataset is not None else None
     if request.action in CONSENT_ACTIONS and request.dataset is not None:
@@ -197,6 +204,8 @@ def _prepare(role: RoleSpec, request: QueryRequest, policy: Policy,
         "group_filter_terms": sorted({f.term() for f in filters
                                       if f is not None and f.field in valued}),
         "filters_well_formed": all(f is not None for f in filters),
+        # a grant limited to some datasets (a ControlledAccessGrants visa) covers this one
+        "dataset_granted": grant.covers(request.dataset),
     }
     if request.variant_count is not None:
         ctx["variant_count"] = int(request.variant_count)

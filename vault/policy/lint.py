@@ -30,6 +30,7 @@ def lint(policy: Policy, known_datasets: Iterable[str] | None = None,
     for role in policy.roles.values():
         _role(policy, role, columns, out)
     _principals(policy, out)
+    _passports(policy, out)
     return sorted(out, key=lambda f: (f.severity != "error", f.where, f.code))
 
 
@@ -154,7 +155,7 @@ def _columns(r: RoleSpec, ds_id: str, declared: Mapping[str, object] | None,
 
 
 def _principals(policy: Policy, out: list[Finding]) -> None:
-    mapped = set()
+    mapped = {r.role for r in policy.passports.rules}
     for rule in policy.principals:
         where = f"{rule.source}: {rule.json_path}"
         if rule.role not in policy.roles:
@@ -183,3 +184,57 @@ def _principals(policy: Policy, out: list[Finding]) -> None:
                                    f"{a.role!r} and {b.role!r}: a request is allowed if either "
                                    "allows it, with the obligations of the first allowing "
                                    "role in file order", where))
+
+
+#: what a role of callers without a credential may be granted (Beacon's PUBLIC level)
+PUBLIC_STATISTICS = ("presence", "frequency")
+PUBLIC_ACTIONS = ("list_datasets", "describe_dataset")
+
+
+def _passports(policy: Policy, out: list[Finding]) -> None:
+    """Visa rules: known roles, issuers and datasets; and what a public role may grant."""
+    pp = policy.passports
+    for rule in pp.rules:
+        where = f"{rule.source}: {rule.json_path}"
+        role = policy.roles.get(rule.role)
+        if role is None:
+            out.append(Finding("error", "unknown_role",
+                               f"visa rule maps to unknown role {rule.role!r}", where))
+        for i, need in enumerate(rule.require):
+            issuer = pp.issuers.get(need.issuer)
+            if issuer is None:
+                out.append(Finding("error", "unknown_issuer", f"visa rule requires a visa of "
+                                   f"issuer {need.issuer!r}, which passports.issuers does "
+                                   "not define", f"{where}.require[{i}]"))
+            elif "visas" not in issuer.signs:
+                out.append(Finding("error", "issuer_signs_no_visas", f"issuer {need.issuer!r} "
+                                   "is trusted for passports only, not for visas",
+                                   f"{where}.require[{i}]"))
+            if "self" in need.by or "peer" in need.by:
+                out.append(Finding("warning", "self_asserted_visa", f"visa rule accepts a "
+                                   f"{need.type} visa asserted by "
+                                   f"{'/'.join(b for b in need.by if b in ('self', 'peer'))}:"
+                                   " the holder (or a peer) vouches for it, no authority",
+                                   f"{where}.require[{i}].by"))
+        for ds in rule.datasets or ():
+            if ds not in policy.datasets:
+                out.append(Finding("error", "unknown_dataset", f"visa rule names dataset "
+                                   f"{ds!r}, which no policy file defines", f"{where}.datasets"))
+            elif role is not None and ds not in role.datasets:
+                out.append(Finding("error", "dataset_outside_role", f"visa rule grants role "
+                                   f"{rule.role!r} on dataset {ds!r}, which the role does not "
+                                   "cover", f"{where}.datasets"))
+    for name in policy.public_roles:
+        r = policy.roles[name]
+        wide = [s for s in r.statistics if s not in PUBLIC_STATISTICS] + \
+            [a for a in r.actions if a not in PUBLIC_ACTIONS]
+        where = f"{r.source}: {r.json_path}"
+        if wide:
+            out.append(Finding("error", "public_role_too_wide", f"role {name!r} is given to "
+                               "callers without a credential and grants "
+                               f"{', '.join(wide)}: a public role may grant only "
+                               f"{', '.join(PUBLIC_STATISTICS + PUBLIC_ACTIONS)}", where))
+        if r.group_by or r.filters:
+            out.append(Finding("error", "public_role_too_wide", f"role {name!r} is given to "
+                               "callers without a credential and may group or filter: a "
+                               "public answer is overall only", where))

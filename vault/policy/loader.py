@@ -23,7 +23,7 @@ import yaml
 
 from vault.errors import ConfigError
 from vault.policy import cedar
-from vault.policy.duo import DuoError, make_consent, make_use
+from vault.policy.duo import DuoError, Use, make_consent, make_use
 from vault.policy.model import OPERATIONS, STATISTICS, DPParams, RareVariant, RateLimit
 from vault.policy.spec import (
     DEFAULT_K,
@@ -31,10 +31,17 @@ from vault.policy.spec import (
     DEFAULT_MIN_GROUP_SIZE,
     DatasetSpec,
     Finding,
+    IssuerSpec,
+    PassportSpec,
     Policy,
     PrincipalRule,
     RoleSpec,
+    VisaRequirement,
+    VisaRule,
 )
+
+#: the largest JWKS file read for a trusted issuer
+MAX_JWKS_BYTES = 1 << 20
 
 
 class PolicyLoadError(ConfigError):
@@ -142,6 +149,38 @@ def load_policy(path: str | Path, *, strict: bool = True) -> Policy:
     datasets: dict[str, DatasetSpec] = {}
     raw_roles: list[tuple[str, dict[str, Any], str, int | None]] = []
     rules: list[PrincipalRule] = []
+    issuers: dict[str, IssuerSpec] = {}
+    visa_rules: list[VisaRule] = []
+    audience: tuple[str, str] | None = None
+    for name, data, lines in docs:
+        pp = data.get("passports") or {}
+        if "audience" in pp:
+            if audience is not None:
+                problems.append(f"{name}:{lines.get(('passports', 'audience'), '?')}: "
+                                f"$.passports.audience: already set in {audience[1]}")
+            else:
+                audience = (pp["audience"], name)
+        for iss_id, spec in (pp.get("issuers") or {}).items():
+            where = f"{name}:{lines.get(('passports', 'issuers', iss_id), '?')}"
+            if iss_id in issuers:
+                problems.append(f"{where}: $.passports.issuers.{iss_id}: issuer {iss_id!r} "
+                                f"is already defined in {issuers[iss_id].source}")
+                continue
+            try:
+                issuers[iss_id] = _issuer(iss_id, spec, Path(name), where)
+            except ValueError as exc:
+                problems.append(f"{where}: $.passports.issuers.{iss_id}.jwks: {exc}")
+                continue
+            if issuers[iss_id].jwks is not None:
+                digest.update(b"jwks\0" + iss_id.encode() + b"\0"
+                              + canonical(issuers[iss_id].jwks) + b"\0")
+        for i, rule in enumerate(pp.get("visas") or []):
+            where = f"{name}:{lines.get(('passports', 'visas', i), '?')}"
+            try:
+                visa_rules.append(_visa_rule(len(visa_rules), rule, where,
+                                             f"$.passports.visas[{i}]"))
+            except DuoError as exc:
+                problems.append(f"{where}: $.passports.visas[{i}].use: {exc}")
     for name, data, lines in docs:
         for ds_id, ds in (data.get("datasets") or {}).items():
             where = f"{name}:{lines.get(('datasets', ds_id), '?')}: $.datasets.{ds_id}"
@@ -189,6 +228,8 @@ def load_policy(path: str | Path, *, strict: bool = True) -> Policy:
         cedar_policies=policy_set,
         cedar_schema=cedar.load_schema(),
         rules=MappingProxyType(rule_info),
+        passports=PassportSpec(MappingProxyType(issuers), tuple(visa_rules),
+                               audience[0] if audience else None),
     )
     if strict:
         errors = [f for f in lint(policy) if f.severity == "error"]
@@ -208,18 +249,70 @@ def _dataset(ds_id: str, ds: Mapping[str, Any], source: str) -> DatasetSpec:
                        source)
 
 
+def _use(use: Any) -> Use | None:
+    if isinstance(use, str):
+        code, _, disease = use.partition("@")
+        return make_use(code, disease or None)
+    if use is not None:
+        return make_use(use["code"], use.get("disease"), tuple(use.get("attests", ())))
+    return None
+
+
+def _loopback(host: str | None) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost")
+
+
+def _issuer(iss_id: str, spec: Mapping[str, Any], file: Path, where: str) -> IssuerSpec:
+    """A trusted issuer; its JWKS file is read now (a URL is read when a visa needs it)."""
+    import urllib.parse
+
+    src = str(spec["jwks"])
+    url = urllib.parse.urlsplit(src)
+    jwks: dict[str, Any] | None = None
+    jwks_url: str | None = None
+    if url.scheme in ("https", "http"):
+        if url.scheme == "http" and not _loopback(url.hostname):
+            raise ValueError(f"{src!r}: a JWKS URL must be https:// (http:// only on loopback)")
+        jwks_url = src
+    elif url.scheme and len(url.scheme) > 1:
+        raise ValueError(f"{src!r}: give a JWKS file path or an https:// URL")
+    else:
+        path = Path(src).expanduser()
+        if not path.is_absolute():
+            path = file.parent / path
+        try:
+            if path.stat().st_size > MAX_JWKS_BYTES:
+                raise ValueError(f"{path}: a JWKS file over {MAX_JWKS_BYTES} bytes")
+            jwks = json.loads(path.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read the JWKS file {path}: {exc}") from None
+        keys = jwks.get("keys") if isinstance(jwks, dict) else None
+        if not isinstance(keys, list) or not keys:
+            raise ValueError(f"{path}: not a JWKS (an object with a non-empty \"keys\" list)")
+        for k in keys:
+            if not isinstance(k, dict) or any(p in k for p in ("d", "p", "q", "dp", "dq",
+                                                                 "qi", "k")):
+                raise ValueError(f"{path}: a JWKS of trusted issuers holds public keys only "
+                                 "(this one has private or symmetric key material)")
+    return IssuerSpec(iss_id, str(spec["iss"]), jwks, jwks_url, tuple(spec.get("jku", ())),
+                      tuple(spec.get("signs", ("visas",))), where)
+
+
+def _visa_rule(index: int, rule: Mapping[str, Any], source: str, json_path: str) -> VisaRule:
+    need = tuple(VisaRequirement(type=r["type"], issuer=r["issuer"], value=r.get("value"),
+                                 source=r.get("source"),
+                                 by=tuple(r.get("by", ("dac", "so", "system"))))
+                 for r in rule["require"])
+    ds = rule.get("datasets")
+    return VisaRule(index, need, rule["role"], None if ds is None else tuple(ds),
+                    _use(rule.get("use")), rule.get("description", ""), source, json_path)
+
+
 def _role(role_id: str, r: Mapping[str, Any], all_datasets: tuple[str, ...], source: str,
           json_path: str) -> RoleSpec:
     ds = r.get("datasets", [])
     stats = r.get("statistics", [])
-    use = r.get("use")
-    if isinstance(use, str):
-        code, _, disease = use.partition("@")
-        use_spec = make_use(code, disease or None)
-    elif use is not None:
-        use_spec = make_use(use["code"], use.get("disease"), tuple(use.get("attests", ())))
-    else:
-        use_spec = None
+    use_spec = _use(r.get("use"))
     rare = r.get("rare_variant", {})
     rate = r.get("rate_limit")
     dp = r.get("dp")

@@ -40,9 +40,46 @@ def _tuple(obj: object, name: str, value: Any) -> None:
     object.__setattr__(obj, name, tuple(value))
 
 
+#: how a caller authenticated: a Vault token, a GA4GH passport (or visa), or not at all
+AUTH_KINDS = ("vault-token", "passport", "anonymous")
+
+
+@dataclass(frozen=True)
+class VisaAssertion:
+    """A GA4GH visa whose signature, issuer, times and audience were verified (by
+    vault.passport): what it asserts, about whom, by whose authority. Never the JWT."""
+
+    iss: str
+    sub: str
+    type: str
+    value: str
+    source: str
+    by: str | None = None
+    asserted: int = 0
+    exp: int = 0
+    jti: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VisaAssertion:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown visa field(s): {', '.join(sorted(unknown))}")
+        return cls(iss=str(data["iss"]), sub=str(data.get("sub", "")), type=str(data["type"]),
+                   value=str(data.get("value", "")), source=str(data.get("source", "")),
+                   by=None if data.get("by") is None else str(data["by"]),
+                   asserted=int(data.get("asserted", 0)), exp=int(data.get("exp", 0)),
+                   jti=None if data.get("jti") is None else str(data["jti"]))
+
+    def summary(self) -> dict[str, Any]:
+        """For audit records and explanations (no signature, no token)."""
+        return {"iss": self.iss, "sub": self.sub, "type": self.type, "value": self.value,
+                "source": self.source, "by": self.by, "jti": self.jti}
+
+
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller as Vault knows it (entity, policies, groups, metadata)."""
+    """An authenticated caller: as Vault knows it (entity, policies, groups, metadata), or
+    as its verified GA4GH visas say (``auth="passport"``, ``visas``), or anonymous."""
 
     entity_id: str
     display_name: str
@@ -56,6 +93,12 @@ class Principal:
         for name in ("vault_policies", "groups", "visas"):
             _tuple(self, name, getattr(self, name))
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+        if self.auth not in AUTH_KINDS:
+            raise ValueError(f"auth must be one of {', '.join(AUTH_KINDS)}")
+        if any(not isinstance(v, VisaAssertion) for v in self.visas):
+            raise TypeError("visas must be VisaAssertion objects (verified visas)")
+        if self.visas and self.auth != "passport":
+            raise ValueError("only a passport principal carries visas")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Principal:
@@ -70,8 +113,14 @@ class Principal:
             groups=tuple(data.get("groups", ())),
             metadata=dict(data.get("metadata", {})),
             auth=str(data.get("auth", "vault-token")),
-            visas=tuple(data.get("visas", ())),
+            visas=tuple(v if isinstance(v, VisaAssertion) else VisaAssertion.from_dict(v)
+                        for v in data.get("visas", ())),
         )
+
+    @classmethod
+    def anonymous(cls) -> Principal:
+        return cls(entity_id="", display_name="anonymous", vault_policies=(),
+                   auth="anonymous")
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,16 @@ class PrincipalRule:
     source: str = ""
     json_path: str = ""
 
+    @property
+    def anonymous(self) -> bool:
+        """A rule for callers without a credential (Beacon's PUBLIC level)."""
+        return bool(self.match.get("anonymous"))
+
     def matches(self, vault_policies: tuple[str, ...], groups: tuple[str, ...],
                 entity_id: str) -> bool:
+        """For a Vault-token principal (an anonymous rule never matches one)."""
+        if self.anonymous:
+            return False
         for key, want in self.match.items():
             if key == "vault_policy" and want not in vault_policies:
                 return False
@@ -77,6 +85,65 @@ class PrincipalRule:
             if key == "entity_id" and want != entity_id:
                 return False
         return True
+
+
+@dataclass(frozen=True)
+class IssuerSpec:
+    """A trusted visa (or passport) issuer: its ``iss``, its keys (a JWKS read from a file at
+    load, or an https URL read when a visa needs it), the ``jku`` values its visas may name
+    (never fetched), and whether it may sign passports (brokers) and/or visas."""
+
+    id: str
+    iss: str
+    jwks: Mapping[str, Any] | None
+    jwks_url: str | None
+    jku: tuple[str, ...] = ()
+    signs: tuple[str, ...] = ("visas",)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class VisaRequirement:
+    """One visa a rule needs: type and issuer, and whole-string ``value``/``source`` when
+    given; ``by`` must be one of ``by`` (a visa without ``by`` never satisfies a rule)."""
+
+    type: str
+    issuer: str
+    value: str | None = None
+    source: str | None = None
+    by: tuple[str, ...] = ("dac", "so", "system")
+
+
+@dataclass(frozen=True)
+class VisaRule:
+    """When a passport holds a visa for every requirement, ``role`` applies — on
+    ``datasets`` only when given, with ``use`` (the use the grant approved) when given."""
+
+    index: int
+    require: tuple[VisaRequirement, ...]
+    role: str
+    datasets: tuple[str, ...] | None = None
+    use: Use | None = None
+    description: str = ""
+    source: str = ""
+    json_path: str = ""
+
+
+@dataclass(frozen=True)
+class PassportSpec:
+    """The ``passports:`` section: trusted issuers, the audience a bearer visa or passport
+    must name (None: it must name none), and the visa rules."""
+
+    issuers: Mapping[str, IssuerSpec]
+    rules: tuple[VisaRule, ...] = ()
+    audience: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuers)
+
+
+NO_PASSPORTS = PassportSpec(issuers={})
 
 
 @dataclass(frozen=True)
@@ -120,6 +187,13 @@ class Policy:
     cedar_policies: Any  # cedarpy.PolicySet (immutable handle)
     cedar_schema: Any  # cedarpy.Schema
     rules: Mapping[str, RuleInfo]
+    passports: PassportSpec = NO_PASSPORTS
+
+    @property
+    def public_roles(self) -> tuple[str, ...]:
+        """Roles of callers without a credential (``match: {anonymous: true}``)."""
+        hit = {r.role for r in self.principals if r.anonymous}
+        return tuple(role for role in self.roles if role in hit)
 
     def roles_of(self, vault_policies: tuple[str, ...], groups: tuple[str, ...],
                  entity_id: str) -> tuple[str, ...]:

@@ -8,12 +8,16 @@ and budget for the registered tier) and one audit record, whose ``query_id`` the
 response carries in ``info``. A dataset that is hidden from the caller answers exactly like
 one that does not exist. The informational documents (info, service-info, configuration,
 map, entry types, filtering terms) say nothing about any dataset and need no token; every
-other endpoint needs one (docs/beacon.md).
+other endpoint needs a credential (a Vault token, or a GA4GH passport or visa), except when
+the policy gives callers without one a public role (``match: {anonymous: true}``, Beacon's
+PUBLIC level): they then get boolean answers only, under that role's disclosure control and
+rate limit (docs/beacon.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Request
@@ -22,6 +26,7 @@ from fastapi.responses import JSONResponse
 from vault.api.deps import ServicesDep
 from vault.api.guard import Outcome, disclosure_of
 from vault.beacon import response as br
+from vault.beacon.filters import Filters, consent_matches, filtering_terms, parse_filters
 from vault.beacon.request import (
     BeaconError,
     BeaconRequest,
@@ -83,7 +88,8 @@ def service_info(request: Request) -> JSONResponse:
 
 
 def configuration(request: Request) -> JSONResponse:
-    return _doc(br.configuration())
+    policy = request.app.state.services.guard.policies.current()
+    return _doc(br.configuration(br.security_levels(policy)))
 
 
 def beacon_map(request: Request) -> JSONResponse:
@@ -94,8 +100,9 @@ def entry_types(request: Request) -> JSONResponse:
     return _doc(br.entry_types())
 
 
-def filtering_terms(request: Request) -> JSONResponse:
-    return _doc(br.filtering_terms())
+def filtering_terms_view(request: Request) -> JSONResponse:
+    policy = request.app.state.services.guard.policies.current()
+    return _doc(br.filtering_terms(filtering_terms(policy)))
 
 
 for _path, _view, _summary, _methods in (
@@ -106,8 +113,7 @@ for _path, _view, _summary, _methods in (
         ("/configuration", configuration, "Beacon configuration", ("GET", "POST")),
         ("/map", beacon_map, "Beacon map", ("GET", "POST")),
         ("/entry_types", entry_types, "Beacon entry types", ("GET", "POST")),
-        ("/filtering_terms", filtering_terms, "Beacon filtering terms (none are supported)",
-         ("GET", "POST"))):
+        ("/filtering_terms", filtering_terms_view, "Beacon filtering terms", ("GET", "POST"))):
     for _method in _methods:
         router.add_api_route(_path, _view, methods=[_method], summary=_summary,
                              operation_id=f"beacon_{_path.strip('/') or 'root'}_"
@@ -134,7 +140,7 @@ def _refuse_bad_request(request: Request, services: Any, exc: BeaconError) -> JS
 
     try:
         services.guard.run(request, QueryRequest(action="list_datasets"), compute,
-                           {"beacon_error": exc.message})
+                           {"beacon_error": exc.message}, anonymous=True)
     except HTTPException as refused:
         return _error(None, refused, [])
     raise AssertionError("unreachable: the computation always fails")  # pragma: no cover
@@ -162,7 +168,7 @@ def _datasets(request: Request, services: Any, req: BeaconRequest) -> JSONRespon
 
     try:
         body = services.guard.run(request, QueryRequest(action="list_datasets"), compute,
-                                  {"beacon": req.summary()})
+                                  {"beacon": req.summary()}, anonymous=True)
     except HTTPException as exc:
         return _error(req, exc, [])
     return _doc(br.datasets_response(req, body["collections"], body["query_id"]))
@@ -202,21 +208,35 @@ def _shown(disclosure: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _one_dataset(request: Request, services: Any, req: BeaconRequest,
-                 dataset: str) -> br.DatasetAnswer:
+                 dataset: str, flt: Filters) -> br.DatasetAnswer:
     """One dataset's answer: one Guard.run (decision, disclosure control, audit record)."""
     v = req.variant
     exact = v.exact_allele()
-    presence = exact is not None and req.granularity in ("boolean", "count")
+    presence = exact is not None and req.granularity in ("boolean", "count") \
+        and flt.group is None
+    group = flt.group
     qreq = QueryRequest(action="presence" if presence else "frequency", dataset=dataset,
-                        variant_count=1 if exact is not None else None)
+                        variant_count=1 if exact is not None else None,
+                        group_by=(group[0],) if group else (),
+                        filters=(f"{group[0]}={group[1]}",) if group else ())
     base = _base(request)
 
     def compute(decision: Any) -> Outcome:
         svc = services.query
         disclosure = disclosure_of(decision)
         version = svc.version(dataset)
+        if flt.consent_terms and not consent_matches(
+                services.guard.policies.current().datasets.get(dataset), flt.consent_terms):
+            # a consent filter the dataset does not meet: asked (so hidden and absent
+            # datasets still answer alike) and answered as no match
+            return Outcome({"exists": False, "count": 0, "records": [],
+                            "dataset_version": version.key,
+                            "disclosure": {"tier": disclosure.tier, "k": disclosure.k}}, 0)
         chrom = resolve_contig(v.reference_name, version.manifest.contigs) \
             if v.reference_name is not None else None
+        if group is not None:
+            return _group_filtered(svc, dataset, _selection(v, chrom), group, decision,
+                                   disclosure, req, base)
         if presence:
             assert exact is not None
             pos, ref, alt = exact
@@ -245,18 +265,58 @@ def _one_dataset(request: Request, services: Any, req: BeaconRequest,
             by_column = _group_cells(svc, dataset, sel, decision, disclosure, req, rows)
             records = [br.variant_record(dataset, page["dataset_version"], row,
                                          {c: cells[i] for c, cells in by_column.items()},
-                                         base)
+                                         base, br.wants_vrs(req))
                        for i, row in enumerate(rows)]
         return Outcome({"exists": total > 0, "count": total, "records": records,
                         "dataset_version": env["dataset_version"], "disclosure": shown},
                        len(records) if records else total)
 
-    body = services.guard.run(request, qreq, compute, {"beacon": req.summary()})
+    body = services.guard.run(request, qreq, compute, {"beacon": req.summary()},
+                              anonymous=True)
     return br.DatasetAnswer(dataset=dataset, query_id=body["query_id"],
                             exists=bool(body["exists"]), count=body["count"],
                             records=body["records"],
                             info={"datasetVersion": body["dataset_version"],
                                   "disclosure": _shown(body.get("disclosure"))})
+
+
+def _group_filtered(svc: Any, dataset: str, sel: Selection, group: tuple[str, str],
+                    decision: Any, disclosure: Any, req: BeaconRequest, base: str) -> Outcome:
+    """The variants whose released cell of group ``group`` (column, name) has ALT alleles:
+    the group cells /v1 frequency shows with ``group_by=<column>``."""
+    import pyarrow.compute as pc
+
+    column, name = group
+    env, table = svc.statistic_table(dataset, "frequency", sel, column, disclosure, 0,
+                                     MAX_TABLE_PAGE)
+    ac = f"groups.{name}.ac"
+    if ac not in table.column_names:  # a group refused (too small) or not in the data
+        keys: list[tuple[str, int, str, str]] = []
+    else:
+        kept = table.filter(pc.fill_null(pc.greater(table[ac], 0), False))
+        keys = list(zip(kept["chrom"].cast("string").to_pylist(), kept["pos"].to_pylist(),
+                        kept["ref"].to_pylist(), kept["alt"].to_pylist(), strict=True))
+    records: list[dict[str, Any]] = []
+    shown = env["disclosure"]
+    if req.granularity == "record" and req.include != "NONE":
+        chosen = keys[req.offset:req.offset + req.limit]
+        if chosen:
+            page_sel = Selection(variants=tuple(chosen))
+            page = svc.statistic(dataset, "frequency", page_sel, None, disclosure, 0,
+                                 len(chosen))
+            shown = page["disclosure"]
+            rows = page["variants"]
+            by_column = _group_cells(svc, dataset, page_sel, decision, disclosure,
+                                     replace(req, skip=0), rows)
+            records = [br.variant_record(dataset, page["dataset_version"], row,
+                                         {c: cells[i] for c, cells in by_column.items()},
+                                         base, br.wants_vrs(req))
+                       for i, row in enumerate(rows)]
+    total = len(keys)
+    return Outcome({"exists": total > 0,
+                    "count": total if req.granularity != "boolean" else None,
+                    "records": records, "dataset_version": env["dataset_version"],
+                    "disclosure": shown}, len(records) if records else total)
 
 
 def _group_cells(svc: Any, dataset: str, sel: Selection, decision: Any, disclosure: Any,
@@ -285,8 +345,13 @@ def _g_variants(request: Request, services: Any, parse: Callable[[], BeaconReque
                 dataset: str | None) -> JSONResponse:
     try:
         req = parse()
+        flt = parse_filters(req.filters, services.guard.policies.current())
     except BeaconError as exc:
         return _refuse_bad_request(request, services, exc)
+    if not request.headers.get("authorization", "").strip() and req.granularity != "boolean":
+        # PUBLIC (no credential): boolean answers only, whatever was asked (the guard
+        # refuses the request outright when the policy has no public role)
+        req = replace(req, granularity="boolean")
     qids: list[str] = []
     if dataset is not None:
         names = [dataset]
@@ -299,7 +364,7 @@ def _g_variants(request: Request, services: Any, parse: Callable[[], BeaconReque
 
         try:
             listed = services.guard.run(request, QueryRequest(action="list_datasets"),
-                                        listing, {"beacon": req.summary()})
+                                        listing, {"beacon": req.summary()}, anonymous=True)
         except HTTPException as exc:
             return _error(req, exc, qids)
         qids.append(listed["query_id"])
@@ -308,7 +373,7 @@ def _g_variants(request: Request, services: Any, parse: Callable[[], BeaconReque
     refused: list[dict[str, Any]] = []
     for name in names:
         try:
-            answer = _one_dataset(request, services, req, name)
+            answer = _one_dataset(request, services, req, name, flt)
         except HTTPException as exc:
             qid = (exc.headers or {}).get("X-Query-Id")
             if exc.status_code == 404 and dataset is None:
@@ -321,8 +386,7 @@ def _g_variants(request: Request, services: Any, parse: Callable[[], BeaconReque
             return _error(req, exc, qids)
         qids.append(answer.query_id)
         answers.append(answer)
-    unapplied = [str(f.get("id")) for f in req.filters]
-    return _doc(br.g_variants_response(req, answers, refused, qids, unapplied))
+    return _doc(br.g_variants_response(req, answers, refused, qids, list(flt.unapplied)))
 
 
 @router.get("/g_variants", summary="genomic variations over the datasets visible to the caller")
