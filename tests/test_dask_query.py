@@ -9,24 +9,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import distributed
 import hvac
 import hvac.exceptions
 import numpy as np
 import pyarrow as pa
 import pytest
+from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
 
-distributed = pytest.importorskip("distributed")
-
-from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin  # noqa: E402
-
-import vault.query.distributed as vd  # noqa: E402
-from tests.support.vcfgen import cohort_vcf  # noqa: E402
-from vault.errors import GenoVaultError  # noqa: E402
-from vault.ingest.pipeline import IngestOptions, ingest  # noqa: E402
-from vault.keys.bootstrap import mint_role_token  # noqa: E402
-from vault.query.service import Disclosure, QueryService, Selection  # noqa: E402
-from vault.store.dataset import Store  # noqa: E402
-from vault.store.reader import Region  # noqa: E402
+import vault.query.distributed as vd
+from tests.support.vcfgen import cohort_vcf
+from vault.errors import GenoVaultError
+from vault.ingest.pipeline import IngestOptions, ingest
+from vault.keys.bootstrap import mint_role_token
+from vault.query.service import Disclosure, QueryService, Selection
+from vault.store.dataset import Store
+from vault.store.reader import Region
 
 pytestmark = pytest.mark.integration
 DEMO = Path(__file__).resolve().parents[1] / "vault" / "sample_data"
@@ -93,7 +91,8 @@ D = Disclosure(k=1, min_group_size=1)  # nothing suppressed: every cell is compa
 
 
 def _all_counts(svc: QueryService, group_by: str | None,
-                selection: Selection = Selection()) -> list[tuple[Any, ...]]:
+                selection: Selection | None = None) -> list[tuple[Any, ...]]:
+    selection = selection or Selection()
     v = svc.version(DATASET)
     grouping, _ = svc._grouping(v, group_by, D)
     return [(c.contig, c.pos.tolist(), c.ref, c.alt, c.ids, c.overall.tolist(),
@@ -243,7 +242,7 @@ def test_dask_query__expired_worker_credential_fails_the_query_cleanly(
     # both workers are busy for longer than the credential lives: the query's tasks start late
     busy = [cluster.submit(time.sleep, 3.5, workers=[a], pure=False)
             for a in cluster.scheduler_info(n_workers=-1)["workers"]]
-    with pytest.raises(vd.WorkerCredentialExpired, match="expired|outlasted"):
+    with pytest.raises(vd.WorkerCredentialExpired, match=r"expired|outlasted"):
         on_dask.statistic(DATASET, "frequency", Selection(), None, D, limit=5000)
     distributed.wait(busy)
     assert len(accessors) == 2
@@ -253,7 +252,9 @@ def test_dask_query__expired_worker_credential_fails_the_query_cleanly(
             root.auth.token.lookup_accessor(a)
     assert all(not s for s in cluster.run(vd.worker_state).values())
     assert on_dask.blocks.bytes == 0 and on_dask.counts_cache.bytes == 0
-    assert not any(cluster.has_what().values())
+    left = [k for keys in cluster.has_what().values() for k in keys]
+    assert not [k for k in left if str(k).startswith(vd.TASK_PREFIX)]
+    cluster.cancel(busy)
 
 
 class KillOnce(WorkerPlugin):

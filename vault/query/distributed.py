@@ -37,6 +37,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -275,7 +276,7 @@ def _count(cred: _WorkerCredential, store_root: str, dataset: str, version_key: 
     with cred.lock:
         opened = cred.opened.get((store_root, version_key))
         if opened is None:
-            store = Store(store_root)
+            store = Store(Path(store_root))
             if version_key_of(store.manifest(dataset)) != version_key:
                 raise IntegrityError(f"dataset {dataset!r} changed while the query ran (a new "
                                      "manifest was committed); run the query again")
@@ -362,14 +363,16 @@ def mint_wrapped_worker_token(minter: Any, dataset: str, ttl: str,
     return str(info["token"]), str(info.get("wrapped_accessor") or "")
 
 
-async def _direct_run(client: Any, addr: str, fn: Callable[..., Any], args: tuple[Any, ...]
-                      ) -> Any:
+async def _direct_run(client: Any, addr: str, fn: Callable[..., Any], args: tuple[Any, ...],
+                      timeout_s: float = 10.0) -> Any:
     """Run ``fn(*args)`` on the worker at ``addr`` over the client's own connection to it:
     the message does not pass through the scheduler."""
+    import asyncio
+
     from distributed.protocol.pickle import dumps
 
-    resp = await client.rpc(addr).run(function=dumps(fn), args=dumps(args),
-                                      kwargs=dumps({}), wait=True)
+    resp = await asyncio.wait_for(client.rpc(addr).run(
+        function=dumps(fn), args=dumps(args), kwargs=dumps({}), wait=True), timeout_s)
     if resp.get("status") != "OK":
         raise DistributedQueryError(f"the Dask worker at {addr} could not run "
                                     f"{getattr(fn, '__name__', 'a function')}")
@@ -504,7 +507,11 @@ class DaskExecutor:
         """Tell each holder to drop the credential; the indexes of those that did not answer
         (gone: their tokens are revoked by accessor instead)."""
         missed = []
+        alive = set(self.workers())
         for i, addr in enumerate(holders):
+            if addr not in alive:
+                missed.append(i)
+                continue
             try:
                 self.client.sync(_direct_run, self.client, addr, drop_credential, (cred_id,))
             except Exception:
@@ -592,13 +599,28 @@ def _seconds(ttl: str) -> float:
         raise ConfigError(f"invalid duration {ttl!r}: use e.g. 90s, 10m or 1h") from None
 
 
-def executor_from_settings(settings: Any, spec: str | None, minter: Callable[[], Any]
-                           ) -> DaskExecutor | None:
-    """The executor ``spec`` (or ``GENOVAULT_DASK_SCHEDULER``) asks for, or None."""
+def worker_token_minter(settings: Any, service_client: Callable[[], Any]) -> Callable[[], Any]:
+    """Who mints workers' tokens: with an external Vault, the service's own identity (it needs
+    ``auth/token/create/genovault-query``; docs/scale.md); with the embedded development
+    vault, its root token (which the service already uses there to fetch its AppRole
+    login)."""
+    if settings.external_vault:
+        return service_client
+    from vault.keys import client as vclient
+
+    return lambda: vclient.connect(settings)
+
+
+def executor_from_settings(settings: Any, spec: str | None,
+                           service_client: Callable[[], Any]) -> DaskExecutor | None:
+    """The executor ``spec`` (or ``GENOVAULT_DASK_SCHEDULER``) asks for, or None (the local
+    path)."""
     spec = spec or settings.dask_scheduler
     if not spec:
         return None
-    return DaskExecutor.connect(spec, minter, credential_ttl=settings.dask_credential_ttl,
+    parse_spec(spec)  # a bad spec fails before anything starts
+    return DaskExecutor.connect(spec, worker_token_minter(settings, service_client),
+                                credential_ttl=settings.dask_credential_ttl,
                                 min_partitions=settings.dask_min_partitions)
 
 

@@ -548,7 +548,7 @@ class QueryService:
                         got.ids.to_pylist(), got.overall, got.groups,
                         {"ref": got.ref, "alt": got.alt, "id": got.ids})
                     if c is not None:
-                        have[key] = self.counts_cache.get_or_load(key, lambda c=c: c)
+                        have[key] = self.counts_cache.get_or_load(key, _const(c))
                 yield region, ci, bi, have.get(key)
         finally:
             remote.close()  # an early stop cancels the rest and drops the credentials
@@ -651,6 +651,10 @@ class QueryService:
                 cols.update(_cell_columns(stat, f"groups.{gname}", groups[:, g],
                                           reason_g[:, g]))
         return pa.table(cols)
+
+def _const(value: _Counted) -> Callable[[], _Counted]:
+    return lambda: value
+
 
 def version_key_of(manifest: Manifest) -> str:
     """The key of a dataset version: the manifest's commit counter (a withdrawal or rotation
