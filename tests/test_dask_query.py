@@ -123,6 +123,25 @@ def test_dask_query__every_cell_equals_the_local_path(local: QueryService,
     assert on_dask.blocks.bytes == 0  # no genotype block was ever held by the service
 
 
+def test_dask_query__report_equals_the_local_path(local: QueryService,
+                                                  on_dask: QueryService,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import vault.report.build as rb
+
+    monkeypatch.setattr(rb, "_now", lambda: "2026-01-01T00:00:00Z")
+    tasks = []
+    real = vd.DaskExecutor.counts
+
+    def counting(self: Any, *a: Any, **kw: Any) -> Any:
+        tasks.append(len(a[3]))
+        yield from real(self, *a, **kw)
+
+    monkeypatch.setattr(vd.DaskExecutor, "counts", counting)
+    d = Disclosure()
+    assert rb.build_report(on_dask, DATASET, d) == rb.build_report(local, DATASET, d)
+    assert tasks and sum(tasks) >= 3 * len(local.version(DATASET).reader.partitions(None))
+
+
 class ResultRecorder(SchedulerPlugin):
     """Every task result the scheduler learns about: key, type name, size."""
 
