@@ -407,8 +407,8 @@ class DaskExecutor:
     """Runs partition tasks of the query service on a Dask cluster (see the module doc).
 
     ``minter()`` returns the hvac client that mints worker tokens (its Vault URL is the one
-    workers use). ``window``: tasks submitted ahead of the one being merged (default: two per
-    worker thread), so a query that stops early leaves little running and results wait in
+    workers use). ``window``: tasks submitted ahead of the one being merged (default: four per
+    worker thread, plus four), so a query that stops early leaves little running and results wait in
     worker memory only briefly."""
 
     def __init__(self, client: Any, minter: Callable[[], Any], *,
@@ -530,7 +530,7 @@ class DaskExecutor:
         holders, accessors, deadline = self._deliver(dataset, cred_id)
         t_cred = time.perf_counter() - t0
         threads = sum(n for a, n in self.workers().items() if a in holders) or 1
-        window = self.window or max(2, 2 * threads)
+        window = self.window or 4 + 4 * threads
         query = uuid.uuid4().hex[:12]
         names = tuple(group_names)
         futures: list[Future] = []
