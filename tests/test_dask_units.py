@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import cloudpickle
 import hvac
@@ -85,3 +86,19 @@ def test_dask_units__settings() -> None:
     with pytest.raises(ConfigError, match="dask_credential_ttl"):
         load_settings(dask_credential_ttl="ten minutes")
     assert vd._seconds("90s") == 90 and vd._seconds("10m") == 600 and vd._seconds("2") == 2
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["report", "ds1", "--dask", "sched:8786"], id="report"),
+    pytest.param(["serve", "--dask", "local:zero"], id="serve"),
+])
+def test_dask_units__cli_refuses_a_bad_cluster_before_starting(args: list[str],
+                                                              tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from vault.cli import main
+
+    r = CliRunner().invoke(main, args, env={"GENOVAULT_HOME": str(tmp_path),
+                                            "VAULT_ADDR": None, "VAULT_TOKEN": None})
+    assert r.exit_code == 2, r.output
+    assert "invalid Dask cluster" in r.output

@@ -39,6 +39,10 @@ def report_cmd(ctx: click.Context, dataset: str, out_html: Path, out_json: Path 
     """Write the data-quality and representation report of DATASET (admin or pipeline)."""
     from vault.report.run import generate
 
+    if dask_spec:
+        from vault.query.distributed import parse_spec
+
+        parse_spec(dask_spec)  # a bad spec fails before the caller is authenticated
     res = generate(settings_of(ctx), dataset, out_html=out_html, out_json=out_json,
                    reference=reference, role=role, dask=dask_spec)
     d = res.report["disclosure"]

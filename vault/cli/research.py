@@ -152,6 +152,10 @@ def serve_cmd(ctx: click.Context, host: str, port: int | None, detach: bool,
               stop: bool, dask_spec: str | None) -> None:
     """Run the policy-enforced HTTP API (uvicorn)."""
     settings = settings_of(ctx)
+    if dask_spec:
+        from vault.query.distributed import parse_spec
+
+        parse_spec(dask_spec)  # a bad spec fails here, before anything starts
     pid_path = api_pid_path(settings)
     if stop:
         _stop(pid_path)
@@ -173,10 +177,8 @@ def serve_cmd(ctx: click.Context, host: str, port: int | None, detach: bool,
 
     from vault.api.app import create_app
     from vault.api.wiring import build_services, service_identity
-    from vault.query.distributed import executor_from_settings, parse_spec
+    from vault.query.distributed import executor_from_settings
 
-    if dask_spec:
-        parse_spec(dask_spec)
     identity = service_identity(settings)
     services = build_services(settings, identity=identity)
     executor = executor_from_settings(settings, dask_spec, identity.client)
