@@ -44,6 +44,8 @@ import numpy as np
 import pyarrow as pa
 
 from vault.errors import ConfigError, GenoVaultError, IntegrityError, VaultUnauthenticated
+from vault.keys.workers import mint_wrapped_query_token as mint_wrapped_worker_token
+from vault.keys.workers import revoke_accessors
 
 log = logging.getLogger("genovault.dask")
 
@@ -149,9 +151,10 @@ class _WorkerCredential:
             self.opened.clear()
 
     def finish(self) -> None:
+        from vault.keys.workers import revoke_self
+
         self.forget()
-        with contextlib.suppress(Exception):
-            self.client.auth.token.revoke_self()
+        revoke_self(self.client)
 
 
 _CREDENTIALS: dict[str, _WorkerCredential] = {}
@@ -165,30 +168,12 @@ def receive_credential(cred_id: str, dataset: str, vault_addr: str,
     Never raises (the worker would log its arguments): returns ``{"ok": bool, "error": str}``.
     A wrapping token that was already unwrapped (intercepted) or expired is refused by Vault.
     """
-    import hvac
-    import hvac.exceptions
-    import requests
-
-    from vault.keys.client import CONNECT_TIMEOUT_S
+    from vault.keys.workers import unwrap_token
 
     try:
-        # never the process environment's token: only the unwrapped one
-        unwrapper = hvac.Client(url=vault_addr, token=wrapped.value, timeout=CONNECT_TIMEOUT_S)
-        resp = unwrapper.sys.unwrap()
-        auth = resp.get("auth") or {}
-        token = auth.get("client_token")
-        if not token:
-            return {"ok": False, "error": "the wrapped response held no token"}
-        ttl = float(auth.get("lease_duration") or 0)
-        client = hvac.Client(url=vault_addr, token=token, timeout=CONNECT_TIMEOUT_S)
-    except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest,
-            hvac.exceptions.Unauthorized):
-        return {"ok": False, "error": "Vault refused to unwrap the worker's credential (used "
-                                      "already, expired or revoked): it may have been "
-                                      "intercepted on its way"}
-    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as exc:
-        return {"ok": False, "error": f"cannot reach Vault at {vault_addr} to unwrap the "
-                                      f"worker's credential ({type(exc).__name__})"}
+        client, ttl = unwrap_token(vault_addr, wrapped.value)
+    except GenoVaultError as exc:  # messages of vault.keys.workers hold no secret
+        return {"ok": False, "error": str(exc)}
     except Exception as exc:  # never let the worker log the (sealed) arguments
         return {"ok": False, "error": f"unwrapping failed ({type(exc).__name__})"}
     with _CREDENTIALS_LOCK:
@@ -325,44 +310,6 @@ def _count(cred: _WorkerCredential, store_root: str, dataset: str, version_key: 
 # --- the client side ---------------------------------------------------------------------
 
 
-def mint_wrapped_worker_token(minter: Any, dataset: str, ttl: str,
-                              wrap_ttl: str) -> tuple[str, str]:
-    """(wrapping token, accessor of the wrapped token) of a new worker token.
-
-    Minted through token role ``genovault-query`` with policy ``genovault-query-<dataset>``
-    only (decrypt that dataset's keys, check its manifests, token-self), not renewable,
-    ``ttl`` at most. The minter writes that policy if it may (the embedded vault's root);
-    otherwise an admin must have written it (docs/scale.md). Both returned strings are
-    secrets of a kind: the first unwraps once to the token, the second revokes it."""
-    import hvac.exceptions
-    import requests
-
-    from vault.keys.acl import check_query_policy_name, query_policy_hcl, with_token_self
-    from vault.keys.errors import map_error
-
-    policy = check_query_policy_name(f"genovault-query-{dataset}")
-    hcl = with_token_self(query_policy_hcl([dataset]))
-    with contextlib.suppress(hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath):
-        try:
-            current = minter.sys.read_acl_policy(policy)["data"]["policy"]
-        except hvac.exceptions.InvalidPath:
-            current = None
-        if current != hcl:
-            minter.sys.create_or_update_acl_policy(policy, hcl)
-    try:
-        resp = minter.auth.token.create(
-            role_name="genovault-query", policies=[policy], ttl=ttl, explicit_max_ttl=ttl,
-            renewable=False, no_default_policy=True, display_name="genovault-query-worker",
-            meta={"genovault_role": "query", "dataset": dataset, "purpose": "dask-worker"},
-            wrap_ttl=wrap_ttl)
-    except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
-        raise map_error(e, "minting a Dask worker's query token", addr=minter.url,
-                        advice="the service's Vault identity needs "
-                               "auth/token/create/genovault-query (docs/scale.md)") from None
-    info = resp["wrap_info"]
-    return str(info["token"]), str(info.get("wrapped_accessor") or "")
-
-
 async def _direct_run(client: Any, addr: str, fn: Callable[..., Any], args: tuple[Any, ...],
                       timeout_s: float = 10.0) -> Any:
     """Run ``fn(*args)`` on the worker at ``addr`` over the client's own connection to it:
@@ -494,14 +441,12 @@ class DaskExecutor:
 
     def _revoke(self, accessors: list[str]) -> None:
         """Best effort: the tokens expire by their TTL anyway (workers revoke their own)."""
+
         try:
             minter = self.minter()
         except Exception:
             return
-        for a in accessors:
-            if a:
-                with contextlib.suppress(Exception):
-                    minter.auth.token.revoke_accessor(a)
+        revoke_accessors(minter, accessors)
 
     def _drop(self, holders: list[str], cred_id: str) -> list[int]:
         """Tell each holder to drop the credential; the indexes of those that did not answer
@@ -550,8 +495,11 @@ class DaskExecutor:
             for i in range(len(work)):
                 if len(futures) < len(work):
                     submit(len(futures))
-                res = self._result(futures[i], work[i], holders, deadline, dataset)
-                futures[i] = None  # type: ignore[call-overload]  # release it on the cluster
+                fut = futures[i]
+                res = self._result(fut, work[i], holders, deadline, dataset)
+                futures[i] = None  # type: ignore[call-overload]
+                fut.release()  # the result leaves the worker's memory now
+                del fut
                 yield _reject(res, len(names))
         finally:
             live = [f for f in futures if f is not None]
