@@ -57,9 +57,23 @@ def log(msg: str) -> None:
 
 
 def per_core(store: Store, keyring: Keyring) -> dict[str, float]:
-    """Decrypt+decode and count throughput on one thread (genotypes/s), bytes/genotype."""
+    """Decrypt+decode and count throughput on one core (Arrow's and numba's thread pools
+    set to one thread), genotypes/s; bytes on disk per genotype."""
+    import numba
     import numpy as np
+    import pyarrow as pa
 
+    cpus, nthreads = pa.cpu_count(), numba.get_num_threads()
+    pa.set_cpu_count(1)
+    numba.set_num_threads(1)
+    try:
+        return _per_core(store, keyring, np)
+    finally:
+        pa.set_cpu_count(cpus)
+        numba.set_num_threads(nthreads)
+
+
+def _per_core(store: Store, keyring: Keyring, np: Any) -> dict[str, float]:
     reader = DatasetReader(store, DATASET, keyring)
     n = reader.n_samples
     t_read = t_count = 0.0
