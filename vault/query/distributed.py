@@ -378,11 +378,16 @@ class DaskExecutor:
     @classmethod
     def connect(cls, spec: str, minter: Callable[[], Any], **kw: Any) -> DaskExecutor:
         """An executor on the scheduler at ``spec`` or a new LocalCluster (``local:N``:
-        N worker processes of one thread each, on loopback)."""
+        N worker processes on loopback sharing the machine's cores as threads)."""
         distributed = _import_distributed()
         address, n = parse_spec(spec)
         if n is not None:
-            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1,
+            import os
+
+            # the machine's cores shared among the workers (the nanny limits Arrow and BLAS
+            # to one thread per task: OMP_NUM_THREADS=1)
+            threads = max(1, (os.cpu_count() or 1) // n)
+            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=threads,
                                                processes=True, host="127.0.0.1",
                                                dashboard_address=None)
             return cls(distributed.Client(cluster), minter, cluster=cluster, **kw)
