@@ -245,6 +245,10 @@ def test_dask_query__tokens_travel_outside_the_graph_and_are_revoked(
     assert all(not s for s in cluster.run(vd.worker_state).values())
 
 
+def _executing(dask_worker: Any) -> bool:
+    return any(str(ts.key).startswith("sleep") for ts in dask_worker.state.executing)
+
+
 def test_dask_query__expired_worker_credential_fails_the_query_cleanly(
         on_dask: QueryService, cluster: Any, bao_server: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,8 +263,12 @@ def test_dask_query__expired_worker_credential_fails_the_query_cleanly(
     monkeypatch.setattr(vd, "mint_wrapped_worker_token", mint)
     on_dask.executor = _executor(cluster, bao_server, credential_ttl="2s")
     # both workers are busy for longer than the credential lives: the query's tasks start late
-    busy = [cluster.submit(time.sleep, 3.5, workers=[a], pure=False)
-            for a in cluster.scheduler_info(n_workers=-1)["workers"]]
+    addrs = list(cluster.scheduler_info(n_workers=-1)["workers"])
+    busy = [cluster.submit(time.sleep, 4.0, workers=[a], pure=False) for a in addrs]
+    until = time.time() + 3
+    while time.time() < until and not all(cluster.run(_executing).values()):
+        time.sleep(0.05)
+    assert all(cluster.run(_executing).values())  # both busy now, for about 4 s
     with pytest.raises(vd.WorkerCredentialExpired, match=r"expired|outlasted"):
         on_dask.statistic(DATASET, "frequency", Selection(), None, D, limit=5000)
     distributed.wait(busy)
