@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             for n in (1, 2):
                 with distributed.LocalCluster(
                         n_workers=n, threads_per_worker=args.threads_per_worker,
-                        processes=True, host="127.0.0.1", dashboard_address=None) as lc, \
+                        processes=True, host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0") as lc, \
                         distributed.Client(lc) as client:
                     ex = vd.DaskExecutor(client, lambda: bao.client(), min_partitions=1)
 

@@ -35,8 +35,10 @@ STATS = ("frequency", "genotype_counts", "hardy_weinberg", "missingness")
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """Two worker processes of one thread each, on loopback."""
+    # the HTTP server on a free port (its default 8787 may be taken: a warning, an error here)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as lc, \
+                                  host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0") as lc, \
             distributed.Client(lc) as client:
         yield client
 
@@ -140,6 +142,29 @@ def test_dask_query__report_equals_the_local_path(local: QueryService,
     d = Disclosure()
     assert rb.build_report(on_dask, DATASET, d) == rb.build_report(local, DATASET, d)
     assert tasks and sum(tasks) >= 3 * len(local.version(DATASET).reader.partitions(None))
+
+
+def test_dask_query__local_cluster_from_settings(local: QueryService, store: Store,
+                                                 bao_server: Any) -> None:
+    from vault.settings import load_settings
+
+    settings = load_settings(vault_addr=bao_server.addr, vault_token=bao_server.root_token,
+                             dask_scheduler="local:1", dask_min_partitions=2)
+    ex = vd.executor_from_settings(settings, None, lambda: bao_server.client())
+    assert ex is not None
+    try:
+        client = _query_client(bao_server)
+        svc = QueryService(store, lambda: client, cache_bytes=0, executor=ex)
+        _, got = svc.statistic_table(DATASET, "frequency", Selection(), "population", D)
+        _, want = local.statistic_table(DATASET, "frequency", Selection(), "population", D)
+        assert got.equals(want) and ex.last["tasks"] >= 8 and ex.last["workers"] == 1
+        # a one-partition plan stays on the local path
+        sel = Selection(region=Region("20", 150_000, 160_000))
+        ex.last = {}
+        svc.statistic(DATASET, "frequency", sel, None, D)
+        assert ex.last == {}
+    finally:
+        ex.close()
 
 
 class ResultRecorder(SchedulerPlugin):

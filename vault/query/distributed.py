@@ -389,7 +389,7 @@ class DaskExecutor:
             threads = max(1, (os.cpu_count() or 1) // n)
             cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=threads,
                                                processes=True, host="127.0.0.1",
-                                               dashboard_address=None)
+                                               dashboard_address="127.0.0.1:0")
             return cls(distributed.Client(cluster), minter, cluster=cluster, **kw)
         return cls(distributed.Client(address), minter, **kw)
 
