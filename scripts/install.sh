@@ -20,7 +20,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bcftools plink2 tabix chromium >/dev/null
 fi
 
-if ! "$PY" -c "import vault, kernels, policies, pytest, matplotlib, msprime, deflate, fastapi, uvicorn, cedarpy, duckdb, opendp, schemathesis, jwt, referencing, pydantic_settings, prometheus_client, orjson" >/dev/null 2>&1 \
+if ! "$PY" -c "import vault, kernels, policies, pytest, matplotlib, msprime, deflate, fastapi, uvicorn, cedarpy, duckdb, opendp, schemathesis, jwt, referencing, pydantic_settings, prometheus_client, orjson, dask, distributed" >/dev/null 2>&1 \
    || ! "$PY" -m pip show genovault >/dev/null 2>&1; then
   echo "installing the genovault package and its dev dependencies" >&2
   "$PY" -m pip install -q --disable-pip-version-check -e ".[dev]"

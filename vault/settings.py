@@ -18,6 +18,12 @@ down explicitly; nothing else in ``vault/`` reads the environment.
 ``GENOVAULT_CACHE_MB``     decrypted partitions kept in memory by the API (default 512; 0 off)
 ``GENOVAULT_SERVICE_ROLE_ID``    AppRole role id of the API's own identity (external Vault)
 ``GENOVAULT_SERVICE_SECRET_ID``  its secret id (a secret: never printed)
+``GENOVAULT_DASK_SCHEDULER``     run query plans on Dask: ``tcp://HOST:PORT`` (or ``tls://``)
+                                 of a scheduler, or ``local:N`` (a LocalCluster of N
+                                 processes); unset: the local path (docs/scale.md)
+``GENOVAULT_DASK_CREDENTIAL_TTL``  lifetime of a worker's Vault token, the longest a query on
+                                 Dask may run (default ``10m``)
+``GENOVAULT_DASK_MIN_PARTITIONS``  smaller plans stay local (default 4)
 =========================  ==========================================================
 
 Unsafe combinations are refused: only one of ``VAULT_ADDR``/``VAULT_TOKEN``; in production,
@@ -67,6 +73,13 @@ class Settings(BaseSettings):
                                         validation_alias=_env("GENOVAULT_SERVICE_ROLE_ID"))
     service_secret_id: SecretStr | None = Field(
         default=None, validation_alias=_env("GENOVAULT_SERVICE_SECRET_ID"))
+
+    dask_scheduler: str | None = Field(default=None,
+                                       validation_alias=_env("GENOVAULT_DASK_SCHEDULER"))
+    dask_credential_ttl: str = Field(default="10m", pattern=r"^[0-9]+[smh]?$",
+                                     validation_alias=_env("GENOVAULT_DASK_CREDENTIAL_TTL"))
+    dask_min_partitions: int = Field(default=4, ge=1,
+                                     validation_alias=_env("GENOVAULT_DASK_MIN_PARTITIONS"))
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

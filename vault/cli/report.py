@@ -29,14 +29,22 @@ from vault.cli.output import echo
 @click.option("--role", type=click.Choice(["admin", "pipeline"]), default="admin",
               show_default=True,
               help="Who asks, with the embedded vault (with VAULT_TOKEN, the token decides).")
+@click.option("--dask", "dask_spec", metavar="SCHEDULER",
+              help="Compute the report's counts on Dask: tcp://HOST:PORT of a scheduler, or "
+                   "local:N (a local cluster of N processes). Default: "
+                   "GENOVAULT_DASK_SCHEDULER, else the local path. See docs/scale.md.")
 @click.pass_context
 def report_cmd(ctx: click.Context, dataset: str, out_html: Path, out_json: Path | None,
-               reference: Path | None, role: str) -> None:
+               reference: Path | None, role: str, dask_spec: str | None) -> None:
     """Write the data-quality and representation report of DATASET (admin or pipeline)."""
     from vault.report.run import generate
 
+    if dask_spec:
+        from vault.query.distributed import parse_spec
+
+        parse_spec(dask_spec)  # a bad spec fails before the caller is authenticated
     res = generate(settings_of(ctx), dataset, out_html=out_html, out_json=out_json,
-                   reference=reference, role=role)
+                   reference=reference, role=role, dask=dask_spec)
     d = res.report["disclosure"]
     echo(f"report of {dataset!r}: {out_html}" + (f" and {out_json}" if out_json else "")
          + f" in {res.seconds:.1f} s; {len(d['suppressed'])} cell(s) or bins withheld "

@@ -143,11 +143,19 @@ def api_pid_path(settings: Settings) -> Path:
 @click.option("--detach", is_flag=True,
               help="Run in the background (log in <home>/api/api.log, pid in api.pid).")
 @click.option("--stop", is_flag=True, help="Stop the API started with --detach.")
+@click.option("--dask", "dask_spec", metavar="SCHEDULER",
+              help="Run query plans on Dask: tcp://HOST:PORT of a scheduler, or local:N (a "
+                   "local cluster of N processes). Default: GENOVAULT_DASK_SCHEDULER, else the "
+                   "local path. See docs/scale.md.")
 @click.pass_context
 def serve_cmd(ctx: click.Context, host: str, port: int | None, detach: bool,
-              stop: bool) -> None:
+              stop: bool, dask_spec: str | None) -> None:
     """Run the policy-enforced HTTP API (uvicorn)."""
     settings = settings_of(ctx)
+    if dask_spec:
+        from vault.query.distributed import parse_spec
+
+        parse_spec(dask_spec)  # a bad spec fails here, before anything starts
     pid_path = api_pid_path(settings)
     if stop:
         _stop(pid_path)
@@ -159,7 +167,8 @@ def serve_cmd(ctx: click.Context, host: str, port: int | None, detach: bool,
         with open(log, "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "vault.cli", "serve", "--host", host, "--port",
-                 str(port)], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                 str(port), *(["--dask", dask_spec] if dask_spec else [])],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
         pid_path.write_text(f"{proc.pid}\n")
         echo(f"GenoVault API starting on http://{host}:{port} (pid {proc.pid}, log {log})")
@@ -167,12 +176,22 @@ def serve_cmd(ctx: click.Context, host: str, port: int | None, detach: bool,
     import uvicorn
 
     from vault.api.app import create_app
-    from vault.api.wiring import build_services
+    from vault.api.wiring import build_services, service_identity
+    from vault.query.distributed import executor_from_settings
 
-    app = create_app(build_services(settings))
-    echo(f"GenoVault API on http://{host}:{port} (OpenAPI at /openapi.json); Ctrl-C stops it",
-         err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    identity = service_identity(settings)
+    services = build_services(settings, identity=identity)
+    executor = executor_from_settings(settings, dask_spec, identity.client)
+    services.query.executor = executor
+    app = create_app(services)
+    where = f"; query plans on Dask at {executor.client.scheduler.address}" if executor else ""
+    echo(f"GenoVault API on http://{host}:{port} (OpenAPI at /openapi.json){where}; Ctrl-C "
+         "stops it", err=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        if executor is not None:
+            executor.close()
 
 
 def _stop(pid_path: Path) -> None:

@@ -31,6 +31,17 @@ class PartitionCache(Generic[V]):
     def bytes(self) -> int:
         return self._bytes
 
+    def get(self, key: Hashable) -> V | None:
+        """The cached value of ``key``, or None (counted as a hit or a miss)."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item[0]
+
     def get_or_load(self, key: Hashable, load: Callable[[], V]) -> V:
         with self._lock:
             item = self._items.get(key)

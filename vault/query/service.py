@@ -182,6 +182,8 @@ class QueryService:
     store: Store
     vault_client: Callable[[], Any]
     cache_bytes: int = 512 << 20
+    #: runs partition counts on a Dask cluster when set (vault.query.distributed)
+    executor: Any = None
     _versions: dict[str, _Version] = field(default_factory=dict)
     _keyrings: dict[str, Keyring] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -202,8 +204,7 @@ class QueryService:
     def version(self, dataset: str) -> _Version:
         """The current committed version of ``dataset`` (reloaded when its manifest changes)."""
         manifest = self.store.manifest(dataset)
-        # the manifest's commit counter: a withdrawal or rotation is seen at the next request
-        key = f"{manifest.uid}:{manifest.version}:{manifest.updated_at}:{len(manifest.batches)}"
+        key = version_key_of(manifest)
         with self._lock:
             cur = self._versions.get(dataset)
             if cur is not None and cur.key == key:
@@ -440,12 +441,16 @@ class QueryService:
         return self.blocks.get_or_load((v.manifest.dataset, v.key, contig_index, bin_index),
                                        load)  # type: ignore[arg-type]
 
+    @staticmethod
+    def _counts_key(v: _Version, ci: int, bi: int, grouping: Grouping | None) -> tuple[Any, ...]:
+        return (v.manifest.dataset, v.key, "counts", ci, bi,
+                grouping.column if grouping else None, grouping.names if grouping else ())
+
     def _partition_counts(self, v: _Version, ci: int, bi: int,
                           grouping: Grouping | None) -> _Counted | None:
         """Counts of a whole partition for one grouping (cached: 32 bytes per variant and
         cell, far less than the genotypes they come from)."""
-        key = (v.manifest.dataset, v.key, "counts", ci, bi,
-               grouping.column if grouping else None, grouping.names if grouping else ())
+        key = self._counts_key(v, ci, bi, grouping)
 
         def load() -> _Counted | None:
             block = self._block(v, ci, bi)
@@ -502,6 +507,9 @@ class QueryService:
         the GIL; decryption is one thread at a time per keyring, see Keyring.io_lock). A
         caller that stops early (a full page) leaves nothing running: queued loads are
         cancelled, running ones finish into the cache."""
+        if self.executor is not None and self.executor.wants(len(work)):
+            yield from self._loaded_on_cluster(v, work, grouping)
+            return
         if len(work) < 2 or PREFETCH < 1:
             for region, ci, bi in work:
                 yield region, ci, bi, self._partition_counts(v, ci, bi, grouping)
@@ -518,6 +526,32 @@ class QueryService:
                 yield region, ci, bi, futures[i].result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _loaded_on_cluster(self, v: _Version, work: list[tuple[Region | None, int, int]],
+                           grouping: Grouping | None
+                           ) -> Iterator[tuple[Region | None, int, int, _Counted | None]]:
+        """:meth:`_loaded` with the partitions not in the counts cache counted on the Dask
+        cluster (one task each; only counts come back) and cached like local ones."""
+        keys = [self._counts_key(v, ci, bi, grouping) for _, ci, bi in work]
+        have = {k: c for k in keys if (c := self.counts_cache.get(k)) is not None}
+        todo = list(dict.fromkeys((ci, bi) for (_, ci, bi), k in zip(work, keys, strict=True)
+                                  if k not in have))
+        remote = self.executor.counts(
+            str(self.store.root), v.manifest.dataset, v.key, todo,
+            grouping.column if grouping else None, grouping.names if grouping else ())
+        try:
+            for (region, ci, bi), key in zip(work, keys, strict=True):
+                if key not in have:
+                    got = next(remote)
+                    c = None if got is None else _Counted(
+                        got.contig, got.pos, got.ref.to_pylist(), got.alt.to_pylist(),
+                        got.ids.to_pylist(), got.overall, got.groups,
+                        {"ref": got.ref, "alt": got.alt, "id": got.ids})
+                    if c is not None:
+                        have[key] = self.counts_cache.get_or_load(key, _const(c))
+                yield region, ci, bi, have.get(key)
+        finally:
+            remote.close()  # an early stop cancels the rest and drops the credentials
 
     def _site_mask(self, v: _Version, ci: int, bi: int, sf: SiteFilter,
                    c: _Counted) -> np.ndarray:
@@ -617,6 +651,16 @@ class QueryService:
                 cols.update(_cell_columns(stat, f"groups.{gname}", groups[:, g],
                                           reason_g[:, g]))
         return pa.table(cols)
+
+def _const(value: _Counted) -> Callable[[], _Counted]:
+    return lambda: value
+
+
+def version_key_of(manifest: Manifest) -> str:
+    """The key of a dataset version: the manifest's commit counter (a withdrawal or rotation
+    is seen at the next request)."""
+    return f"{manifest.uid}:{manifest.version}:{manifest.updated_at}:{len(manifest.batches)}"
+
 
 def _rules(kind: str) -> list[str]:
     what = "AC and REF allele counts" if kind == "alleles" else \

@@ -113,8 +113,12 @@ def service_client(settings: Settings) -> Any:
 
 def generate(settings: Settings, dataset: str, *, out_html: Path | None = None,
              out_json: Path | None = None, reference: Path | None = None,
-             role: str = "admin", anchor_path: str | None = None) -> ReportResult:
+             role: str = "admin", anchor_path: str | None = None,
+             dask: str | None = None) -> ReportResult:
     """Decide, compute, audit (one record), write. Raises ReportDenied when not allowed.
+
+    ``dask``: run the report's counts on that Dask cluster (``tcp://...`` or ``local:N``;
+    default ``GENOVAULT_DASK_SCHEDULER``, else the local path; docs/scale.md).
 
     ``anchor_path``: the audit chain anchor's path in the audit KV mount (default: the one
     the API uses; tests give each log its own)."""
@@ -146,13 +150,20 @@ def generate(settings: Settings, dataset: str, *, out_html: Path | None = None,
                            f"this caller ({', '.join(reasons)}); audit record "
                            f"{entry.query_id}")
     d = disclosure_of(decision)
-    svc = QueryService(Store(settings.store_root), lambda: service)
-    ref = None
-    if reference is not None:
-        desc = svc.describe(dataset, d, None)
-        ref = load_reference(reference, {c: [g["name"] for g in gs]
-                                         for c, gs in desc["group_columns"].items()})
-    report = build_report(svc, dataset, d, ref, generated_by={"role": decision.role})
+    from vault.query.distributed import executor_from_settings
+
+    executor = executor_from_settings(settings, dask, lambda: service)
+    svc = QueryService(Store(settings.store_root), lambda: service, executor=executor)
+    try:
+        ref = None
+        if reference is not None:
+            desc = svc.describe(dataset, d, None)
+            ref = load_reference(reference, {c: [g["name"] for g in gs]
+                                             for c, gs in desc["group_columns"].items()})
+        report = build_report(svc, dataset, d, ref, generated_by={"role": decision.role})
+    finally:
+        if executor is not None:
+            executor.close()
     dsum = report["disclosure"]
     entry = log.append({**base, "result": {
         "status": 200, "rows": 1,

@@ -1,0 +1,104 @@
+"""Dask execution pieces that need no cluster and no Vault: what may travel, what may not."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import cloudpickle
+import hvac
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import vault.query.distributed as vd
+from vault.errors import ConfigError
+from vault.keys.kms import Keyring
+from vault.settings import load_settings
+from vault.store.reader import GenotypeBlock
+
+
+def _counts(v: int = 3, g: int = 2) -> vd.PartitionCounts:
+    s = pa.array(["A"] * v, pa.string())
+    return vd.PartitionCounts("1", np.arange(v, dtype=np.int64), s, s, s,
+                              np.zeros((v, 4), np.int64), np.zeros((v, g, 4), np.int64))
+
+
+def test_dask_units__keyring_refuses_every_pickler() -> None:
+    kr = Keyring(hvac.Client(url="http://127.0.0.1:1", token="not-a-real-token"), "ds1")
+    for dumps in (pickle.dumps, cloudpickle.dumps):
+        with pytest.raises(TypeError, match="cannot be pickled"):
+            dumps(kr)
+        with pytest.raises(TypeError, match="cannot be pickled"):
+            dumps({"nested": [kr]})
+    assert "not-a-real-token" not in repr(kr)
+
+
+def test_dask_units__only_counts_are_accepted_from_workers() -> None:
+    assert vd._reject(_counts(), 2) is not None
+    assert vd._reject(None, 2) is None
+    block = GenotypeBlock("1", pa.table({"pos": [1]}), np.zeros((1, 3), np.uint8), 10,
+                          np.ones((1, 1), np.bool_))
+    bad = [np.zeros((3, 25), np.uint8), block, {"overall": np.zeros((3, 4), np.int64)}]
+    for obj in bad:
+        with pytest.raises(vd.DistributedQueryError, match="not per-variant counts"):
+            vd._reject(obj, 2)
+    c = _counts()
+    c.groups = np.zeros((3, 25), np.uint8)  # a packed genotype block smuggled in
+    with pytest.raises(vd.DistributedQueryError, match="other than per-variant counts"):
+        vd._reject(c, 2)
+    c = _counts()
+    with pytest.raises(vd.DistributedQueryError):
+        vd._reject(c, 3)  # groups the service did not ask for
+
+
+def test_dask_units__sealed_secret_never_shows() -> None:
+    s = vd._Sealed("hvs.secret-wrapping-token")
+    assert "secret" not in repr(s) and "secret" not in str(s) and "secret" not in f"{[s]}"
+    assert pickle.loads(pickle.dumps(s)).value == "hvs.secret-wrapping-token"
+
+
+def test_dask_units__a_worker_without_credential_refuses_the_task() -> None:
+    with pytest.raises(vd.WorkerCredentialMissing, match="holds no Vault credential"):
+        vd.count_partition("unknown-id", "/nonexistent", "ds1", "v", 0, 0, None, ())
+
+
+@pytest.mark.parametrize("spec, want", [
+    pytest.param("local:2", ("local", 2), id="local"),
+    pytest.param("tcp://10.0.0.5:8786", ("tcp://10.0.0.5:8786", None), id="tcp"),
+    pytest.param("tls://sched:8786", ("tls://sched:8786", None), id="tls"),
+])
+def test_dask_units__cluster_spec(spec: str, want: tuple[str, int | None]) -> None:
+    assert vd.parse_spec(spec) == want
+
+
+@pytest.mark.parametrize("spec", ["local:0", "local:x", "sched:8786", "tcp://", "local:"])
+def test_dask_units__bad_cluster_spec_is_refused(spec: str) -> None:
+    with pytest.raises(ConfigError, match="invalid Dask cluster"):
+        vd.parse_spec(spec)
+
+
+def test_dask_units__settings() -> None:
+    s = load_settings(dask_scheduler="local:2")
+    assert (s.dask_scheduler, s.dask_credential_ttl, s.dask_min_partitions) == ("local:2",
+                                                                               "10m", 4)
+    assert vd.executor_from_settings(load_settings(), None, lambda: None) is None
+    with pytest.raises(ConfigError, match="dask_credential_ttl"):
+        load_settings(dask_credential_ttl="ten minutes")
+    assert vd._seconds("90s") == 90 and vd._seconds("10m") == 600 and vd._seconds("2") == 2
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["report", "ds1", "--dask", "sched:8786"], id="report"),
+    pytest.param(["serve", "--dask", "local:zero"], id="serve"),
+])
+def test_dask_units__cli_refuses_a_bad_cluster_before_starting(args: list[str],
+                                                              tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from vault.cli import main
+
+    r = CliRunner().invoke(main, args, env={"GENOVAULT_HOME": str(tmp_path),
+                                            "VAULT_ADDR": None, "VAULT_TOKEN": None})
+    assert r.exit_code == 2, r.output
+    assert "invalid Dask cluster" in r.output
