@@ -1,6 +1,8 @@
 # GenoVault query service (its own AppRole identity): unwrap data keys, read key metadata to pin
-# key versions, and keep the audit chain anchor. Nothing else: no encrypt, no hmac, no key
-# management, no registry, no policies, no tokens for others.
+# key versions, and keep the audit chain anchor; when it runs queries on Dask, mint its
+# workers' short-lived query tokens through the genovault-query token role (whose policies
+# are the query policies, no more than the service holds itself; docs/scale.md). Nothing
+# else: no encrypt, no hmac, no key management, no registry, no policies, no other tokens.
 path "transit/decrypt/genovault.*" {
   capabilities = ["update"]
 }
@@ -25,4 +27,8 @@ path "genovault-anchors/data/manifest/*" {
 
 path "genovault-lifecycle/manifest/*" {
   capabilities = ["read"]
+}
+
+path "auth/token/create/genovault-query" {
+  capabilities = ["update"]
 }
