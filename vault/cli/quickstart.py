@@ -241,8 +241,9 @@ def _beacon_demo(api_url: str, dataset: str, token: str, issuer: Any,
         doc = r.json()
         if r.status_code != 200:
             err = doc.get("error") or {}
+            ids = (doc.get("info") or {}).get("queryIds") or []
             echo(f"   {label}: HTTP {r.status_code} {err.get('errorMessage', doc)}; query "
-                 f"{(doc.get('info') or {}).get('queryIds')}")
+                 f"{', '.join(map(str, ids)) or '-'}")
             return
         summary = doc["responseSummary"]
         info = (doc["info"].get("datasets") or [{}])[0]
