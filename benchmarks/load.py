@@ -97,6 +97,8 @@ class Result:
     body: bytes = b""
     error: str | None = None
     reason: str | None = None
+    t_start: float = 0.0  # time.monotonic() when sent
+    t_end: float = 0.0  # ... and when answered (or failed)
 
 
 @dataclass
@@ -203,36 +205,44 @@ def classify(req: Req, resp: httpx.Response) -> tuple[str | None, str | None]:
 
 async def virtual_user(i: int, s: Served, variants: list[tuple[int, str, str]],
                        until: float, think_s: float, timeout: float,
-                       out: list[Result]) -> None:
+                       out: list[Result], pause_on_failure: float = 0.0) -> None:
     w = Workload(variants, random.Random(1000 + i))
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     async with httpx.AsyncClient(base_url=s.url, timeout=timeout, limits=limits) as client:
         while time.monotonic() < until:
             req = w.next()
-            t0 = time.perf_counter()
+            t0 = time.monotonic()
             try:
                 resp = await send(client, s, req)
             except httpx.HTTPError as exc:
-                out.append(Result(req, None, (time.perf_counter() - t0) * 1e3, [],
-                                  error=f"{type(exc).__name__}: {exc}"[:200]))
+                t1 = time.monotonic()
+                out.append(Result(req, None, (t1 - t0) * 1e3, [],
+                                  error=f"{type(exc).__name__}: {exc}"[:200], t_start=t0,
+                                  t_end=t1))
+                if pause_on_failure:
+                    await asyncio.sleep(pause_on_failure)
                 continue
-            ms = (time.perf_counter() - t0) * 1e3
+            t1 = time.monotonic()
             err, reason = classify(req, resp)
-            out.append(Result(req, resp.status_code, ms, query_ids_of(resp), resp.content,
-                              err, reason))
+            out.append(Result(req, resp.status_code, (t1 - t0) * 1e3, query_ids_of(resp),
+                              resp.content, err, reason, t0, t1))
             if think_s:
                 await asyncio.sleep(think_s)
 
 
 def run_load(s: Served, clients: int, seconds: float, think_ms: float = 0.0,
-             timeout: float = 30.0, seed: int = 0) -> list[Result]:
+             timeout: float = 30.0, seed: int = 0, out: list[Result] | None = None,
+             pause_on_failure: float = 0.0) -> list[Result]:
+    """``clients`` virtual users for ``seconds``; their results (appended to ``out`` as
+    they come, if given: a fault test reads it while the load runs). ``pause_on_failure``:
+    seconds a user waits after a request that got no answer (the API is down)."""
     variants = demo_variants(seed=seed)
-    out: list[Result] = []
+    out = [] if out is None else out
 
     async def main() -> None:
         until = time.monotonic() + seconds
         await asyncio.gather(*(virtual_user(i + seed * 1000, s, variants, until,
-                                            think_ms / 1e3, timeout, out)
+                                            think_ms / 1e3, timeout, out, pause_on_failure)
                                for i in range(clients)))
 
     asyncio.run(main())

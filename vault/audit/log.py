@@ -85,9 +85,12 @@ class AuditLog:
     detected; truncation of the tail is not): for unit tests, never for a served vault.
     """
 
-    def __init__(self, path: Path, anchor: Anchor | None) -> None:
+    def __init__(self, path: Path, anchor: Anchor | None,
+                 lock_timeout_s: float | None = None) -> None:
         self.path = Path(path)
         self.anchor = anchor
+        #: how long an append waits for its turn (None: as long as it takes); then AuditError
+        self.lock_timeout_s = lock_timeout_s
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._mutex = threading.Lock()
         self._tail: _Tail | None = None
@@ -160,8 +163,20 @@ class AuditLog:
         finally:
             os.close(fd)  # closing releases the flock
 
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        timeout = -1 if self.lock_timeout_s is None else self.lock_timeout_s
+        if not self._mutex.acquire(timeout=timeout):
+            raise AuditError(f"the audit log {self.path} was busy for more than "
+                             f"{self.lock_timeout_s:g} s (a slow anchor write?): nothing was "
+                             "written")
+        try:
+            yield
+        finally:
+            self._mutex.release()
+
     def _write(self, rtype: str, query_id: str, payload: dict[str, Any]) -> tuple[int, str]:
-        with self._mutex, self._locked():
+        with self._turn(), self._locked():
             tail = self._current_tail()
             seq = tail.seq + 1
             record: dict[str, Any] = {"seq": seq, "time": utc_now(), "type": rtype,
