@@ -23,6 +23,11 @@ Design (see docs/audit.md):
   (:class:`AuditTamperError`).
 * A failed write or anchor update rolls the file back to its size before the append (under
   the lock, so nobody else has written since), then raises.
+* A process killed between a line's fsync and its anchor update leaves exactly one record
+  after the anchored head, chained to it; its answer was never sent. The next writer (it
+  holds the lock, so no other writer is in that window) anchors that record and says so in
+  the ``recovered`` field of the record it writes next, instead of refusing every append
+  from then on. Anything else that disagrees with the anchor is still refused.
 """
 
 from __future__ import annotations
@@ -94,6 +99,8 @@ class AuditLog:
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._mutex = threading.Lock()
         self._tail: _Tail | None = None
+        #: a record found unanchored after a crash and anchored: named in the next record
+        self._recovered: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r}, anchor={type(self.anchor).__name__})"
@@ -181,6 +188,8 @@ class AuditLog:
             seq = tail.seq + 1
             record: dict[str, Any] = {"seq": seq, "time": utc_now(), "type": rtype,
                                       "query_id": query_id, "prev": tail.hash, **payload}
+            if self._recovered is not None:
+                record["recovered"] = self._recovered
             digest = record_hash(record)
             record["hash"] = digest
             line = (line_of(record) + "\n").encode("ascii")
@@ -206,6 +215,7 @@ class AuditLog:
                 if size_before == 0:
                     _fsync_dir(self.path.parent)
                 self._anchor(fd, size_before, seq, digest)
+                self._recovered = None
                 st = os.fstat(fd)
                 self._tail = _Tail(seq, digest, st.st_ino, st.st_size, st.st_mtime_ns)
             finally:
@@ -252,16 +262,16 @@ class AuditLog:
                 and cached.size == st.st_size and cached.mtime_ns == st.st_mtime_ns):
             return cached
         if st is None or st.st_size == 0:
-            seq, digest = 0, GENESIS
+            seq, digest, prev, qid = 0, GENESIS, None, None
         else:
-            seq, digest = self._read_last(st.st_size)
-        self._check_anchor(seq, digest)
+            seq, digest, prev, qid = self._read_last(st.st_size)
+        self._check_anchor(seq, digest, prev, qid)
         tail = _Tail(seq, digest, st.st_ino if st else 0, st.st_size if st else 0,
                      st.st_mtime_ns if st else 0)
         self._tail = tail
         return tail
 
-    def _read_last(self, size: int) -> tuple[int, str]:
+    def _read_last(self, size: int) -> tuple[int, str, str | None, str | None]:
         try:
             line = last_line(self.path, size)
         except OSError as exc:
@@ -272,7 +282,7 @@ class AuditLog:
                 "tampering): appending stops; run `genovault audit verify`")
         try:
             rec = json.loads(line)
-            seq, digest = rec["seq"], rec["hash"]
+            seq, digest, prev, qid = rec["seq"], rec["hash"], rec.get("prev"), rec.get("query_id")
             ok = (isinstance(seq, int) and not isinstance(seq, bool) and seq >= 1
                   and is_hex64(digest) and record_hash(rec) == digest)
         except (ValueError, KeyError, TypeError):
@@ -281,16 +291,32 @@ class AuditLog:
             raise AuditTamperError(
                 f"the last record of the audit log {self.path} is malformed or does not match "
                 "its hash: appending stops; run `genovault audit verify`")
-        return seq, digest
+        return seq, digest, prev if is_hex64(prev) else None, qid if isinstance(qid, str) \
+            else None
 
-    def _check_anchor(self, seq: int, digest: str) -> None:
+    def _check_anchor(self, seq: int, digest: str, prev: str | None = None,
+                      query_id: str | None = None) -> None:
         if self.anchor is None:
             return
         try:
             anchored = self.anchor.read()
         except Exception as exc:
             raise AuditError(f"cannot read the audit chain anchor: {exc}") from exc
-        if (anchored or (0, GENESIS)) == (seq, digest):
+        a_seq, a_hash = anchored or (0, GENESIS)
+        if (a_seq, a_hash) == (seq, digest):
+            return
+        if seq == a_seq + 1 and prev == a_hash:
+            # one well-chained record after the anchored head: a writer died between the
+            # line's fsync and the anchor update (we hold the lock: nobody is in that window
+            # now). Its answer was never sent. Anchor it, and name it in the next record.
+            try:
+                self.anchor.write(seq, digest)
+            except Exception as exc:
+                raise AuditError(f"cannot anchor the record a crash left unanchored (seq "
+                                 f"{seq}): {exc}") from exc
+            self._recovered = {"unanchored_seq": seq, "query_id": query_id,
+                               "why": "written but not anchored when the service stopped; "
+                                      "its answer was not sent"}
             return
         have = f"ends at seq {seq}" if seq else "is empty"
         want = (f"the anchor holds seq {anchored[0]}" if anchored
