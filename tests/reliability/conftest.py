@@ -12,11 +12,15 @@ from tests.support.served import Served, served
 
 #: the registered tier's budget here: small, so that load runs exhaust it (429s) too
 DP_BUDGET = 20.0
+#: the API's Vault timeout here (GENOVAULT_VAULT_TIMEOUT; the default is 5 s): short, so that
+#: the slow-Vault test can tell a bounded wait from one that lasts as long as Vault is slow
+VAULT_TIMEOUT_S = 2.0
 
 
 @pytest.fixture(scope="package")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with served(tmp_path_factory.mktemp("reliability"), proxy=True, dp_budget=DP_BUDGET) as s:
+    with served(tmp_path_factory.mktemp("reliability"), proxy=True, dp_budget=DP_BUDGET,
+                vault_timeout_s=VAULT_TIMEOUT_S) as s:
         warm_up(s)  # compiled kernels, filled caches: the tests time what they measure
         yield s
 

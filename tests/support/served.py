@@ -289,8 +289,10 @@ def count_ids(records: list[dict[str, Any]]) -> Counter[str]:
 
 @contextlib.contextmanager
 def served(tmp: Path, *, proxy: bool = False, dp_budget: float | None = None,
-           rate: int = 1_000_000, cache_mb: int = 512, start: bool = True) -> Iterator[Served]:
-    """A served GenoVault (see the module docstring); everything stopped at exit."""
+           rate: int = 1_000_000, cache_mb: int = 512, vault_timeout_s: float | None = None,
+           start: bool = True) -> Iterator[Served]:
+    """A served GenoVault (see the module docstring); everything stopped at exit.
+    ``vault_timeout_s``: the API's ``GENOVAULT_VAULT_TIMEOUT`` (default: the settings')."""
     from vault.ingest.pipeline import IngestOptions, ingest
     from vault.keys import auth as vauth
     from vault.keys import client as vclient
@@ -333,6 +335,8 @@ def served(tmp: Path, *, proxy: bool = False, dp_budget: float | None = None,
             "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(
                 os.pathsep),
         })
+        if vault_timeout_s is not None:
+            env["GENOVAULT_VAULT_TIMEOUT"] = str(vault_timeout_s)
         tokens = {u: userpass_login(addr, u, PASSWORD) for u in USERS}
         tokens["wrong"] = "s." + "x" * 24  # well-formed, never issued
         s = Served(home=home, vault=ev, root_token=root_token, api_port=api_port, env=env,

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 from fastapi import HTTPException, Request
 
 from vault.api.ratelimit import RateLimiter
-from vault.audit import AuditLog
+from vault.audit import AuditLog, AuditUnanchored
 from vault.audit.log import new_query_id
 from vault.errors import (
     ConfigError,
@@ -223,10 +223,13 @@ class Guard:
         try:
             self._complete(payload, qid, {"status": 200, "rows": outcome.rows,
                                           "disclosure": _disclosure_summary(body)})
-        except HTTPException:
+        except HTTPException as exc:
             # withheld: nothing drawn for this answer was released, so its charge is undone
-            # (else a sealed Vault would spend budgets on answers nobody got)
-            if session is not None and session.spent and self.ledger is not None:
+            # (else a sealed Vault would spend budgets on answers nobody got) -- unless its
+            # record stays in the log (written, anchor not confirmed): then the charge stays
+            # with it, so that the ledger and the audit trail agree
+            if session is not None and session.spent and self.ledger is not None and \
+                    not isinstance(exc.__cause__, AuditUnanchored):
                 self.ledger.refund(qid)
             raise
         return body

@@ -21,12 +21,16 @@ Design (see docs/audit.md):
   line is read again (never the whole file) and checked against the anchor: a log that was
   truncated or extended behind the writer's back is never silently continued
   (:class:`AuditTamperError`).
-* A failed write or anchor update rolls the file back to its size before the append (under
-  the lock, so nobody else has written since), then raises.
-* A process killed between a line's fsync and its anchor update leaves exactly one record
-  after the anchored head, chained to it; its answer was never sent. The next writer (it
-  holds the lock, so no other writer is in that window) anchors that record and says so in
-  the ``recovered`` field of the record it writes next, instead of refusing every append
+* A failed write rolls the file back to its size before the append (under the lock, so
+  nobody else has written since), then raises.
+* An anchor update that is not confirmed (refused, timed out, connection lost) leaves the
+  line in place and raises :class:`AuditUnanchored`: the caller withholds the answer. The
+  update may still reach Vault later, so rolling the line back could leave the anchor
+  *ahead* of the log for good (a slow Vault did exactly that). A process killed between a
+  line's fsync and its anchor update leaves the same state. Either way the log holds one
+  record after the anchored head, chained to it, or the anchor caught up. The next writer
+  (it holds the lock, so no other writer is in that window) anchors that record and names it
+  in the ``recovered`` field of the record it writes next, instead of refusing every append
   from then on. Anything else that disagrees with the anchor is still refused.
 """
 
@@ -45,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from vault.audit.anchor import Anchor
-from vault.audit.errors import AuditError, AuditTamperError
+from vault.audit.errors import AuditError, AuditTamperError, AuditUnanchored
 from vault.audit.record import (
     GENESIS,
     canonical,
@@ -235,10 +239,10 @@ class AuditLog:
                     return
             except Exception:  # noqa: S110 - the original failure is what gets reported
                 pass
-            self._roll_back(fd, size_before)
-            raise AuditError(f"cannot anchor the audit chain head (seq {seq}): {exc}; the "
-                             "record was rolled back and the request must not be answered"
-                             ) from exc
+            self._tail = None  # the next append reads the tail again and checks the anchor
+            raise AuditUnanchored(f"cannot anchor the audit chain head (seq {seq}): {exc}; "
+                                  "the record stays unanchored (the next append anchors it) "
+                                  "and the request must not be answered") from exc
 
     def _roll_back(self, fd: int, size_before: int) -> None:
         self._tail = None
@@ -315,8 +319,9 @@ class AuditLog:
                 raise AuditError(f"cannot anchor the record a crash left unanchored (seq "
                                  f"{seq}): {exc}") from exc
             self._recovered = {"unanchored_seq": seq, "query_id": query_id,
-                               "why": "written but not anchored when the service stopped; "
-                                      "its answer was not sent"}
+                               "why": "its anchor update was not confirmed (the service "
+                                      "stopped, or Vault refused it or did not answer in "
+                                      "time), so its answer was withheld"}
             return
         have = f"ends at seq {seq}" if seq else "is empty"
         want = (f"the anchor holds seq {anchored[0]}" if anchored
