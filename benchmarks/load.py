@@ -191,8 +191,10 @@ def classify(req: Req, resp: httpx.Response) -> tuple[str | None, str | None]:
     if resp.status_code != 200:
         with contextlib.suppress(ValueError):
             body = resp.json()
-            reason = str(body.get("detail") or body.get("error") or "")[:80] if isinstance(
-                body, dict) else None
+            if isinstance(body, dict):
+                err = body.get("error")  # a Beacon error document: {errorCode, errorMessage}
+                reason = str(body.get("detail") or (err.get("errorMessage") if isinstance(
+                    err, dict) else err) or "")[:80]
     if resp.status_code not in req.expect:
         return f"status {resp.status_code} (expected {req.expect}): {resp.text[:200]}", reason
     if resp.status_code == 429 and not (reason or "").startswith("budget_exhausted") and \
@@ -270,7 +272,10 @@ def check_audit(s: Served, results: list[Result], before: int) -> dict[str, Any]
     records = s.audit_records()
     new = records[before:]
     counts = count_ids(new)
-    answered = [q for r in results for q in r.ids]
+    # a 503 whose record could not be written names the id it would have had: not answered
+    withheld = {id(r) for r in results
+                if r.status == 503 and b"audit trail cannot" in r.body}
+    answered = [q for r in results if id(r) not in withheld for q in r.ids]
     missing = [q for q in answered if counts.get(q, 0) == 0]
     doubled = [q for q, n in counts.items() if n > 1]
     unclaimed = set(counts) - set(answered)
@@ -282,6 +287,7 @@ def check_audit(s: Served, results: list[Result], before: int) -> dict[str, Any]
             "audit_ids_answered": len(set(answered)), "audit_missing": missing[:5],
             "audit_doubled": doubled[:5], "audit_unclaimed": len(unclaimed),
             "audit_verify_ok": report.ok, "audit_problems": report.problems[:5],
+            "withheld_503": len(withheld),
             "requests_without_answer": len(failed)}
 
 

@@ -18,8 +18,9 @@ down explicitly; nothing else in ``vault/`` reads the environment.
 ``GENOVAULT_POLICY_DIR``          access policy files (default: the shipped policies/access)
 ``GENOVAULT_CACHE_MB``            decrypted partitions kept in memory by the API (default 512;
                                   0 off)
-``GENOVAULT_VAULT_TIMEOUT``       seconds the API waits for one Vault call, and for its turn to
-                                  write the audit trail (default 5): then it answers 503
+``GENOVAULT_VAULT_TIMEOUT``       seconds the API waits for one Vault call (default 5; three
+                                  times that for its turn to write the audit trail): then
+                                  it answers 503
 ``GENOVAULT_SERVICE_ROLE_ID``     AppRole role id of the API's own identity (external Vault)
 ``GENOVAULT_SERVICE_SECRET_ID``   its secret id (a secret: never printed)
 ================================  ==========================================================

@@ -31,6 +31,8 @@ from vault.settings import Settings
 from vault.store.dataset import Store
 
 READY_TIMEOUT_S = 1.5
+#: an audit append waits at most this many Vault timeouts for its turn
+AUDIT_TURN_TIMEOUTS = 3
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[2] / "policies" / "access"
 
 
@@ -110,9 +112,11 @@ def build_services(settings: Settings, *, policy_dir: Path | None = None,
     policies = PolicyStore(policy_dir or settings.policy_dir or DEFAULT_POLICY_DIR).watch(
         on_error=bad_policy)
     anchor = VaultKvAnchor(identity.client())
-    # a slow Vault must not queue every request behind the audit lock: past the timeout an
-    # append gives up (503, nothing answered) instead of waiting its turn indefinitely
-    audit = AuditLog(audit_log_path(settings), anchor, lock_timeout_s=settings.vault_timeout_s)
+    # a slow Vault must not queue every request behind the audit lock: past three Vault
+    # timeouts an append gives up (503, nothing answered) instead of waiting its turn for as
+    # long as Vault is slow (one Vault timeout proved too short on an overloaded machine)
+    audit = AuditLog(audit_log_path(settings), anchor,
+                     lock_timeout_s=AUDIT_TURN_TIMEOUTS * settings.vault_timeout_s)
     addr = identity.addr
 
     def lookup(token: str) -> dict[str, Any]:
