@@ -154,3 +154,45 @@ def test_recovery__only_one_process_may_recover(tmp_path: Path) -> None:
     again = sole_server_lock(ledger)
     assert again is not None
     again.close()
+
+
+class LateAnchor(MemoryAnchor):
+    """Fails to confirm one update that still reaches the store later (a slow Vault)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = False
+        self.late: tuple[int, str] | None = None
+
+    def write(self, seq: int, hash: str) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            self.late = (seq, hash)
+            raise TimeoutError("no answer in time")
+        super().write(seq, hash)
+
+    def read(self) -> tuple[int, str] | None:
+        if self.late is not None:  # the read-back does not see it yet either
+            raise TimeoutError("no answer in time")
+        return super().read()
+
+
+def test_audit_log__an_unconfirmed_update_that_lands_late_is_still_named(
+        tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    anchor = LateAnchor()
+    log = AuditLog(path, anchor)
+    log.append(payload(1))
+    anchor.fail_next = True
+    with pytest.raises(AuditError, match="must not be answered"):
+        log.append(payload(2))
+    withheld = json.loads(path.read_text().splitlines()[-1])["query_id"]
+    late, anchor.late = anchor.late, None
+    assert late is not None
+    MemoryAnchor.write(anchor, *late)  # the delayed update reaches Vault: anchor == log
+    log.append(payload(3))
+    records = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [r["seq"] for r in records] == [1, 2, 3]
+    assert records[2]["recovered"]["query_id"] == withheld  # the record says it was withheld
+    report = verify(path, anchor)
+    assert report.ok and report.unanswered == [withheld]

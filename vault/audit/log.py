@@ -105,6 +105,7 @@ class AuditLog:
         self._tail: _Tail | None = None
         #: a record found unanchored after a crash and anchored: named in the next record
         self._recovered: dict[str, Any] | None = None
+        self._last_query_id: str | None = None
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r}, anchor={type(self.anchor).__name__})"
@@ -194,6 +195,7 @@ class AuditLog:
                                       "query_id": query_id, "prev": tail.hash, **payload}
             if self._recovered is not None:
                 record["recovered"] = self._recovered
+            self._last_query_id = query_id
             digest = record_hash(record)
             record["hash"] = digest
             line = (line_of(record) + "\n").encode("ascii")
@@ -240,6 +242,8 @@ class AuditLog:
             except Exception:  # noqa: S110 - the original failure is what gets reported
                 pass
             self._tail = None  # the next append reads the tail again and checks the anchor
+            # named by the next record even if the delayed update reaches Vault meanwhile
+            self._recovered = _withheld(seq, self._last_query_id)
             raise AuditUnanchored(f"cannot anchor the audit chain head (seq {seq}): {exc}; "
                                   "the record stays unanchored (the next append anchors it) "
                                   "and the request must not be answered") from exc
@@ -318,10 +322,7 @@ class AuditLog:
             except Exception as exc:
                 raise AuditError(f"cannot anchor the record a crash left unanchored (seq "
                                  f"{seq}): {exc}") from exc
-            self._recovered = {"unanchored_seq": seq, "query_id": query_id,
-                               "why": "its anchor update was not confirmed (the service "
-                                      "stopped, or Vault refused it or did not answer in "
-                                      "time), so its answer was withheld"}
+            self._recovered = _withheld(seq, query_id)
             return
         have = f"ends at seq {seq}" if seq else "is empty"
         want = (f"the anchor holds seq {anchored[0]}" if anchored
@@ -329,6 +330,12 @@ class AuditLog:
         raise AuditTamperError(
             f"the audit log {self.path} {have} but {want}: it was truncated, replaced or "
             "extended outside GenoVault. Appending stops; run `genovault audit verify`")
+
+
+def _withheld(seq: int, query_id: str | None) -> dict[str, Any]:
+    return {"unanchored_seq": seq, "query_id": query_id,
+            "why": "its anchor update was not confirmed (the service stopped, or Vault refused "
+                   "it or did not answer in time), so its answer was withheld"}
 
 
 def new_query_id() -> str:
