@@ -55,6 +55,10 @@ class SlowProxy:
                 self._server.close()
             for w in list(self._writers):
                 w.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -93,6 +97,8 @@ class SlowProxy:
         self._writers.update((writer, up_writer))
         try:
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        except asyncio.CancelledError:
+            pass  # stop(): end quietly (a cancelled handler task is reported by asyncio)
         finally:
             for w in (writer, up_writer):
                 self._writers.discard(w)
