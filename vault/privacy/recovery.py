@@ -18,9 +18,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 from vault.audit.record import parse_time
 from vault.privacy.ledger import Ledger
@@ -79,13 +79,25 @@ def _lines_backwards(path: Path, block: int = 1 << 16) -> Iterator[bytes]:
             yield rest
 
 
-def sole_server_lock(ledger: Ledger) -> IO[bytes] | None:
-    """An exclusive lock on ``<ledger>.serving`` held while the returned file stays open, or
-    None if another process holds it (that process may have answers in flight: no recovery)."""
-    fh = open(ledger.path.with_name(ledger.path.name + ".serving"), "ab")  # noqa: SIM115
+class ServingLock:
+    """An exclusive ``flock`` on ``<ledger>.serving``, held until :meth:`close` (or until
+    its owner is garbage-collected, or the process ends)."""
+
+    def __init__(self, fd: int) -> None:
+        self._finalizer = weakref.finalize(self, os.close, fd)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def sole_server_lock(ledger: Ledger) -> ServingLock | None:
+    """The lock that says "this process is the only API of this home", or None if another
+    process holds it (that process may have answers in flight: no recovery)."""
+    fd = os.open(ledger.path.with_name(ledger.path.name + ".serving"),
+                 os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        fh.close()
+        os.close(fd)
         return None
-    return fh
+    return ServingLock(fd)
