@@ -24,6 +24,7 @@ from vault.audit import (
     AuditError,
     AuditLog,
     AuditTamperError,
+    AuditUnanchored,
     MemoryAnchor,
     audit_log_path,
     read,
@@ -161,20 +162,31 @@ class FailingAnchor(MemoryAnchor):
         super().write(seq, hash)
 
 
-def test_audit_log__anchor_failure_rolls_back_and_raises(tmp_path: Path) -> None:
+def test_audit_log__anchor_failure_raises_and_the_next_append_anchors_it(
+        tmp_path: Path) -> None:
+    """An unconfirmed anchor update may still reach Vault later: the line is not rolled
+    back (that could leave the anchor ahead of the log for good); the caller withholds the
+    answer, and the next append anchors the record and names it."""
     path = tmp_path / "audit.jsonl"
     anchor = FailingAnchor()
     log = AuditLog(path, anchor)
     log.append(request_payload())
-    before = path.read_bytes()
     anchor.fail = True
-    with pytest.raises(AuditError, match="must not be answered"):
-        log.begin(request_payload())
-    assert path.read_bytes() == before  # the unanchored record was rolled back
+    with pytest.raises(AuditUnanchored, match="must not be answered"):
+        log.append(request_payload())
+    withheld = lines(path)[-1]["query_id"]
+    assert [r["seq"] for r in lines(path)] == [1, 2] and anchor.read()[0] == 1
+    with pytest.raises(AuditError):  # still failing: nothing more is written
+        log.append(request_payload())
+    assert [r["seq"] for r in lines(path)] == [1, 2]
     anchor.fail = False
     log.append(request_payload())
-    assert [r["seq"] for r in lines(path)] == [1, 2]
-    assert verify(path, anchor).ok
+    recs = lines(path)
+    assert [r["seq"] for r in recs] == [1, 2, 3] and anchor.read()[0] == 3
+    assert recs[2]["recovered"]["unanchored_seq"] == 2
+    assert recs[2]["recovered"]["query_id"] == withheld
+    report = verify(path, anchor)
+    assert report.ok and report.unanswered == [withheld]
 
 
 def test_audit_log__anchor_reply_lost_but_written_counts(tmp_path: Path) -> None:

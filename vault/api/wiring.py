@@ -31,6 +31,8 @@ from vault.settings import Settings
 from vault.store.dataset import Store
 
 READY_TIMEOUT_S = 1.5
+#: an audit append waits at most this many Vault timeouts for its turn
+AUDIT_TURN_TIMEOUTS = 3
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[2] / "policies" / "access"
 
 
@@ -41,8 +43,10 @@ class ServiceIdentity:
     (every Keyring holding the client keeps working), at the latest after ``renew_s``.
     """
 
-    def __init__(self, addr: str, login: Callable[[], str], renew_s: float = 20 * 60) -> None:
+    def __init__(self, addr: str, login: Callable[[], str], renew_s: float = 20 * 60,
+                 timeout_s: float = vclient.CONNECT_TIMEOUT_S) -> None:
         self.addr = addr
+        self.timeout_s = timeout_s
         self._login = login
         self._renew_s = renew_s
         self._client: Any = None
@@ -53,7 +57,8 @@ class ServiceIdentity:
         with self._lock:
             now = time.monotonic()
             if self._client is None:
-                self._client = vclient.client_for(self.addr, self._login())
+                self._client = vclient.client_for(self.addr, self._login(),
+                                                  timeout_s=self.timeout_s)
                 self._since = now
             elif now - self._since > self._renew_s:
                 self._client.token = self._login()
@@ -79,17 +84,18 @@ def service_identity(settings: Settings) -> ServiceIdentity:
         addr = settings.vault_addr
 
         def login() -> str:
-            return vauth.approle_login(addr, role_id, secret_id.get_secret_value())
+            return vauth.approle_login(addr, role_id, secret_id.get_secret_value(),
+                                       timeout_s=settings.vault_timeout_s)
 
-        return ServiceIdentity(addr, login)
+        return ServiceIdentity(addr, login, timeout_s=settings.vault_timeout_s)
     root = vclient.connect(settings)
     addr = root.url
 
     def login_embedded() -> str:
         rid, sid = vauth.approle_credentials(vclient.connect(settings), "service")
-        return vauth.approle_login(addr, rid, sid)
+        return vauth.approle_login(addr, rid, sid, timeout_s=settings.vault_timeout_s)
 
-    return ServiceIdentity(addr, login_embedded)
+    return ServiceIdentity(addr, login_embedded, timeout_s=settings.vault_timeout_s)
 
 
 def build_services(settings: Settings, *, policy_dir: Path | None = None,
@@ -106,17 +112,34 @@ def build_services(settings: Settings, *, policy_dir: Path | None = None,
     policies = PolicyStore(policy_dir or settings.policy_dir or DEFAULT_POLICY_DIR).watch(
         on_error=bad_policy)
     anchor = VaultKvAnchor(identity.client())
-    audit = AuditLog(audit_log_path(settings), anchor)
+    # a slow Vault must not queue every request behind the audit lock: past three Vault
+    # timeouts an append gives up (503, nothing answered) instead of waiting its turn for as
+    # long as Vault is slow (one Vault timeout proved too short on an overloaded machine)
+    audit = AuditLog(audit_log_path(settings), anchor,
+                     lock_timeout_s=AUDIT_TURN_TIMEOUTS * settings.vault_timeout_s)
     addr = identity.addr
 
     def lookup(token: str) -> dict[str, Any]:
-        return vauth.lookup_token(addr, token)
+        return vauth.lookup_token(addr, token, timeout_s=settings.vault_timeout_s)
 
     from vault.privacy.ledger import Ledger, ledger_path
+    from vault.privacy.recovery import refund_unanswered, sole_server_lock
 
+    ledger = Ledger(ledger_path(settings.home))
     credentials = Credentials(TokenAuthenticator(lookup, ttl_s=token_ttl_s).principal,
                               lambda: guard.policies.current().passports)
-    guard = Guard(credentials, policies, audit, ledger=Ledger(ledger_path(settings.home)))
+    guard = Guard(credentials, policies, audit, ledger=ledger)
+    # the only API of this home: charges of answers a crash kept from leaving are refunded
+    guard.serving_lock = sole_server_lock(ledger)
+    if guard.serving_lock is None:
+        log.warning("another API process serves this home: budget recovery skipped")
+    else:
+        refunds = refund_unanswered(ledger, audit.path)
+        if refunds:
+            log.warning("refunded the budget charges of answers that were never sent (the "
+                        "service stopped before their audit record)", extra={"fields": {
+                            "answers": len(refunds),
+                            "epsilon": round(sum(e for _, e in refunds), 9)}})
 
     def vault_client() -> Any:
         return identity.client()

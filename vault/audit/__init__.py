@@ -7,7 +7,7 @@ docs/audit.md.
 """
 
 from vault.audit.anchor import Anchor, MemoryAnchor
-from vault.audit.errors import AuditError, AuditTamperError
+from vault.audit.errors import AuditError, AuditTamperError, AuditUnanchored
 from vault.audit.log import AuditEntry, AuditLog
 from vault.audit.paths import audit_log_path
 from vault.audit.reader import read
@@ -19,6 +19,7 @@ __all__ = [
     "AuditError",
     "AuditLog",
     "AuditTamperError",
+    "AuditUnanchored",
     "AuditVerifyReport",
     "MemoryAnchor",
     "audit_log_path",

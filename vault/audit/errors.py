@@ -13,3 +13,10 @@ class AuditError(GenoVaultError):
 class AuditTamperError(AuditError):
     """The log's last record does not match the anchored chain head: the log was truncated,
     replaced or extended behind the writer's back. Appending stops until someone looks."""
+
+
+class AuditUnanchored(AuditError):
+    """The record is on disk but its anchor update was not confirmed (Vault refused it, did
+    not answer in time, or answered too late): the answer must not be sent, and the record
+    stays — the update may still reach Vault, so rolling the line back could leave the anchor
+    ahead of the log. The next append anchors it and names it (``recovered``)."""

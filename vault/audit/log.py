@@ -21,8 +21,17 @@ Design (see docs/audit.md):
   line is read again (never the whole file) and checked against the anchor: a log that was
   truncated or extended behind the writer's back is never silently continued
   (:class:`AuditTamperError`).
-* A failed write or anchor update rolls the file back to its size before the append (under
-  the lock, so nobody else has written since), then raises.
+* A failed write rolls the file back to its size before the append (under the lock, so
+  nobody else has written since), then raises.
+* An anchor update that is not confirmed (refused, timed out, connection lost) leaves the
+  line in place and raises :class:`AuditUnanchored`: the caller withholds the answer. The
+  update may still reach Vault later, so rolling the line back could leave the anchor
+  *ahead* of the log for good (a slow Vault did exactly that). A process killed between a
+  line's fsync and its anchor update leaves the same state. Either way the log holds one
+  record after the anchored head, chained to it, or the anchor caught up. The next writer
+  (it holds the lock, so no other writer is in that window) anchors that record and names it
+  in the ``recovered`` field of the record it writes next, instead of refusing every append
+  from then on. Anything else that disagrees with the anchor is still refused.
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from vault.audit.anchor import Anchor
-from vault.audit.errors import AuditError, AuditTamperError
+from vault.audit.errors import AuditError, AuditTamperError, AuditUnanchored
 from vault.audit.record import (
     GENESIS,
     canonical,
@@ -85,12 +94,18 @@ class AuditLog:
     detected; truncation of the tail is not): for unit tests, never for a served vault.
     """
 
-    def __init__(self, path: Path, anchor: Anchor | None) -> None:
+    def __init__(self, path: Path, anchor: Anchor | None,
+                 lock_timeout_s: float | None = None) -> None:
         self.path = Path(path)
         self.anchor = anchor
+        #: how long an append waits for its turn (None: as long as it takes); then AuditError
+        self.lock_timeout_s = lock_timeout_s
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._mutex = threading.Lock()
         self._tail: _Tail | None = None
+        #: a record found unanchored after a crash and anchored: named in the next record
+        self._recovered: dict[str, Any] | None = None
+        self._last_query_id: str | None = None
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r}, anchor={type(self.anchor).__name__})"
@@ -160,12 +175,27 @@ class AuditLog:
         finally:
             os.close(fd)  # closing releases the flock
 
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        timeout = -1 if self.lock_timeout_s is None else self.lock_timeout_s
+        if not self._mutex.acquire(timeout=timeout):
+            raise AuditError(f"the audit log {self.path} was busy for more than "
+                             f"{self.lock_timeout_s:g} s (a slow anchor write?): nothing was "
+                             "written")
+        try:
+            yield
+        finally:
+            self._mutex.release()
+
     def _write(self, rtype: str, query_id: str, payload: dict[str, Any]) -> tuple[int, str]:
-        with self._mutex, self._locked():
+        with self._turn(), self._locked():
             tail = self._current_tail()
             seq = tail.seq + 1
             record: dict[str, Any] = {"seq": seq, "time": utc_now(), "type": rtype,
                                       "query_id": query_id, "prev": tail.hash, **payload}
+            if self._recovered is not None:
+                record["recovered"] = self._recovered
+            self._last_query_id = query_id
             digest = record_hash(record)
             record["hash"] = digest
             line = (line_of(record) + "\n").encode("ascii")
@@ -191,6 +221,7 @@ class AuditLog:
                 if size_before == 0:
                     _fsync_dir(self.path.parent)
                 self._anchor(fd, size_before, seq, digest)
+                self._recovered = None
                 st = os.fstat(fd)
                 self._tail = _Tail(seq, digest, st.st_ino, st.st_size, st.st_mtime_ns)
             finally:
@@ -210,10 +241,12 @@ class AuditLog:
                     return
             except Exception:  # noqa: S110 - the original failure is what gets reported
                 pass
-            self._roll_back(fd, size_before)
-            raise AuditError(f"cannot anchor the audit chain head (seq {seq}): {exc}; the "
-                             "record was rolled back and the request must not be answered"
-                             ) from exc
+            self._tail = None  # the next append reads the tail again and checks the anchor
+            # named by the next record even if the delayed update reaches Vault meanwhile
+            self._recovered = _withheld(seq, self._last_query_id)
+            raise AuditUnanchored(f"cannot anchor the audit chain head (seq {seq}): {exc}; "
+                                  "the record stays unanchored (the next append anchors it) "
+                                  "and the request must not be answered") from exc
 
     def _roll_back(self, fd: int, size_before: int) -> None:
         self._tail = None
@@ -237,16 +270,16 @@ class AuditLog:
                 and cached.size == st.st_size and cached.mtime_ns == st.st_mtime_ns):
             return cached
         if st is None or st.st_size == 0:
-            seq, digest = 0, GENESIS
+            seq, digest, prev, qid = 0, GENESIS, None, None
         else:
-            seq, digest = self._read_last(st.st_size)
-        self._check_anchor(seq, digest)
+            seq, digest, prev, qid = self._read_last(st.st_size)
+        self._check_anchor(seq, digest, prev, qid)
         tail = _Tail(seq, digest, st.st_ino if st else 0, st.st_size if st else 0,
                      st.st_mtime_ns if st else 0)
         self._tail = tail
         return tail
 
-    def _read_last(self, size: int) -> tuple[int, str]:
+    def _read_last(self, size: int) -> tuple[int, str, str | None, str | None]:
         try:
             line = last_line(self.path, size)
         except OSError as exc:
@@ -257,7 +290,7 @@ class AuditLog:
                 "tampering): appending stops; run `genovault audit verify`")
         try:
             rec = json.loads(line)
-            seq, digest = rec["seq"], rec["hash"]
+            seq, digest, prev, qid = rec["seq"], rec["hash"], rec.get("prev"), rec.get("query_id")
             ok = (isinstance(seq, int) and not isinstance(seq, bool) and seq >= 1
                   and is_hex64(digest) and record_hash(rec) == digest)
         except (ValueError, KeyError, TypeError):
@@ -266,16 +299,30 @@ class AuditLog:
             raise AuditTamperError(
                 f"the last record of the audit log {self.path} is malformed or does not match "
                 "its hash: appending stops; run `genovault audit verify`")
-        return seq, digest
+        return seq, digest, prev if is_hex64(prev) else None, qid if isinstance(qid, str) \
+            else None
 
-    def _check_anchor(self, seq: int, digest: str) -> None:
+    def _check_anchor(self, seq: int, digest: str, prev: str | None = None,
+                      query_id: str | None = None) -> None:
         if self.anchor is None:
             return
         try:
             anchored = self.anchor.read()
         except Exception as exc:
             raise AuditError(f"cannot read the audit chain anchor: {exc}") from exc
-        if (anchored or (0, GENESIS)) == (seq, digest):
+        a_seq, a_hash = anchored or (0, GENESIS)
+        if (a_seq, a_hash) == (seq, digest):
+            return
+        if seq == a_seq + 1 and prev == a_hash:
+            # one well-chained record after the anchored head: a writer died between the
+            # line's fsync and the anchor update (we hold the lock: nobody is in that window
+            # now). Its answer was never sent. Anchor it, and name it in the next record.
+            try:
+                self.anchor.write(seq, digest)
+            except Exception as exc:
+                raise AuditError(f"cannot anchor the record a crash left unanchored (seq "
+                                 f"{seq}): {exc}") from exc
+            self._recovered = _withheld(seq, query_id)
             return
         have = f"ends at seq {seq}" if seq else "is empty"
         want = (f"the anchor holds seq {anchored[0]}" if anchored
@@ -283,6 +330,12 @@ class AuditLog:
         raise AuditTamperError(
             f"the audit log {self.path} {have} but {want}: it was truncated, replaced or "
             "extended outside GenoVault. Appending stops; run `genovault audit verify`")
+
+
+def _withheld(seq: int, query_id: str | None) -> dict[str, Any]:
+    return {"unanchored_seq": seq, "query_id": query_id,
+            "why": "its anchor update was not confirmed (the service stopped, or Vault refused "
+                   "it or did not answer in time), so its answer was withheld"}
 
 
 def new_query_id() -> str:

@@ -24,7 +24,9 @@ class AuditVerifyReport:
     """``ok`` if no problem was found. ``records`` counts the lines that parsed as records;
     ``head`` is the last record's ``(seq, hash)``, ``anchored`` what the anchor holds;
     ``unanswered`` lists query ids whose request has no response record (in flight, crashed,
-    or withheld because the response record could not be written) -- not a problem."""
+    or withheld because the response record could not be written), and those of records a
+    later record names as ``recovered`` (written, anchor update not confirmed, answer
+    withheld) -- not a problem."""
 
     ok: bool
     records: int
@@ -51,6 +53,7 @@ def verify(path: Path, anchor: Anchor | None) -> AuditVerifyReport:
     requests: dict[str, dict[str, Any]] = {}
     answered: set[str] = set()
     completes: set[str] = set()
+    withheld: list[str] = []  # records named by a later record's ``recovered``
     records = 0
     exp_seq, last_hash = 1, GENESIS
     resync = False  # after a malformed line, take the next record's seq and prev as given
@@ -92,6 +95,9 @@ def verify(path: Path, anchor: Anchor | None) -> AuditVerifyReport:
         exp_seq, last_hash = seq + 1, digest
         head = (seq, digest)
         _pair(rec, where, requests, answered, completes, problems)
+        recovered = rec.get("recovered")
+        if isinstance(recovered, dict) and isinstance(recovered.get("query_id"), str):
+            withheld.append(recovered["query_id"])
     anchored = None
     if anchor is not None:
         try:
@@ -101,7 +107,7 @@ def verify(path: Path, anchor: Anchor | None) -> AuditVerifyReport:
         else:
             problems.extend(_check_anchor(head, anchored, hashes))
             problems.extend(_check_history(anchor, hashes))
-    unanswered = [q for q in requests if q not in answered]
+    unanswered = [q for q in requests if q not in answered] + withheld
     return AuditVerifyReport(ok=not problems, records=records, problems=problems, head=head,
                              anchored=anchored, unanswered=unanswered)
 

@@ -61,9 +61,10 @@ def approle_credentials(client: hvac.Client, role: str) -> tuple[str, str]:
     return str(role_id["data"]["role_id"]), str(secret["data"]["secret_id"])
 
 
-def approle_login(addr: str, role_id: str, secret_id: str) -> str:
+def approle_login(addr: str, role_id: str, secret_id: str, *,
+                  timeout_s: float = CONNECT_TIMEOUT_S) -> str:
     """Log in with AppRole; return the token (a secret)."""
-    client = hvac.Client(url=addr, timeout=CONNECT_TIMEOUT_S)
+    client = hvac.Client(url=addr, timeout=timeout_s)
     try:
         resp = client.auth.approle.login(role_id=role_id, secret_id=secret_id,
                                          mount_point=APPROLE_MOUNT, use_token=False)
@@ -76,7 +77,8 @@ def approle_login(addr: str, role_id: str, secret_id: str) -> str:
     return str(resp["auth"]["client_token"])
 
 
-def lookup_token(addr: str, token: str) -> dict[str, Any]:
+def lookup_token(addr: str, token: str, *,
+                 timeout_s: float = CONNECT_TIMEOUT_S) -> dict[str, Any]:
     """Who the caller is, asked of Vault with the caller's own token (``lookup-self``).
 
     Returns ``entity_id``, ``display_name``, ``policies`` (token and identity policies, sorted,
@@ -87,9 +89,9 @@ def lookup_token(addr: str, token: str) -> dict[str, Any]:
     ``expire_time`` (RFC 3339, or ``None`` for a token that never expires). Never the token.
 
     Raises VaultUnauthenticated (401/403: invalid, expired or revoked token), VaultDown
-    (unreachable or sealed).
+    (unreachable, sealed, or no answer within ``timeout_s`` for one of its calls).
     """
-    client = hvac.Client(url=addr, token=token, timeout=CONNECT_TIMEOUT_S)
+    client = hvac.Client(url=addr, token=token, timeout=timeout_s)
     try:
         data = client.auth.token.lookup_self()["data"]
     except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized):

@@ -98,13 +98,15 @@ def _connect(settings: Settings, role: str | None, dataset: str | None, *,
     return _checked_client(embedded_addr, role_token, source=f"a minted {role} token"), root
 
 
-def client_for(addr: str, token: str) -> hvac.Client:
-    """An hvac client for ``addr`` and ``token`` that is checked like ``connect()`` checks it."""
-    return _checked_client(addr, token, source=addr)
+def client_for(addr: str, token: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> hvac.Client:
+    """An hvac client for ``addr`` and ``token`` that is checked like ``connect()`` checks it.
+    ``timeout_s`` bounds every call it makes (connect, and each wait for an answer)."""
+    return _checked_client(addr, token, source=addr, timeout_s=timeout_s)
 
 
-def _checked_client(addr: str, token: str, *, source: str) -> hvac.Client:
-    client = hvac.Client(url=addr, token=token, timeout=CONNECT_TIMEOUT_S)
+def _checked_client(addr: str, token: str, *, source: str,
+                    timeout_s: float = CONNECT_TIMEOUT_S) -> hvac.Client:
+    client = hvac.Client(url=addr, token=token, timeout=timeout_s)
     check_ready(client, source=source)
     try:
         client.auth.token.lookup_self()

@@ -206,6 +206,54 @@ class Ledger:
             con.close()
         return Release({c: have[c] for c in cells}, len(new), eps, spent + eps, budget, end)
 
+    def refund(self, query_id: str) -> float:
+        """Undo the charges of an answer that never left (its audit record could not be
+        written, or the service stopped before it): its charge rows and the noisy cells it
+        stored are deleted in one transaction, so nothing drawn for it is ever released or
+        reused. Returns the ε given back. Only for answers that certainly were not sent:
+        the guard calls it when the answer is withheld, recovery (:func:`unanswered_charges`)
+        for charges whose query id has no audit record."""
+        con = self._connect()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                row = con.execute("SELECT COALESCE(SUM(epsilon), 0) FROM charges WHERE "
+                                  "query_id = ?", (query_id,)).fetchone()
+                con.execute("DELETE FROM charges WHERE query_id = ?", (query_id,))
+                con.execute("DELETE FROM cells WHERE query_id = ?", (query_id,))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+        return float(row[0])
+
+    def charges_after(self, charge_id: int) -> list[tuple[int, str, float]]:
+        """``(id, query id, time)`` of the charges with an id above ``charge_id``."""
+        con = self._connect()
+        try:
+            return [(int(i), str(q), float(at)) for i, q, at in con.execute(
+                "SELECT id, query_id, at FROM charges WHERE id > ? AND query_id IS NOT NULL "
+                "ORDER BY id", (charge_id,))]
+        finally:
+            con.close()
+
+    def checked_upto(self, charge_id: int | None = None) -> int:
+        """The last charge id recovery has checked (and, with ``charge_id``, set it)."""
+        con = self._connect()
+        try:
+            con.execute("CREATE TABLE IF NOT EXISTS recovery (id INTEGER PRIMARY KEY CHECK "
+                        "(id = 1), checked_upto INTEGER NOT NULL)")
+            if charge_id is not None:
+                con.execute("INSERT INTO recovery (id, checked_upto) VALUES (1, ?) ON CONFLICT "
+                            "(id) DO UPDATE SET checked_upto = excluded.checked_upto",
+                            (charge_id,))
+            row = con.execute("SELECT checked_upto FROM recovery WHERE id = 1").fetchone()
+            return int(row[0]) if row else 0
+        finally:
+            con.close()
+
     def charge(self, principal: str, epsilon: float, budget: float, period_days: int,
                **meta: Any) -> Release:
         """A plain debit (no cells): check and decrement in one transaction."""

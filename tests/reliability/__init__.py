@@ -1,0 +1,1 @@
+"""Reliability: load, faults (process kill, Vault sealed/restarted/slow), hostile HTTP."""
