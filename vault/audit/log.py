@@ -23,7 +23,9 @@ Design (see docs/audit.md):
   (:class:`AuditTamperError`).
 * A failed write rolls the file back to its size before the append (under the lock, so
   nobody else has written since), then raises.
-* An anchor update that is not confirmed (refused, timed out, connection lost) leaves the
+* An anchor update refused for certain (the anchor's own checks, Vault's check-and-set, a
+  permission Vault denies) takes the line back like a failed write. One that is not
+  confirmed (timed out, connection lost, Vault unavailable) leaves the
   line in place and raises :class:`AuditUnanchored`: the caller withholds the answer. The
   update may still reach Vault later, so rolling the line back could leave the anchor
   *ahead* of the log for good (a slow Vault did exactly that). A process killed between a
@@ -59,6 +61,7 @@ from vault.audit.record import (
     record_hash,
     utc_now,
 )
+from vault.errors import IntegrityError, VaultForbidden, VaultUnauthenticated
 
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
@@ -234,6 +237,13 @@ class AuditLog:
         try:
             self.anchor.write(seq, digest)
             return
+        except (IntegrityError, ValueError, VaultForbidden, VaultUnauthenticated) as exc:
+            # Refused for certain (a check before the write, Vault's check-and-set or its
+            # answer): the update can never land later, so the line is taken back.
+            self._roll_back(fd, size_before)
+            raise AuditError(f"cannot anchor the audit chain head (seq {seq}): {exc}; the "
+                             "record was taken back and the request must not be "
+                             "answered") from exc
         except Exception as exc:
             # The write may have reached Vault even though the answer was lost: look.
             try:
