@@ -47,7 +47,7 @@ from vault.ingest import vcfparse as vp
 from vault.ingest.fileset import SourceFile, survey
 from vault.ingest.header import VcfHeader, parse_header
 from vault.ingest.labels import check_labels
-from vault.ingest.memory import reuse_freed_memory
+from vault.ingest.memory import collector_on_new_objects, reuse_freed_memory
 from vault.ingest.order import BatchRegions, OrderChecker
 from vault.ingest.registration import Registration
 from vault.ingest.samplesheet import SampleSheet, read_sample_sheet
@@ -728,7 +728,8 @@ def ingest(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], data
         raise ConfigError(f"invalid batch name {opts.batch[:40]!r}: batches are named b0001, "
                           "b0002, … (`genovault datasets show DATASET` lists them)")
     reuse_freed_memory()
-    return _Ingest(paths, dataset, store, client, sample_sheet, opts).run()
+    with collector_on_new_objects():
+        return _Ingest(paths, dataset, store, client, sample_sheet, opts).run()
 
 
 BATCH_RE = re.compile(r"b[0-9]{4,}")
