@@ -46,8 +46,8 @@ def test_chunks__tiny_chunks_give_identical_genotypes(
     pytest.param(b"x" * 4096 + b"\n", 0, id="first-byte-of-second-window"),
     pytest.param(b"x" * 3_000_000 + b"\nrest", 5, id="long-line"),
 ])
-def test_find_nl_numpy__same_as_the_kernel(text, start):
-    from vault.ingest.source import _find_nl, _find_nl_numpy
+def test_find_nl_re__same_as_the_kernel(text, start):
+    from vault.ingest.source import _find_nl, _find_nl_re
 
     buf = np.frombuffer(text, np.uint8).copy()
-    assert _find_nl_numpy(buf, start) == _find_nl(buf, start) == text.find(b"\n", start)
+    assert _find_nl_re(buf, start) == _find_nl(buf, start) == text.find(b"\n", start)

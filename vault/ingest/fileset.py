@@ -131,8 +131,8 @@ def survey(paths: list[Path]) -> list[SourceFile]:
     and sorted into the order they are written in (see :func:`sort_files`).
 
     Checksums are computed on other threads while the headers are read (hashlib releases
-    the GIL; for one file that overlaps its checksum with the header read and numba's
-    start-up); a header read inflates only the first blocks of a file.
+    the GIL), also for a single file; a header read inflates only the first blocks of a
+    file.
     """
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="genovault-sha256") as pool:
         sums = [pool.submit(sha256_file, p) for p in paths]
