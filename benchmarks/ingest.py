@@ -27,7 +27,9 @@ Ends with one JSON line: {"bench": "ingest", "ratio", "bcf_ratio", "split_ratio"
 "peak_rss_mb", "peak_rss_mb_50k", ...}; a mode that was not run has null and a ``*_reason``.
 CPU seconds (``cpu_seconds`` ours, ``vault_cpu_seconds`` OpenBao's during our run,
 ``plink2_cpu_seconds``) are reported beside wall times: on a shared machine they show the
-work done, whatever else runs.
+work done, whatever else runs. ``cpu_ratio`` (``bcf_cpu_ratio``, ...) is plink2's CPU seconds
+over ours plus OpenBao's; ``load_average`` is the 1-minute load when a mode finished (a wall
+ratio measured at a load above the core count says little).
 """
 
 from __future__ import annotations
@@ -170,10 +172,15 @@ def compare(name: str, runs: int, bench: Bench, ours: Callable[[], tuple[float, 
               f"plink2 {wall_p:.2f} s (CPU {cpu_plink[-1]:.1f} s, peak RSS {rss_p:.0f} MB)",
               file=sys.stderr)
     med, med_p = statistics.median(t_ours), statistics.median(t_plink)
+    cpu_total = statistics.median(o + v for o, v in zip(cpu_ours, cpu_vault, strict=True))
     return {"seconds": round(med, 3), "seconds_in_process": round(statistics.median(t_inner), 3),
             "cpu_seconds": round(statistics.median(cpu_ours), 3),
             "vault_cpu_seconds": round(statistics.median(cpu_vault), 3),
             "plink2_cpu_seconds": round(statistics.median(cpu_plink), 3),
+            # plink2's CPU over ours + OpenBao's: the work done, which other load on a shared
+            # machine hardly changes (wall-time ratios move with it)
+            "cpu_ratio": round(statistics.median(cpu_plink) / cpu_total, 3),
+            "load_average": round(os.getloadavg()[0], 2),
             "plink2_seconds": round(med_p, 3), "ratio": round(med_p / med, 3),
             "peak_rss_mb": round(max(rss_ours), 1), "plink2_peak_rss_mb": round(max(rss_plink), 1),
             "all_seconds": [round(x, 3) for x in t_ours],
@@ -269,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             r = compare("vcf-50k", 1, bench, lambda: bench.ours(wide),
                         lambda: bench.plink("--vcf", wide))
             result.update(peak_rss_mb_50k=r["peak_rss_mb"], ratio_50k=r["ratio"],
+                          cpu_ratio_50k=r["cpu_ratio"],
                           seconds_50k=r["seconds"], plink2_seconds_50k=r["plink2_seconds"],
                           vault_cpu_seconds_50k=r["vault_cpu_seconds"],
                           records_50k=count_records(wide)[1])

@@ -34,3 +34,20 @@ def test_chunks__tiny_chunks_give_identical_genotypes(
     np.testing.assert_array_equal(np.concatenate(got), codes)
     # positions 1,000..400,900 fall into 50 kb bins 0..8
     assert [f.bin for f in rd.batches[0].variant_files] == list(range(9))
+
+
+@pytest.mark.parametrize("text, start", [
+    pytest.param(b"", 0, id="empty"),
+    pytest.param(b"no newline at all", 0, id="none"),
+    pytest.param(b"\n", 0, id="first-byte"),
+    pytest.param(b"ab\ncd\n", 3, id="from-start"),
+    pytest.param(b"ab\ncd", 3, id="none-after-start"),
+    pytest.param(b"x" * 4095 + b"\n", 0, id="last-byte-of-first-window"),
+    pytest.param(b"x" * 4096 + b"\n", 0, id="first-byte-of-second-window"),
+    pytest.param(b"x" * 3_000_000 + b"\nrest", 5, id="long-line"),
+])
+def test_find_nl_re__same_as_the_kernel(text, start):
+    from vault.ingest.source import _find_nl, _find_nl_re
+
+    buf = np.frombuffer(text, np.uint8).copy()
+    assert _find_nl_re(buf, start) == _find_nl(buf, start) == text.find(b"\n", start)

@@ -130,18 +130,19 @@ def survey(paths: list[Path]) -> list[SourceFile]:
     """Checksums, headers and first records of every file, checked against each other
     and sorted into the order they are written in (see :func:`sort_files`).
 
-    Checksums are computed on a second thread while the headers are read (hashlib
-    releases the GIL); a header read inflates only the first blocks of a file.
+    Checksums are computed on other threads while the headers are read (hashlib releases
+    the GIL), also for a single file; a header read inflates only the first blocks of a
+    file.
     """
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="genovault-sha256") as pool:
-        sums = [pool.submit(sha256_file, p) for p in paths] if len(paths) > 1 else []
+        sums = [pool.submit(sha256_file, p) for p in paths]
         try:
             heads = [_peek(p, want_first=len(paths) > 1) for p in paths]
         except BaseException:
             for fut in sums:
                 fut.cancel()
             raise
-        checksums = [fut.result() for fut in sums] if sums else [sha256_file(paths[0])]
+        checksums = [fut.result() for fut in sums]
     files = [SourceFile(p, kind, header, checksum, p.stat().st_size, first)
              for p, (kind, header, first), checksum in zip(paths, heads, checksums,
                                                             strict=True)]

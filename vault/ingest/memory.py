@@ -11,9 +11,12 @@ until it exits, which suits a command-line ingest.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
+import gc
+from collections.abc import Iterator
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -36,3 +39,24 @@ def reuse_freed_memory() -> bool:
     ok &= mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1
     ok &= mallopt(_M_ARENA_MAX, 1) == 1
     return bool(ok)
+
+
+@contextlib.contextmanager
+def collector_on_new_objects() -> Iterator[None]:
+    """Keep the cyclic garbage collector off the objects that exist when the block starts.
+
+    By the time an ingest starts, the interpreter holds a few hundred thousand long-lived
+    objects (numba's type system, pyarrow, the CLI); each full collection during the ingest
+    walked all of them (measured: 0.2-0.3 s of CPU per 5,000-sample ingest, with the GIL
+    held). ``gc.freeze()`` moves them into the permanent generation for the block, and they
+    go back to the oldest generation after it, so nothing is leaked. A process that froze
+    objects itself (e.g. before forking workers) is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -47,7 +47,7 @@ from vault.ingest import vcfparse as vp
 from vault.ingest.fileset import SourceFile, survey
 from vault.ingest.header import VcfHeader, parse_header
 from vault.ingest.labels import check_labels
-from vault.ingest.memory import reuse_freed_memory
+from vault.ingest.memory import collector_on_new_objects, reuse_freed_memory
 from vault.ingest.order import BatchRegions, OrderChecker
 from vault.ingest.registration import Registration
 from vault.ingest.samplesheet import SampleSheet, read_sample_sheet
@@ -406,14 +406,27 @@ class _Ingest:
         encrypt while the next chunk is parsed, also across file boundaries: a batch's files
         flow like one file). ``check()`` runs before every chunk (it raises when the sample
         registration failed). Any failure aborts the open file. Returns a QC per file."""
-        q: queue.Queue[tuple[int, dict[str, pa.Array], np.ndarray] | None] = queue.Queue(2)
+        q: queue.Queue[_Rows | None] = queue.Queue(2)
         failure: list[BaseException] = []
 
         def write_loop() -> None:
+            held: _Rows | None = None  # a few rows, written with the next ones
             try:
                 while (item := q.get()) is not None:
-                    if not failure:
+                    if failure:
+                        continue
+                    if held is not None:
+                        if _joinable(held, item):
+                            item = _joined(held, item)
+                        else:
+                            writer.add(*held)
+                        held = None
+                    if item[2].shape[0] < _FEW_ROWS:
+                        held = item
+                    else:
                         writer.add(*item)
+                if held is not None and not failure:
+                    writer.add(*held)
             except BaseException as exc:
                 failure.append(exc)
                 while q.get() is not None:
@@ -670,6 +683,27 @@ class _Ingest:
                             part=part_no)
 
 
+#: rows of one contig as the parser emits them: contig index, site columns, packed genotypes
+_Rows = tuple[int, dict[str, pa.Array], np.ndarray]
+#: fewer rows than this are written together with the next rows of the same contig: the line
+#: that straddles two inflated chunks is parsed as a chunk of its own, and would otherwise
+#: become a Parquet row group of one row
+_FEW_ROWS = 64
+
+
+def _joinable(first: _Rows, second: _Rows) -> bool:
+    """Same contig, same columns of the same types (else the writer sees them apart, and
+    refuses INFO columns that differ between the files of a batch with its own message)."""
+    return first[0] == second[0] and [(k, a.type) for k, a in first[1].items()] == \
+        [(k, a.type) for k, a in second[1].items()]
+
+
+def _joined(first: _Rows, second: _Rows) -> _Rows:
+    """Two runs of rows of the same contig as one (``first``'s rows before ``second``'s)."""
+    cols = {name: pa.concat_arrays([arr, second[1][name]]) for name, arr in first[1].items()}
+    return first[0], cols, np.concatenate([first[2], second[2]])
+
+
 def _source(f: SourceFile) -> Source:
     return Source(sha256=f.checksum, bytes=f.size, format=f.kind,
                   fileformat=f.header.fileformat)
@@ -728,7 +762,8 @@ def ingest(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], data
         raise ConfigError(f"invalid batch name {opts.batch[:40]!r}: batches are named b0001, "
                           "b0002, … (`genovault datasets show DATASET` lists them)")
     reuse_freed_memory()
-    return _Ingest(paths, dataset, store, client, sample_sheet, opts).run()
+    with collector_on_new_objects():
+        return _Ingest(paths, dataset, store, client, sample_sheet, opts).run()
 
 
 BATCH_RE = re.compile(r"b[0-9]{4,}")
