@@ -34,6 +34,7 @@ import hvac
 import hvac.exceptions
 import requests
 
+from vault import faults
 from vault.errors import ConfigError, GenoVaultError, IntegrityError, StoreError, VaultError
 from vault.keys import signing
 from vault.keys.client import token_identity
@@ -206,9 +207,11 @@ def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str =
                        f"rotating Transit key {name!r}",
                        advice=f"rotation needs the admin role (transit/keys/{name}/rotate)")
                 targets[name] = int(_read_key(client, name)["latest_version"])
+                faults.point("rotate.key_rotated")
             _atomic_write(marker, json.dumps({"targets": targets, "retire": retire,
                                               "started_at": utcnow(),
                                               "by": who.display_name}))
+            faults.point("rotate.marker_written")
         report.targets = dict(targets)
         cache: dict[str, str] = {}
         for _rel, km in key_material_files(store, dataset, m):
@@ -226,6 +229,7 @@ def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str =
                 _vault(client, "post", f"{TRANSIT_MOUNT}/keys/{name}/config",
                        f"retiring old versions of Transit key {name!r}",
                        {"min_decryption_version": version})
+                faults.point("rotate.retired")
             report.retired = True
         # a new manifest version: query services reload and drop their cached KEKs
         signing.commit_signed(store, dataset, m.model_copy(update={"updated_at": utcnow()}),
@@ -278,6 +282,7 @@ def _rewrap_file(client: hvac.Client, km: Path, targets: dict[str, int],
         changed = True
     if changed:
         _write_key_material(km, json.dumps(raw, separators=(",", ":")))
+        faults.point("rotate.rewrap_file")
     return changed
 
 
@@ -330,6 +335,7 @@ def withdraw(store: Store, dataset: str, client: hvac.Client, sample_ids: Sequen
                               f"in dataset {dataset!r} (argument position(s) "
                               f"{', '.join(str(i + 1) for i in unknown[:10])}); nothing was "
                               "withdrawn. Check the ids")
+        faults.point("withdraw.checked")
         current = m.withdrawn_hashes()
         now = utcnow()
         new = []
@@ -570,6 +576,7 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
             fsync_path(staging)
             os.rename(staging, final)
             fsync_path(final.parent)
+            faults.point("compact.batch_renamed")
             prefix = f"batches/{name}/"
 
             def placed(e: dict[str, Any], prefix: str = prefix) -> dict[str, Any]:
@@ -599,8 +606,10 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
                 writer_client, m)
             for d in old_dirs:
                 shutil.rmtree(d, ignore_errors=True)
+                faults.point("compact.old_removed")
             fsync_path(folder / "batches")
             registry.release(writer_client, dataset, m.uid, released)
+            faults.point("compact.released")
             if shredder is not None:
                 for k in old_keys:
                     _shred_key(shredder, k)

@@ -33,6 +33,7 @@ import requests
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from vault import faults
 from vault.errors import IntegrityError, VaultDown, VaultForbidden
 from vault.keys.errors import map_error
 from vault.keys.names import LIFECYCLE_MOUNT, SIGNING_KEY, TRANSIT_MOUNT
@@ -120,8 +121,11 @@ def commit_signed(store: Any, dataset: str, manifest: Manifest, client: hvac.Cli
     """
     version = (previous.version if previous else 0) + 1
     signed = sign(client, manifest.model_copy(update={"version": version}))
+    faults.point("manifest.signed")
     store.commit(dataset, signed)
+    faults.point("manifest.written")
     write_anchor(client, signed)
+    faults.point("manifest.anchored")
     with _lock:
         _seen[(client.url, dataset, signed.uid)] = (signed.version, digest(signed))
     return signed

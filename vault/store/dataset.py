@@ -23,6 +23,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from vault import faults
 from vault.errors import DatasetLocked, DatasetNotFound, StoreError
 from vault.ids import DATASET_ID_RE, check_dataset_id
 from vault.store import format as fmt
@@ -152,6 +154,7 @@ class Store:
             fh.write(manifest.dumps())
             fh.flush()
             os.fsync(fh.fileno())
+        faults.point("store.manifest_tmp_written")
         os.replace(tmp, folder / fmt.MANIFEST)
         fsync_path(folder)
 
@@ -205,4 +208,33 @@ class Store:
         tmp = folder / f".{fmt.MANIFEST}.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        # the pending-registration marker of a batch that was committed (a kill between the
+        # commit and the marker's removal): its registrations belong to the batch for good
+        pending = folder / ".pending"
+        if manifest is not None and pending.is_dir():
+            for name in committed_pending_names(manifest):
+                p = pending / name
+                if p.is_file() and p.read_text(encoding="ascii").endswith(" complete"):
+                    p.unlink()
+                    removed.append(p.relative_to(folder).as_posix())
         return removed
+
+
+def pending_name(checksums: builtins.list[str]) -> str:
+    """The name of the pending-registration marker of an ingest of files with these sha256
+    checksums: the checksum itself (one file), else a checksum over the sorted checksums (the
+    same files in any order: the same name)."""
+    if len(checksums) == 1:
+        return checksums[0]
+    joined = "\n".join(sorted(checksums))
+    return hashlib.sha256(f"genovault-batch\n{joined}".encode("ascii")).hexdigest()
+
+
+def committed_pending_names(manifest: Manifest) -> set[str]:
+    """The marker names of the ingests that wrote the manifest's batches (a batch's first
+    file and the files ingested with it; a part added later registers nothing)."""
+    names = set()
+    for b in manifest.batches:
+        together = [b.source.sha256, *(p.sha256 for p in b.parts if p.ingested_at is None)]
+        names.add(pending_name(together))
+    return names

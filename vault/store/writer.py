@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vault import faults
 from vault.errors import IngestError
 from vault.keys.kms import Keyring
 from vault.store import format as fmt
@@ -44,8 +45,10 @@ def _file_entry(root: Path, path: Path, rows: int, **extra: Any) -> dict[str, An
         if p.exists():
             os.chmod(p, FILE_MODE)
             fsync_path(p)
-    return {"path": path.relative_to(root).as_posix(), "rows": rows,
-            "bytes": path.stat().st_size, "sha256": sha256_file(path), **extra}
+    entry = {"path": path.relative_to(root).as_posix(), "rows": rows,
+             "bytes": path.stat().st_size, "sha256": sha256_file(path), **extra}
+    faults.point("store.file_written")
+    return entry
 
 
 class BatchWriter:
