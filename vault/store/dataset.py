@@ -195,10 +195,12 @@ class Store:
             for p in staging.iterdir():
                 shutil.rmtree(p)
                 removed.append(p.relative_to(folder).as_posix())
-        listed = {b.batch for b in manifest.batches} if manifest else set()
-        # a compacted batch lives in a folder of its own (batches/<batch>.c<version>/)
-        listed |= {f.path.split("/")[1] for f in manifest.files()
-                   if f.path.startswith("batches/")} if manifest else set()
+        # the folders the manifest's files are in: a batch's own, its parts'
+        # (<batch>.p<n>), and a compacted batch's (<batch>.c<version>), whose old folder
+        # <batch> is debris once the compaction is committed (a kill before the compaction
+        # deleted it left the withdrawn samples' files behind for good)
+        listed = {f.path.split("/")[1] for f in manifest.files()
+                  if f.path.startswith("batches/")} if manifest else set()
         batches = folder / "batches"
         if batches.exists():
             for p in batches.iterdir():
