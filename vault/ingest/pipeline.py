@@ -41,6 +41,7 @@ from vault.errors import (
     IngestError,
     InvalidInput,
     SampleSheetError,
+    StoreError,
 )
 from vault.ids import check_dataset_id
 from vault.ingest import vcf_info
@@ -733,7 +734,14 @@ def ingest(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], data
         raise ConfigError(f"invalid batch name {opts.batch[:40]!r}: batches are named b0001, "
                           "b0002, … (`genovault datasets show DATASET` lists them)")
     reuse_freed_memory()
-    return _Ingest(paths, dataset, store, client, sample_sheet, opts).run()
+    try:
+        return _Ingest(paths, dataset, store, client, sample_sheet, opts).run()
+    except OSError as exc:  # a full disk, a quota, a failing device (pyarrow's too)
+        raise StoreError(
+            f"ingest into dataset {dataset!r} failed on a write or read error ({exc}); free "
+            "space or fix the file system, then rerun the same command (it removes what this "
+            "one left; an ingest that failed before its commit left nothing visible, one that "
+            "failed after it is reported as already ingested)") from exc
 
 
 BATCH_RE = re.compile(r"b[0-9]{4,}")

@@ -6,7 +6,8 @@
 * After the manifest is in place its ``(version, sha256 of the signed bytes)`` is anchored in
   Vault KV (``genovault-lifecycle/manifest/<dataset>``). The anchor is written *after* the
   commit, so a crash between the two leaves the anchor one version behind (still accepted),
-  never ahead (which would make the dataset unreadable).
+  never ahead (which would make the dataset unreadable). A dataset's first commit is
+  anchored as version 0 before it is written, so that it too is only ever one behind.
 * Readers verify locally with ``cryptography``: the key's public keys are read from Vault once
   per process and pinned on first use in ``<store>/.trust/manifest-signing.json``; a later
   disagreement between Vault and the pin is refused (someone replaced one of them). The
@@ -101,16 +102,24 @@ def read_anchor(client: hvac.Client, dataset: str) -> tuple[int, str] | None:
 
 
 def write_anchor(client: hvac.Client, manifest: Manifest) -> None:
+    _put_anchor(client, manifest.dataset, manifest.version, digest(manifest), manifest.uid)
+
+
+#: the digest of the version-0 anchor: no manifest has it
+NO_MANIFEST = "0" * 64
+
+
+def _put_anchor(client: hvac.Client, dataset: str, version: int, sha256: str,
+                uid: str) -> None:
     try:
         client.secrets.kv.v1.create_or_update_secret(
-            path=anchor_path(manifest.dataset), mount_point=LIFECYCLE_MOUNT, method="PUT",
-            secret={"version": manifest.version, "sha256": digest(manifest),
-                    "uid": manifest.uid})
+            path=anchor_path(dataset), mount_point=LIFECYCLE_MOUNT, method="PUT",
+            secret={"version": version, "sha256": sha256, "uid": uid})
     except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
-        raise map_error(e, f"anchoring manifest version {manifest.version} of "
-                        f"{manifest.dataset!r}", addr=client.url,
+        raise map_error(e, f"anchoring manifest version {version} of {dataset!r}",
+                        addr=client.url,
                         advice=f"the token needs create/update on {LIFECYCLE_MOUNT}/manifest/"
-                               f"{manifest.dataset}") from e
+                               f"{dataset}") from e
 
 
 def commit_signed(store: Any, dataset: str, manifest: Manifest, client: hvac.Client,
@@ -122,6 +131,11 @@ def commit_signed(store: Any, dataset: str, manifest: Manifest, client: hvac.Cli
     version = (previous.version if previous else 0) + 1
     signed = sign(client, manifest.model_copy(update={"version": version}))
     faults.point("manifest.signed")
+    if previous is None:
+        # a first commit is anchored as version 0 before it is written: a failure or a kill
+        # between the commit and its anchor leaves the anchor one version behind (accepted),
+        # as for every later commit, instead of none (a dataset nobody could read again)
+        _put_anchor(client, dataset, 0, NO_MANIFEST, signed.uid)
     store.commit(dataset, signed)
     faults.point("manifest.written")
     write_anchor(client, signed)
@@ -182,12 +196,17 @@ def _write_pins(store_root: Path, pins: dict[int, str]) -> None:
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"key": SIGNING_KEY, "keys": {str(v): k for v, k in sorted(pins.items())}},
-                  fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"key": SIGNING_KEY,
+                       "keys": {str(v): k for v, k in sorted(pins.items())}}, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no half-written pin left behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 #: Vault addresses whose last signing-key read failed for being unreachable
