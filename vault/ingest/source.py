@@ -68,7 +68,11 @@ def sniff(path: Path) -> str:
         return "bcf" if first[:4] == BCF_MAGIC else "bgzf"
     if head[:2] == GZIP_MAGIC:
         with open(path, "rb") as fh:
-            first = zlib.decompressobj(31).decompress(fh.read(1 << 16), 8)
+            try:
+                first = zlib.decompressobj(31).decompress(fh.read(1 << 16), 8)
+            except zlib.error as exc:
+                raise InvalidInput(str(path), None, f"corrupt gzip data ({exc}): the file is "
+                                   "damaged or not gzip") from None
         return "bcf" if first[:4] == BCF_MAGIC else "gzip"
     if head[:4] == BCF_MAGIC:
         return "bcf"
