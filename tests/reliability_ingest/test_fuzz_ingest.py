@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable
+
 import hvac
 import numpy as np
 import pytest
