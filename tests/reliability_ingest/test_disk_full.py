@@ -130,7 +130,7 @@ def test_ingest__failing_write_is_a_clean_error_and_leaves_nothing(
     else:
         calls = int(profile["calls"])  # type: ignore[call-overload]
         n = max(1, round(float(which) * calls))  # type: ignore[arg-type]
-    ds = f"diskfull-{mode}-{which}"
+    ds = f"diskfull-{mode}-{which if mode == 'fsize' else n}"
     second = (n % 2 == 1) if mode == "fsync" else which in ("smallest", "p75", "largest")
     folder = store.dataset_dir(ds)
     if second:

@@ -191,6 +191,12 @@ def test_lifecycle__sigkill_keeps_dataset_readable_and_rerun_completes(
         assert sorted(p.name for p in (folder / "batches").iterdir()) == \
             sorted(b.samples_file.path.split("/")[1] for b in m.batches)
         assert all(".c" in b.samples_file.path for b in m.batches)
+        # the removed samples' registry entries are released (renewed consent may re-ingest)
+        for pseudonym in Keyring(admin, ds).pseudonymise(WITHDRAWN):
+            assert not lifecycle._registered(admin, ds, m.uid, pseudonym), \
+                f"{fault}: a removed sample's registry entry was never released"
+        assert not (folder / lifecycle.RELEASE_DIR).exists() or \
+            not any((folder / lifecycle.RELEASE_DIR).iterdir())
     assert staging_clean(folder)
     kinds = assert_no_plaintext(store.root, st.samples, needles)
     leftovers = {k for k in kinds if k.endswith(".tmp") or k == lifecycle.ROTATION_MARKER}

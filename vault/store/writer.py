@@ -51,6 +51,16 @@ def _file_entry(root: Path, path: Path, rows: int, **extra: Any) -> dict[str, An
     return entry
 
 
+def write_encrypted(path: Path, table: pa.Table, keyring: Keyring, data_class: str) -> None:
+    """``table`` as one encrypted Parquet file, every column under ``data_class``'s key (its key
+    material beside it), durable and private."""
+    w = _writer(path, table.schema, keyring, {n: data_class for n in table.schema.names},
+                dictionary=[])
+    w.write_table(table)
+    w.close()
+    _file_entry(path.parent, path, table.num_rows)
+
+
 class BatchWriter:
     """Writes a batch's samples table and its variant files, partitioned by contig and bin."""
 
