@@ -47,7 +47,7 @@ N_KILLS = env_int("GENOVAULT_FAULT_KILLS", 20)
 # the stages an ingest passes, in order (store.file_written: samples, variants, info)
 STAGES = ["ingest.registration_started", "store.file_written", "ingest.registered",
           "ingest.info_written", "ingest.batch_renamed", "manifest.signed",
-          "store.manifest_tmp_written", "manifest.written", "manifest.anchored",
+          "manifest.written", "store.manifest_tmp_written", "manifest.anchored",
           "ingest.committed"]
 PLAN = kill_plan(STAGES, N_KILLS, seed=2026, counts={"store.file_written": 3})
 N_SAMPLES, N_VARIANTS = 24, 300

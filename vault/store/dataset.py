@@ -5,6 +5,8 @@ Layout of ``<store>/<dataset>/``::
     manifest.json                 the commit point (atomically replaced)
     .lock                         held (flock) by the one process writing to the dataset
     .staging/<uuid>/              batches being written; never read; removed on next write
+    .pending/<sha256>             an ingest's sample registration (vault.ingest.registration)
+    .release/v<version>.parquet   a compaction's removed pseudonyms, encrypted, until released
     batches/b0001/samples.parquet encrypted samples table (pseudonyms + group labels)
     batches/b0001/info.parquet    encrypted batch information (source name, groups, QC)
     batches/b0001/variants/c0000/bin000001.parquet  (+ _KEY_MATERIAL_FOR_*.json beside it)
