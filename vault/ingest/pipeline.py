@@ -34,12 +34,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from vault import faults
 from vault.errors import (
     ConfigError,
     DuplicateIngest,
     IngestError,
     InvalidInput,
     SampleSheetError,
+    StoreError,
 )
 from vault.ids import check_dataset_id
 from vault.ingest import vcf_info
@@ -58,7 +60,7 @@ from vault.keys.kms import DatasetKeys, Keyring
 from vault.keys.names import batch_genotype_key
 from vault.store import batchinfo
 from vault.store import format as fmt
-from vault.store.dataset import DIR_MODE, Store, utcnow
+from vault.store.dataset import DIR_MODE, Store, pending_name, utcnow
 from vault.store.fsutil import fsync_path
 from vault.store.manifest import (
     Batch,
@@ -353,6 +355,7 @@ class _Ingest:
                                         folder / ".pending" / _pending_name(files),
                                         manifest.uid if manifest else None, first.path)
             registration.start(pseudonyms)
+            faults.point("ingest.registration_started")
             try:
                 staging = self._staging(folder)
                 try:
@@ -364,6 +367,7 @@ class _Ingest:
             except BaseException:
                 registration.release()
                 raise
+            faults.point("ingest.committed")
             registration.done()
             return result
         raise AssertionError("unreachable")  # pragma: no cover
@@ -552,12 +556,15 @@ class _Ingest:
         # every sample registered, none a duplicate (the marker says ``complete``): only now
         # may the batch become visible
         registration.finish()
+        faults.point("ingest.registered")
         _total, qc_report, sources = self._reports(files, qcs, sheet, n_samples)
         info_entry = writer.write_info({"source_name": files[0].path.name,
                                         "group_columns": list(sheet.columns), "qc": qc_report,
                                         "sources": sources})
+        faults.point("ingest.info_written")
         # move into place, then commit the manifest (the only step that makes it visible)
         self._move_into_place(staging, folder / "batches" / batch)
+        faults.point("ingest.batch_renamed")
         placed = _placer(f"batches/{batch}/")
         entry = Batch(
             batch=batch, sample_offset=offset, n_samples=n_samples,
@@ -660,8 +667,10 @@ class _Ingest:
             "source_name": files[0].path.name, "group_columns": [], "qc": qc_report,
             "sources": sources,
             batchinfo.MISSING_PER_SAMPLE: total.missing_per_sample.tolist()})
+        faults.point("ingest.info_written")
         name = f"{batch.batch}.p{part_no:04d}"
         self._move_into_place(staging, folder / "batches" / name)
+        faults.point("ingest.batch_renamed")
         placed = _placer(f"batches/{name}/")
         now = utcnow()
         who = self._identity()
@@ -723,10 +732,7 @@ def _list_digest(pseudonyms: list[str]) -> str:
 def _pending_name(files: list[SourceFile]) -> str:
     """The pending-registration marker's name: the source checksum (one file), else a
     checksum over the files' sorted checksums (the same files in any order: the same name)."""
-    if len(files) == 1:
-        return files[0].checksum
-    joined = "\n".join(sorted(f.checksum for f in files))
-    return hashlib.sha256(f"genovault-batch\n{joined}".encode("ascii")).hexdigest()
+    return pending_name([f.checksum for f in files])
 
 
 class _NoBar:
@@ -763,7 +769,14 @@ def ingest(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], data
                           "b0002, … (`genovault datasets show DATASET` lists them)")
     reuse_freed_memory()
     with collector_on_new_objects():
-        return _Ingest(paths, dataset, store, client, sample_sheet, opts).run()
+        try:
+            return _Ingest(paths, dataset, store, client, sample_sheet, opts).run()
+        except OSError as exc:  # a full disk, a quota, a failing device (pyarrow's too)
+            raise StoreError(
+                f"ingest into dataset {dataset!r} failed on a write or read error ({exc}); "
+                "free space or fix the file system, then rerun the same command (it removes "
+                "what this one left; an ingest that failed before its commit left nothing "
+                "visible, one that failed after it is reported as already ingested)") from exc
 
 
 BATCH_RE = re.compile(r"b[0-9]{4,}")

@@ -63,13 +63,17 @@ def sniff(path: Path) -> str:
     """'bgzf', 'gzip', 'bcf' (BGZF-compressed or not) or 'text'."""
     with open(path, "rb") as fh:
         head = fh.read(18)
-    if head[:4] == BGZF_MAGIC and head[12:14] == b"BC":
+    if len(head) == 18 and head[:4] == BGZF_MAGIC and head[12:14] == b"BC":
         with open(path, "rb") as fh:
             first = _inflate_block(fh.read(struct.unpack_from("<H", head, 16)[0] + 1), path, 0)
         return "bcf" if first[:4] == BCF_MAGIC else "bgzf"
     if head[:2] == GZIP_MAGIC:
         with open(path, "rb") as fh:
-            first = zlib.decompressobj(31).decompress(fh.read(1 << 16), 8)
+            try:
+                first = zlib.decompressobj(31).decompress(fh.read(1 << 16), 8)
+            except zlib.error as exc:
+                raise InvalidInput(str(path), None, f"corrupt gzip data ({exc}): the file is "
+                                   "damaged or not gzip") from None
         return "bcf" if first[:4] == BCF_MAGIC else "gzip"
     if head[:4] == BCF_MAGIC:
         return "bcf"
@@ -110,7 +114,7 @@ def _container(path: Path) -> str:
     """How a file is compressed: 'bgzf', 'gzip' or 'plain'."""
     with open(path, "rb") as fh:
         head = fh.read(18)
-    if head[:4] == BGZF_MAGIC and head[12:14] == b"BC":
+    if len(head) == 18 and head[:4] == BGZF_MAGIC and head[12:14] == b"BC":
         return "bgzf"
     return "gzip" if head[:2] == GZIP_MAGIC else "plain"
 
@@ -150,32 +154,41 @@ class TextSource:
     def _bgzf_chunks(self) -> Iterator[bytes | np.ndarray]:
         path = self.path
         max_blocks = BGZF_MAX_INFLATE_PER_TASK // BGZF_MAX_BLOCK
-        with open(path, "rb") as fh, ThreadPoolExecutor(max_workers=INFLATE_THREADS) as pool:
-            data = b""  # compressed bytes not yet handed to a task
-            base = 0  # file offset of data[0]
-            ahead: deque[tuple[Future[bytes | np.ndarray], int]] = deque()
-            eof = False
-            while True:
-                while len(ahead) < INFLATE_THREADS:  # keep both cores inflating ahead
-                    # at most max_blocks blocks per task: 64 KiB blocks that compress 1000:1
-                    # would otherwise inflate a 2 MiB slice to 2 GB
-                    offsets, used = _split_bgzf(data, path, base, eof, max_blocks)
-                    if offsets.size > 1:
-                        ahead.append((pool.submit(_inflate_task, data, offsets, path, base),
-                                      used))
-                        data = data[used:]
-                        base += used
-                    elif eof:
+        pool = ThreadPoolExecutor(max_workers=INFLATE_THREADS)
+        finished = False
+        try:
+            with open(path, "rb") as fh:
+                data = b""  # compressed bytes not yet handed to a task
+                base = 0  # file offset of data[0]
+                ahead: deque[tuple[Future[bytes | np.ndarray], int]] = deque()
+                eof = False
+                while True:
+                    while len(ahead) < INFLATE_THREADS:  # keep both cores inflating ahead
+                        # at most max_blocks blocks per task: 64 KiB blocks that compress
+                        # 1000:1 would otherwise inflate a 2 MiB slice to 2 GB
+                        offsets, used = _split_bgzf(data, path, base, eof, max_blocks)
+                        if offsets.size > 1:
+                            ahead.append((pool.submit(_inflate_task, data, offsets, path,
+                                                      base), used))
+                            data = data[used:]
+                            base += used
+                        elif eof:
+                            break
+                        else:
+                            raw = fh.read(CHUNK_COMPRESSED)
+                            eof = not raw
+                            data += raw
+                    if not ahead:
                         break
-                    else:
-                        raw = fh.read(CHUNK_COMPRESSED)
-                        eof = not raw
-                        data += raw
-                if not ahead:
-                    break
-                fut, used = ahead.popleft()
-                self._advance(used)
-                yield fut.result()
+                    fut, used = ahead.popleft()
+                    self._advance(used)
+                    yield fut.result()
+            finished = True
+        finally:
+            # An abandoned generator (its reader raised on bad input) is closed by the garbage
+            # collector, which may run inside another thread's start-up; joining the pool's
+            # threads there deadlocks on threading's own lock. So wait only when done.
+            pool.shutdown(wait=finished, cancel_futures=not finished)
 
     def _gzip_chunks(self) -> Iterator[bytes]:
         d = zlib.decompressobj(47)

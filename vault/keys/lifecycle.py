@@ -34,6 +34,7 @@ import hvac
 import hvac.exceptions
 import requests
 
+from vault import faults
 from vault.errors import ConfigError, GenoVaultError, IntegrityError, StoreError, VaultError
 from vault.keys import signing
 from vault.keys.client import token_identity
@@ -54,6 +55,9 @@ from vault.store.manifest import Consent, Identity, Manifest, Tombstone, Withdra
 
 Audit = Callable[[dict[str, Any]], None]
 ROTATION_MARKER = ".rotation.json"
+#: a compaction's removed pseudonyms, encrypted, from just before its commit until their
+#: registry entries are released (``v<commit version>.parquet``)
+RELEASE_DIR = ".release"
 CLASS_CHOICES = (*PARQUET_CLASSES, "all")
 
 
@@ -206,9 +210,11 @@ def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str =
                        f"rotating Transit key {name!r}",
                        advice=f"rotation needs the admin role (transit/keys/{name}/rotate)")
                 targets[name] = int(_read_key(client, name)["latest_version"])
+                faults.point("rotate.key_rotated")
             _atomic_write(marker, json.dumps({"targets": targets, "retire": retire,
                                               "started_at": utcnow(),
                                               "by": who.display_name}))
+            faults.point("rotate.marker_written")
         report.targets = dict(targets)
         cache: dict[str, str] = {}
         for _rel, km in key_material_files(store, dataset, m):
@@ -226,6 +232,7 @@ def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str =
                 _vault(client, "post", f"{TRANSIT_MOUNT}/keys/{name}/config",
                        f"retiring old versions of Transit key {name!r}",
                        {"min_decryption_version": version})
+                faults.point("rotate.retired")
             report.retired = True
         # a new manifest version: query services reload and drop their cached KEKs
         signing.commit_signed(store, dataset, m.model_copy(update={"updated_at": utcnow()}),
@@ -278,6 +285,7 @@ def _rewrap_file(client: hvac.Client, km: Path, targets: dict[str, int],
         changed = True
     if changed:
         _write_key_material(km, json.dumps(raw, separators=(",", ":")))
+        faults.point("rotate.rewrap_file")
     return changed
 
 
@@ -330,6 +338,7 @@ def withdraw(store: Store, dataset: str, client: hvac.Client, sample_ids: Sequen
                               f"in dataset {dataset!r} (argument position(s) "
                               f"{', '.join(str(i + 1) for i in unknown[:10])}); nothing was "
                               "withdrawn. Check the ids")
+        faults.point("withdraw.checked")
         current = m.withdrawn_hashes()
         now = utcnow()
         new = []
@@ -456,7 +465,7 @@ def approve_destroy(store: Store, dataset: str, request_id: str, approver: hvac.
         assert m.tombstone is not None
         for name in m.tombstone.keys:
             _shred_key(shredder, name)
-        for name in ("batches", ".staging", ".pending"):
+        for name in ("batches", ".staging", ".pending", RELEASE_DIR):
             shutil.rmtree(folder / name, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             (folder / ROTATION_MARKER).unlink()
@@ -550,6 +559,7 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
         wkeys = Keyring(writer_client, dataset)
         wkeys.ensure_keys()
         store.remove_debris(dataset, m)
+        _finish_releases(folder, m, Keyring(reader_client, dataset), writer_client)
         new_batches = []
         released: list[str] = []
         old_dirs: list[Path] = []
@@ -595,6 +605,7 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
             fsync_path(staging)
             os.rename(staging, final)
             fsync_path(final.parent)
+            faults.point("compact.batch_renamed")
             prefix = f"batches/{name}/"
 
             def placed(e: dict[str, Any], prefix: str = prefix) -> dict[str, Any]:
@@ -619,13 +630,19 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
             report.batches.append(b.batch)
             report.removed_samples += int((~keep).sum())
         if report.batches:
+            # kept (encrypted) until released: a kill after the commit leaves the rerun the
+            # pseudonyms it must release (the old samples table is gone by then)
+            release = _write_release(folder, wkeys, m.version + 1, released)
             signing.commit_signed(store, dataset, m.model_copy(update={
                 "batches": new_batches, "sample_count": offset, "updated_at": utcnow()}),
                 writer_client, m)
             for d in old_dirs:
                 shutil.rmtree(d, ignore_errors=True)
+                faults.point("compact.old_removed")
             fsync_path(folder / "batches")
             registry.release(writer_client, dataset, m.uid, released)
+            faults.point("compact.released")
+            _remove_release(release)
             if shredder is not None:
                 for k in old_keys:
                     _shred_key(shredder, k)
@@ -637,6 +654,55 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
                "batches": report.batches, "removed": report.removed_samples,
                "keys_deleted": report.shredded_keys})
     return report
+
+
+def _write_release(folder: Path, keyring: Keyring, version: int, pseudonyms: list[str]) -> Path:
+    import pyarrow as pa
+
+    from vault.store.writer import write_encrypted
+
+    d = folder / RELEASE_DIR
+    d.mkdir(mode=0o700, exist_ok=True)
+    path = d / f"v{version}.parquet"
+    _remove_release(path)  # a stale one of a compaction killed before its commit
+    write_encrypted(path, pa.table({"pseudonym": pa.array(pseudonyms, pa.string())}), keyring,
+                    "samples")
+    fsync_path(d)
+    return path
+
+
+def _remove_release(path: Path) -> None:
+    for p in (path, Path(key_material_path(str(path)))):
+        p.unlink(missing_ok=True)
+    fsync_path(path.parent)
+
+
+def _finish_releases(folder: Path, m: Manifest, reader_keys: Keyring,
+                     writer_client: hvac.Client) -> None:
+    """Release the registry entries of a committed compaction that was stopped before it
+    released them; drop the record of one that never committed (it is redone)."""
+    import pyarrow.parquet as pq
+
+    from vault.keys import registry
+
+    d = folder / RELEASE_DIR
+    if not d.is_dir():
+        return
+    for path in sorted(d.glob("v*.parquet")):
+        version = path.stem[1:]
+        committed = version.isdigit() and any(
+            f"/{b.batch}.c{version}/" in b.samples_file.path for b in m.batches)
+        if committed:
+            try:
+                table = pq.read_table(str(path), decryption_properties=
+                                      reader_keys.decryption_properties(str(path)))
+            except (OSError, ValueError) as exc:
+                raise IntegrityError(f"{path}: the removed samples of an interrupted compaction "
+                                     f"cannot be read ({exc}); their registry entries are not "
+                                     "released") from exc
+            registry.release(writer_client, m.dataset, m.uid,
+                             table.column("pseudonym").to_pylist())
+        _remove_release(path)
 
 
 # --- adopting a schema-v2 (unsigned) dataset ------------------------------------------------

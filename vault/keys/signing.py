@@ -7,7 +7,8 @@
   Vault KV v2 (``genovault-anchors/manifest/<dataset>``) as KV version ``version``, with
   check-and-set, so no GenoVault role can rewind it (vault/keys/anchor.py). The anchor is
   written *after* the commit, so a crash between the two leaves the anchor one version
-  behind (still accepted), never ahead (which would make the dataset unreadable).
+  behind (still accepted), never ahead (which would make the dataset unreadable). A
+  dataset's first commit with no anchor at all is accepted as one behind nothing, alike.
 * Readers verify locally with ``cryptography``: the key's public keys are read from Vault once
   per process and pinned on first use in ``<store>/.trust/manifest-signing.json``; a later
   disagreement between Vault and the pin is refused (someone replaced one of them). The
@@ -34,6 +35,7 @@ import requests
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from vault import faults
 from vault.errors import IntegrityError, VaultDown, VaultForbidden
 from vault.keys.anchor import CasEntry, read_legacy
 from vault.keys.errors import map_error
@@ -159,8 +161,11 @@ def commit_signed(store: Any, dataset: str, manifest: Manifest, client: hvac.Cli
     else:
         version = previous.version + 1
     signed = sign(client, manifest.model_copy(update={"version": version}))
+    faults.point("manifest.signed")
     store.commit(dataset, signed)
+    faults.point("manifest.written")
     write_anchor(client, signed)
+    faults.point("manifest.anchored")
     with _lock:
         _seen[(client.url, dataset, signed.uid)] = (signed.version, digest(signed))
     return signed
@@ -217,12 +222,17 @@ def _write_pins(store_root: Path, pins: dict[int, str]) -> None:
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"key": SIGNING_KEY, "keys": {str(v): k for v, k in sorted(pins.items())}},
-                  fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"key": SIGNING_KEY,
+                       "keys": {str(v): k for v, k in sorted(pins.items())}}, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no half-written pin left behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 #: Vault addresses whose last signing-key read failed for being unreachable
@@ -305,10 +315,13 @@ def verify(client: hvac.Client, store_root: Path, manifest: Manifest,
             raise AnchorUnreachable(str(e)) from e
         except VaultForbidden:
             raise  # a token without rights on this dataset reads nothing of it
-        if anchored is None:
+        if anchored is None and manifest.version != 1:
             raise IntegrityError(f"dataset {ds!r}: Vault holds no anchor for its manifest "
                                  "(version counter): it was not committed by GenoVault here")
-        av, ah = anchored
+        # no anchor and version 1: a first commit whose anchor write failed or was killed,
+        # one behind nothing (no role can delete an anchor, so no later manifest is in this
+        # state); the next commit fills the missing version
+        av, ah = anchored or (0, "")
         if manifest.version < av or (manifest.version == av and me != ah):
             raise IntegrityError(_rollback(ds, manifest.version, av))
     with _lock:

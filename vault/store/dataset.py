@@ -5,6 +5,8 @@ Layout of ``<store>/<dataset>/``::
     manifest.json                 the commit point (atomically replaced)
     .lock                         held (flock) by the one process writing to the dataset
     .staging/<uuid>/              batches being written; never read; removed on next write
+    .pending/<sha256>             an ingest's sample registration (vault.ingest.registration)
+    .release/v<version>.parquet   a compaction's removed pseudonyms, encrypted, until released
     batches/b0001/samples.parquet encrypted samples table (pseudonyms + group labels)
     batches/b0001/info.parquet    encrypted batch information (source name, groups, QC)
     batches/b0001/variants/c0000/bin000001.parquet  (+ _KEY_MATERIAL_FOR_*.json beside it)
@@ -23,6 +25,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from vault import faults
 from vault.errors import DatasetLocked, DatasetNotFound, StoreError
 from vault.ids import DATASET_ID_RE, check_dataset_id
 from vault.store import format as fmt
@@ -152,6 +156,7 @@ class Store:
             fh.write(manifest.dumps())
             fh.flush()
             os.fsync(fh.fileno())
+        faults.point("store.manifest_tmp_written")
         os.replace(tmp, folder / fmt.MANIFEST)
         fsync_path(folder)
 
@@ -192,10 +197,12 @@ class Store:
             for p in staging.iterdir():
                 shutil.rmtree(p)
                 removed.append(p.relative_to(folder).as_posix())
-        listed = {b.batch for b in manifest.batches} if manifest else set()
-        # a compacted batch lives in a folder of its own (batches/<batch>.c<version>/)
-        listed |= {f.path.split("/")[1] for f in manifest.files()
-                   if f.path.startswith("batches/")} if manifest else set()
+        # the folders the manifest's files are in: a batch's own, its parts'
+        # (<batch>.p<n>), and a compacted batch's (<batch>.c<version>), whose old folder
+        # <batch> is debris once the compaction is committed (a kill before the compaction
+        # deleted it left the withdrawn samples' files behind for good)
+        listed = {f.path.split("/")[1] for f in manifest.files()
+                  if f.path.startswith("batches/")} if manifest else set()
         batches = folder / "batches"
         if batches.exists():
             for p in batches.iterdir():
@@ -205,4 +212,33 @@ class Store:
         tmp = folder / f".{fmt.MANIFEST}.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        # the pending-registration marker of a batch that was committed (a kill between the
+        # commit and the marker's removal): its registrations belong to the batch for good
+        pending = folder / ".pending"
+        if manifest is not None and pending.is_dir():
+            for name in committed_pending_names(manifest):
+                p = pending / name
+                if p.is_file() and p.read_text(encoding="ascii").endswith(" complete"):
+                    p.unlink()
+                    removed.append(p.relative_to(folder).as_posix())
         return removed
+
+
+def pending_name(checksums: builtins.list[str]) -> str:
+    """The name of the pending-registration marker of an ingest of files with these sha256
+    checksums: the checksum itself (one file), else a checksum over the sorted checksums (the
+    same files in any order: the same name)."""
+    if len(checksums) == 1:
+        return checksums[0]
+    joined = "\n".join(sorted(checksums))
+    return hashlib.sha256(f"genovault-batch\n{joined}".encode("ascii")).hexdigest()
+
+
+def committed_pending_names(manifest: Manifest) -> set[str]:
+    """The marker names of the ingests that wrote the manifest's batches (a batch's first
+    file and the files ingested with it; a part added later registers nothing)."""
+    names = set()
+    for b in manifest.batches:
+        together = [b.source.sha256, *(p.sha256 for p in b.parts if p.ingested_at is None)]
+        names.add(pending_name(together))
+    return names

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vault import faults
 from vault.errors import IngestError
 from vault.keys.kms import Keyring
 from vault.store import format as fmt
@@ -44,9 +45,21 @@ def _file_entry(root: Path, path: Path, rows: int, **extra: Any) -> dict[str, An
         if p.exists():
             os.chmod(p, FILE_MODE)
             fsync_path(p)
-    return {"path": path.relative_to(root).as_posix(), "rows": rows,
-            "bytes": path.stat().st_size, "sha256": sha256_file(path),
-            "tail_sha256": parquet_tail_sha256(path), **extra}
+    entry = {"path": path.relative_to(root).as_posix(), "rows": rows,
+             "bytes": path.stat().st_size, "sha256": sha256_file(path),
+             "tail_sha256": parquet_tail_sha256(path), **extra}
+    faults.point("store.file_written")
+    return entry
+
+
+def write_encrypted(path: Path, table: pa.Table, keyring: Keyring, data_class: str) -> None:
+    """``table`` as one encrypted Parquet file, every column under ``data_class``'s key (its key
+    material beside it), durable and private."""
+    w = _writer(path, table.schema, keyring, {n: data_class for n in table.schema.names},
+                dictionary=[])
+    w.write_table(table)
+    w.close()
+    _file_entry(path.parent, path, table.num_rows)
 
 
 class BatchWriter:
