@@ -120,3 +120,39 @@ def test_pseudonyms__stable_across_key_rotation(
     with pytest.raises(hvac.exceptions.Forbidden):
         ingest_client.adapter.post("/v1/transit/hmac/genovault.rot.pseudonym/sha2-256",
                                    json={"input": "eA==", "key_version": "2"})
+
+
+@pytest.mark.integration
+def test_pseudonyms__many_chunks_pipelined_equal_one_by_one(
+        tmp_path: Path, ingest_file: Callable, ingest_client: object) -> None:
+    """More than one HMAC batch (200 ids each) goes over pipelined connections: the digests
+    come back in input order, equal to asking for each id on its own, and equal ids get equal
+    digests wherever they sit."""
+    from vault.keys.kms import Keyring
+
+    rec = "1\t10\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1"
+    ingest_file(write_vcf(tmp_path / "a.vcf", header(SAMPLES) + [rec]), "chunks")
+    keyring = Keyring(ingest_client, "chunks")
+    ids = [f"P{i:05d}" for i in range(650)] + ["P00007"]
+    many = keyring.pseudonymise(ids)
+    assert len(many) == len(ids) == len(set(many)) + 1 and many[-1] == many[7]
+    for i in (0, 199, 200, 401, 649):
+        assert keyring.pseudonymise([ids[i]]) == [many[i]]
+
+
+@pytest.mark.integration
+def test_pseudonyms__through_a_proxy_one_by_one_equal_pipelined(
+        tmp_path: Path, ingest_file: Callable, ingest_client: object,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a proxy applies to Vault's address, the requests go one by one through hvac's
+    own session (here forced, without a proxy): the same digests as pipelined."""
+    import vault.keys.pipelined as pipelined
+    from vault.keys.kms import Keyring
+
+    rec = "1\t10\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\t0/0\t1/1"
+    ingest_file(write_vcf(tmp_path / "a.vcf", header(SAMPLES) + [rec]), "proxied")
+    keyring = Keyring(ingest_client, "proxied")
+    ids = [f"Q{i:05d}" for i in range(450)]
+    direct = keyring.pseudonymise(ids)
+    monkeypatch.setattr(pipelined, "proxied", lambda client: True)
+    assert keyring.pseudonymise(ids) == direct

@@ -18,6 +18,7 @@ token. Only key *names* travel.
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,6 +38,7 @@ from vault.keys.names import (
     TRANSIT_MOUNT,
     transit_key_name,
 )
+from vault.keys.pipelined import raise_for_status, send_all
 from vault.keys.transit import check_trusted, create_transit_key, read_transit_key
 
 _RETRIES = 3
@@ -291,22 +293,38 @@ class Keyring(_NoPickle):
         if not ids:
             return []
         name = self.keys.pseudonym
-        batch = [{"input": base64.b64encode(i.encode("utf-8")).decode("ascii")} for i in ids]
-        out: list[str] = []
+        path = f"/v1/{TRANSIT_MOUNT}/hmac/{name}/sha2-256"
         step = 200  # OpenBao refuses JSON bodies with more than ~1000 strings
-        for start in range(0, len(batch), step):
-            chunk = batch[start:start + step]
+        bodies = [json.dumps({"batch_input": [
+            {"input": base64.b64encode(i.encode("utf-8")).decode("ascii")}
+            for i in ids[start:start + step]], "key_version": PSEUDONYM_KEY_VERSION}).encode()
+            for start in range(0, len(ids), step)]
 
-            def call(chunk: list[dict[str, str]] = chunk) -> list[str]:
-                resp = self._client.adapter.post(
-                    f"/v1/{TRANSIT_MOUNT}/hmac/{name}/sha2-256",
-                    json={"batch_input": chunk, "key_version": PSEUDONYM_KEY_VERSION})
-                results = resp["data"]["batch_results"]
-                if any("error" in r for r in results):
-                    raise VaultError(f"Vault Transit hmac with key '{name}' failed for "
-                                     "some inputs")
-                # "vault:v1:<base64>" -> the digest as lowercase hex (always key version 1)
-                return [base64.b64decode(r["hmac"].split(":", 2)[2]).hex() for r in results]
+        def digests(body: bytes) -> list[str]:
+            results = json.loads(body)["data"]["batch_results"]
+            if any("error" in r for r in results):
+                raise VaultError(f"Vault Transit hmac with key '{name}' failed for "
+                                 "some inputs")
+            # "vault:v1:<base64>" -> the digest as lowercase hex (always key version 1)
+            return [base64.b64decode(r["hmac"].split(":", 2)[2]).hex() for r in results]
 
-            out.extend(_retrying(call, "hmac", name))
+        def answer(i: int, status: int, body: bytes) -> list[str]:
+            raise_for_status("POST", path, status, body)
+            return digests(body)
+
+        def call() -> list[str]:
+            # HMAC is a pure function of key and input: a retry sends every chunk again
+            if len(bodies) == 1:
+                resp = self._client.adapter.post(path, json=json.loads(bodies[0]))
+                return digests(json.dumps(resp).encode())
+            answers, failure = send_all(self._client, [("POST", path, b) for b in bodies],
+                                        answer, window=4)
+            if failure is not None:
+                raise failure
+            return [d for chunk in answers for d in (chunk or [])]
+
+        out = _retrying(call, "hmac", name)
+        if len(out) != len(ids):
+            raise VaultError(f"Vault Transit hmac with key '{name}' answered {len(out)} "
+                             f"digests for {len(ids)} inputs")
         return out

@@ -36,6 +36,7 @@ from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
 import hvac
+import hvac.adapters
 import hvac.exceptions
 import hvac.utils
 import requests
@@ -115,9 +116,13 @@ def _one_by_one(client: hvac.Client, requests_: Sequence[tuple[str, str, bytes]]
         if stop is not None and stop.is_set():
             break
         try:
-            resp = client.adapter.request(method, path, raise_exception=False,
-                                          data=body or None,
-                                          headers={"Content-Type": "application/json"})
+            # the raw response, also from hvac's JSONAdapter (whose request() answers a dict
+            # for a 200 with a JSON body)
+            send = hvac.adapters.RawAdapter.request \
+                if isinstance(client.adapter, hvac.adapters.RawAdapter) \
+                else type(client.adapter).request
+            resp = send(client.adapter, method, path, raise_exception=False,
+                        data=body or None, headers={"Content-Type": "application/json"})
             answers[i] = answer(i, resp.status_code, resp.content)
         except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
             return answers, e
