@@ -34,7 +34,9 @@ def test_collector_on_new_objects__leaves_a_process_that_froze_itself_frozen(unf
     frozen = gc.get_freeze_count()
     with collector_on_new_objects():
         pass
-    assert gc.get_freeze_count() == frozen > 0
+    # still frozen (an unfreeze empties the permanent generation); a few frozen objects may
+    # have been freed meanwhile by other threads of the test process
+    assert frozen > 0 and gc.get_freeze_count() > frozen // 2
 
 
 def test_collector_on_new_objects__new_cycles_are_still_collected(unfrozen):

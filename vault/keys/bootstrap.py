@@ -28,6 +28,7 @@ tests/test_keys_*.py):
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,6 +294,20 @@ ANCHOR_MOUNT_CONFIG = {"cas_required": True, "max_versions": ANCHOR_MAX_VERSIONS
                        "delete_version_after": "0s"}
 
 
+def _kv2_config(client: hvac.Client, mount: str, wait_s: float = 30.0) -> dict[str, Any]:
+    """The KV v2 mount's configuration, once the mount answers: a newly enabled KV v2 mount
+    refuses every request for a moment ("Upgrading from non-versioned to versioned data")."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            data: dict[str, Any] = client.adapter.get(f"/v1/{mount}/config")["data"]
+            return data
+        except hvac.exceptions.InvalidRequest as exc:
+            if "Upgrading from non-versioned" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def _ensure_kv2_anchors(client: hvac.Client, report: BootstrapReport) -> None:
     """The KV v2 mount of the anchors (vault/keys/anchor.py), with cas_required."""
     mounts = client.sys.list_mounted_secrets_engines()["data"]
@@ -309,7 +324,7 @@ def _ensure_kv2_anchors(client: hvac.Client, report: BootstrapReport) -> None:
             f"{existing.get('options')}), not KV version 2: unmount it or use another Vault")
     else:
         report.unchanged.append(f"the anchors (KV v2) at {ANCHOR_MOUNT}/")
-    have = client.adapter.get(f"/v1/{ANCHOR_MOUNT}/config")["data"]
+    have = _kv2_config(client, ANCHOR_MOUNT)
     if any(have.get(k) != v for k, v in ANCHOR_MOUNT_CONFIG.items()
            if k != "delete_version_after") or have.get("delete_version_after") not in (
                "0s", 0, None):
