@@ -200,3 +200,25 @@ def test_dask_ingest__worker_credential_is_encrypt_only(
     # and the wrapping token unwraps once only
     with pytest.raises(Exception, match="refused to unwrap"):
         unwrap_token(bao_server.addr, wrapped)
+
+
+def test_dask_ingest__cli_local_cluster(bao_server: DevServer, bootstrapped: object,
+                                        files: dict[str, Path], tmp_path: Path) -> None:
+    import json
+
+    from tests.test_crash import child_env, run_cli
+
+    ds = f"dcli-{uuid.uuid4().hex[:8]}"
+    store = Store(tmp_path / "store")
+    env = child_env(bao_server, bao_server.root_token, store, tmp_path / "home")
+    args = ["ingest", str(files["c"]), str(files["a"]), str(files["b"]), "-d", ds,
+            "--samples", str(files["sheet"]), "--json"]
+    bad = run_cli([*args, "--dask", "local:x"], env, kill_at_commit=False)
+    assert bad.returncode != 0 and "invalid Dask cluster 'local:x'" in bad.stderr
+    assert not store.exists(ds)
+    done = run_cli([*args, "--dask", "local:2"], env, kill_at_commit=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["batch"] == "b0001" and [s["name"] for s in out["sources"]] == [
+        "a.vcf.gz", "b.vcf.gz", "c.vcf.gz"]
+    assert store.manifest(ds).version == 1 and bao_server.root_token not in done.stderr
