@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+import vault.ingest.distributed as vid
 import vault.query.distributed as vd
 from vault.errors import ConfigError
 from vault.keys.kms import Keyring
@@ -102,3 +103,51 @@ def test_dask_units__cli_refuses_a_bad_cluster_before_starting(args: list[str],
                                             "VAULT_ADDR": None, "VAULT_TOKEN": None})
     assert r.exit_code == 2, r.output
     assert "invalid Dask cluster" in r.output
+
+
+def _file_result(n: int = 3) -> vid.FileResult:
+
+    entry = {"path": "variants/c0001/bin000004.parquet", "rows": 10, "bytes": 99,
+             "sha256": "a" * 64, "tail_sha256": "b" * 64, "contig": 1, "bin": 4}
+    return vid.FileResult([entry], {"skipped": {}, "missing_per_sample": [0] * n,
+                                    "records_read": 10}, ["1", "2"], [("2", 1, 9, 30)], None)
+
+
+def test_dask_units__ingest_tasks_may_return_only_entries_and_counts() -> None:
+
+    assert vid._reject(_file_result(), 3, ["1"]) is not None
+    bad = [np.zeros((3, 25), np.uint8), {"entries": []}, None]
+    for obj in bad:
+        with pytest.raises(vid.DistributedIngestError, match="not file entries"):
+            vid._reject(obj, 3, ["1"])
+    smuggled = []
+    r = _file_result()
+    r.entries[0]["genotypes"] = b"\x00" * 25  # an extra field
+    smuggled.append(r)
+    r = _file_result()
+    r.entries[0]["path"] = "../../elsewhere/bin000004.parquet"  # outside its folder
+    smuggled.append(r)
+    r = _file_result()
+    r.qc["missing_per_sample"] = ["NA12878", 0, 0]  # a sample id in the counts
+    smuggled.append(r)
+    r = _file_result()
+    r.entries[0]["contig"] = 0  # the path says c0001
+    smuggled.append(r)
+    smuggled.append(_file_result(4))  # per-sample counts of another width
+    for obj in smuggled:
+        with pytest.raises(vid.DistributedIngestError, match="other than file entries"):
+            vid._reject(obj, 3, ["1"])
+    with pytest.raises(vid.DistributedIngestError):  # the batch's contigs renumbered
+        vid._reject(_file_result(), 3, ["2"])
+
+
+def test_dask_units__a_worker_s_invalid_input_is_raised_again_with_file_and_line() -> None:
+    from vault.errors import InvalidInput, SampleSheetError
+
+    failure = pickle.loads(pickle.dumps(vid.TaskFailure.of(
+        InvalidInput("/data/c.vcf", 41, "POS is not a number: '12x'"))))
+    with pytest.raises(InvalidInput, match=r"^/data/c\.vcf:41: POS is not") as err:
+        vid._reject(failure, 3, [])
+    assert err.value.path == "/data/c.vcf" and err.value.line == 41
+    with pytest.raises(SampleSheetError, match="changed"):
+        vid._reject(vid.TaskFailure.of(SampleSheetError("changed")), 3, [])

@@ -82,12 +82,12 @@ class FileResult:
     kind: str = "text"
     header_lines: int = 0
 
-    def check(self, n_samples: int, n_known: int) -> FileResult:
+    def check(self, n_samples: int, known: list[str]) -> FileResult:
         """Raise unless this is exactly a file result of that shape (see the class doc)."""
         ok = (isinstance(self.entries, list) and isinstance(self.qc, dict)
               and isinstance(self.contigs, list)
               and all(isinstance(c, str) for c in self.contigs)
-              and len(self.contigs) >= n_known and isinstance(self.runs, list)
+              and self.contigs[:len(known)] == known and isinstance(self.runs, list)
               and isinstance(self.kind, str) and isinstance(self.header_lines, int))
         ok = ok and all(isinstance(e, dict) and set(e) == _ENTRY_KEYS
                         and isinstance(e["path"], str) and _ENTRY_PATH.fullmatch(e["path"])
@@ -109,13 +109,13 @@ class FileResult:
         return self
 
 
-def _reject(obj: Any, n_samples: int, n_known: int) -> FileResult:
+def _reject(obj: Any, n_samples: int, known: list[str]) -> FileResult:
     if isinstance(obj, TaskFailure) and isinstance(obj.message, str):
         raise obj.exception()
     if not isinstance(obj, FileResult):
         raise DistributedIngestError(f"a Dask worker returned a {type(obj).__name__}, not "
                                      "file entries and QC counts; refusing it")
-    return obj.check(n_samples, n_known)
+    return obj.check(n_samples, known)
 
 
 def sample_list_digest(samples: Sequence[str]) -> str:
@@ -342,10 +342,10 @@ class DaskIngest:
         t0 = time.perf_counter()
         staging = staging.resolve()  # workers may run elsewhere (another working directory)
         cred_id = secrets.token_hex(16)
-        holders, accessors = self._deliver(dataset, cred_id)
-        t_cred = time.perf_counter() - t0
         parts = staging / "parts"
         parts.mkdir(mode=0o700)
+        holders, accessors = self._deliver(dataset, cred_id)
+        t_cred = time.perf_counter() - t0
         options = {"skip_invalid": opts.skip_invalid, "info": tuple(opts.info),
                    "absent_sites_hom_ref": opts.absent_sites_hom_ref}
         digest = sample_list_digest(files[0].header.samples)
@@ -360,7 +360,7 @@ class DaskIngest:
         try:
             for i, fut in enumerate(futures):
                 results.append(_reject(self._result(fut, files[i], holders, check),
-                                       n_samples, len(known)))
+                                       n_samples, known))
                 fut.release()
         finally:
             live = [f for f in futures if f.status not in ("finished", "lost")]
