@@ -27,8 +27,11 @@ Worker threads: ``--arrow-threads K`` sets Arrow's CPU count to K in every query
     python benchmarks/scale.py --samples 500 --seq-len 5e6 --runs 2   # a quick check
 
 The last line of stdout is one JSON object: {"bench": "scale", "speedup_2_workers": ...,
-"dask1_vs_local": ... (local time / Dask-1 time), ...}. Progress goes to stderr. The
-machine may be shared: the JSON records ``os.getloadavg()`` before the runs.
+"dask1_vs_local": ... (local time / Dask-1 time), "multi_file_ingest": {"parts": N,
+"local_s": ..., "dask1_s": ..., "dask2_s": ..., "local_vs_dask1": ...,
+"speedup_2_workers": ...}, "dask1_worker_arrow_cpu_count_default": [...], ...}. Progress
+goes to stderr. The machine may be shared: the JSON records ``os.getloadavg()`` before the
+runs.
 """
 
 from __future__ import annotations
