@@ -89,16 +89,9 @@ class FileResult:
               and all(isinstance(c, str) for c in self.contigs)
               and self.contigs[:len(known)] == known and isinstance(self.runs, list)
               and isinstance(self.kind, str) and isinstance(self.header_lines, int))
-        ok = ok and all(isinstance(e, dict) and set(e) == _ENTRY_KEYS
-                        and isinstance(e["path"], str) and _ENTRY_PATH.fullmatch(e["path"])
-                        and all(isinstance(e[k], int) and e[k] >= 0
-                                for k in ("rows", "bytes", "contig", "bin"))
-                        and e["contig"] < len(self.contigs)
-                        and int(_ENTRY_PATH.fullmatch(e["path"]).group(1)) == e["contig"]
-                        and e["path"].endswith(f"/bin{e['bin']:06d}.parquet")
-                        and all(isinstance(e[k], str) and _HEX64.fullmatch(e[k])
-                                for k in ("sha256", "tail_sha256"))
-                        for e in self.entries)
+        ok = ok and all(_entry_ok(e, len(self.contigs)) for e in self.entries)
+        ok = ok and all(isinstance(r, tuple) and len(r) == 4 and isinstance(r[0], str)
+                        and all(isinstance(x, int) for x in r[1:]) for r in self.runs)
         missing = self.qc.get("missing_per_sample") if isinstance(self.qc, dict) else None
         ok = ok and (isinstance(missing, list) and len(missing) == n_samples
                      and all(isinstance(x, int) for x in missing)
@@ -107,6 +100,21 @@ class FileResult:
             raise DistributedIngestError("a Dask worker returned something other than file "
                                          "entries and QC counts; refusing it")
         return self
+
+
+def _entry_ok(e: Any, n_contigs: int) -> bool:
+    """A file entry and nothing else: its keys, types, and a path in its own folder that
+    matches its contig and bin."""
+    if not (isinstance(e, dict) and set(e) == _ENTRY_KEYS and isinstance(e["path"], str)):
+        return False
+    m = _ENTRY_PATH.fullmatch(e["path"])
+    return (m is not None
+            and all(isinstance(e[k], int) and e[k] >= 0 for k in ("rows", "bytes", "contig",
+                                                                   "bin"))
+            and e["contig"] < n_contigs and int(m.group(1)) == e["contig"]
+            and m.group(2) == f"bin{e['bin']:06d}.parquet"
+            and all(isinstance(e[k], str) and _HEX64.fullmatch(e[k]) is not None
+                    for k in ("sha256", "tail_sha256")))
 
 
 def _reject(obj: Any, n_samples: int, known: list[str]) -> FileResult:
