@@ -151,3 +151,72 @@ def test_dask_units__a_worker_s_invalid_input_is_raised_again_with_file_and_line
     assert err.value.path == "/data/c.vcf" and err.value.line == 41
     with pytest.raises(SampleSheetError, match="changed"):
         vid._reject(vid.TaskFailure.of(SampleSheetError("changed")), 3, [])
+
+
+def _staged(tmp_path: Path) -> tuple[Path, Path, vid.FileResult]:
+    """A staging folder with one task's folder holding one Parquet file and its entry."""
+    import pyarrow.parquet as pq
+
+    from vault.store.fsutil import parquet_tail_sha256, sha256_file
+
+    staging = tmp_path / "staging"
+    src = staging / "parts" / "f0001" / "variants" / "c0001" / "bin000004.parquet"
+    src.parent.mkdir(parents=True)
+    (staging / "variants").mkdir()
+    pq.write_table(pa.table({"x": list(range(1000))}), src)
+    (src.parent / f"_KEY_MATERIAL_FOR_{src.name}.json").write_text("{}")
+    r = _file_result()
+    r.entries[0].update(bytes=src.stat().st_size, sha256=sha256_file(src),
+                        tail_sha256=parquet_tail_sha256(src))
+    return staging, src, r
+
+
+class _F:
+    path = Path("/data/a.vcf.gz")
+
+
+def test_dask_units__staged_files_are_verified_and_renumbered(tmp_path: Path) -> None:
+    staging, _src, r = _staged(tmp_path)
+    first, _src2, r2 = _staged(tmp_path / "first")
+    r2.contigs = ["1", "3", "2"]  # an earlier file met contig 3 first: "2" becomes c0002
+    r2.entries[0]["path"] = "variants/c0002/bin000004.parquet"
+    r2.entries[0]["contig"] = 2
+    contigs = ["1"]
+    (staging / "parts" / "f0002" / "variants" / "c0002").mkdir(parents=True)
+    for name in ("bin000004.parquet", "_KEY_MATERIAL_FOR_bin000004.parquet.json"):
+        (first / "parts" / "f0001" / "variants" / "c0001" / name).rename(
+            staging / "parts" / "f0002" / "variants" / "c0002" / name)
+    r2.entries[0]["path"] = "variants/c0002/bin000005.parquet"
+    (staging / "parts" / "f0002" / "variants" / "c0002" / "bin000004.parquet").rename(
+        staging / "parts" / "f0002" / "variants" / "c0002" / "bin000005.parquet")
+    (staging / "parts" / "f0002" / "variants" / "c0002" /
+     "_KEY_MATERIAL_FOR_bin000004.parquet.json").rename(
+        staging / "parts" / "f0002" / "variants" / "c0002" /
+        "_KEY_MATERIAL_FOR_bin000005.parquet.json")
+    r2.entries[0]["bin"] = 5
+    out = vid._place(staging, staging / "parts", [_F(), _F()], [r, r2], contigs, 1_000_000)
+    # the file's contig 1 ("2") and the second file's contig 2 ("2") are both c0001; "3" next
+    assert contigs == ["1", "2", "3"]
+    assert [(e["path"], e["contig"]) for e in out] == [
+        ("variants/c0001/bin000004.parquet", 1), ("variants/c0001/bin000005.parquet", 1)]
+    assert all((staging / e["path"]).is_file() for e in out)
+    assert not (staging / "parts").exists()
+    km = staging / "variants" / "c0001" / "_KEY_MATERIAL_FOR_bin000005.parquet.json"
+    assert km.is_file()
+
+
+def test_dask_units__a_staged_file_unlike_its_entry_is_refused(tmp_path: Path) -> None:
+    staging, src, r = _staged(tmp_path / "flip")
+    data = bytearray(src.read_bytes())
+    data[len(data) // 2] ^= 1
+    src.write_bytes(bytes(data))
+    with pytest.raises(vid.IntegrityIngestError, match="another checksum"):
+        vid._place(staging, staging / "parts", [_F()], [r], [], 1_000_000)
+    staging, src, r = _staged(tmp_path / "extra")
+    (src.parent / "bin000005.parquet").write_bytes(b"PAR1")
+    with pytest.raises(vid.IntegrityIngestError, match="did not report"):
+        vid._place(staging, staging / "parts", [_F()], [r], [], 1_000_000)
+    staging, src, r = _staged(tmp_path / "gone")
+    src.unlink()
+    with pytest.raises(vid.IntegrityIngestError, match="is missing"):
+        vid._place(staging, staging / "parts", [_F()], [r], [], 1_000_000)
