@@ -21,7 +21,7 @@ import vault.ingest.distributed as vid
 import vault.query.distributed as vd
 from tests.support.baodev import DevServer
 from tests.test_ingest_multi import assert_same, content, samples_of, view
-from vault.errors import InvalidInput
+from vault.errors import DuplicateIngest, InvalidInput
 from vault.ingest.pipeline import IngestOptions, ingest
 from vault.keys.bootstrap import mint_role_token
 from vault.keys.kms import DatasetKeys, Keyring
@@ -153,6 +153,11 @@ def test_dask_ingest__bad_file_on_a_worker_leaves_nothing(
     ingest([files["a"], files["b"], files["c"]], ds, client=_ingest_client(bao_server),
            store=store, sample_sheet=files["sheet"], options=IngestOptions(progress=False),
            executor=ex)
+    assert store.manifest(ds).version == 1
+    # the duplicate-file check holds as on the local path (before any task is sent)
+    with pytest.raises(DuplicateIngest, match="already ingested"):
+        ingest([files["b"], files["c"]], ds, client=_ingest_client(bao_server), store=store,
+               options=IngestOptions(progress=False), executor=ex)
     assert store.manifest(ds).version == 1
 
 
