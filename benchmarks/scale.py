@@ -20,8 +20,9 @@ partition), ingested as one batch locally (the default path) and on a LocalClust
 worker processes (vault.ingest.distributed: one file per task), each ``--ingest-runs`` times
 into a fresh store; medians.
 
-Worker threads: ``--arrow-threads K`` sets Arrow's CPU count to K in every query worker
-(Dask's nanny sets OMP_NUM_THREADS=1, which Arrow sizes its pool from); 0 leaves it.
+Worker threads: ``--arrow-threads K`` sets Arrow's CPU count to K in every worker, query
+and ingest (Dask's nanny sets OMP_NUM_THREADS=1, which Arrow sizes its pool from); 0 leaves
+it.
 
     python benchmarks/scale.py --samples 5000          # the figures in docs/scale.md
     python benchmarks/scale.py --samples 500 --seq-len 5e6 --runs 2   # a quick check
@@ -135,7 +136,7 @@ def split_at_bins(vcf: Path, parts: int, bin_size: int) -> list[Path]:
 
 
 def multi_file_ingest(bao: Any, root: Any, tmp: Path, parts: list[Path], sheet: Path,
-                      bin_size: int, runs: int) -> dict[str, Any]:
+                      bin_size: int, runs: int, arrow_threads: int = 0) -> dict[str, Any]:
     """Seconds (median of ``runs``, each into a fresh store and dataset) of the multi-file
     ingest locally and on Dask with 1 and 2 worker processes."""
     import uuid
@@ -162,6 +163,8 @@ def multi_file_ingest(bao: Any, root: Any, tmp: Path, parts: list[Path], sheet: 
                                       host="127.0.0.1", dashboard_address="127.0.0.1:0") as lc, \
                 distributed.Client(lc) as client:
             ex = vid.DaskIngest(client, lambda: bao.client())
+            if arrow_threads:
+                client.run(_set_arrow_cpu_count, arrow_threads)
             once(f"warm{n}", ex)  # imports and numba compilation in the workers
             times = [once(f"dask{n}", ex) for _ in range(runs)]
             out[f"dask{n}_s"] = statistics.median(times)
@@ -242,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.parts:
                 files = split_at_bins(vcf, args.parts, args.bin_size)
                 out["multi_file_ingest"] = multi_file_ingest(
-                    bao, root, tmp, files, sheet, args.bin_size, args.ingest_runs)
+                    bao, root, tmp, files, sheet, args.bin_size, args.ingest_runs,
+                    args.arrow_threads)
                 log(f"multi-file ingest: {json.dumps(out['multi_file_ingest'])}")
             if args.skip_query:
                 out["loadavg_after"] = os.getloadavg()

@@ -214,6 +214,7 @@ def _ingest_file(cred: Any, dataset: str, path: Path, checksum: str, size: int,
     import dataclasses
 
     from vault.ingest.fileset import SourceFile, _peek
+    from vault.ingest.memory import collector_on_new_objects, reuse_freed_memory
     from vault.ingest.pipeline import IngestOptions, write_file_variants
     from vault.keys.kms import DatasetKeys, Keyring
 
@@ -231,9 +232,15 @@ def _ingest_file(cred: Any, dataset: str, path: Path, checksum: str, size: int,
     opts = IngestOptions(progress=False, **options)
     runs = _Runs(bin_size)
     f = SourceFile(path, kind, header, checksum, size, None)
+    # as `genovault ingest` does (vault.ingest.memory): freed chunks are reused instead of
+    # being mapped afresh (the nanny's MALLOC_TRIM_THRESHOLD_ would return them at once), and
+    # the collector leaves the worker's long-lived objects alone. The worker process keeps its
+    # peak heap until it exits.
+    reuse_freed_memory()
     try:
-        qc, entries, info = write_file_variants(f, folder, keyring, n_samples, bin_size,
-                                                contigs, opts, runs)
+        with collector_on_new_objects():
+            qc, entries, info = write_file_variants(f, folder, keyring, n_samples, bin_size,
+                                                    contigs, opts, runs)
     finally:
         keyring.clear_caches()
     out = {k: v for k, v in vars(qc).items() if k not in ("skipped", "missing_per_sample")}
