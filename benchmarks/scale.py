@@ -14,14 +14,25 @@ times after one warm-up run (numba, imports, page cache):
 Per-core figures: decrypt + decode (DatasetReader.blocks) and count (count_genotypes) over
 every partition on one thread, as genotypes per second; bytes on disk per genotype.
 
-Multi-file ingest on Dask is not measured: it is not implemented (docs/scale.md).
+Multi-file ingest (``--parts N``, default 4): the cohort cut into N files of consecutive
+position ranges at multiples of ``--bin-size`` (a Dask ingest refuses files that share a
+partition), ingested as one batch locally (the default path) and on a LocalCluster of 1 and 2
+worker processes (vault.ingest.distributed: one file per task), each ``--ingest-runs`` times
+into a fresh store; medians.
+
+Worker threads: ``--arrow-threads K`` sets Arrow's CPU count to K in every worker, query
+and ingest (Dask's nanny sets OMP_NUM_THREADS=1, which Arrow sizes its pool from); 0 leaves
+it.
 
     python benchmarks/scale.py --samples 5000          # the figures in docs/scale.md
     python benchmarks/scale.py --samples 500 --seq-len 5e6 --runs 2   # a quick check
 
 The last line of stdout is one JSON object: {"bench": "scale", "speedup_2_workers": ...,
-"dask1_vs_local": ... (local time / Dask-1 time), ...}. Progress goes to stderr. The
-machine may be shared: the JSON records ``os.getloadavg()`` before the runs.
+"dask1_vs_local": ... (local time / Dask-1 time), "multi_file_ingest": {"parts": N,
+"local_s": ..., "dask1_s": ..., "dask2_s": ..., "local_vs_dask1": ...,
+"speedup_2_workers": ...}, "dask1_worker_arrow_cpu_count_default": [...], ...}. Progress
+goes to stderr. The machine may be shared: the JSON records ``os.getloadavg()`` before the
+runs.
 """
 
 from __future__ import annotations
@@ -100,6 +111,84 @@ def _per_core(store: Store, keyring: Keyring, np: Any) -> dict[str, float]:
             "count_s": t_count}
 
 
+def split_at_bins(vcf: Path, parts: int, bin_size: int) -> list[Path]:
+    """The cohort cut into ``parts`` files of consecutive position ranges whose bounds are
+    multiples of ``bin_size`` (cached beside the VCF)."""
+    import subprocess
+
+    stem = vcf.name.removesuffix(".vcf.gz")
+    out = [vcf.with_name(f"{stem}.bins{bin_size}.part{k + 1}of{parts}.vcf.gz")
+           for k in range(parts)]
+    if all(p.exists() and p.stat().st_mtime >= vcf.stat().st_mtime for p in out):
+        return out
+    last = int(subprocess.run(["bash", "-c", f"bcftools query -f '%POS\\n' '{vcf}' | tail -1"],
+                              check=True, capture_output=True, text=True).stdout)
+    n_bins = last // bin_size + 1
+    bounds = [round(n_bins * k / parts) * bin_size for k in range(parts + 1)]
+    bounds[-1] = max(bounds[-1], last + 1)
+    for k, path in enumerate(out):
+        region = f"1:{max(1, bounds[k])}-{bounds[k + 1] - 1}"
+        tmp = path.with_name(path.name + ".part")
+        subprocess.run(["bcftools", "view", "--no-version", "-t", region, "-Oz", "-o", str(tmp),
+                        str(vcf)], check=True)
+        tmp.replace(path)
+    return out
+
+
+def multi_file_ingest(bao: Any, root: Any, tmp: Path, parts: list[Path], sheet: Path,
+                      bin_size: int, runs: int, arrow_threads: int = 0) -> dict[str, Any]:
+    """Seconds (median of ``runs``, each into a fresh store and dataset) of the multi-file
+    ingest locally and on Dask with 1 and 2 worker processes."""
+    import uuid
+
+    import distributed
+
+    import vault.ingest.distributed as vid
+
+    def once(tag: str, executor: Any = None) -> float:
+        store = Store(tmp / f"ingest-{tag}-{uuid.uuid4().hex[:6]}")
+        ds = f"mf-{tag}-{uuid.uuid4().hex[:6]}"
+        client = bao.client(mint_role_token(root, "ingest", ttl="1h"))
+        t0 = time.perf_counter()
+        ingest(parts, ds, client=client, store=store, sample_sheet=sheet,
+               options=IngestOptions(progress=False, bin_size=bin_size), executor=executor)
+        return time.perf_counter() - t0
+
+    out: dict[str, Any] = {"parts": len(parts), "runs": runs}
+    local = [once("local") for _ in range(runs)]
+    out["local_s"] = statistics.median(local)
+    log(f"multi-file ingest, {len(parts)} files, local: {[round(t, 2) for t in local]}")
+    for n in (1, 2):
+        with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address="127.0.0.1:0") as lc, \
+                distributed.Client(lc) as client:
+            ex = vid.DaskIngest(client, lambda: bao.client())
+            if arrow_threads:
+                client.run(_set_arrow_cpu_count, arrow_threads)
+            once(f"warm{n}", ex)  # imports and numba compilation in the workers
+            times = [once(f"dask{n}", ex) for _ in range(runs)]
+            out[f"dask{n}_s"] = statistics.median(times)
+            out[f"dask{n}_credential_s"] = ex.last["credential_s"]
+            log(f"multi-file ingest, dask-{n}: {[round(t, 2) for t in times]}")
+    out["local_vs_dask1"] = out["local_s"] / out["dask1_s"]
+    out["speedup_2_workers"] = out["dask1_s"] / out["dask2_s"]
+    return out
+
+
+def _arrow_cpu_count() -> int:
+    """Worker: Arrow's CPU count (its thread pool's size)."""
+    import pyarrow as pa
+
+    return int(pa.cpu_count())
+
+
+def _set_arrow_cpu_count(k: int) -> None:
+    """Worker: Arrow's CPU count set to ``k``."""
+    import pyarrow as pa
+
+    pa.set_cpu_count(k)
+
+
 def timed_query(svc: QueryService, group_by: str | None) -> tuple[float, int]:
     t0 = time.perf_counter()
     _, table = svc.statistic_table(DATASET, "frequency", Selection(), group_by, Disclosure(),
@@ -117,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--group-by", default="population")
     ap.add_argument("--threads-per-worker", type=int, default=1)
+    ap.add_argument("--arrow-threads", type=int, default=0,
+                    help="Arrow's CPU count in every query worker (0: as Dask leaves it)")
+    ap.add_argument("--parts", type=int, default=4,
+                    help="files of the multi-file ingest measurement (0: skip it)")
+    ap.add_argument("--ingest-runs", type=int, default=1)
+    ap.add_argument("--skip-query", action="store_true",
+                    help="only the ingest figures (no query measurement)")
     args = ap.parse_args(argv)
 
     import distributed
@@ -130,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {"bench": "scale", "samples": args.samples,
                            "bin_size": args.bin_size, "group_by": args.group_by,
                            "threads_per_worker": args.threads_per_worker,
+                           "arrow_threads": args.arrow_threads,
                            "cpu_count": os.cpu_count(), "loadavg_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="gv-bench-scale-") as tmp_s:
         tmp = Path(tmp_s)
@@ -145,6 +242,16 @@ def main(argv: list[str] | None = None) -> int:
             out["ingest_s"] = time.perf_counter() - t0
             out["variant_rows"] = res.manifest.variant_rows
             log(f"ingest: {res.manifest.variant_rows} rows in {out['ingest_s']:.1f} s")
+            if args.parts:
+                files = split_at_bins(vcf, args.parts, args.bin_size)
+                out["multi_file_ingest"] = multi_file_ingest(
+                    bao, root, tmp, files, sheet, args.bin_size, args.ingest_runs,
+                    args.arrow_threads)
+                log(f"multi-file ingest: {json.dumps(out['multi_file_ingest'])}")
+            if args.skip_query:
+                out["loadavg_after"] = os.getloadavg()
+                print(json.dumps(out))
+                return 0
             qclient = bao.client(mint_role_token(root, "query", ttl="1h"))
             out["per_core"] = per_core(store, Keyring(qclient, DATASET))
             log(f"per core: {json.dumps(out['per_core'])}")
@@ -165,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
                         dashboard_address="127.0.0.1:0") as lc, \
                         distributed.Client(lc) as client:
                     ex = vd.DaskExecutor(client, lambda: bao.client(), min_partitions=1)
+                    # what Dask left (the nanny's OMP_NUM_THREADS=1), then what we set
+                    out[f"dask{n}_worker_arrow_cpu_count_default"] = sorted(
+                        set(client.run(_arrow_cpu_count).values()))
+                    if args.arrow_threads:
+                        client.run(_set_arrow_cpu_count, args.arrow_threads)
 
                     def dask_svc(ex: vd.DaskExecutor = ex) -> QueryService:
                         return QueryService(store, lambda: qclient, cache_bytes=0, executor=ex)
@@ -195,7 +307,6 @@ def main(argv: list[str] | None = None) -> int:
     out["dask1_vs_local"] = out["local_s"] / out["dask1_s"]
     out["speedup_2_workers"] = out["dask1_s"] / out["dask2_s"]
     out["speedup_per_worker_2"] = out["speedup_2_workers"] / 2
-    out["multi_file_ingest"] = None  # not implemented on Dask (docs/scale.md)
     out["loadavg_after"] = os.getloadavg()
     print(json.dumps(out))
     return 0

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+import vault.ingest.distributed as vid
 import vault.query.distributed as vd
 from vault.errors import ConfigError
 from vault.keys.kms import Keyring
@@ -102,3 +103,120 @@ def test_dask_units__cli_refuses_a_bad_cluster_before_starting(args: list[str],
                                             "VAULT_ADDR": None, "VAULT_TOKEN": None})
     assert r.exit_code == 2, r.output
     assert "invalid Dask cluster" in r.output
+
+
+def _file_result(n: int = 3) -> vid.FileResult:
+
+    entry = {"path": "variants/c0001/bin000004.parquet", "rows": 10, "bytes": 99,
+             "sha256": "a" * 64, "tail_sha256": "b" * 64, "contig": 1, "bin": 4}
+    return vid.FileResult([entry], {"skipped": {}, "missing_per_sample": [0] * n,
+                                    "records_read": 10}, ["1", "2"], [("2", 1, 9, 30)], None)
+
+
+def test_dask_units__ingest_tasks_may_return_only_entries_and_counts() -> None:
+
+    assert vid._reject(_file_result(), 3, ["1"]) is not None
+    bad = [np.zeros((3, 25), np.uint8), {"entries": []}, None]
+    for obj in bad:
+        with pytest.raises(vid.DistributedIngestError, match="not file entries"):
+            vid._reject(obj, 3, ["1"])
+    smuggled = []
+    r = _file_result()
+    r.entries[0]["genotypes"] = b"\x00" * 25  # an extra field
+    smuggled.append(r)
+    r = _file_result()
+    r.entries[0]["path"] = "../../elsewhere/bin000004.parquet"  # outside its folder
+    smuggled.append(r)
+    r = _file_result()
+    r.qc["missing_per_sample"] = ["NA12878", 0, 0]  # a sample id in the counts
+    smuggled.append(r)
+    r = _file_result()
+    r.entries[0]["contig"] = 0  # the path says c0001
+    smuggled.append(r)
+    smuggled.append(_file_result(4))  # per-sample counts of another width
+    for obj in smuggled:
+        with pytest.raises(vid.DistributedIngestError, match="other than file entries"):
+            vid._reject(obj, 3, ["1"])
+    with pytest.raises(vid.DistributedIngestError):  # the batch's contigs renumbered
+        vid._reject(_file_result(), 3, ["2"])
+
+
+def test_dask_units__a_worker_s_invalid_input_is_raised_again_with_file_and_line() -> None:
+    from vault.errors import InvalidInput, SampleSheetError
+
+    failure = pickle.loads(pickle.dumps(vid.TaskFailure.of(
+        InvalidInput("/data/c.vcf", 41, "POS is not a number: '12x'"))))
+    with pytest.raises(InvalidInput, match=r"^/data/c\.vcf:41: POS is not") as err:
+        vid._reject(failure, 3, [])
+    assert err.value.path == "/data/c.vcf" and err.value.line == 41
+    with pytest.raises(SampleSheetError, match="changed"):
+        vid._reject(vid.TaskFailure.of(SampleSheetError("changed")), 3, [])
+
+
+def _staged(tmp_path: Path) -> tuple[Path, Path, vid.FileResult]:
+    """A staging folder with one task's folder holding one Parquet file and its entry."""
+    import pyarrow.parquet as pq
+
+    from vault.store.fsutil import parquet_tail_sha256, sha256_file
+
+    staging = tmp_path / "staging"
+    src = staging / "parts" / "f0001" / "variants" / "c0001" / "bin000004.parquet"
+    src.parent.mkdir(parents=True)
+    (staging / "variants").mkdir()
+    pq.write_table(pa.table({"x": list(range(1000))}), src)
+    (src.parent / f"_KEY_MATERIAL_FOR_{src.name}.json").write_text("{}")
+    r = _file_result()
+    r.entries[0].update(bytes=src.stat().st_size, sha256=sha256_file(src),
+                        tail_sha256=parquet_tail_sha256(src))
+    return staging, src, r
+
+
+class _F:
+    path = Path("/data/a.vcf.gz")
+
+
+def test_dask_units__staged_files_are_verified_and_renumbered(tmp_path: Path) -> None:
+    staging, _src, r = _staged(tmp_path)
+    first, _src2, r2 = _staged(tmp_path / "first")
+    r2.contigs = ["1", "3", "2"]  # an earlier file met contig 3 first: "2" becomes c0002
+    r2.entries[0]["path"] = "variants/c0002/bin000004.parquet"
+    r2.entries[0]["contig"] = 2
+    contigs = ["1"]
+    (staging / "parts" / "f0002" / "variants" / "c0002").mkdir(parents=True)
+    for name in ("bin000004.parquet", "_KEY_MATERIAL_FOR_bin000004.parquet.json"):
+        (first / "parts" / "f0001" / "variants" / "c0001" / name).rename(
+            staging / "parts" / "f0002" / "variants" / "c0002" / name)
+    r2.entries[0]["path"] = "variants/c0002/bin000005.parquet"
+    (staging / "parts" / "f0002" / "variants" / "c0002" / "bin000004.parquet").rename(
+        staging / "parts" / "f0002" / "variants" / "c0002" / "bin000005.parquet")
+    (staging / "parts" / "f0002" / "variants" / "c0002" /
+     "_KEY_MATERIAL_FOR_bin000004.parquet.json").rename(
+        staging / "parts" / "f0002" / "variants" / "c0002" /
+        "_KEY_MATERIAL_FOR_bin000005.parquet.json")
+    r2.entries[0]["bin"] = 5
+    out = vid._place(staging, staging / "parts", [_F(), _F()], [r, r2], contigs, 1_000_000)
+    # the file's contig 1 ("2") and the second file's contig 2 ("2") are both c0001; "3" next
+    assert contigs == ["1", "2", "3"]
+    assert [(e["path"], e["contig"]) for e in out] == [
+        ("variants/c0001/bin000004.parquet", 1), ("variants/c0001/bin000005.parquet", 1)]
+    assert all((staging / e["path"]).is_file() for e in out)
+    assert not (staging / "parts").exists()
+    km = staging / "variants" / "c0001" / "_KEY_MATERIAL_FOR_bin000005.parquet.json"
+    assert km.is_file()
+
+
+def test_dask_units__a_staged_file_unlike_its_entry_is_refused(tmp_path: Path) -> None:
+    staging, src, r = _staged(tmp_path / "flip")
+    data = bytearray(src.read_bytes())
+    data[len(data) // 2] ^= 1
+    src.write_bytes(bytes(data))
+    with pytest.raises(vid.IntegrityIngestError, match="another checksum"):
+        vid._place(staging, staging / "parts", [_F()], [r], [], 1_000_000)
+    staging, src, r = _staged(tmp_path / "extra")
+    (src.parent / "bin000005.parquet").write_bytes(b"PAR1")
+    with pytest.raises(vid.IntegrityIngestError, match="did not report"):
+        vid._place(staging, staging / "parts", [_F()], [r], [], 1_000_000)
+    staging, src, r = _staged(tmp_path / "gone")
+    src.unlink()
+    with pytest.raises(vid.IntegrityIngestError, match="is missing"):
+        vid._place(staging, staging / "parts", [_F()], [r], [], 1_000_000)

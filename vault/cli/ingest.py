@@ -44,6 +44,12 @@ from vault.privacy.cells import suppress_qc
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the QC report as JSON.")
+@click.option("--dask", "dask_spec", metavar="SCHEDULER",
+              help="Parse, encode and encrypt the files on Dask, one file per worker task "
+                   "(the store must be on a filesystem every worker sees): tcp://HOST:PORT "
+                   "or tls://HOST:PORT of a scheduler, or local:N (a local cluster of N "
+                   "processes). Default: GENOVAULT_DASK_SCHEDULER, else this machine. See "
+                   "docs/ingest.md.")
 @click.option("--ttl-minutes", type=click.IntRange(1, 24 * 60), default=60, show_default=True,
               help="Lifetime of the ingest token minted for this command (embedded vault).")
 @click.pass_context
@@ -51,7 +57,7 @@ def ingest_cmd(ctx: click.Context, paths: tuple[Path, ...], dataset: str,
                list_file: Path | None, batch: str | None, sheet: Path | None,
                skip_invalid: bool, absent_sites_hom_ref: bool, allow_identifying: tuple[str, ...],
                progress: bool | None, as_json: bool, ttl_minutes: int,
-               info: tuple[str, ...] = ()) -> None:
+               info: tuple[str, ...] = (), dask_spec: str | None = None) -> None:
     """Ingest VCF, bgzipped VCF or BCF file(s) as a new batch of samples of DATASET.
 
     Several files (a release split per chromosome or region) become one batch when they
@@ -72,17 +78,29 @@ def ingest_cmd(ctx: click.Context, paths: tuple[Path, ...], dataset: str,
     keep_info = parse_info_option(info)  # a bad name fails before any token is minted
     if progress is None and settings.no_progress:
         progress = False
+    executor = None
+    if dask_spec or settings.dask_scheduler:
+        from vault.ingest.distributed import ingest_from_settings
+        from vault.query.distributed import parse_spec
+
+        parse_spec(dask_spec or settings.dask_scheduler or "")  # a bad spec fails here
+        executor = ingest_from_settings(settings, dask_spec, f"{ttl_minutes}m")
     t0 = time.perf_counter()
     # a token scoped to this dataset, revoked when the ingest ends (the caller's own
     # VAULT_TOKEN is used as given and never revoked)
-    with session(settings, "ingest", dataset=dataset, ttl=f"{ttl_minutes}m") as client:
-        res = ingest(files, dataset, client=client, store=Store(settings.store_root),
-                     sample_sheet=sheet,
-                     options=IngestOptions(skip_invalid=skip_invalid,
-                                           absent_sites_hom_ref=absent_sites_hom_ref,
-                                           allow_identifying_columns=allow_identifying,
-                                           progress=progress, batch=batch,
-                                           info=keep_info))
+    try:
+        with session(settings, "ingest", dataset=dataset, ttl=f"{ttl_minutes}m") as client:
+            res = ingest(files, dataset, client=client, store=Store(settings.store_root),
+                         sample_sheet=sheet,
+                         options=IngestOptions(skip_invalid=skip_invalid,
+                                               absent_sites_hom_ref=absent_sites_hom_ref,
+                                               allow_identifying_columns=allow_identifying,
+                                               progress=progress, batch=batch,
+                                               info=keep_info),
+                         executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     dt = time.perf_counter() - t0
     qc = suppress_qc(res.qc)
     sources = [{"name": s["name"], "qc": suppress_qc(s["qc"])} for s in res.sources]

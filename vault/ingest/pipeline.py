@@ -173,7 +173,9 @@ def _line_reason(code: int, col: int, chunk: vp.ParsedChunk, li: int) -> str:
 
 class _Ingest:
     def __init__(self, paths: list[Path], dataset: str, store: Store, client: VaultClient,
-                 sheet_path: Path | None, opts: IngestOptions) -> None:
+                 sheet_path: Path | None, opts: IngestOptions, executor: Any = None) -> None:
+        #: writes the variant files of a new batch on Dask (vault.ingest.distributed)
+        self.executor = executor
         self.paths = paths
         self.path = paths[0]  # the file being read (messages)
         self.dataset = dataset
@@ -343,6 +345,9 @@ class _Ingest:
             store.remove_debris(self.dataset, manifest)
             self._refuse_duplicates(files, manifest)
             if target is not None:
+                if self.executor is not None:
+                    raise ConfigError("--batch (adding files to an existing batch) runs on "
+                                      "this machine only: leave out --dask")
                 return self._add_part(folder, manifest, files, pseudonyms, keyring, target)
             # the batch's own genotypes key, checked before anything is registered
             batch_name = f"b{len(manifest.batches if manifest else []) + 1:04d}"
@@ -550,9 +555,15 @@ class _Ingest:
         samples.update({k: pa.array(v, pa.string()) for k, v in sheet.columns.items()})
         samples_entry = writer.write_samples(
             pa.table(samples, schema=fmt.sample_schema(list(sheet.columns))))
-        regions = BatchRegions(bin_size) if len(files) > 1 else None
-        qcs = self._parse_files(writer, files, n_samples, contigs, regions, registration.check)
-        out_files = writer.close()
+        if self.executor is not None:  # one file per Dask worker (vault.ingest.distributed)
+            qcs, out_files = self.executor.write_files(
+                staging, files, n_samples, bin_size, contigs, keyring.keys.genotypes,
+                self.dataset, self.opts, registration.check)
+        else:
+            regions = BatchRegions(bin_size) if len(files) > 1 else None
+            qcs = self._parse_files(writer, files, n_samples, contigs, regions,
+                                    registration.check)
+            out_files = writer.close()
         # every sample registered, none a duplicate (the marker says ``complete``): only now
         # may the batch become visible
         registration.finish()
@@ -753,12 +764,30 @@ def _progress(enabled: bool | None, total: int, name: str) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, desc=f"ingest {name}", leave=False)
 
 
+def write_file_variants(f: SourceFile, staging: Path, keyring: Keyring, n_samples: int,
+                        bin_size: int, contigs: list[str], opts: IngestOptions,
+                        regions: BatchRegions | None
+                        ) -> tuple[_Qc, list[dict[str, Any]], list[tuple[str, str]] | None]:
+    """Parse one file and write its variant files into ``staging`` (the step a Dask worker
+    runs for one file of a batch, vault.ingest.distributed): its QC, file entries and INFO
+    columns (name, type; None: no rows). ``contigs`` grows by the contigs met that it does
+    not hold yet. On failure the open file is closed; the caller removes ``staging``."""
+    writer = BatchWriter(staging, keyring, n_samples, bin_size)
+    one = _Ingest([f.path], keyring.dataset, None, None, None,  # type: ignore[arg-type]
+                  opts)
+    qcs = one._parse_files(writer, [f], n_samples, contigs, regions, lambda: None)
+    entries = writer.close()
+    info = None if writer.info is None else [(n, str(t)) for n, t in writer.info]
+    return qcs[0], entries, info
+
+
 def ingest(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], dataset: str, *,
            client: VaultClient, store: Store, sample_sheet: Path | None = None,
-           options: IngestOptions | None = None) -> IngestResult:
+           options: IngestOptions | None = None, executor: Any = None) -> IngestResult:
     """Ingest one VCF/BCF file, or several with the same samples in the same order, as one
     new batch of ``dataset`` (created if needed); with ``options.batch``, add them to that
-    existing batch instead."""
+    existing batch instead. With ``executor`` (a vault.ingest.distributed.DaskIngest), each
+    file is parsed, encoded and encrypted on a Dask worker; the rest runs here as always."""
     check_dataset_id(dataset)
     opts = options or IngestOptions()
     paths = [Path(path)] if isinstance(path, (str, os.PathLike)) else [Path(p) for p in path]
@@ -770,7 +799,7 @@ def ingest(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], data
     reuse_freed_memory()
     with collector_on_new_objects():
         try:
-            return _Ingest(paths, dataset, store, client, sample_sheet, opts).run()
+            return _Ingest(paths, dataset, store, client, sample_sheet, opts, executor).run()
         except OSError as exc:  # a full disk, a quota, a failing device (pyarrow's too)
             raise StoreError(
                 f"ingest into dataset {dataset!r} failed on a write or read error ({exc}); "

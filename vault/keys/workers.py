@@ -1,10 +1,12 @@
-"""Short-lived Vault tokens for scale-out workers (vault.query.distributed).
+"""Short-lived Vault tokens for scale-out workers (vault.query.distributed and
+vault.ingest.distributed).
 
 A worker token is minted through token role ``genovault-query`` with the one policy
 ``genovault-query-<dataset>`` (transit/decrypt of that dataset's keys, its manifest checks,
 token-self), not renewable, and returned **response-wrapped**: the minter only ever holds a
-single-use wrapping token, which the worker unwraps itself. Nothing here logs or puts a
-token into a message.
+single-use wrapping token, which the worker unwraps itself. An ingest worker's token
+(token role ``genovault-ingest``, policy ``genovault-ingest-<dataset>.encrypt``) may only
+encrypt with that dataset's keys. Nothing here logs or puts a token into a message.
 """
 
 from __future__ import annotations
@@ -30,10 +32,60 @@ def mint_wrapped_query_token(minter: Any, dataset: str, ttl: str,
     otherwise an admin must have written it (docs/scale.md). Both returned strings are
     secrets of a kind: the first unwraps once to the token, the second revokes it."""
     from vault.keys.acl import check_query_policy_name, query_policy_hcl, with_token_self
-    from vault.keys.errors import map_error
 
     policy = check_query_policy_name(f"genovault-query-{dataset}")
-    hcl = with_token_self(query_policy_hcl([dataset]))
+    return _mint_wrapped(minter, "query", policy, with_token_self(query_policy_hcl([dataset])),
+                         dataset, ttl, wrap_ttl, "a Dask worker's query token")
+
+
+#: an ingest worker's policy: ``genovault-ingest-<dataset>.encrypt``. Dataset ids hold no dot,
+#: so it can never be the full ingest policy of another dataset; the token role
+#: ``genovault-ingest`` allows it (``genovault-ingest-*``).
+INGEST_WORKER_POLICY_SUFFIX = ".encrypt"
+
+_INGEST_WORKER_HCL = """# GenoVault ingest worker for dataset {dataset} only: wrap data keys
+# (transit/encrypt of the dataset's existing keys), nothing else: no key creation or
+# metadata, no pseudonyms, no sample registry, no manifest signing, no decrypt.
+path "transit/encrypt/genovault.{dataset}.*" {{
+  capabilities = ["update"]
+  allowed_parameters = {{
+    "plaintext" = []
+  }}
+}}
+"""
+
+
+def ingest_worker_policy_name(dataset: str) -> str:
+    from vault.ids import check_dataset_id
+    from vault.keys.acl import INGEST_POLICY_PREFIX
+
+    return INGEST_POLICY_PREFIX + check_dataset_id(dataset) + INGEST_WORKER_POLICY_SUFFIX
+
+
+def ingest_worker_policy_hcl(dataset: str) -> str:
+    """HCL of an ingest worker's policy: encrypt with ``dataset``'s keys, and token-self."""
+    from vault.ids import check_dataset_id
+    from vault.keys.acl import with_token_self
+
+    return with_token_self(_INGEST_WORKER_HCL.format(dataset=check_dataset_id(dataset)))
+
+
+def mint_wrapped_ingest_token(minter: Any, dataset: str, ttl: str,
+                               wrap_ttl: str) -> tuple[str, str]:
+    """(wrapping token, accessor) of a new ingest worker token: through token role
+    ``genovault-ingest``, with the one policy ``genovault-ingest-<dataset>.encrypt``
+    (transit/encrypt of that dataset's existing keys, token-self), not renewable, ``ttl`` at
+    most, response-wrapped. The minter writes the policy if it may (the embedded vault's
+    root); otherwise an admin must have written it (docs/ingest.md)."""
+    return _mint_wrapped(minter, "ingest", ingest_worker_policy_name(dataset),
+                         ingest_worker_policy_hcl(dataset), dataset, ttl, wrap_ttl,
+                         "a Dask worker's ingest token")
+
+
+def _mint_wrapped(minter: Any, role: str, policy: str, hcl: str, dataset: str, ttl: str,
+                  wrap_ttl: str, what: str) -> tuple[str, str]:
+    from vault.keys.errors import map_error
+
     with contextlib.suppress(hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath):
         try:
             current = minter.sys.read_acl_policy(policy)["data"]["policy"]
@@ -43,14 +95,14 @@ def mint_wrapped_query_token(minter: Any, dataset: str, ttl: str,
             minter.sys.create_or_update_acl_policy(policy, hcl)
     try:
         resp = minter.auth.token.create(
-            role_name="genovault-query", policies=[policy], ttl=ttl, explicit_max_ttl=ttl,
-            renewable=False, no_default_policy=True, display_name="genovault-query-worker",
-            meta={"genovault_role": "query", "dataset": dataset, "purpose": "dask-worker"},
+            role_name=f"genovault-{role}", policies=[policy], ttl=ttl, explicit_max_ttl=ttl,
+            renewable=False, no_default_policy=True, display_name=f"genovault-{role}-worker",
+            meta={"genovault_role": role, "dataset": dataset, "purpose": "dask-worker"},
             wrap_ttl=wrap_ttl)
     except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
-        raise map_error(e, "minting a Dask worker's query token", addr=minter.url,
-                        advice="the service's Vault identity needs "
-                               "auth/token/create/genovault-query (docs/scale.md)") from None
+        raise map_error(e, f"minting {what}", addr=minter.url,
+                        advice=f"the minting identity needs auth/token/create/genovault-{role} "
+                               f"and the policy {policy} must exist (docs/scale.md)") from None
     info = resp["wrap_info"]
     return str(info["token"]), str(info.get("wrapped_accessor") or "")
 
