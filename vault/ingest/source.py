@@ -409,7 +409,7 @@ def _find_nl_re(buf: np.ndarray, start: int) -> int:
     for header lines: the header (the sample ids the registration needs) is read before any
     kernel has run, so numba's start-up (~0.4 s of CPU) comes later, beside the sample
     registration, instead of before it."""
-    found = _NEWLINE.search(memoryview(buf), start)
+    found = _NEWLINE.search(memoryview(buf.data), start)
     return found.start() if found else -1
 
 
