@@ -300,8 +300,8 @@ class Keyring(_NoPickle):
             for i in ids[start:start + step]], "key_version": PSEUDONYM_KEY_VERSION}).encode()
             for start in range(0, len(ids), step)]
 
-        def digests(body: bytes) -> list[str]:
-            results = json.loads(body)["data"]["batch_results"]
+        def digests(answer: dict[str, Any]) -> list[str]:
+            results = answer["data"]["batch_results"]
             if any("error" in r for r in results):
                 raise VaultError(f"Vault Transit hmac with key '{name}' failed for "
                                  "some inputs")
@@ -310,13 +310,17 @@ class Keyring(_NoPickle):
 
         def answer(i: int, status: int, body: bytes) -> list[str]:
             raise_for_status("POST", path, status, body)
-            return digests(body)
+            try:
+                return digests(json.loads(body))
+            except (ValueError, KeyError, TypeError, IndexError, VaultError) as e:
+                # reported the way a pipelined call reports a failure (an hvac exception)
+                raise hvac.exceptions.UnexpectedError(
+                    f"Vault Transit hmac with key '{name}': unexpected answer ({e})") from None
 
         def call() -> list[str]:
             # HMAC is a pure function of key and input: a retry sends every chunk again
             if len(bodies) == 1:
-                resp = self._client.adapter.post(path, json=json.loads(bodies[0]))
-                return digests(json.dumps(resp).encode())
+                return digests(self._client.adapter.post(path, json=json.loads(bodies[0])))
             answers, failure = send_all(self._client, [("POST", path, b) for b in bodies],
                                         answer, window=4)
             if failure is not None:
