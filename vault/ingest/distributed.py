@@ -279,21 +279,11 @@ class DaskIngest:
         """On the scheduler at ``spec``, or a new LocalCluster (``local:N``: N worker
         processes of one thread each: a task is one file, its parser uses the process's own
         threads)."""
-        distributed = qd._import_distributed()
-        address, n = qd.parse_spec(spec)
-        if n is not None:
-            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1,
-                                               processes=True, host="127.0.0.1",
-                                               dashboard_address="127.0.0.1:0")
-            return cls(distributed.Client(cluster), minter, cluster=cluster, **kw)
-        return cls(distributed.Client(address), minter, **kw)
+        client, cluster = qd.dask_client(spec, lambda n: 1)
+        return cls(client, minter, cluster=cluster, **kw)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.close()
-        if self.cluster is not None:
-            with contextlib.suppress(Exception):
-                self.cluster.close()
+        qd.close_client(self.client, self.cluster)
 
     def workers(self) -> list[str]:
         return list(self.client.scheduler_info(n_workers=-1)["workers"])

@@ -379,26 +379,16 @@ class DaskExecutor:
     def connect(cls, spec: str, minter: Callable[[], Any], **kw: Any) -> DaskExecutor:
         """An executor on the scheduler at ``spec`` or a new LocalCluster (``local:N``:
         N worker processes on loopback sharing the machine's cores as threads)."""
-        distributed = _import_distributed()
-        address, n = parse_spec(spec)
-        if n is not None:
-            import os
+        import os
 
-            # the machine's cores shared among the workers (the nanny limits Arrow and BLAS
-            # to one thread per task: OMP_NUM_THREADS=1)
-            threads = max(1, (os.cpu_count() or 1) // n)
-            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=threads,
-                                               processes=True, host="127.0.0.1",
-                                               dashboard_address="127.0.0.1:0")
-            return cls(distributed.Client(cluster), minter, cluster=cluster, **kw)
-        return cls(distributed.Client(address), minter, **kw)
+        # a LocalCluster's workers share the machine's cores as threads (the nanny limits
+        # Arrow and BLAS to one thread per task: OMP_NUM_THREADS=1)
+        client, cluster = dask_client(
+            spec, lambda n: max(1, (os.cpu_count() or 1) // n))
+        return cls(client, minter, cluster=cluster, **kw)
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.client.close()
-        if self._cluster is not None:
-            with contextlib.suppress(Exception):
-                self._cluster.close()
+        close_client(self.client, self._cluster)
 
     def wants(self, n_partitions: int) -> bool:
         """True if a plan of ``n_partitions`` should run on the cluster."""
@@ -540,6 +530,29 @@ class DaskExecutor:
                 raise DistributedQueryError(
                     "every Dask worker holding the query's Vault credential left the cluster; "
                     "the query failed as a whole, nothing was answered: run it again")
+
+
+def dask_client(spec: str, threads_per_worker: Callable[[int], int]) -> tuple[Any, Any]:
+    """A distributed Client on the scheduler at ``spec``, or on a new LocalCluster of N
+    worker processes on loopback (``local:N``) with ``threads_per_worker(N)`` threads each;
+    returns ``(client, cluster)`` (cluster None for a scheduler address)."""
+    distributed = _import_distributed()
+    address, n = parse_spec(spec)
+    if n is None:
+        return distributed.Client(address), None
+    cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=threads_per_worker(n),
+                                       processes=True, host="127.0.0.1",
+                                       dashboard_address="127.0.0.1:0")
+    return distributed.Client(cluster), cluster
+
+
+def close_client(client: Any, cluster: Any) -> None:
+    """Close ``client`` and the LocalCluster it was made with (if any), quietly."""
+    with contextlib.suppress(Exception):
+        client.close()
+    if cluster is not None:
+        with contextlib.suppress(Exception):
+            cluster.close()
 
 
 def _seconds(ttl: str) -> float:
