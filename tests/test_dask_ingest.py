@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
-import distributed
 import hvac
 import hvac.exceptions
 import pytest
@@ -20,6 +19,7 @@ import pytest
 import vault.ingest.distributed as vid
 import vault.query.distributed as vd
 from tests.support.baodev import DevServer
+from tests.support.daskcluster import two_worker_client
 from tests.test_ingest_multi import assert_same, content, samples_of, view
 from vault.errors import DuplicateIngest, InvalidInput
 from vault.ingest.pipeline import IngestOptions, ingest
@@ -36,11 +36,7 @@ CEU = Path(__file__).parent / "data" / "vcf" / "SeqArray__CEU_Exon.vcf.gz"  # 90
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """Two worker processes of one thread each, on loopback."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1",
-                                  dashboard_address="127.0.0.1:0") as lc, \
-            distributed.Client(lc) as client:
-        yield client
+    yield from two_worker_client()
 
 
 @pytest.fixture(scope="module")

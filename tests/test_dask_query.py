@@ -18,6 +18,7 @@ import pytest
 from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
 
 import vault.query.distributed as vd
+from tests.support.daskcluster import two_worker_client
 from tests.support.vcfgen import cohort_vcf
 from vault.errors import GenoVaultError
 from vault.ingest.pipeline import IngestOptions, ingest
@@ -35,12 +36,7 @@ STATS = ("frequency", "genotype_counts", "hardy_weinberg", "missingness")
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """Two worker processes of one thread each, on loopback."""
-    # the HTTP server on a free port (its default 8787 may be taken: a warning, an error here)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1",
-                                  dashboard_address="127.0.0.1:0") as lc, \
-            distributed.Client(lc) as client:
-        yield client
+    yield from two_worker_client()
 
 
 @pytest.fixture(scope="module")
