@@ -110,7 +110,7 @@ def serve(services: Services) -> Iterator[str]:
 class PlaintextKeyring(Keyring):
     """A keyring for an unencrypted copy: no decryption properties, no Vault call."""
 
-    def decryption_properties(self, path: str) -> Any:
+    def decryption_properties(self, path: str, file_id: str | None = None) -> Any:
         return None
 
 
@@ -151,9 +151,10 @@ def plaintext_copy(store: Store, dataset: str, keyring: Keyring, dst_root: Path)
     dst = dst_root / dataset
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.parquet", "_KEY_MATERIAL_*"))
     os.chmod(dst_root, 0o700)
+    file_ids = {f.path: f.file_id for f in store.manifest(dataset).files()}
     for path in sorted(src.rglob("*.parquet")):
-        pf = pq.ParquetFile(str(path),
-                            decryption_properties=keyring.decryption_properties(str(path)))
+        pf = pq.ParquetFile(str(path), decryption_properties=keyring.decryption_properties(
+            str(path), file_ids.get(path.relative_to(src).as_posix())))
         md = pf.metadata
         names = pf.schema_arrow.names
         dictionary = sorted({names[i] for g in range(md.num_row_groups)

@@ -165,9 +165,24 @@ def test_ingest__cannot_create_exportable_or_backup_or_other_type_keys(role_clie
     forbidden(t.create_key, key(ds), key_type="aes256-gcm96", allow_plaintext_backup=True)
     forbidden(t.create_key, key(ds), key_type="aes256-gcm96")  # no transit/keys access at all
     forbidden(t.encrypt_data, key(ds), plaintext=PLAINTEXT, type="chacha20-poly1305")
-    forbidden(t.encrypt_data, key(ds), plaintext=PLAINTEXT, context=PLAINTEXT)  # derived key
     forbidden(t.encrypt_data, key(ds), plaintext=PLAINTEXT, convergent_encryption=True)
+    forbidden(t.encrypt_data, key(ds), plaintext=PLAINTEXT, context=PLAINTEXT,
+              convergent_encryption=True)
+    forbidden(t.encrypt_data, key(ds), plaintext=PLAINTEXT, context=PLAINTEXT,
+              type="chacha20-poly1305")
     assert ds not in str(root.secrets.transit.list_keys()["data"]["keys"])
+
+
+def test_ingest__a_context_upsert_makes_a_derived_never_convergent_key(role_client, root):
+    """Bound datasets (schema 6) need derived keys: ingest may send ``context``, and the key
+    it creates so is derived, not convergent, not exportable."""
+    ingest = role_client("ingest")
+    ds = fresh_dataset()
+    ingest.secrets.transit.encrypt_data(key(ds), plaintext=PLAINTEXT, context=PLAINTEXT,
+                                        type="aes256-gcm96")
+    info = root.secrets.transit.read_key(key(ds))["data"]
+    assert (info["type"], info["derived"], info["convergent_encryption"], info["exportable"],
+            info["allow_plaintext_backup"]) == ("aes256-gcm96", True, False, False, False)
 
 
 def test_ingest__cannot_rotate_configure_read_export_or_delete(role_client, dataset):

@@ -126,7 +126,8 @@ def test_dask_ingest__equals_the_local_multi_file_ingest(
     for blob in rec.back:
         assert not any(s.encode() in blob for s in secrets_)
         assert set(pickle.loads(blob).entries[0]) == {"path", "rows", "bytes", "sha256",
-                                                      "tail_sha256", "contig", "bin"}
+                                                      "tail_sha256", "contig", "bin",
+                                                      "file_id"}  # a bound dataset
     # every worker dropped (and revoked) its credential
     assert all(not state for state in cluster.run(vd.worker_state).values())
 

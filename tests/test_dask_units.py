@@ -141,6 +141,21 @@ def test_dask_units__ingest_tasks_may_return_only_entries_and_counts() -> None:
         vid._reject(_file_result(), 3, ["2"])
 
 
+def test_dask_units__a_bound_dataset_s_entries_carry_exactly_a_file_id() -> None:
+    bound = _file_result()
+    bound.entries[0]["file_id"] = "c" * 32
+    assert vid._reject(bound, 3, ["1"], bound=True) is not None
+    with pytest.raises(vid.DistributedIngestError, match="other than file entries"):
+        vid._reject(bound, 3, ["1"])  # an unbound dataset's entry has none
+    with pytest.raises(vid.DistributedIngestError, match="other than file entries"):
+        vid._reject(_file_result(), 3, ["1"], bound=True)  # missing
+    for bad in ("C" * 32, "c" * 31, 7, "../" + "c" * 29):
+        r = _file_result()
+        r.entries[0]["file_id"] = bad
+        with pytest.raises(vid.DistributedIngestError, match="other than file entries"):
+            vid._reject(r, 3, ["1"], bound=True)
+
+
 def test_dask_units__a_worker_s_invalid_input_is_raised_again_with_file_and_line() -> None:
     from vault.errors import InvalidInput, SampleSheetError
 

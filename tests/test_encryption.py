@@ -412,7 +412,7 @@ def test_manifest__records_each_files_parquet_tail_checksum(env: Env) -> None:
     from vault.store.fsutil import parquet_tail, parquet_tail_sha256, sha256_file
 
     m = env.store.manifest(env.ds)
-    assert m.schema_version == fmt.SCHEMA_VERSION == 5
+    assert m.schema_version == fmt.SCHEMA_VERSION == 6
     files = m.files()
     assert files
     for f in files:

@@ -101,9 +101,9 @@ def test_manifest__schema_4_parts_round_trip_and_unknown_schema_refused(
     assert isinstance(b.parts[0], Part) and [s.sha256[0] for s in b.sources] == ["a", "3"]
     assert json.loads(m.dumps()) == raw
     assert part_info["path"] in [f.path for f in m.files()]
-    raw["schema_version"] = 6
+    raw["schema_version"] = 7
     path.write_text(json.dumps(raw))
-    with pytest.raises(Exception, match="schema version 6 is not supported"):
+    with pytest.raises(Exception, match="schema version 7 is not supported"):
         Manifest.load(path)
 
 

@@ -3,6 +3,7 @@ decrypts — from copies of every file and key material, even with the root toke
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import uuid
@@ -20,7 +21,7 @@ from vault.ingest.pipeline import IngestResult
 from vault.keys import lifecycle, signing
 from vault.keys.auth import create_user
 from vault.keys.bootstrap import mint_role_token
-from vault.keys.kms import Keyring, wrapped_keys
+from vault.keys.kms import Keyring, place_context, wrapped_keys
 from vault.store.dataset import Store
 from vault.store.reader import DatasetReader
 
@@ -81,14 +82,21 @@ def test_destroy__two_admins_then_nothing_decrypts_even_for_root(
     opened = 0
     for f in m.files():
         path = rs.dataset_dir(ds) / f.path
+        assert f.file_id is not None  # a bound dataset: the file's own context, as a reader
+        context = base64.b64encode(place_context(ds, f.file_id).encode()).decode()
         for master, wrapped in wrapped_keys(str(path.parent /
                                                 f"_KEY_MATERIAL_FOR_{path.name}.json")):
-            with pytest.raises((hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest)):
-                root.secrets.transit.decrypt_data(name=master, ciphertext=wrapped)
+            with pytest.raises((hvac.exceptions.InvalidPath,
+                                hvac.exceptions.InvalidRequest)) as gone:
+                root.secrets.transit.decrypt_data(name=master, ciphertext=wrapped,
+                                                  context=context)
+            # the key itself is gone (not a wrong context or ciphertext)
+            assert isinstance(gone.value, hvac.exceptions.InvalidPath) or \
+                "encryption key not found" in str(gone.value)
         kr = Keyring(root, ds)
         with pytest.raises((GenoVaultError, OSError)):
             pq.ParquetFile(str(path), decryption_properties=kr.decryption_properties(
-                str(path))).read()
+                str(path), f.file_id)).read()
         opened += 1
     assert opened == len(m.files())
     signing.forget()

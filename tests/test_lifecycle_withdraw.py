@@ -4,7 +4,6 @@ aggregate, exactly as if never ingested; re-ingesting it is refused until renewe
 from __future__ import annotations
 
 import shutil
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -83,13 +82,11 @@ def test_withdrawn__every_statistic_equals_a_fresh_ingest_without_them(
     assert before != expected
     events: list[dict] = []
     admin = role_client("admin")
-    t0 = time.perf_counter()
     rep = lifecycle.withdraw(store, full, admin, WITHDRAW, reason="participant request",
                              audit=events.append)
+    # the very next query already leaves them out (how fast: benchmarks/lifecycle.py)
     answer = svc.statistic(full, "frequency", Selection(), None, Disclosure())
-    effective_ms = (time.perf_counter() - t0) * 1000
     assert rep.withdrawn == 3 and answer["variants"] is not None
-    assert effective_ms < 1000, f"withdrawal took {effective_ms:.0f} ms to reach queries"
     assert _all_answers(svc, full) == expected
     # a fresh service (another process) sees the same
     signing.forget()
@@ -170,7 +167,8 @@ def test_compact__withdrawn_samples_physically_removed_same_answers(
     kr = Keyring(bao_server.client(), full)
     with pytest.raises((GenoVaultError, OSError)):
         pq.ParquetFile(str(old_file), decryption_properties=kr.decryption_properties(
-            str(old_file))).read(columns=["genotypes"])
+            str(old_file), before.batches[0].variant_files[0].file_id)).read(
+                columns=["genotypes"])
     after = store.manifest(full)
     assert after.batches[0].n_samples == N_PER_BATCH - 2
     assert after.batches[0].variant_files[0].path.startswith("batches/b0001.c")

@@ -9,6 +9,7 @@ path "transit/encrypt/genovault.*" {
   allowed_parameters = {
     "plaintext" = []
     "type"      = ["aes256-gcm96"]
+    "context"   = []
   }
 }
 

@@ -7,6 +7,7 @@ path "transit/encrypt/genovault.${dataset}.*" {
   allowed_parameters = {
     "plaintext" = []
     "type"      = ["aes256-gcm96"]
+    "context"   = []
   }
 }
 

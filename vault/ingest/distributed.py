@@ -63,6 +63,7 @@ DEFAULT_WRAP_TTL = "60s"
 _ENTRY_KEYS = {"path", "rows", "bytes", "sha256", "tail_sha256", "contig", "bin"}
 _ENTRY_PATH = re.compile(r"variants/c([0-9]{4})/(bin[0-9]{6}\.parquet)")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_FILE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class DistributedIngestError(IngestError):
@@ -82,14 +83,14 @@ class FileResult:
     kind: str = "text"
     header_lines: int = 0
 
-    def check(self, n_samples: int, known: list[str]) -> FileResult:
+    def check(self, n_samples: int, known: list[str], bound: bool = False) -> FileResult:
         """Raise unless this is exactly a file result of that shape (see the class doc)."""
         ok = (isinstance(self.entries, list) and isinstance(self.qc, dict)
               and isinstance(self.contigs, list)
               and all(isinstance(c, str) for c in self.contigs)
               and self.contigs[:len(known)] == known and isinstance(self.runs, list)
               and isinstance(self.kind, str) and isinstance(self.header_lines, int))
-        ok = ok and all(_entry_ok(e, len(self.contigs)) for e in self.entries)
+        ok = ok and all(_entry_ok(e, len(self.contigs), bound) for e in self.entries)
         ok = ok and all(isinstance(r, tuple) and len(r) == 4 and isinstance(r[0], str)
                         and all(isinstance(x, int) for x in r[1:]) for r in self.runs)
         missing = self.qc.get("missing_per_sample") if isinstance(self.qc, dict) else None
@@ -102,10 +103,13 @@ class FileResult:
         return self
 
 
-def _entry_ok(e: Any, n_contigs: int) -> bool:
+def _entry_ok(e: Any, n_contigs: int, bound: bool = False) -> bool:
     """A file entry and nothing else: its keys, types, and a path in its own folder that
-    matches its contig and bin."""
-    if not (isinstance(e, dict) and set(e) == _ENTRY_KEYS and isinstance(e["path"], str)):
+    matches its contig and bin (and, for a bound dataset, a file id)."""
+    keys = _ENTRY_KEYS | {"file_id"} if bound else _ENTRY_KEYS
+    if not (isinstance(e, dict) and set(e) == keys and isinstance(e["path"], str)):
+        return False
+    if bound and not (isinstance(e["file_id"], str) and _FILE_ID.fullmatch(e["file_id"])):
         return False
     m = _ENTRY_PATH.fullmatch(e["path"])
     return (m is not None
@@ -117,13 +121,13 @@ def _entry_ok(e: Any, n_contigs: int) -> bool:
                     for k in ("sha256", "tail_sha256")))
 
 
-def _reject(obj: Any, n_samples: int, known: list[str]) -> FileResult:
+def _reject(obj: Any, n_samples: int, known: list[str], bound: bool = False) -> FileResult:
     if isinstance(obj, TaskFailure) and isinstance(obj.message, str):
         raise obj.exception()
     if not isinstance(obj, FileResult):
         raise DistributedIngestError(f"a Dask worker returned a {type(obj).__name__}, not "
                                      "file entries and QC counts; refusing it")
-    return obj.check(n_samples, known)
+    return obj.check(n_samples, known, bound)
 
 
 def sample_list_digest(samples: Sequence[str]) -> str:
@@ -162,7 +166,7 @@ class _Runs(BatchRegions):
 def ingest_file(cred_id: str, dataset: str, path: str, checksum: str, size: int,
                 samples_digest: str, folder: str, n_samples: int, bin_size: int,
                 contigs: Sequence[str], genotype_key: str,
-                options: dict[str, Any]) -> FileResult:
+                options: dict[str, Any], bound: bool = False) -> FileResult:
     """Worker task: parse, encode and encrypt the file at ``path`` into ``folder`` with the
     worker's own (encrypt-only) token; its file entries and QC counts."""
     try:
@@ -172,7 +176,7 @@ def ingest_file(cred_id: str, dataset: str, path: str, checksum: str, size: int,
     try:
         return _ingest_file(cred, dataset, Path(path), checksum, size, samples_digest,
                             Path(folder), n_samples, bin_size, list(contigs), genotype_key,
-                            options)
+                            options, bound)
     except GenoVaultError as exc:  # project errors carry no secret and no sample id
         return TaskFailure.of(exc)  # type: ignore[return-value]
     finally:
@@ -210,7 +214,8 @@ class TaskFailure:
 
 def _ingest_file(cred: Any, dataset: str, path: Path, checksum: str, size: int,
                  samples_digest: str, folder: Path, n_samples: int, bin_size: int,
-                 contigs: list[str], genotype_key: str, options: dict[str, Any]) -> FileResult:
+                 contigs: list[str], genotype_key: str, options: dict[str, Any],
+                 bound: bool) -> FileResult:
     import dataclasses
 
     from vault.ingest.fileset import SourceFile, _peek
@@ -228,7 +233,7 @@ def _ingest_file(cred: Any, dataset: str, path: Path, checksum: str, size: int,
                           "samples differ from those the client checked)")
     folder.mkdir(mode=0o700)
     keys = dataclasses.replace(DatasetKeys.for_dataset(dataset), genotypes=genotype_key)
-    keyring = Keyring(cred.client, dataset, keys)
+    keyring = Keyring(cred.client, dataset, keys, bound=bound)
     opts = IngestOptions(progress=False, **options)
     runs = _Runs(bin_size)
     f = SourceFile(path, kind, header, checksum, size, None)
@@ -246,7 +251,8 @@ def _ingest_file(cred: Any, dataset: str, path: Path, checksum: str, size: int,
     out = {k: v for k, v in vars(qc).items() if k not in ("skipped", "missing_per_sample")}
     out["skipped"] = dict(qc.skipped)
     out["missing_per_sample"] = [int(x) for x in qc.missing_per_sample]
-    return FileResult(entries=[{k: e[k] for k in _ENTRY_KEYS} for e in entries], qc=out,
+    keep = _ENTRY_KEYS | {"file_id"} if bound else _ENTRY_KEYS
+    return FileResult(entries=[{k: e[k] for k in keep} for e in entries], qc=out,
                       contigs=contigs,
                       runs=[tuple(r) for r in runs.runs if r[1] is not None],
                       info=info, kind=kind, header_lines=header.n_lines)
@@ -339,9 +345,11 @@ class DaskIngest:
 
     def write_files(self, staging: Path, files: Sequence[Any], n_samples: int, bin_size: int,
                     contigs: list[str], genotype_key: str, dataset: str, opts: Any,
-                    check: Callable[[], None]) -> tuple[list[Any], list[dict[str, Any]]]:
+                    check: Callable[[], None], bound: bool = False
+                    ) -> tuple[list[Any], list[dict[str, Any]]]:
         """The QC of each file (pipeline ``_Qc``) and the batch's variant file entries, in
-        ``staging/variants`` as the local path writes them; ``contigs`` extended in place."""
+        ``staging/variants`` as the local path writes them; ``contigs`` extended in place.
+        ``bound``: the dataset binds files to their place (each entry has its file id)."""
         from vault.ingest.pipeline import _Qc
 
         t0 = time.perf_counter()
@@ -359,13 +367,13 @@ class DaskIngest:
         futures = [self.client.submit(
             ingest_file, cred_id, dataset, str(Path(f.path).resolve()), f.checksum, f.size,
             digest, str(parts / f"f{i + 1:04d}"), n_samples, bin_size, known, genotype_key,
-            options, key=f"{TASK_PREFIX}-{run}-{i}", pure=False, workers=holders,
+            options, bound, key=f"{TASK_PREFIX}-{run}-{i}", pure=False, workers=holders,
             allow_other_workers=False) for i, f in enumerate(files)]
         results: list[FileResult] = []
         try:
             for i, fut in enumerate(futures):
                 results.append(_reject(self._result(fut, files[i], holders, check),
-                                       n_samples, known))
+                                       n_samples, known, bound))
                 fut.release()
         finally:
             live = [f for f in futures if f.status not in ("finished", "lost")]
@@ -376,6 +384,10 @@ class DaskIngest:
             self.last = {"tasks": len(files), "workers": len(holders), "credential_s": t_cred,
                          "seconds": time.perf_counter() - t0}
         check()
+        ids = [e["file_id"] for r in results for e in r.entries if "file_id" in e]
+        if len(set(ids)) != len(ids):
+            raise DistributedIngestError("Dask workers returned the same file id twice; "
+                                         "refusing their files")
         _check_across(files, results, bin_size)
         entries = _place(staging, parts, files, results, contigs, bin_size)
         qcs = []

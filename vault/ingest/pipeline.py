@@ -325,13 +325,16 @@ class _Ingest:
                  else SampleSheet.empty())
         check_labels(sheet, allow_identifying=self.opts.allow_identifying_columns,
                      where=str(self.sheet_path or first.path))
+        bound = True  # a new dataset binds its files to their place (schema 6)
         if self.store.exists(self.dataset):
-            self._refuse_destroyed(self.store.manifest(self.dataset))  # before any key upsert
+            existing = self.store.manifest(self.dataset)
+            self._refuse_destroyed(existing)  # before any key upsert
+            bound = existing.binding is not None
         elif target is not None:
             raise ConfigError(f"dataset {self.dataset!r} does not exist, so it has no batch "
                               f"{target}; leave out --batch to create it")
         # Keys first: a name or right that Vault refuses leaves nothing on disk.
-        keyring = Keyring(self.client, self.dataset)
+        keyring = Keyring(self.client, self.dataset, bound=bound)
         keyring.ensure_keys()
         pseudonyms = keyring.pseudonymise(samples)  # once per batch, whatever the file count
         store = self.store
@@ -341,6 +344,9 @@ class _Ingest:
                 # never build on (and re-sign) a manifest GenoVault did not sign
                 signing.verify(self.client, store.root, manifest)
                 self._refuse_destroyed(manifest)
+                if (manifest.binding is not None) != bound:  # created meanwhile, elsewhere
+                    raise ConfigError(f"dataset {self.dataset!r} was created by another "
+                                      "ingest meanwhile; run this ingest again")
                 self._refuse_withdrawn(manifest, pseudonyms)
             store.remove_debris(self.dataset, manifest)
             self._refuse_duplicates(files, manifest)
@@ -558,7 +564,7 @@ class _Ingest:
         if self.executor is not None:  # one file per Dask worker (vault.ingest.distributed)
             qcs, out_files = self.executor.write_files(
                 staging, files, n_samples, bin_size, contigs, keyring.keys.genotypes,
-                self.dataset, self.opts, registration.check)
+                self.dataset, self.opts, registration.check, bound=keyring.bound)
         else:
             regions = BatchRegions(bin_size) if len(files) > 1 else None
             qcs = self._parse_files(writer, files, n_samples, contigs, regions,
@@ -604,6 +610,8 @@ class _Ingest:
             batches=[*batches, entry],
             withdrawn=list(manifest.withdrawn) if manifest else [],
             consents=list(manifest.consents) if manifest else [],
+            binding=(manifest.binding if manifest else
+                     "transit-derived-v1" if keyring.bound else None),
         )
         new_manifest = signing.commit_signed(self.store, self.dataset, new_manifest, self.client,
                                              manifest)

@@ -8,18 +8,20 @@ Capabilities were checked against OpenBao 2.7.2 (see tests/test_bootstrap.py and
 tests/test_keys_*.py):
 
 * Transit has no existence check on ``transit/keys/<name>``: creating a key there is an
-  ``update``, and ``update`` on ``transit/keys/genovault.*`` would also allow
-  ``.../rotate``, ``.../config`` and ``.../import`` (bring-your-own-key). So nobody but root
-  creates keys there: the ingest role creates its keys through Transit's encrypt-upsert
-  (``create`` on ``transit/encrypt/genovault.<dataset>.*`` with ``allowed_parameters``
-  limited to ``plaintext`` and ``type = aes256-gcm96``), and admins get explicit endpoints
-  (``transit/keys/+/rotate`` ...). ``*`` is a glob only at the end of a path; ``+`` is one
-  whole segment. Upserted keys are never exportable, never allow plaintext backup, never
-  derived/convergent, never imported — and Keyring.ensure_keys() checks exactly that.
+  ``update``, and ``update`` on ``transit/keys/genovault.*`` would also allow ``.../rotate``,
+  ``.../config`` and ``.../import`` (bring-your-own-key). So nobody but root creates keys there:
+  the ingest role creates its keys through Transit's encrypt-upsert (``create`` on
+  ``transit/encrypt/genovault.<dataset>.*`` with ``allowed_parameters`` limited to
+  ``plaintext``, ``context`` and ``type = aes256-gcm96``), and admins get explicit endpoints
+  (``transit/keys/+/rotate`` ...). ``*`` is a glob only at the end of a path; ``+`` is one whole
+  segment. Upserted keys are never exportable, never allow plaintext backup, never convergent,
+  never imported; an upsert with a ``context`` makes a *derived* key, which is what a bound
+  dataset (schema 6) needs, and Keyring.ensure_keys() checks exactly that (derived for a bound
+  dataset's Parquet keys, not derived otherwise).
 * ``transit/encrypt/<k>``, ``transit/decrypt/<k>``, ``transit/hmac/<k>``, ``transit/rewrap/<k>``
   on an existing key need ``update``; encrypt on a missing key needs ``create``.
-* The ingest role may not send ``batch_input`` to encrypt (its items' ``context`` would let an
-  upsert create a derived key); hmac accepts ``input`` or ``batch_input``.
+* The ingest role may not send ``batch_input`` to encrypt (pyarrow wraps one key per call);
+  hmac accepts ``input`` or ``batch_input``.
 * OpenBao 2.x refuses to enable audit devices through the API ("use declarative,
   config-based audit device management"): the embedded vault declares its file device in its
   config file; for an external Vault, bootstrap tries the API and otherwise says what to add.

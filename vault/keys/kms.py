@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -94,15 +96,34 @@ class _NoPickle:
                         "send key names and let the receiver authenticate to Vault itself")
 
 
+#: the KmsConnectionConfig token of files that are not bound to a place (pyarrow requires one)
+UNBOUND_TOKEN = "unused"  # noqa: S105
+#: prefix of a bound file's Transit derivation context (see Keyring, "Files bound to their place")
+PLACE_CONTEXT_PREFIX = "genovault-file/v1/"
+FILE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def place_context(dataset: str, file_id: str) -> str:
+    """The Transit ``context`` that binds one file's wrapped keys to its manifest entry."""
+    if not FILE_ID_RE.fullmatch(file_id):
+        raise ValueError("a file id is 32 lowercase hex digits")
+    return f"{PLACE_CONTEXT_PREFIX}{dataset}/{file_id}"
+
+
 class TransitKmsClient(_NoPickle, pe.KmsClient):
-    """pyarrow KmsClient whose master keys are Vault Transit keys (wrap = encrypt)."""
+    """pyarrow KmsClient whose master keys are Vault Transit keys (wrap = encrypt).
+
+    With ``context`` (a bound file: its keys are derived Transit keys), every encrypt and
+    decrypt sends it, so the wrapped keys of one file unwrap only as that file's."""
 
     def __init__(self, client: hvac.Client, mount: str = TRANSIT_MOUNT,
                  checked: dict[str, set[str]] | None = None,
-                 lock: threading.Lock | None = None) -> None:
+                 lock: threading.Lock | None = None, context: str | None = None) -> None:
         super().__init__()  # without this pyarrow says "No KMS client available"
         self._client = client
         self._mount = mount
+        self._context = (None if context is None else
+                         base64.b64encode(context.encode("utf-8")).decode("ascii"))
         # pyarrow may call wrap/unwrap from several threads (the query service decrypts
         # partitions on worker threads); one hvac client's session serves them one at a time
         # (pyarrow makes a KmsClient per file: the lock is the keyring's, shared by them)
@@ -118,7 +139,8 @@ class TransitKmsClient(_NoPickle, pe.KmsClient):
 
         def call() -> str:
             resp = self._client.secrets.transit.encrypt_data(
-                name=master_key_identifier, plaintext=plaintext, mount_point=self._mount)
+                name=master_key_identifier, plaintext=plaintext, mount_point=self._mount,
+                context=self._context)
             return str(resp["data"]["ciphertext"])
 
         with self._lock:
@@ -127,7 +149,8 @@ class TransitKmsClient(_NoPickle, pe.KmsClient):
     def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
         def call() -> bytes:
             resp = self._client.secrets.transit.decrypt_data(
-                name=master_key_identifier, ciphertext=wrapped_key, mount_point=self._mount)
+                name=master_key_identifier, ciphertext=wrapped_key, mount_point=self._mount,
+                context=self._context)
             return base64.b64decode(resp["data"]["plaintext"])
 
         with self._lock:
@@ -185,14 +208,25 @@ def column_keys(keys: DatasetKeys, column_classes: Mapping[str, str]) -> dict[st
 
 
 class Keyring(_NoPickle):
-    """One dataset's keys, bound to one Vault client (one role). Builds pyarrow properties."""
+    """One dataset's keys, bound to one Vault client (one role). Builds pyarrow properties.
+
+    ``bound`` (datasets created since schema 6): the dataset's Parquet keys are *derived*
+    Transit keys and every file is bound to its manifest entry. Each file gets a random file
+    id, recorded in its (signed) manifest entry; its wrapped keys are made with the Transit
+    derivation context ``genovault-file/v1/<dataset>/<file id>`` and unwrap only with it. The
+    context reaches the KmsClient as the file's ``key_access_token``, by which pyarrow keys
+    its KmsClient and KEK caches, so no KEK is shared between two files either. A file moved
+    or copied to another entry (with its key material) is decrypted with that entry's context
+    and fails in Vault.
+    """
 
     CACHE_LIFETIME = timedelta(minutes=10)
 
     def __init__(self, client: hvac.Client, dataset: str,
-                 keys: DatasetKeys | None = None) -> None:
+                 keys: DatasetKeys | None = None, *, bound: bool = False) -> None:
         self.dataset = dataset
         self.keys = keys or DatasetKeys.for_dataset(dataset)
+        self.bound = bound
         self._client = client
         self._checked: dict[str, set[str]] = {}
         self._vault_lock = threading.Lock()
@@ -202,14 +236,35 @@ class Keyring(_NoPickle):
         #: holding the GIL -- two threads on one keyring can deadlock. One at a time, they
         #: cannot (a Python lock is waited for without the GIL).
         self.io_lock = threading.RLock()
-        self._factory = pe.CryptoFactory(
-            lambda _cfg: TransitKmsClient(client, checked=self._checked,
-                                          lock=self._vault_lock))
-        # The access token field is required by pyarrow but unused: the hvac client holds the
-        # real token, so no token ever enters pyarrow's key material or caches.
-        self._kms = pe.KmsConnectionConfig(kms_instance_id="genovault",
-                                           kms_instance_url="vault-transit",
-                                           key_access_token="unused")  # noqa: S106
+        self._factory = pe.CryptoFactory(self._kms_client)
+
+    def _kms_client(self, cfg: Any) -> TransitKmsClient:
+        token = str(cfg.key_access_token)
+        return TransitKmsClient(self._client, checked=self._checked, lock=self._vault_lock,
+                                context=None if token == UNBOUND_TOKEN else token)
+
+    @staticmethod
+    def _kms(context: str | None) -> Any:
+        # The access token field carries no credential: the hvac client holds the real token,
+        # so no token ever enters pyarrow's key material or caches. A bound file's token is
+        # its derivation context (not secret: the file id is in the plaintext manifest).
+        return pe.KmsConnectionConfig(kms_instance_id="genovault",
+                                      kms_instance_url="vault-transit",
+                                      key_access_token=context or UNBOUND_TOKEN)
+
+    def new_file_id(self) -> str | None:
+        """A fresh random id for a file about to be written (None: the dataset is not bound)."""
+        return secrets.token_hex(16) if self.bound else None
+
+    def _context(self, file_id: str | None, writing: bool) -> str | None:
+        if file_id is None:
+            if writing and self.bound:
+                raise ValueError(f"dataset {self.dataset!r} binds files to their place: "
+                                 "a file id is required")
+            return None
+        if writing and not self.bound:
+            raise ValueError(f"dataset {self.dataset!r} is not bound: no file id")
+        return place_context(self.dataset, file_id)
 
     def __repr__(self) -> str:
         return f"<Keyring dataset={self.dataset!r} token=<redacted>>"
@@ -228,17 +283,22 @@ class Keyring(_NoPickle):
         """
         for data_class in classes:
             name = self.keys.by_class(data_class)
+            # a bound dataset's Parquet keys are derived (the pseudonym key never: HMAC)
+            derived = self.bound and data_class in PARQUET_CLASSES
             info = read_transit_key(self._client, name)
             if info is None:
-                create_transit_key(self._client, name)
+                create_transit_key(self._client, name, derived=derived)
                 info = read_transit_key(self._client, name)
                 if info is None:
                     raise VaultError(f"Transit key {name!r} is missing right after creating it")
-            check_trusted(info, name)
+            check_trusted(info, name, derived=derived)
 
     # -- Parquet properties --------------------------------------------------------------
-    def encryption_properties(self, path: str, column_classes: Mapping[str, str]) -> Any:
-        """File encryption properties for a new file at ``path`` (external key material)."""
+    def encryption_properties(self, path: str, column_classes: Mapping[str, str],
+                              file_id: str | None = None) -> Any:
+        """File encryption properties for a new file at ``path`` (external key material);
+        ``file_id`` (from :meth:`new_file_id`, required exactly when the dataset is bound)
+        binds it to its manifest entry."""
         config = pe.EncryptionConfiguration(
             footer_key=self.keys.footer,
             column_keys=column_keys(self.keys, column_classes),
@@ -248,28 +308,32 @@ class Keyring(_NoPickle):
             cache_lifetime=self.CACHE_LIFETIME,
             data_key_length_bits=256,
         )
-        return self._factory.file_encryption_properties(self._kms, config, path)
+        return self._factory.file_encryption_properties(
+            self._kms(self._context(file_id, writing=True)), config, path)
 
     def for_genotypes(self, name: str) -> Keyring:
         """A keyring of the same client whose genotypes key is ``name`` (a batch's own key)."""
         import dataclasses
 
-        return Keyring(self._client, self.dataset, dataclasses.replace(self.keys, genotypes=name))
+        return Keyring(self._client, self.dataset, dataclasses.replace(self.keys, genotypes=name),
+                       bound=self.bound)
 
     @property
     def client(self) -> hvac.Client:
         return self._client
 
-    def decryption_properties(self, path: str) -> Any:
-        """Decryption properties for ``path``. A cached KEK is used only for wrapped keys that
-        Vault itself unwrapped in this process: if the file's key material holds a wrapped KEK
-        of a master key we hold a cached KEK for but that Vault never unwrapped for us (e.g.
-        old key material of a retired key version), the cache is dropped so that Vault checks
-        this file's own wrapped key."""
+    def decryption_properties(self, path: str, file_id: str | None = None) -> Any:
+        """Decryption properties for ``path``: ``file_id`` is the file id its signed manifest
+        entry records (bound datasets), None for files written before. A cached KEK is used only
+        for wrapped keys that Vault itself unwrapped in this process: if the file's key material
+        holds a wrapped KEK of a master key we hold a cached KEK for but that Vault never
+        unwrapped for us (e.g. old key material of a retired key version), the cache is dropped
+        so that Vault checks this file's own wrapped key."""
         if self._checked and not self._all_checked(path):
             self.clear_caches()
         config = pe.DecryptionConfiguration(cache_lifetime=self.CACHE_LIFETIME)
-        return self._factory.file_decryption_properties(self._kms, config, path)
+        return self._factory.file_decryption_properties(
+            self._kms(self._context(file_id, writing=False)), config, path)
 
     def clear_caches(self) -> None:
         """Forget cached KEKs (after rotation or revocation; pyarrow never expires them)."""

@@ -19,6 +19,7 @@ material, ids or pseudonyms).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -39,7 +40,13 @@ from vault.errors import ConfigError, GenoVaultError, IntegrityError, StoreError
 from vault.keys import signing
 from vault.keys.client import token_identity
 from vault.keys.errors import map_error
-from vault.keys.kms import Keyring, key_material_path, parse_key_material, vault_wrapped_field
+from vault.keys.kms import (
+    Keyring,
+    key_material_path,
+    parse_key_material,
+    place_context,
+    vault_wrapped_field,
+)
 from vault.keys.names import (
     DATA_CLASSES,
     LIFECYCLE_MOUNT,
@@ -217,9 +224,10 @@ def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str =
             faults.point("rotate.marker_written")
         report.targets = dict(targets)
         cache: dict[str, str] = {}
-        for _rel, km in key_material_files(store, dataset, m):
+        contexts = place_contexts(m)
+        for rel, km in key_material_files(store, dataset, m):
             report.files += 1
-            if _rewrap_file(client, km, targets, cache):
+            if _rewrap_file(client, km, targets, cache, contexts.get(rel)):
                 report.rewrapped_files += 1
         report.vault_rewraps = len(cache)
         if retire:
@@ -257,11 +265,22 @@ def _needs_rewrap(km: Path, targets: dict[str, int]) -> bool:
     return False
 
 
+def place_contexts(m: Manifest) -> dict[str, str]:
+    """Manifest path -> the Transit derivation context of that file (bound datasets; empty for
+    datasets written before)."""
+    if m.binding is None:
+        return {}
+    return {f.path: place_context(m.dataset, f.file_id) for f in m.files()
+            if f.file_id is not None}
+
+
 def _rewrap_file(client: hvac.Client, km: Path, targets: dict[str, int],
-                 cache: dict[str, str]) -> bool:
+                 cache: dict[str, str], context: str | None = None) -> bool:
     """Re-wrap the entries of ``km`` under an old version of a target key; True if it changed.
 
-    ``cache`` maps old ciphertext -> new: the KEK shared by a batch's files is re-wrapped once.
+    ``cache`` maps old ciphertext -> new: the KEK shared by a batch's files is re-wrapped once
+    (unbound datasets; a bound file's KEKs are its own). ``context``: the file's derivation
+    context (a bound dataset), sent with the rewrap as Transit requires for derived keys.
     """
     raw = json.loads(km.read_text(encoding="utf-8"))
     changed = False
@@ -276,8 +295,11 @@ def _rewrap_file(client: hvac.Client, km: Path, targets: dict[str, int],
             continue
         new = cache.get(old)
         if new is None:
+            body = {"ciphertext": old}
+            if context is not None:
+                body["context"] = base64.b64encode(context.encode("utf-8")).decode("ascii")
             resp = _vault(client, "post", f"{TRANSIT_MOUNT}/rewrap/{name}",
-                          f"Transit rewrap with key {name!r}", {"ciphertext": old},
+                          f"Transit rewrap with key {name!r}", body,
                           advice=f"rotation needs the admin role (transit/rewrap/{name})")
             new = cache[old] = str(resp["data"]["ciphertext"])
         mat[f] = new
@@ -556,7 +578,7 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
     with store.lock(dataset) as folder:
         m = _verified(store, dataset, writer_client)
         reader = DatasetReader(store, dataset, Keyring(reader_client, dataset))
-        wkeys = Keyring(writer_client, dataset)
+        wkeys = Keyring(writer_client, dataset, bound=m.binding is not None)
         wkeys.ensure_keys()
         store.remove_debris(dataset, m)
         _finish_releases(folder, m, Keyring(reader_client, dataset), writer_client)
@@ -666,9 +688,15 @@ def _write_release(folder: Path, keyring: Keyring, version: int, pseudonyms: lis
     path = d / f"v{version}.parquet"
     _remove_release(path)  # a stale one of a compaction killed before its commit
     write_encrypted(path, pa.table({"pseudonym": pa.array(pseudonyms, pa.string())}), keyring,
-                    "samples")
+                    "samples", _release_file_id(version) if keyring.bound else None)
     fsync_path(d)
     return path
+
+
+def _release_file_id(version: int | str) -> str:
+    """The file id a bound dataset's release file of compaction ``version`` is bound to (it is
+    no manifest entry: its name says which it is)."""
+    return hashlib.sha256(f"compaction-release/v{version}".encode()).hexdigest()[:32]
 
 
 def _remove_release(path: Path) -> None:
@@ -694,8 +722,9 @@ def _finish_releases(folder: Path, m: Manifest, reader_keys: Keyring,
             f"/{b.batch}.c{version}/" in b.samples_file.path for b in m.batches)
         if committed:
             try:
+                fid = _release_file_id(version) if m.binding is not None else None
                 table = pq.read_table(str(path), decryption_properties=
-                                      reader_keys.decryption_properties(str(path)))
+                                      reader_keys.decryption_properties(str(path), fid))
             except (OSError, ValueError) as exc:
                 raise IntegrityError(f"{path}: the removed samples of an interrupted compaction "
                                      f"cannot be read ({exc}); their registry entries are not "

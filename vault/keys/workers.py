@@ -44,12 +44,14 @@ def mint_wrapped_query_token(minter: Any, dataset: str, ttl: str,
 INGEST_WORKER_POLICY_SUFFIX = ".encrypt"
 
 _INGEST_WORKER_HCL = """# GenoVault ingest worker for dataset {dataset} only: wrap data keys
-# (transit/encrypt of the dataset's existing keys), nothing else: no key creation or
-# metadata, no pseudonyms, no sample registry, no manifest signing, no decrypt.
+# (transit/encrypt of the dataset's existing keys, with a bound file's derivation context),
+# nothing else: no key creation or metadata, no pseudonyms, no sample registry, no manifest
+# signing, no decrypt.
 path "transit/encrypt/genovault.{dataset}.*" {{
   capabilities = ["update"]
   allowed_parameters = {{
     "plaintext" = []
+    "context"   = []
   }}
 }}
 """

@@ -1,4 +1,4 @@
-"""The on-disk dataset format (schema version 4). docs/format.md explains it for people."""
+"""The on-disk dataset format (schema version 6). docs/format.md explains it for people."""
 
 from __future__ import annotations
 
@@ -16,13 +16,15 @@ from kernels.codes import MISSING as MISSING
 from kernels.codes import packed_bytes as packed_bytes
 from kernels.codes import packed_width as packed_width
 
-SCHEMA_VERSION = 5  # 3: signed, versioned manifest (withdrawals, tombstone); 4: batches of
+SCHEMA_VERSION = 6  # 3: signed, versioned manifest (withdrawals, tombstone); 4: batches of
 # several source files (parts) and a sample-list fingerprint per batch; 5: each file entry also
 # carries the SHA-256 of the file's Parquet tail (crypto metadata + encrypted footer), which is
-# what a reader checks (docs/format.md, "What binds a file to its place")
+# what a reader checks (docs/format.md, "What binds a file to its place"); 6: a new dataset's
+# Parquet keys are derived Transit keys and each file's wrapped keys are bound to its manifest
+# entry (``binding``, ``file_id``: a moved or swapped file fails to decrypt)
 #: manifests this GenoVault reads (a v3 manifest is read as is and keeps its number, so its
 #: signature still covers the same bytes; the next ingest commits it as the current version)
-READABLE_SCHEMA_VERSIONS = (3, 4, 5)
+READABLE_SCHEMA_VERSIONS = (3, 4, 5, 6)
 FORMAT_NAME = "genovault-dataset"
 MANIFEST = "manifest.json"
 DEFAULT_BIN_SIZE = 10_000_000  # variant files hold one contig and one 10 Mb position bin

@@ -20,6 +20,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     ValidationError,
     model_serializer,
+    model_validator,
 )
 
 from vault.errors import StoreError
@@ -46,13 +47,17 @@ class FileEntry(_Model):
     bytes: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     tail_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    #: schema 6, bound datasets: the random id the file's wrapped keys are bound to (Transit
+    #: derivation context ``genovault-file/v1/<dataset>/<file_id>``, see Keyring)
+    file_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
     @model_serializer(mode="wrap")
     def _omit_missing_tail(self, handler: SerializerFunctionWrapHandler,
                            info: SerializationInfo) -> dict[str, object]:
         out: dict[str, object] = handler(self)
-        if out.get("tail_sha256", "") is None:
-            del out["tail_sha256"]
+        for name in ("tail_sha256", "file_id"):
+            if out.get(name, "") is None:
+                del out[name]
         return out
 
 
@@ -200,7 +205,30 @@ class Manifest(_Model):
     withdrawn: list[Withdrawal] = Field(default_factory=list)
     consents: list[Consent] = Field(default_factory=list)
     tombstone: Tombstone | None = None
+    #: schema 6: how files are bound to their manifest entry in the cryptography; None
+    #: (datasets created before) leaves it to the signed checksums. "transit-derived-v1": the
+    #: dataset's Parquet keys are derived Transit keys and every file entry has a ``file_id``
+    #: whose context its wrapped keys were made with (docs/lifecycle.md)
+    binding: Literal["transit-derived-v1"] | None = None
     signature: Signature | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_no_binding(self, handler: SerializerFunctionWrapHandler,
+                         info: SerializationInfo) -> dict[str, object]:
+        out: dict[str, object] = handler(self)  # an older manifest keeps its signed bytes
+        if out.get("binding", "") is None:
+            del out["binding"]
+        return out
+
+    @model_validator(mode="after")
+    def _bound_files_have_ids(self) -> Manifest:
+        ids = [f.file_id for f in self.files()]
+        if self.binding is None:
+            if any(i is not None for i in ids):
+                raise ValueError("file ids in a dataset that does not bind its files")
+        elif None in ids or len(set(ids)) != len(ids):
+            raise ValueError("a bound dataset needs one distinct file id per file")
+        return self
 
     def withdrawn_hashes(self) -> set[str]:
         """sha256 of the pseudonyms withdrawn and not re-consented since (every consent

@@ -225,7 +225,9 @@ class DatasetReader:
     def _open_locked(self, rel: str) -> pq.ParquetFile:
         path = self.dir / rel  # _open checked it against the manifest
         try:
-            props = self.keyring.decryption_properties(str(path))
+            entry = self._entries.get(rel)
+            props = self.keyring.decryption_properties(
+                str(path), entry.file_id if entry is not None else None)
             pf = pq.ParquetFile(str(path), decryption_properties=props)
             if self._anchor_pending:
                 from vault.keys.signing import verify

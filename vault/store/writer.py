@@ -29,18 +29,20 @@ ROW_GROUP_BYTES = 16 << 20
 
 
 def _writer(path: Path, schema: pa.Schema, keyring: Keyring, classes: dict[str, str],
-            dictionary: list[str]) -> pq.ParquetWriter:
+            dictionary: list[str], file_id: str | None) -> pq.ParquetWriter:
     missing = set(schema.names) - set(classes)
     if missing:  # pyarrow would store these in plaintext
         raise ValueError(f"columns without an encryption key: {sorted(missing)}")
-    props = keyring.encryption_properties(str(path), classes)
+    props = keyring.encryption_properties(str(path), classes, file_id)
     return pq.ParquetWriter(str(path), schema, compression="zstd", compression_level=1,
                             use_dictionary=dictionary, write_statistics=True,
                             encryption_properties=props)
 
 
-def _file_entry(root: Path, path: Path, rows: int, **extra: Any) -> dict[str, Any]:
-    """Make a written file durable and private (0600), and describe it for the manifest."""
+def _file_entry(root: Path, path: Path, rows: int, file_id: str | None,
+                **extra: Any) -> dict[str, Any]:
+    """Make a written file durable and private (0600), and describe it for the manifest
+    (``file_id``: the id its keys are bound to, see Keyring; None: an unbound dataset)."""
     for p in (path, path.parent / f"_KEY_MATERIAL_FOR_{path.name}.json"):
         if p.exists():
             os.chmod(p, FILE_MODE)
@@ -48,18 +50,22 @@ def _file_entry(root: Path, path: Path, rows: int, **extra: Any) -> dict[str, An
     entry = {"path": path.relative_to(root).as_posix(), "rows": rows,
              "bytes": path.stat().st_size, "sha256": sha256_file(path),
              "tail_sha256": parquet_tail_sha256(path), **extra}
+    if file_id is not None:
+        entry["file_id"] = file_id
     faults.point("store.file_written")
     return entry
 
 
-def write_encrypted(path: Path, table: pa.Table, keyring: Keyring, data_class: str) -> None:
+def write_encrypted(path: Path, table: pa.Table, keyring: Keyring, data_class: str,
+                    file_id: str | None = None) -> None:
     """``table`` as one encrypted Parquet file, every column under ``data_class``'s key (its key
-    material beside it), durable and private."""
+    material beside it), durable and private; ``file_id`` as for
+    :meth:`Keyring.encryption_properties` (required exactly when the dataset is bound)."""
     w = _writer(path, table.schema, keyring, {n: data_class for n in table.schema.names},
-                dictionary=[])
+                dictionary=[], file_id=file_id)
     w.write_table(table)
     w.close()
-    _file_entry(path.parent, path, table.num_rows)
+    _file_entry(path.parent, path, table.num_rows, file_id)
 
 
 class BatchWriter:
@@ -80,6 +86,7 @@ class BatchWriter:
         self._current: tuple[int, int] | None = None
         self._writer: pq.ParquetWriter | None = None
         self._path: Path | None = None
+        self._file_id: str | None = None
         self._rows = 0
         self._rows_per_group = max(1024, ROW_GROUP_BYTES // max(self.width, 1))
         (batch_dir / "variants").mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
@@ -87,10 +94,11 @@ class BatchWriter:
     def write_samples(self, table: pa.Table) -> dict[str, Any]:
         path = self.dir / "samples.parquet"
         classes = {name: "samples" for name in table.schema.names}
-        w = _writer(path, table.schema, self.keyring, classes, dictionary=[])
+        file_id = self.keyring.new_file_id()
+        w = _writer(path, table.schema, self.keyring, classes, dictionary=[], file_id=file_id)
         w.write_table(table)
         w.close()
-        return _file_entry(self.dir, path, table.num_rows)
+        return _file_entry(self.dir, path, table.num_rows, file_id)
 
     def write_info(self, info: dict[str, Any]) -> dict[str, Any]:
         """The batch's information (source name, group columns, QC) as one encrypted row.
@@ -100,10 +108,12 @@ class BatchWriter:
         """
         path = self.dir / "info.parquet"
         table = pa.table({"info": pa.array([json.dumps(info, sort_keys=True)], pa.string())})
-        w = _writer(path, table.schema, self.keyring, {"info": "samples"}, dictionary=[])
+        file_id = self.keyring.new_file_id()
+        w = _writer(path, table.schema, self.keyring, {"info": "samples"}, dictionary=[],
+                    file_id=file_id)
         w.write_table(table)
         w.close()
-        return _file_entry(self.dir, path, table.num_rows)
+        return _file_entry(self.dir, path, table.num_rows, file_id)
 
     def add(self, contig_index: int, columns: dict[str, pa.Array], packed: np.ndarray) -> None:
         """Append rows of one contig (sorted by pos) with their packed genotypes."""
@@ -155,9 +165,10 @@ class BatchWriter:
         if self._path.exists():
             raise ValueError(f"internal error: partition {key} written twice")
         info_names = [name for name, _ in self.info or ()]
+        self._file_id = self.keyring.new_file_id()
         self._writer = _writer(self._path, self.schema, self.keyring,
                                fmt.variant_column_classes(info_names),
-                               dictionary=["chrom", "filter"])
+                               dictionary=["chrom", "filter"], file_id=self._file_id)
         self._current = key
         self._rows = 0
 
@@ -166,8 +177,8 @@ class BatchWriter:
             return
         self._writer.close()
         contig_index, bin_index = self._current
-        self.files.append(_file_entry(self.dir, self._path, self._rows, contig=contig_index,
-                                      bin=bin_index))
+        self.files.append(_file_entry(self.dir, self._path, self._rows, self._file_id,
+                                      contig=contig_index, bin=bin_index))
         self._writer = None
         self._path = None
 
