@@ -202,9 +202,21 @@ def test_rotation_of_a_bound_dataset__rewraps_with_each_files_context(
         bound: str, store: Store, role_client, query_client: hvac.Client) -> None:
     before = DatasetReader(store, bound, Keyring(query_client, bound))
     rows = {f.path: before._read(f.path, None) for f in before.manifest.files()}
-    rep = lifecycle.rotate(store, bound, role_client("admin"), retire=True)
+    admin = role_client("admin")
+    rewrap_calls: list[int] = []
+    post = admin.adapter.post
+
+    def counted(url, *args, **kw):
+        if "/rewrap/" in url:  # the real call still goes to Vault
+            rewrap_calls.append(len((kw.get("json") or {}).get("batch_input") or [None]))
+        return post(url, *args, **kw)
+
+    admin.adapter.post = counted  # type: ignore[method-assign]
+    rep = lifecycle.rotate(store, bound, admin, retire=True)
     assert rep.retired and rep.rewrapped_files == rep.files == len(rows)
     assert rep.vault_rewraps >= 2 * len(rows)  # one per file and key: nothing shared
+    # ... in one batch call per key (footer, sites, samples, the batch's genotypes)
+    assert len(rewrap_calls) == 4 and sum(rewrap_calls) == rep.vault_rewraps
     signing.forget()
     after = DatasetReader(store, bound, Keyring(query_client, bound))
     for path, table in rows.items():
@@ -245,3 +257,55 @@ def test_dataset_created_unbound__reads_grows_and_rotates_unbound(
     again = DatasetReader(store, ds, Keyring(query_client, ds))
     assert all(again._read(p, None).equals(t) for p, t in first.items())
     assert store.manifest(ds).binding is None
+
+
+# --- unwrapping ahead (one Transit batch call per key for many files) -------------------------
+
+
+class _Counting:
+    """Counts the real Transit decrypt calls a client makes (Vault still answers them)."""
+
+    def __init__(self, client: hvac.Client) -> None:
+        self.calls: list[int] = []  # items per call
+        real = client.secrets.transit.decrypt_data
+
+        def counted(*args, **kw):
+            self.calls.append(len(kw.get("batch_input") or [None]))
+            return real(*args, **kw)
+
+        client.secrets.transit.decrypt_data = counted  # type: ignore[method-assign]
+
+
+def test_reader__unwraps_many_files_keys_in_one_call_per_key(
+        store: Store, role_client, tmp_path: Path,
+        ingest_file: Callable[..., IngestResult]) -> None:
+    ds = _ds("bind-many")
+    vcf, _ = cohort_vcf(tmp_path / "many.vcf", [f"MANY_{i}" for i in range(6)], 400,
+                        step=1000)
+    ingest_file(vcf, ds, bin_size=5_000)  # 80 small variant files: two windows
+    client = role_client("query")
+    counting = _Counting(client)
+    reader = DatasetReader(store, ds, Keyring(client, ds))
+    files = reader.manifest.files()
+    assert len(files) > DatasetReader.UNWRAP_AHEAD
+    tables = [reader._read(f.path, None) for f in files]
+    assert sum(t.num_rows for t in tables) == sum(f.rows for f in files)
+    # 4 master keys (footer, samples, sites, the batch's genotypes): one batch call each
+    # per UNWRAP_AHEAD files, instead of a call per file and key
+    per_window = -(-len(files) // DatasetReader.UNWRAP_AHEAD)
+    assert len(counting.calls) <= 4 * per_window + 2, counting.calls
+    assert sum(counting.calls) >= 2 * len(files)
+
+
+def test_reader__skipping_the_checksum_a_planted_file_still_fails_to_decrypt(
+        bound: str, store: Store, query_client: hvac.Client) -> None:
+    """Unwrapping ahead must not open a door: a file (with its key material) planted in
+    another entry's place is refused at decryption even by a reader that trusts the file."""
+    m = store.manifest(bound)
+    target, donor = m.batches[0].variant_files[0], m.batches[0].variant_files[1]
+    _plant(store.dataset_dir(bound), donor, target)
+    reader = DatasetReader(store, bound, Keyring(query_client, bound))
+    reader._hashed.update(f.path for f in m.files())  # as if the checksum had matched
+    with pytest.raises(IntegrityError, match=UNWRAP):
+        reader._read(target.path, None)
+    assert reader._read(donor.path, None).num_rows == donor.rows  # the rest still reads

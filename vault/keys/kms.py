@@ -29,7 +29,9 @@ from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 import hvac
+import hvac.exceptions
 import pyarrow.parquet.encryption as pe
+import requests
 
 from vault.errors import VaultError
 from vault.keys.errors import is_retryable, map_error
@@ -118,12 +120,16 @@ class TransitKmsClient(_NoPickle, pe.KmsClient):
 
     def __init__(self, client: hvac.Client, mount: str = TRANSIT_MOUNT,
                  checked: dict[str, set[str]] | None = None,
-                 lock: threading.Lock | None = None, context: str | None = None) -> None:
+                 lock: threading.Lock | None = None, context: str | None = None,
+                 unwrapped: dict[tuple[str, str, str], bytes] | None = None) -> None:
         super().__init__()  # without this pyarrow says "No KMS client available"
         self._client = client
         self._mount = mount
         self._context = (None if context is None else
                          base64.b64encode(context.encode("utf-8")).decode("ascii"))
+        #: (master key, wrapped key, context) -> key Vault already unwrapped in one batch call
+        #: (Keyring.prefetch), each taken once
+        self._unwrapped = unwrapped if unwrapped is not None else {}
         # pyarrow may call wrap/unwrap from several threads (the query service decrypts
         # partitions on worker threads); one hvac client's session serves them one at a time
         # (pyarrow makes a KmsClient per file: the lock is the keyring's, shared by them)
@@ -154,6 +160,11 @@ class TransitKmsClient(_NoPickle, pe.KmsClient):
             return base64.b64decode(resp["data"]["plaintext"])
 
         with self._lock:
+            if self._context is not None:
+                hit = self._unwrapped.pop((master_key_identifier, wrapped_key, self._context),
+                                          None)
+                if hit is not None:
+                    return hit
             out = _retrying(call, "decrypt", master_key_identifier)
             self._checked.setdefault(master_key_identifier, set()).add(wrapped_key)
         return out
@@ -236,12 +247,15 @@ class Keyring(_NoPickle):
         #: holding the GIL -- two threads on one keyring can deadlock. One at a time, they
         #: cannot (a Python lock is waited for without the GIL).
         self.io_lock = threading.RLock()
+        #: bound files' keys unwrapped ahead by :meth:`prefetch`, until pyarrow takes them
+        self._unwrapped: dict[tuple[str, str, str], bytes] = {}
         self._factory = pe.CryptoFactory(self._kms_client)
 
     def _kms_client(self, cfg: Any) -> TransitKmsClient:
         token = str(cfg.key_access_token)
         return TransitKmsClient(self._client, checked=self._checked, lock=self._vault_lock,
-                                context=None if token == UNBOUND_TOKEN else token)
+                                context=None if token == UNBOUND_TOKEN else token,
+                                unwrapped=self._unwrapped)
 
     @staticmethod
     def _kms(context: str | None) -> Any:
@@ -338,7 +352,52 @@ class Keyring(_NoPickle):
     def clear_caches(self) -> None:
         """Forget cached KEKs (after rotation or revocation; pyarrow never expires them)."""
         self._factory.remove_cache_entries_for_all_tokens()
-        self._checked.clear()
+        with self._vault_lock:
+            self._checked.clear()
+            self._unwrapped.clear()
+
+    #: wrapped keys per Transit batch call (OpenBao refuses JSON bodies of ~1000+ strings)
+    PREFETCH_CHUNK = 200
+
+    def prefetch(self, files: Iterable[tuple[str, str]]) -> int:
+        """Unwrap the wrapped keys of bound files about to be read, ``(path, file id)``, in
+        one Transit batch call per master key (each item with its file's own context), so
+        that opening each file costs no Vault round trip of its own. Whatever Vault refuses
+        or cannot answer here is left to the file's own unwrap, which reports it. The
+        number of keys unwrapped."""
+        wanted: dict[str, dict[tuple[str, str], None]] = {}
+        for path, file_id in files:
+            context = base64.b64encode(place_context(self.dataset, file_id).encode("utf-8")
+                                       ).decode("ascii")
+            try:
+                pairs = wrapped_keys(key_material_path(path))
+            except (OSError, ValueError):
+                continue  # reported when the file itself is opened
+            for master, wrapped in pairs:
+                if (master, wrapped, context) not in self._unwrapped:
+                    wanted.setdefault(master, {})[(wrapped, context)] = None
+        got = 0
+        for master, items in wanted.items():
+            todo = list(items)
+            for start in range(0, len(todo), self.PREFETCH_CHUNK):
+                chunk = todo[start:start + self.PREFETCH_CHUNK]
+                with self._vault_lock:
+                    try:
+                        resp = self._client.secrets.transit.decrypt_data(
+                            name=master, mount_point=TRANSIT_MOUNT,
+                            batch_input=[{"ciphertext": w, "context": c} for w, c in chunk])
+                        results = resp["data"]["batch_results"]
+                    except (hvac.exceptions.VaultError, requests.exceptions.RequestException,
+                            KeyError, TypeError):  # each file's own unwrap reports it
+                        continue
+                    if not isinstance(results, list) or len(results) != len(chunk):
+                        continue
+                    for (w, c), r in zip(chunk, results, strict=True):
+                        if isinstance(r, dict) and r.get("plaintext") and not r.get("error"):
+                            self._unwrapped[(master, w, c)] = base64.b64decode(r["plaintext"])
+                            self._checked.setdefault(master, set()).add(w)
+                            got += 1
+        return got
 
     def _all_checked(self, path: str) -> bool:
         try:

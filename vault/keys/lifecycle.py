@@ -223,9 +223,11 @@ def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str =
                                               "by": who.display_name}))
             faults.point("rotate.marker_written")
         report.targets = dict(targets)
-        cache: dict[str, str] = {}
         contexts = place_contexts(m)
-        for rel, km in key_material_files(store, dataset, m):
+        files = key_material_files(store, dataset, m)
+        # every old wrapped key first, in Transit batch calls (nothing on disk changes yet)
+        cache = _rewrap_all(client, files, targets, contexts)
+        for rel, km in files:
             report.files += 1
             if _rewrap_file(client, km, targets, cache, contexts.get(rel)):
                 report.rewrapped_files += 1
@@ -274,12 +276,59 @@ def place_contexts(m: Manifest) -> dict[str, str]:
             if f.file_id is not None}
 
 
+#: wrapped keys per Transit rewrap batch call (OpenBao refuses JSON bodies of ~1000+ strings)
+REWRAP_CHUNK = 200
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _rewrap_all(client: hvac.Client, files: list[tuple[str, Path]], targets: dict[str, int],
+                contexts: dict[str, str]) -> dict[tuple[str, str], str]:
+    """(old ciphertext, context or "") -> new ciphertext for every wrapped key of ``files``
+    below its target version, in one ``transit/rewrap`` batch call per key and
+    REWRAP_CHUNK keys: a bound dataset's files share no KEK, so one call per file and key
+    would make rotation cost a round trip per file. A batch Vault refuses is redone key by
+    key by :func:`_rewrap_file`, which reports the error."""
+    todo: dict[str, dict[tuple[str, str], None]] = {}
+    for rel, km in files:
+        context = contexts.get(rel, "")
+        for mat in parse_key_material(km.read_text(encoding="utf-8")).values():
+            f = vault_wrapped_field(mat)
+            name = str(mat.get("masterKeyID", ""))
+            if f and name in targets and _version_of(str(mat[f])) < targets[name]:
+                todo.setdefault(name, {})[(str(mat[f]), context)] = None
+    out: dict[tuple[str, str], str] = {}
+    for name, items in todo.items():
+        keys = list(items)
+        for start in range(0, len(keys), REWRAP_CHUNK):
+            chunk = keys[start:start + REWRAP_CHUNK]
+            batch = [{"ciphertext": old, **({"context": _b64(c)} if c else {})}
+                     for old, c in chunk]
+            try:
+                resp = _vault(client, "post", f"{TRANSIT_MOUNT}/rewrap/{name}",
+                              f"Transit rewrap with key {name!r}", {"batch_input": batch},
+                              advice=f"rotation needs the admin role (transit/rewrap/{name})")
+                results = resp["data"]["batch_results"]
+            except (VaultError, KeyError, TypeError):
+                continue  # one by one below, which reports what Vault says
+            if not isinstance(results, list) or len(results) != len(chunk):
+                continue
+            for item, r in zip(chunk, results, strict=True):
+                if isinstance(r, dict) and isinstance(r.get("ciphertext"), str) and \
+                        not r.get("error"):
+                    out[item] = r["ciphertext"]
+        faults.point("rotate.rewrapped_batch")
+    return out
+
+
 def _rewrap_file(client: hvac.Client, km: Path, targets: dict[str, int],
-                 cache: dict[str, str], context: str | None = None) -> bool:
+                 cache: dict[tuple[str, str], str], context: str | None = None) -> bool:
     """Re-wrap the entries of ``km`` under an old version of a target key; True if it changed.
 
-    ``cache`` maps old ciphertext -> new: the KEK shared by a batch's files is re-wrapped once
-    (unbound datasets; a bound file's KEKs are its own). ``context``: the file's derivation
+    ``cache`` maps (old ciphertext, context or "") -> new (:func:`_rewrap_all`; the KEK shared
+    by an unbound batch's files is re-wrapped once). ``context``: the file's derivation
     context (a bound dataset), sent with the rewrap as Transit requires for derived keys.
     """
     raw = json.loads(km.read_text(encoding="utf-8"))
@@ -293,15 +342,15 @@ def _rewrap_file(client: hvac.Client, km: Path, targets: dict[str, int],
         old = str(mat[f])
         if name not in targets or _version_of(old) >= targets[name]:
             continue
-        new = cache.get(old)
+        new = cache.get((old, context or ""))
         if new is None:
             body = {"ciphertext": old}
             if context is not None:
-                body["context"] = base64.b64encode(context.encode("utf-8")).decode("ascii")
+                body["context"] = _b64(context)
             resp = _vault(client, "post", f"{TRANSIT_MOUNT}/rewrap/{name}",
                           f"Transit rewrap with key {name!r}", body,
                           advice=f"rotation needs the admin role (transit/rewrap/{name})")
-            new = cache[old] = str(resp["data"]["ciphertext"])
+            new = cache[(old, context or "")] = str(resp["data"]["ciphertext"])
         mat[f] = new
         raw[key_id] = json.dumps(mat, separators=(",", ":"))
         changed = True

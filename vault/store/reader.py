@@ -165,6 +165,9 @@ class DatasetReader:
             self._anchor_pending = True
         self._entries = {f.path: f for f in self.manifest.files()}
         self._hashed: set[str] = set()
+        #: bound datasets: files whose keys were unwrapped ahead (Keyring.prefetch)
+        self._order = list(self._entries)
+        self._ahead: set[str] = set()
         self._keep: list[np.ndarray | None] = [None] * len(self.manifest.batches)
         self._live_n = [b.n_samples for b in self.manifest.batches]
         withdrawn = self.manifest.withdrawn_hashes()
@@ -226,6 +229,8 @@ class DatasetReader:
         path = self.dir / rel  # _open checked it against the manifest
         try:
             entry = self._entries.get(rel)
+            if entry is not None and entry.file_id is not None and rel not in self._ahead:
+                self._unwrap_ahead(rel)
             props = self.keyring.decryption_properties(
                 str(path), entry.file_id if entry is not None else None)
             pf = pq.ParquetFile(str(path), decryption_properties=props)
@@ -241,6 +246,19 @@ class DatasetReader:
             raise IntegrityError(f"{path}: cannot be decrypted or parsed ({_short(exc)}); the "
                                  "file or its key material is damaged, or was encrypted under "
                                  "other keys") from exc
+
+    #: files (in manifest order from the one opened) whose keys one prefetch unwraps
+    UNWRAP_AHEAD = 64
+
+    def _unwrap_ahead(self, rel: str) -> None:
+        """A bound file's keys are its own (no KEK is shared between files), so each file
+        would cost a Transit call per key: unwrap those of this file and the next files in
+        manifest order (how partitions are read) in one batch call per key instead."""
+        at = self._order.index(rel)
+        window = [r for r in self._order[at:] if r not in self._ahead][:self.UNWRAP_AHEAD]
+        self.keyring.prefetch([(str(self.dir / r), self._entries[r].file_id or "")
+                               for r in window])
+        self._ahead.update(window)
 
     def _read(self, rel: str, columns: Sequence[str] | None, start: int = 1,
               end: int | None = None,
