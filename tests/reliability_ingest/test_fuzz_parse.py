@@ -36,7 +36,10 @@ from vault.ingest.fileset import survey
 from vault.ingest.pipeline import IngestOptions, _Ingest
 
 EXAMPLES = env_int("GENOVAULT_FUZZ_EXAMPLES", 250)
-PER_EXAMPLE_S = 30
+#: a hang, not a slow example: numba compiles the parser's kernels before the watchdog is
+#: armed (``compiled``), so one example takes milliseconds; 120 s leaves room for a loaded
+#: machine (a JIT compile under load once took more than 30 s)
+PER_EXAMPLE_S = 120
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.function_scoped_fixture])
@@ -73,8 +76,21 @@ def parse(path: Path) -> tuple[list[str], list[tuple[str, int, str, list[int], i
     return contigs, [(contigs[c], p, a, codes, h) for c, p, a, codes, h in out.rows]
 
 
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory, bcf_bytes: tuple[bytes, bytes]) -> None:
+    """Parse a valid VCF and a valid BCF once, unguarded: on a machine whose numba cache is
+    cold the kernels compile here (tens of seconds under load), not inside the watchdog."""
+    folder = tmp_path_factory.mktemp("warm")
+    recs, _codes = random_records(4, 20, seed=9)
+    (folder / "w.vcf").write_text("\n".join(header([f"w{i}" for i in range(4)], ["1"]) + recs)
+                                  + "\n")
+    (folder / "w.bcf").write_bytes(bcf_bytes[0])
+    for name in ("w.vcf", "w.bcf"):
+        parse(folder / name)
+
+
 @pytest.fixture
-def watchdog() -> Iterator[None]:
+def watchdog(compiled: None) -> Iterator[None]:
     yield
     faulthandler.cancel_dump_traceback_later()
 
