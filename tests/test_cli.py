@@ -49,6 +49,9 @@ def test_cli__ingest_show_list_verify(env: Callable[[str], dict]) -> None:
     # the identity that minted the ingest token (here the dev server's root token), not the
     # role token's own "token-genovault-ingest"
     assert manifest["batches"][0]["ingested_by"]["display_name"] == "token"
+    assert manifest["binding"] == "transit-derived-v1"
+    r = runner.invoke(main, ["datasets", "show", "demo"], env=env("query"))
+    assert r.exit_code == 0 and "files bound to their place: in the cryptography" in r.output
     r = runner.invoke(main, ["datasets", "verify", "demo"], env=env("query"))
     assert r.exit_code == 0, r.output
     assert "OK" in r.output

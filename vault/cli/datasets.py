@@ -61,6 +61,9 @@ def datasets_show(ctx: click.Context, dataset: str, as_json: bool, details: bool
          f"updated {m.updated_at}")
     echo(f"  samples {m.sample_count}, contigs {', '.join(m.contigs) or '-'}")
     echo("  keys (Vault Transit): " + ", ".join(m.keys.values()))
+    echo("  files bound to their place: " + (
+        "in the cryptography (derived keys, one context per file) and by checksum"
+        if m.binding is not None else "by checksum only (created before schema 6)"))
     for b in m.batches:
         who = b.ingested_by.display_name or "?"
         echo(f"  batch {b.batch}: {b.n_samples} samples (from index {b.sample_offset}), "
