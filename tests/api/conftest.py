@@ -17,6 +17,7 @@ from vault.api.inprocess import serve_in_thread
 from vault.api.wiring import ServiceIdentity, build_services
 from vault.ingest.pipeline import IngestOptions, ingest
 from vault.keys import auth as vauth
+from vault.keys.anchor import VaultKvAnchor
 from vault.keys.bootstrap import BootstrapReport, mint_role_token
 from vault.settings import load_settings
 from vault.store.dataset import Store
@@ -67,6 +68,9 @@ def serve(services: Services) -> Iterator[str]:
 def api(bao_server: DevServer, bootstrapped: BootstrapReport,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     root = bao_server.client()
+    # a fresh home, so a fresh audit log: the Vault's one audit chain head restarts at seq 1
+    # (root only), whatever another test module anchored there before
+    VaultKvAnchor(root).reset()
     home = tmp_path_factory.mktemp("api-home")
     store = Store(home / "store")
     ingest_client = bao_server.client(mint_role_token(root, "ingest", ttl="15m"))
