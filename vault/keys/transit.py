@@ -39,7 +39,10 @@ def create_transit_key(client: hvac.Client, name: str, *, derived: bool = False)
     except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
         raise map_error(
             e, f"creating/using Transit key {name!r} (transit/encrypt)", addr=client.url,
-            advice="the token needs a genovault-ingest policy (encrypt-upsert)") from e
+            advice="the token needs a genovault-ingest policy (encrypt-upsert)" + (
+                "; a new dataset's keys are derived (schema 6): if the policy was written "
+                "by an older GenoVault, an admin reruns `genovault vault bootstrap`"
+                if derived else "")) from e
 
 
 def read_transit_key(client: hvac.Client, name: str) -> dict[str, Any] | None:
