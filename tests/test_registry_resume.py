@@ -24,7 +24,7 @@ def _setup(tmp_path: Path, store: Store, client: hvac.Client, ds: str, state: st
            n_registered: int) -> Path:
     vcf = write_vcf(tmp_path / "r.vcf", header(SAMPLES) + [
         "1\t10\t.\tA\tG\t.\tPASS\t.\tGT\t" + "\t".join(["0/1"] * len(SAMPLES))])
-    keyring = Keyring(client, ds)
+    keyring = Keyring(client, ds, bound=True)  # as the first, interrupted ingest made them
     keyring.ensure_keys()
     pseudonyms = keyring.pseudonymise(SAMPLES)
     registry.register(client, ds, UID, pseudonyms[:n_registered])
