@@ -434,3 +434,16 @@ def test_audit_log__open_file_replaced_or_deleted_between_appends(tmp_path: Path
     log.close()
     log.append(request_payload())  # a closed log opens its file again
     assert verify(path, anchor).ok and len(lines(path)) == 4
+
+
+def test_audit_log__file_written_synchronously(tmp_path: Path) -> None:
+    """The log file is open O_SYNC (each write durable when it returns, instead of a write
+    and an fsync): the flag is checked on the descriptor the log really writes through."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, MemoryAnchor())
+    log.append(request_payload())
+    assert log._fd is not None
+    info = Path(f"/proc/self/fdinfo/{log._fd}").read_text()
+    flags = int(next(x for x in info.splitlines() if x.startswith("flags:")).split()[1], 8)
+    assert flags & os.O_SYNC == os.O_SYNC and flags & os.O_APPEND
+    log.close()
