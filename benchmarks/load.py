@@ -31,7 +31,10 @@ without a query id. Afterwards, with the API still running:
 
 Goals (reported, not asserted here): 0 errors, p99 <= 200 ms. Ends with one JSON line:
 {"bench": "load", "clients", "requests", "errors", "p50_ms", "p99_ms", "audit_complete",
-"ledger_consistent", ...}.
+"ledger_consistent", ...}. ``cpu_ms_per_request`` splits the CPU time (user + system, from
+/proc) spent during the timed run by the API process, the OpenBao process and this load
+generator, per request: on a shared machine it moves less with other work than p99 does;
+``loadavg`` is the 1/5/15-minute load average at the end of the timed run.
 
     python benchmarks/load.py                       # 50 clients, 60 s
     python benchmarks/load.py --clients 10 --seconds 5
@@ -44,6 +47,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import os
 import random
 import sys
 import tempfile
@@ -352,14 +356,35 @@ def summarise(results: list[Result], clients: int, seconds: float) -> dict[str, 
             "error_examples": [f"{r.req.kind}: {r.error}" for r in errors[:5]]}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(s: Served, bao_pid: int | None) -> dict[str, float]:
+    """CPU seconds so far of the API, the OpenBao server and this process."""
+    assert s.proc is not None
+    out = {"api": cpu_seconds(s.proc.pid), "client": time.process_time()}
+    if bao_pid:
+        out["bao"] = cpu_seconds(bao_pid)
+    return out
+
+
 def load_and_check(s: Served, clients: int, seconds: float, reask: int, dp_budget: float,
                    think_ms: float = 0.0, seed: int = 0) -> dict[str, Any]:
     """The whole benchmark on a running ``Served``; the result dict (the JSON line)."""
     warm_up(s)
     before = len(s.audit_records())
     rss0 = s.api_rss_kb()
+    bao_pid = s.vault.status().pid
+    cpu0 = process_cpu(s, bao_pid)
     results = run_load(s, clients, seconds, think_ms, seed=seed)
+    cpu1 = process_cpu(s, bao_pid)
     out = summarise(results, clients, seconds)
+    out["cpu_ms_per_request"] = {k: round((cpu1[k] - cpu0[k]) / max(1, len(results)) * 1e3, 2)
+                                 for k in cpu0 if k in cpu1}
+    out["loadavg"] = [round(x, 2) for x in os.getloadavg()]
     out["api_rss_mb_before"], out["api_rss_mb_after"] = rss0 // 1024, s.api_rss_kb() // 1024
     out.update(check_audit(s, results, before))
     out.update(check_ledger(s, dp_budget))

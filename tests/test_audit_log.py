@@ -367,3 +367,83 @@ def test_audit_log__one_record_under_a_given_query_id(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="32 lowercase hex"):
             log.append(request_payload(), query_id=bad)  # type: ignore[arg-type]
     assert len(lines(path)) == 2
+
+
+_VALUES = [None, True, False, 0, -1, 2**70, 0.1, -0.0, 1e-300, 1.5e300, "", "plain",
+           "é ünïcode \u2028 \x00 \x1f \"quoted\" \\ back", ["a", 1, [2.5, {"z": 1, "a": 2}]],
+           {"b": {"é": 1, "a": [None, {"y": "x"}]}, "a": ()}, {"": 0, "A": 1, "a": 2, "_": 3}]
+
+
+@pytest.mark.parametrize("value", [pytest.param(v, id=f"value{i}") for i, v in
+                                   enumerate(_VALUES)])
+def test_encode_record__same_hash_and_line_as_the_whole_record(value: Any) -> None:
+    from vault.audit.record import encode_payload, encode_record, line_of
+
+    payload = {"zeta": value, "alpha": {"nested": value}, "recovered": value,
+               "Upper": [value, value], "seqx": value}
+    header = {"seq": 7, "time": "2026-05-01T12:00:00.123456Z", "type": "complete",
+              "query_id": "ab" * 16, "prev": "cd" * 32}
+    digest, line = encode_record(header, encode_payload(payload))
+    record = {**header, **payload}
+    assert digest == record_hash(record)
+    assert line == line_of({**record, "hash": digest})
+
+
+def test_encode_payload__refuses_what_check_payload_refuses() -> None:
+    from vault.audit.record import encode_payload
+
+    for bad in ({"x": float("nan")}, {"x": {"token": "a"}}, {"seq": 1}, {"x": object()},
+                {"x": "hvs.AAAAAAAAAAAAAAAAAAAAAAAA"}, {1: "x"}):
+        with pytest.raises(ValueError):
+            encode_payload(bad)  # type: ignore[arg-type]
+
+
+def test_audit_log__payload_changed_after_append_does_not_change_the_record(
+        tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    anchor = MemoryAnchor()
+    log = AuditLog(path, anchor)
+    payload = request_payload()
+    log.append(payload)
+    payload["principal"]["display_name"] = "mallory"
+    log.append({"x": 1})
+    assert lines(path)[0]["principal"]["display_name"] == "alice"
+    assert verify(path, anchor).ok
+
+
+def test_audit_log__open_file_replaced_or_deleted_between_appends(tmp_path: Path) -> None:
+    """The log file stays open between appends; a file replaced behind its back (new inode)
+    is seen by the next append like before: refused, never written to the old inode."""
+    path = tmp_path / "audit.jsonl"
+    anchor = MemoryAnchor()
+    log = AuditLog(path, anchor)
+    log.append(request_payload())
+    log.append(request_payload())
+    text = path.read_text()
+    path.unlink()
+    path.write_text(text.splitlines(keepends=True)[0])  # a new file holding one record
+    with pytest.raises(AuditTamperError, match="ends at seq 1 but the anchor holds seq 2"):
+        log.append(request_payload())
+    path.unlink()
+    with pytest.raises(AuditTamperError, match="is empty but the anchor holds seq 2"):
+        log.append(request_payload())
+    path.write_text(text)  # the real log put back (a new inode): appending resumes there
+    log.append(request_payload())
+    assert [r["seq"] for r in lines(path)] == [1, 2, 3]
+    assert verify(path, anchor).ok
+    log.close()
+    log.append(request_payload())  # a closed log opens its file again
+    assert verify(path, anchor).ok and len(lines(path)) == 4
+
+
+def test_audit_log__file_written_synchronously(tmp_path: Path) -> None:
+    """The log file is open O_SYNC (each write durable when it returns, instead of a write
+    and an fsync): the flag is checked on the descriptor the log really writes through."""
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, MemoryAnchor())
+    log.append(request_payload())
+    assert log._fd is not None
+    info = Path(f"/proc/self/fdinfo/{log._fd}").read_text()
+    flags = int(next(x for x in info.splitlines() if x.startswith("flags:")).split()[1], 8)
+    assert flags & os.O_SYNC == os.O_SYNC and flags & os.O_APPEND
+    log.close()

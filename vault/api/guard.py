@@ -44,8 +44,8 @@ from vault.errors import (
     VaultUnauthenticated,
 )
 from vault.passport.credential import CredentialRefused
-from vault.policy import decide
 from vault.policy.loader import PolicyStore, WatchedPolicyStore
+from vault.policy.memo import DecisionMemo
 from vault.policy.model import STATISTICS, Decision, Principal, QueryRequest
 from vault.privacy.dp import NOISE_RULES, DPSession
 from vault.privacy.ledger import BudgetExhausted, Ledger
@@ -103,6 +103,8 @@ class Guard:
         self.audit = audit
         self.limiter = limiter or RateLimiter()
         self.ledger = ledger
+        #: ``decide`` is pure: its answer per (principal, request, policy) is remembered
+        self.decisions = DecisionMemo()
         #: held open by the one API process serving this home (vault.privacy.recovery)
         self.serving_lock: Any = None
 
@@ -155,7 +157,7 @@ class Guard:
         principal = self.principal(request, anonymous=anonymous)
         request.state.principal = principal
         policy = self.policies.current()
-        decision = decide(principal, qreq, policy)
+        decision = self.decisions.decide(principal, qreq, policy)
         if not decision.allowed:
             hidden = any(r.startswith(_HIDDEN) for r in decision.reasons)
             status = 404 if hidden else 403

@@ -21,6 +21,15 @@ Design (see docs/audit.md):
   line is read again (never the whole file) and checked against the anchor: a log that was
   truncated or extended behind the writer's back is never silently continued
   (:class:`AuditTamperError`).
+* The payload is checked and serialised (canonical JSON per field) before the lock is
+  taken; under the lock only the header (seq, time, prev) is added, the hash taken and the
+  line assembled from those parts (:func:`~vault.audit.record.encode_record`). The log file
+  stays open between appends (``O_APPEND``) and is reopened when the path's inode is not the
+  open file's (replaced or deleted). It is opened ``O_SYNC``: the write returns once the line
+  and the file's metadata are on disk, as write + fsync would, in one system call. So an
+  append costs a stat, the lock, one synchronous write and the anchor write: every system
+  call inside the serialised section is one more wait for the interpreter lock when the
+  process is busy.
 * A failed write rolls the file back to its size before the append (under the lock, so
   nobody else has written since), then raises.
 * An anchor update refused for certain (the anchor's own checks, Vault's check-and-set, a
@@ -56,8 +65,9 @@ from vault.audit.record import (
     GENESIS,
     canonical,
     check_payload,
+    encode_payload,
+    encode_record,
     is_hex64,
-    line_of,
     record_hash,
     utc_now,
 )
@@ -109,6 +119,25 @@ class AuditLog:
         #: a record found unanchored after a crash and anchored: named in the next record
         self._recovered: dict[str, Any] | None = None
         self._last_query_id: str | None = None
+        #: the log file, kept open between appends (O_APPEND), and its inode
+        self._fd: int | None = None
+        self._fd_ino = -1
+        self._folder_ready = False
+
+    def close(self) -> None:
+        """Close the log file kept open between appends (the next append opens it again)."""
+        with self._mutex:
+            self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd, self._fd_ino = None, -1
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._close_fd()
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r}, anchor={type(self.anchor).__name__})"
@@ -121,7 +150,7 @@ class AuditLog:
         check_payload(payload)
         payload = _copy(payload)
         query_id = new_query_id()
-        seq, time = self._write("request", query_id, payload)
+        seq, time = self._write("request", query_id, encode_payload(payload))
         return AuditEntry(query_id, seq, time, "request", payload)
 
     def finish(self, entry: AuditEntry, outcome: dict[str, Any]) -> AuditEntry:
@@ -134,7 +163,7 @@ class AuditLog:
             raise ValueError(f"query {entry.query_id} already has its response record")
         check_payload(outcome)
         payload = {**entry.payload, **_copy(outcome)}
-        seq, time = self._write("response", entry.query_id, payload)
+        seq, time = self._write("response", entry.query_id, encode_payload(payload))
         entry.finished = True
         return AuditEntry(entry.query_id, seq, time, "response")
 
@@ -143,32 +172,44 @@ class AuditLog:
         outcome in one line (the API writes one per request, before the answer leaves).
         ``query_id``: the id the request was computed under (:func:`new_query_id`), else a
         new one."""
-        check_payload(payload)
+        # checked and serialised here, before the lock: later changes by the caller cannot
+        # alter the record, and the lock is held only to chain, write and anchor it
+        fields = encode_payload(payload)
         if query_id is None:
             query_id = new_query_id()
         elif not (isinstance(query_id, str) and len(query_id) == 32
                   and all(c in "0123456789abcdef" for c in query_id)):
             raise ValueError("a query id is 32 lowercase hex digits (new_query_id())")
-        seq, time = self._write("complete", query_id, _copy(payload))
+        seq, time = self._write("complete", query_id, fields)
         return AuditEntry(query_id, seq, time, "complete")
 
     def head(self) -> tuple[int, str]:
         """``(seq, hash)`` of the last record (``(0, 64 zeros)`` for an empty log), checked
         against the anchor like an append would."""
         with self._mutex, self._locked():
-            tail = self._current_tail()
+            tail = self._current_tail(self._stat())
             return tail.seq, tail.hash
 
     # --- internals ----------------------------------------------------------------------
 
+    def _prepare_folder(self) -> None:
+        folder = self.path.parent
+        folder.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        if stat.S_IMODE(folder.stat().st_mode) & 0o077:
+            folder.chmod(_DIR_MODE)
+        self._folder_ready = True
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        folder = self.path.parent
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
         try:
-            folder.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-            if stat.S_IMODE(folder.stat().st_mode) & 0o077:
-                folder.chmod(_DIR_MODE)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+            if not self._folder_ready:
+                self._prepare_folder()
+            try:
+                fd = os.open(self.lock_path, flags, _FILE_MODE)
+            except FileNotFoundError:  # the folder went away since: make it again
+                self._prepare_folder()
+                fd = os.open(self.lock_path, flags, _FILE_MODE)
         except OSError as exc:
             raise AuditError(f"cannot open the audit log lock {self.lock_path}: "
                              f"{exc.strerror or exc}") from exc
@@ -190,46 +231,67 @@ class AuditLog:
         finally:
             self._mutex.release()
 
-    def _write(self, rtype: str, query_id: str, payload: dict[str, Any]) -> tuple[int, str]:
+    def _log_fd(self, st: os.stat_result | None) -> tuple[int, int]:
+        """The open log file (reopened if ``st``, the path's stat taken under the lock, shows
+        another file or none) and its size before this append."""
+        if self._fd is not None and st is not None and st.st_ino == self._fd_ino:
+            return self._fd, st.st_size
+        self._close_fd()
+        try:
+            self._prepare_folder()  # the folder's mode is checked whenever the file is opened
+            # O_SYNC: each write returns once the line and the file's metadata are on disk
+            # (POSIX synchronized I/O file integrity completion: what write + fsync give, in
+            # one system call)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                         | os.O_SYNC, _FILE_MODE)
+        except OSError as exc:
+            raise AuditError(f"cannot open the audit log {self.path}: "
+                             f"{exc.strerror or exc}") from exc
+        try:
+            fst = os.fstat(fd)
+            if stat.S_IMODE(fst.st_mode) != _FILE_MODE:
+                os.fchmod(fd, _FILE_MODE)
+        except OSError as exc:
+            os.close(fd)
+            raise AuditError(f"cannot open the audit log {self.path}: "
+                             f"{exc.strerror or exc}") from exc
+        self._fd, self._fd_ino = fd, fst.st_ino
+        return fd, fst.st_size
+
+    def _write(self, rtype: str, query_id: str, fields: dict[str, str]) -> tuple[int, str]:
+        """Chain, write, fsync and anchor one record of the serialised payload ``fields``
+        (:func:`~vault.audit.record.encode_payload`)."""
         with self._turn(), self._locked():
-            tail = self._current_tail()
+            st = self._stat()
+            tail = self._current_tail(st)
             seq = tail.seq + 1
-            record: dict[str, Any] = {"seq": seq, "time": utc_now(), "type": rtype,
-                                      "query_id": query_id, "prev": tail.hash, **payload}
+            time = utc_now()
+            header = {"seq": seq, "time": time, "type": rtype, "query_id": query_id,
+                      "prev": tail.hash}
             if self._recovered is not None:
-                record["recovered"] = self._recovered
+                fields = {**fields, "recovered": canonical(self._recovered)}
             self._last_query_id = query_id
-            digest = record_hash(record)
-            record["hash"] = digest
-            line = (line_of(record) + "\n").encode("ascii")
+            digest, text = encode_record(header, fields)
+            line = (text + "\n").encode("ascii")
+            fd, size_before = self._log_fd(st)
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                             _FILE_MODE)
+                written = os.write(fd, line)  # durable when it returns (O_SYNC)
+                if written != len(line):
+                    raise OSError(f"short write ({written} of {len(line)} bytes)")
             except OSError as exc:
-                raise AuditError(f"cannot open the audit log {self.path}: "
-                                 f"{exc.strerror or exc}") from exc
+                self._roll_back(fd, size_before)
+                raise AuditError(f"cannot write the audit log {self.path}: {exc}") from exc
+            if size_before == 0:
+                _fsync_dir(self.path.parent)
+            self._anchor(fd, size_before, seq, digest)
+            self._recovered = None
             try:
-                st = os.fstat(fd)
-                if stat.S_IMODE(st.st_mode) != _FILE_MODE:
-                    os.fchmod(fd, _FILE_MODE)
-                size_before = st.st_size
-                try:
-                    written = os.write(fd, line)
-                    if written != len(line):
-                        raise OSError(f"short write ({written} of {len(line)} bytes)")
-                    os.fsync(fd)
-                except OSError as exc:
-                    self._roll_back(fd, size_before)
-                    raise AuditError(f"cannot write the audit log {self.path}: {exc}") from exc
-                if size_before == 0:
-                    _fsync_dir(self.path.parent)
-                self._anchor(fd, size_before, seq, digest)
-                self._recovered = None
-                st = os.fstat(fd)
-                self._tail = _Tail(seq, digest, st.st_ino, st.st_size, st.st_mtime_ns)
-            finally:
-                os.close(fd)
-            return seq, record["time"]
+                after = os.fstat(fd)
+            except OSError:  # the record is written and anchored; the next append re-reads
+                self._tail = None
+            else:
+                self._tail = _Tail(seq, digest, after.st_ino, after.st_size, after.st_mtime_ns)
+            return seq, time
 
     def _anchor(self, fd: int, size_before: int, seq: int, digest: str) -> None:
         if self.anchor is None:
@@ -267,14 +329,19 @@ class AuditLog:
             raise AuditError(f"cannot roll back a failed append to {self.path} ({exc}): the "
                              "log may end with an unanchored record; run "
                              "`genovault audit verify`") from exc
+        finally:
+            self._close_fd()  # the next append opens the file afresh
 
-    def _current_tail(self) -> _Tail:
+    def _stat(self) -> os.stat_result | None:
         try:
-            st: os.stat_result | None = os.stat(self.path)
+            return os.stat(self.path)
         except FileNotFoundError:
-            st = None
+            return None
         except OSError as exc:
             raise AuditError(f"cannot stat the audit log {self.path}: {exc}") from exc
+
+    def _current_tail(self, st: os.stat_result | None) -> _Tail:
+        """The tail for the path's stat ``st`` (taken under the lock)."""
         cached = self._tail
         if (cached is not None and st is not None and cached.ino == st.st_ino
                 and cached.size == st.st_size and cached.mtime_ns == st.st_mtime_ns):

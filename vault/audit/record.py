@@ -59,6 +59,33 @@ def line_of(record: dict[str, Any]) -> str:
     return json.dumps(ordered, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
+def encode_payload(payload: dict[str, Any]) -> dict[str, str]:
+    """The checked payload as ``{field: canonical JSON of its value}``: what
+    :func:`encode_record` assembles a record from (each value serialised once, before the
+    log's lock is taken). Raises ValueError like :func:`check_payload`."""
+    check_payload(payload, serialise=False)
+    try:
+        return {k: canonical(v) for k, v in payload.items()}
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"audit payload is not plain JSON: {exc}") from None
+
+
+def encode_record(header: dict[str, Any], fields: dict[str, str]) -> tuple[str, str]:
+    """``(hash, line)`` of the record made of the log's ``header`` fields (plain values) and
+    the payload ``fields`` of :func:`encode_payload`: the same text as :func:`record_hash`
+    and :func:`line_of` of that record, assembled from the serialised parts instead of
+    serialising the whole record twice (a canonical object is its sorted key/value pairs)."""
+    parts = {k: canonical(v) for k, v in header.items()}
+    parts.update(fields)
+    body = "{" + ",".join(f"{canonical(k)}:{parts[k]}" for k in sorted(parts)) + "}"
+    digest = hashlib.sha256(body.encode("ascii")).hexdigest()
+    first = [k for k in HEADER if k in parts]
+    rest = sorted(k for k in parts if k not in HEADER)
+    line = "{" + ",".join(f"{canonical(k)}:{parts[k]}" for k in (*first, *rest)) + \
+        f',"hash":"{digest}"}}'
+    return digest, line
+
+
 def record_hash(record: dict[str, Any]) -> str:
     """sha256 (hex) of the canonical JSON of ``record`` without its ``hash`` field."""
     body = {k: v for k, v in record.items() if k != "hash"}
@@ -76,15 +103,18 @@ def parse_time(text: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def check_payload(payload: dict[str, Any]) -> None:
+def check_payload(payload: dict[str, Any], *, serialise: bool = True) -> None:
     """Raise ValueError if ``payload`` sets a reserved field, holds a forbidden key anywhere
-    (token, genotypes, sample_id, pseudonym …), a token-like string, or is not plain JSON."""
+    (token, genotypes, sample_id, pseudonym …), a token-like string, or is not plain JSON
+    (``serialise=False``: the caller serialises it next and reports that itself)."""
     if not isinstance(payload, dict):
         raise ValueError("an audit payload is a dict")
     clash = RESERVED & payload.keys()
     if clash:
         raise ValueError(f"audit payload may not set {sorted(clash)}: the log writes them")
     _walk(payload, "payload")
+    if not serialise:
+        return
     try:
         canonical(payload)
     except (TypeError, ValueError) as exc:

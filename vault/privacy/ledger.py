@@ -22,9 +22,11 @@ refund once noise was drawn.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -106,6 +108,24 @@ class Ledger:
         os.chmod(self.path, 0o600)
         with self._connect() as con:
             con.executescript(_SCHEMA)
+        #: one connection per thread for release(), kept open: opening one per call and
+        #: closing it (the last close of a WAL database checkpoints it) cost more than the
+        #: transaction itself
+        self._local = threading.local()
+
+    def _thread_connection(self) -> sqlite3.Connection:
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None or getattr(self._local, "pid", None) != os.getpid():
+            con = self._connect()
+            self._local.con, self._local.pid = con, os.getpid()
+        return con
+
+    def _drop_thread_connection(self) -> None:
+        con = getattr(self._local, "con", None)
+        self._local.con = None
+        if con is not None:
+            with contextlib.suppress(sqlite3.Error):
+                con.close()
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
@@ -159,7 +179,7 @@ class Ledger:
         one transaction. ``true_counts(new_indices)`` gives their exact counts (n, 4)."""
         now = self.clock()
         start, end = period_bounds(now, period_days)
-        con = self._connect()
+        con = self._thread_connection()
         try:
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -202,8 +222,9 @@ class Ledger:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        finally:
-            con.close()
+        except sqlite3.Error:
+            self._drop_thread_connection()  # the next call starts on a fresh connection
+            raise
         return Release({c: have[c] for c in cells}, len(new), eps, spent + eps, budget, end)
 
     def refund(self, query_id: str) -> float:

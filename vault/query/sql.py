@@ -7,12 +7,19 @@ module only guarantees that the SQL cannot reach anything *but* the views it is 
 
 Two independent layers, each enough on its own for the file/extension/settings cases:
 
-1. The engine. Every call opens a fresh in-memory DuckDB connection with external access off
-   (no file, network, ATTACH, COPY, INSTALL/LOAD), extension autoload/autoinstall off, the
-   ``LocalFileSystem`` disabled (this also closes the ``<cwd>/:memory:`` entry that DuckDB puts on
-   ``allowed_paths`` of an in-memory database), no temp directory (nothing spills to disk), one
-   thread, a memory limit, Python replacement scans off, and then — after the views are
-   registered — ``lock_configuration`` so no ``SET``/``RESET``/``PRAGMA`` can undo any of it.
+1. The engine. Every call opens a fresh connection (a cursor) to an in-memory DuckDB database
+   with external access off (no file, network, ATTACH, COPY, INSTALL/LOAD), extension
+   autoload/autoinstall off, the ``LocalFileSystem`` disabled (this also closes the
+   ``<cwd>/:memory:`` entry that DuckDB puts on ``allowed_paths`` of an in-memory database), no
+   temp directory (nothing spills to disk), one thread, a memory limit, Python replacement scans
+   off, and ``lock_configuration`` so no ``SET``/``RESET``/``PRAGMA`` can undo any of it. The
+   database is made (and locked) once per process and memory limit, because opening one costs
+   tens of milliseconds of CPU; the views are registered on the call's own connection as
+   temporary views, which no other connection sees, and dropped with it. Nothing else may
+   persist between calls: the statement layer lets only a SELECT run, and after each query
+   ``run_sql`` checks that the shared catalogue holds no table, view or sequence (else the
+   database is discarded and the answer refused). The memory limit holds for the queries
+   running at the same time together.
 2. The statement. DuckDB itself parses the text (``extract_statements`` and
    ``json_serialize_sql``): exactly one statement, of type ``SELECT``; every relation it names is
    a registered view, one of its own CTEs, or ``information_schema``/``pg_catalog``; every table
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -149,17 +157,64 @@ def locked_connection(
     _check_views(views)
     if not isinstance(max_memory, str) or not _MEMORY.fullmatch(max_memory.strip()):
         raise SqlRefused(f"max_memory must look like '256MB', got {max_memory!r}")
-    con = duckdb.connect(":memory:", config=_base_config(max_memory))
+    con = _shared_database(max_memory.strip()).cursor()
     try:
-        # Not settable at connect time in DuckDB 2.0; SET before the lock instead.
-        con.execute("SET disabled_filesystems = 'LocalFileSystem'")
         for name, table in views.items():
             con.register(name, table)
-        con.execute("SET lock_configuration = true")
     except BaseException:
         con.close()
         raise
     return con
+
+
+_DATABASES: dict[tuple[int, str], duckdb.DuckDBPyConnection] = {}
+_DATABASES_LOCK = threading.Lock()
+
+#: data-holding objects a query could leave in the shared catalogue (none may exist: see
+#: run_sql). Macros and types are left to the statement checks (CREATE is never a SELECT):
+#: listing the functions costs as much as a new database.
+_LEFTOVERS = (
+    "SELECT (SELECT count(*) FROM duckdb_tables() WHERE NOT temporary)"
+    " + (SELECT count(*) FROM duckdb_views() WHERE NOT internal AND NOT temporary)"
+    " + (SELECT count(*) FROM duckdb_sequences() WHERE NOT temporary)"
+)
+
+
+def _shared_database(max_memory: str) -> duckdb.DuckDBPyConnection:
+    """The locked in-memory database of this process for ``max_memory`` (made on first use;
+    a forked child makes its own). Cursors are taken under the lock."""
+    key = (os.getpid(), max_memory)
+    with _DATABASES_LOCK:
+        db = _DATABASES.get(key)
+        if db is None:
+            db = duckdb.connect(":memory:", config=_base_config(max_memory))
+            try:
+                # Not settable at connect time in DuckDB 2.0; SET before the lock instead.
+                db.execute("SET disabled_filesystems = 'LocalFileSystem'")
+                db.execute("SET lock_configuration = true")
+            except BaseException:
+                db.close()
+                raise
+            _DATABASES[key] = db
+        return db.cursor()
+
+
+def _left_over(max_memory: str) -> bool:
+    """Whether the shared database's catalogue holds a table, view or sequence (seen from a
+    connection of its own: temporary views are not in it)."""
+    check = _shared_database(max_memory)
+    try:
+        return check.execute(_LEFTOVERS).fetchone() != (0,)
+    finally:
+        check.close()
+
+
+def _discard_database(max_memory: str) -> None:
+    with _DATABASES_LOCK:
+        db = _DATABASES.pop((os.getpid(), max_memory), None)
+    if db is not None:
+        with contextlib.suppress(duckdb.Error):
+            db.close()
 
 
 def _check_views(views: Mapping[str, pa.Table]) -> None:
@@ -320,6 +375,11 @@ def run_sql(
             if rows > max_rows:
                 break
         table = pa.Table.from_batches(batches, schema=reader.schema)
+        if _left_over(max_memory.strip()):
+            # the statement checks let something but a SELECT run: this database is not
+            # given to another query, and the answer is refused
+            _discard_database(max_memory.strip())
+            raise SqlRefused("the query left objects in the database; it was refused")
     except SqlError:
         raise
     except (duckdb.Error, OSError, pa.ArrowException) as exc:

@@ -12,7 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vault.api import models as m
 from vault.api.deps import ServicesDep
-from vault.api.fastjson import ARROW_STREAM, TABLE_KEY, statistic_answer, table_answer
+from vault.api.fastjson import (
+    ARROW_STREAM,
+    TABLE_KEY,
+    model_answer,
+    statistic_answer,
+    table_answer,
+)
 from vault.api.guard import Outcome, disclosure_of
 from vault.errors import ConfigError
 from vault.policy.model import QueryRequest
@@ -225,7 +231,7 @@ def association(request: Request, services: ServicesDep, dataset: DatasetId,
                 case: Annotated[str, Query(max_length=64)] = "case",
                 control: Annotated[str, Query(max_length=64)] = "control",
                 cursor: CursorQ = 0, limit: LimitQ = DEFAULT_PAGE,
-                filter: FilterQ = None) -> dict[str, Any]:
+                filter: FilterQ = None) -> Response:
     flt = _Filter(filter)
     qreq = QueryRequest(action="association", dataset=dataset, group_by=(phenotype,),
                         filter_fields=flt.fields)
@@ -236,7 +242,8 @@ def association(request: Request, services: ServicesDep, dataset: DatasetId,
                                     disclosure_of(decision), cursor, limit)
         return Outcome({**flt.disclose(body, sel), "dataset": dataset}, body["count"])
 
-    return services.guard.run(request, qreq, compute, flt.audit())
+    return model_answer(services.guard.run(request, qreq, compute, flt.audit()),
+                        m.AssociationAnswer)
 
 
 @router.get("/ld", response_model=m.LdAnswer, summary="r² between variants of a region")
@@ -283,7 +290,7 @@ def presence(request: Request, services: ServicesDep, dataset: DatasetId,
                                          pattern=r"^[^\s:,]+$")],
              pos: Annotated[int, Query(ge=1, le=2**40)],
              ref: Annotated[str, Query(min_length=1, max_length=1000)],
-             alt: Annotated[str, Query(min_length=1, max_length=1000)]) -> dict[str, Any]:
+             alt: Annotated[str, Query(min_length=1, max_length=1000)]) -> Response:
     qreq = QueryRequest(action="presence", dataset=dataset, variant_count=1)
 
     def compute(decision: Any) -> Outcome:
@@ -291,7 +298,7 @@ def presence(request: Request, services: ServicesDep, dataset: DatasetId,
                                  disclosure_of(decision))
         return Outcome({**body, "dataset": dataset}, 1)
 
-    return services.guard.run(request, qreq, compute)
+    return model_answer(services.guard.run(request, qreq, compute), m.PresenceAnswer)
 
 
 class SqlQuery(BaseModel):
@@ -310,7 +317,7 @@ class SqlQuery(BaseModel):
 
 @router.post("/sql", response_model=m.SqlAnswer, summary="SQL over aggregate views")
 def sql(request: Request, services: ServicesDep, dataset: DatasetId,
-        body: Annotated[SqlQuery, Body()]) -> dict[str, Any]:
+        body: Annotated[SqlQuery, Body()]) -> Response:
     flt = _Filter(body.filter)
     qreq = QueryRequest(action="sql", dataset=dataset,
                         group_by=(body.group_by,) if body.group_by else (),
@@ -327,4 +334,4 @@ def sql(request: Request, services: ServicesDep, dataset: DatasetId,
     audit = {"sql_sha256": hashlib.sha256(body.query.encode()).hexdigest(),
              "sql_chars": len(body.query), "region": body.region, "group_by": body.group_by,
              "filter": body.filter}
-    return services.guard.run(request, qreq, compute, audit)
+    return model_answer(services.guard.run(request, qreq, compute, audit), m.SqlAnswer)
