@@ -13,8 +13,10 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import hvac
@@ -309,3 +311,19 @@ def test_reader__skipping_the_checksum_a_planted_file_still_fails_to_decrypt(
     with pytest.raises(IntegrityError, match=UNWRAP):
         reader._read(target.path, None)
     assert reader._read(donor.path, None).num_rows == donor.rows  # the rest still reads
+
+
+def test_keys_unwrapped_ahead__are_forgotten_after_the_cache_lifetime_or_a_clear(
+        bound: str, store: Store, query_client: hvac.Client) -> None:
+    m = store.manifest(bound)
+    folder = store.dataset_dir(bound)
+    files = [(str(folder / f.path), f.file_id or "") for f in m.files()]
+    keyring = Keyring(query_client, bound)
+    got = keyring.prefetch(files)
+    assert got >= 2 * len(files) and len(keyring._unwrapped) == got
+    keyring.clear_caches()
+    assert keyring._unwrapped == {}
+    assert keyring.prefetch(files) == got
+    keyring.CACHE_LIFETIME = timedelta(0)  # this keyring's only
+    time.sleep(0.01)
+    assert keyring.prefetch([]) == 0 and keyring._unwrapped == {}

@@ -249,6 +249,8 @@ class Keyring(_NoPickle):
         self.io_lock = threading.RLock()
         #: bound files' keys unwrapped ahead by :meth:`prefetch`, until pyarrow takes them
         self._unwrapped: dict[tuple[str, str, str], bytes] = {}
+        #: when the oldest of them was unwrapped: none is kept longer than CACHE_LIFETIME
+        self._unwrapped_at = 0.0
         self._factory = pe.CryptoFactory(self._kms_client)
 
     def _kms_client(self, cfg: Any) -> TransitKmsClient:
@@ -364,7 +366,12 @@ class Keyring(_NoPickle):
         one Transit batch call per master key (each item with its file's own context), so
         that opening each file costs no Vault round trip of its own. Whatever Vault refuses
         or cannot answer here is left to the file's own unwrap, which reports it. The
-        number of keys unwrapped."""
+        number of keys unwrapped. Keys unwrapped ahead but never used (files not read after
+        all) are forgotten after CACHE_LIFETIME, as pyarrow forgets its cached KEKs."""
+        with self._vault_lock:
+            if self._unwrapped and \
+                    time.monotonic() - self._unwrapped_at > self.CACHE_LIFETIME.total_seconds():
+                self._unwrapped.clear()
         wanted: dict[str, dict[tuple[str, str], None]] = {}
         for path, file_id in files:
             context = base64.b64encode(place_context(self.dataset, file_id).encode("utf-8")
@@ -392,6 +399,8 @@ class Keyring(_NoPickle):
                         continue
                     if not isinstance(results, list) or len(results) != len(chunk):
                         continue
+                    if not self._unwrapped:
+                        self._unwrapped_at = time.monotonic()
                     for (w, c), r in zip(chunk, results, strict=True):
                         if isinstance(r, dict) and r.get("plaintext") and not r.get("error"):
                             self._unwrapped[(master, w, c)] = base64.b64decode(r["plaintext"])
