@@ -408,7 +408,13 @@ class DaskIngest:
             qcs.append(qc)
         return qcs, entries
 
+    #: consecutive 2-second checks that must find no credential holder among the scheduler's
+    #: workers before the ingest gives up (one check can miss a worker that is still there,
+    #: e.g. while its process is busy compiling numba kernels)
+    GONE_CHECKS = 3
+
     def _result(self, fut: Any, f: Any, holders: list[str], check: Callable[[], None]) -> Any:
+        gone = 0
         while True:
             try:
                 return fut.result(timeout=2.0)
@@ -424,7 +430,8 @@ class DaskIngest:
                     f"{f.path}: its task failed on the Dask cluster ({type(exc).__name__}); "
                     "nothing was committed: run the ingest again") from exc
             check()  # the sample registration (it raises when it failed)
-            if not set(holders) & set(self.workers()):
+            gone = 0 if set(holders) & set(self.workers()) else gone + 1
+            if gone >= self.GONE_CHECKS:
                 raise DistributedIngestError(
                     "every Dask worker holding the ingest's Vault credential left the cluster; "
                     "nothing was committed: run the ingest again")
