@@ -1,15 +1,20 @@
-"""Scale-out: a whole-dataset frequency query on Dask (1 and 2 worker processes) vs the local
+"""Scale-out: whole-dataset frequency queries on Dask (1 and 2 worker processes) vs the local
 path, plus the per-core figures the scale model in docs/scale.md rests on.
 
-An msprime cohort (benchmarks/cohort.py; 5,000 samples by default) is ingested into a store
-under a real OpenBao dev server, in partitions of ``--bin-size`` bp. Then, each ``--runs``
-times after one warm-up run (numba, imports, page cache):
+An msprime cohort (benchmarks/cohort.py; 5,000 samples over 200 Mb by default) is ingested
+into a store under a real OpenBao dev server, in partitions of ``--bin-size`` bp (default
+10 Mb, the store's own default: 20 partitions). Then, for each query of ``--group-by``
+(default ``none,population``: the whole-dataset frequency query, the headline figures, and
+the same grouped by population), each ``--runs`` times after one warm-up run (numba,
+imports, page cache):
 
 * local: a fresh QueryService (no caches) answers ``statistic_table(frequency, group_by)``
   for the whole dataset — the path `genovault serve` takes without Dask;
 * dask-N: the same with a DaskExecutor on a LocalCluster of N worker processes (one thread
   each, loopback), every partition a task (min_partitions=1); per query the executor mints
-  and delivers one wrapped Vault token per worker.
+  and delivers one wrapped Vault token per worker. The scheduler runs in this process,
+  beside the service, as a LocalCluster's does: on two cores it competes with the service's
+  merge and with the workers.
 
 Per-core figures: decrypt + decode (DatasetReader.blocks) and count (count_genotypes) over
 every partition on one thread, as genotypes per second; bytes on disk per genotype.
@@ -24,15 +29,16 @@ Worker threads: ``--arrow-threads K`` sets Arrow's CPU count to K in every worke
 and ingest (Dask's nanny sets OMP_NUM_THREADS=1, which Arrow sizes its pool from); 0 leaves
 it.
 
-    python benchmarks/scale.py --samples 5000          # the figures in docs/scale.md
-    python benchmarks/scale.py --samples 500 --seq-len 5e6 --runs 2   # a quick check
+    python benchmarks/scale.py                     # the figures in docs/scale.md
+    python benchmarks/scale.py --seq-len 5e7 --bin-size 1e6    # 50 small partitions
+    python benchmarks/scale.py --samples 500 --seq-len 5e6 --bin-size 1e6 --runs 2  # quick
 
 The last line of stdout is one JSON object: {"bench": "scale", "speedup_2_workers": ...,
-"dask1_vs_local": ... (local time / Dask-1 time), "multi_file_ingest": {"parts": N,
-"local_s": ..., "dask1_s": ..., "dask2_s": ..., "local_vs_dask1": ...,
-"speedup_2_workers": ...}, "dask1_worker_arrow_cpu_count_default": [...], ...}. Progress
-goes to stderr. The machine may be shared: the JSON records ``os.getloadavg()`` before the
-runs.
+"dask1_vs_local": ... (local time / Dask-1 time), both for the whole-dataset frequency query,
+"by_population_speedup_2_workers": ..., "by_population_dask1_vs_local": ... (grouped),
+"multi_file_ingest": {"parts": N, "local_s": ..., "dask1_s": ..., "dask2_s": ...,
+"local_vs_dask1": ..., "speedup_2_workers": ...}, ...}. Progress goes to stderr. The
+machine may be shared: the JSON records ``os.getloadavg()`` before and after the runs.
 """
 
 from __future__ import annotations
@@ -87,6 +93,8 @@ def per_core(store: Store, keyring: Keyring) -> dict[str, float]:
 def _per_core(store: Store, keyring: Keyring, np: Any) -> dict[str, float]:
     reader = DatasetReader(store, DATASET, keyring)
     n = reader.n_samples
+    # compile (or load from numba's cache) this signature before anything is timed
+    count_genotypes(np.zeros((1, (n + 3) // 4), np.uint8), n, np.full(n, -1, np.int32), 0)
     t_read = t_count = 0.0
     variants = 0
     for ci, bi in reader.partitions(None):
@@ -196,15 +204,52 @@ def timed_query(svc: QueryService, group_by: str | None) -> tuple[float, int]:
     return time.perf_counter() - t0, table.num_rows
 
 
+def _tag(group_by: str | None) -> str:
+    """JSON key prefix of a query: none for the first (headline) one, ``grouped_`` else."""
+    return "" if group_by is None else f"by_{group_by}_"
+
+
+def _dask_runs(out: dict[str, Any], n: int, group_by: str | None, dask_svc: Any, client: Any,
+               ex: Any, args: Any) -> None:
+    """``args.runs`` timed Dask queries (after one warm-up) into ``out``."""
+    import distributed
+
+    tag = _tag(group_by)
+    timed_query(dask_svc(), group_by)  # warm-up: imports, numba, files
+    runs = []
+    with distributed.get_task_stream(client) as ts:
+        for _ in range(args.runs):
+            t, rows = timed_query(dask_svc(), group_by)
+            assert rows == out[f"{tag}rows"], "Dask and local answers differ"
+            runs.append((t, dict(ex.last)))
+    compute = sum(ss["stop"] - ss["start"] for task in ts.data
+                  for ss in task["startstops"] if ss["action"] == "compute")
+    med = statistics.median(t for t, _ in runs)
+    tasks = sum(r["tasks"] for _, r in runs)
+    slots = n * args.threads_per_worker
+    out[f"{tag}dask{n}_s"] = med
+    out[f"{tag}dask{n}_credential_s"] = statistics.median(r["credential_s"] for _, r in runs)
+    out[f"{tag}dask{n}_task_compute_s"] = compute / tasks
+    # wall time the workers' threads were not computing, per task
+    out[f"{tag}dask{n}_overhead_per_task_s"] = max(
+        0.0, (sum(t for t, _ in runs) * slots - compute) / tasks)
+    log(f"{group_by or 'overall'}: dask-{n}: median {med:.3f} s "
+        f"({[round(t, 3) for t, _ in runs]}); task compute {compute / tasks * 1e3:.1f} ms, "
+        f"overhead {out[f'{tag}dask{n}_overhead_per_task_s'] * 1e3:.1f} ms per task")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=int, default=5000)
-    ap.add_argument("--seq-len", type=float, default=50e6)
+    ap.add_argument("--seq-len", type=float, default=200e6)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--bin-size", type=int, default=1_000_000,
-                    help="partition width in bp (default 1 Mb: 50 partitions of 50 Mb)")
+    ap.add_argument("--bin-size", type=float, default=10_000_000,
+                    help="partition width in bp (default 10 Mb, the store's default: 20 "
+                         "partitions of 200 Mb)")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--group-by", default="population")
+    ap.add_argument("--group-by", default="none,population",
+                    help="comma-separated queries: none (the whole-dataset frequency, the "
+                         "headline figures) and/or sample-sheet columns to group by")
     ap.add_argument("--threads-per-worker", type=int, default=1)
     ap.add_argument("--arrow-threads", type=int, default=0,
                     help="Arrow's CPU count in every query worker (0: as Dask leaves it)")
@@ -214,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-query", action="store_true",
                     help="only the ingest figures (no query measurement)")
     args = ap.parse_args(argv)
+    args.bin_size = int(args.bin_size)
 
     import distributed
 
@@ -256,15 +302,20 @@ def main(argv: list[str] | None = None) -> int:
             out["per_core"] = per_core(store, Keyring(qclient, DATASET))
             log(f"per core: {json.dumps(out['per_core'])}")
 
+            queries = [None if g in ("", "none") else g for g in args.group_by.split(",")]
+
             def local_svc() -> QueryService:
                 return QueryService(store, lambda: qclient, cache_bytes=0)
 
-            timed_query(local_svc(), args.group_by)  # warm-up
-            local = [timed_query(local_svc(), args.group_by) for _ in range(args.runs)]
-            out["local_s"] = statistics.median(t for t, _ in local)
-            out["rows"] = local[0][1]
+            for g in queries:
+                tag = _tag(g)
+                timed_query(local_svc(), g)  # warm-up
+                local = [timed_query(local_svc(), g) for _ in range(args.runs)]
+                out[f"{tag}local_s"] = statistics.median(t for t, _ in local)
+                out[f"{tag}rows"] = local[0][1]
+                log(f"{g or 'overall'}: local median {out[f'{tag}local_s']:.3f} s "
+                    f"({[round(t, 3) for t, _ in local]})")
             out["partitions"] = len(local_svc().version(DATASET).reader.partitions(None))
-            log(f"local: median {out['local_s']:.3f} s ({[round(t, 3) for t, _ in local]})")
             for n in (1, 2):
                 with distributed.LocalCluster(
                         n_workers=n, threads_per_worker=args.threads_per_worker,
@@ -281,32 +332,14 @@ def main(argv: list[str] | None = None) -> int:
                     def dask_svc(ex: vd.DaskExecutor = ex) -> QueryService:
                         return QueryService(store, lambda: qclient, cache_bytes=0, executor=ex)
 
-                    timed_query(dask_svc(), args.group_by)  # warm-up: imports, numba, files
-                    runs = []
-                    with distributed.get_task_stream(client) as ts:
-                        for _ in range(args.runs):
-                            t, rows = timed_query(dask_svc(), args.group_by)
-                            assert rows == out["rows"], "Dask and local answers differ"
-                            runs.append((t, dict(ex.last)))
-                    compute = sum(ss["stop"] - ss["start"] for task in ts.data
-                                  for ss in task["startstops"] if ss["action"] == "compute")
-                    med = statistics.median(t for t, _ in runs)
-                    tasks = sum(r["tasks"] for _, r in runs)
-                    slots = n * args.threads_per_worker
-                    out[f"dask{n}_s"] = med
-                    out[f"dask{n}_credential_s"] = statistics.median(
-                        r["credential_s"] for _, r in runs)
-                    out[f"dask{n}_task_compute_s"] = compute / tasks
-                    # wall time the workers' threads were not computing, per task
-                    out[f"dask{n}_overhead_per_task_s"] = max(
-                        0.0, (sum(t for t, _ in runs) * slots - compute) / tasks)
-                    log(f"dask-{n}: median {med:.3f} s ({[round(t, 3) for t, _ in runs]}); "
-                        f"task compute {compute / tasks * 1e3:.1f} ms, overhead "
-                        f"{out[f'dask{n}_overhead_per_task_s'] * 1e3:.1f} ms per task")
+                    for g in queries:
+                        _dask_runs(out, n, g, dask_svc, client, ex, args)
                     ex.close()
-    out["dask1_vs_local"] = out["local_s"] / out["dask1_s"]
-    out["speedup_2_workers"] = out["dask1_s"] / out["dask2_s"]
-    out["speedup_per_worker_2"] = out["speedup_2_workers"] / 2
+    for g in queries:
+        tag = _tag(g)
+        out[f"{tag}dask1_vs_local"] = out[f"{tag}local_s"] / out[f"{tag}dask1_s"]
+        out[f"{tag}speedup_2_workers"] = out[f"{tag}dask1_s"] / out[f"{tag}dask2_s"]
+        out[f"{tag}speedup_per_worker_2"] = out[f"{tag}speedup_2_workers"] / 2
     out["loadavg_after"] = os.getloadavg()
     print(json.dumps(out))
     return 0

@@ -299,6 +299,29 @@ def test_reader__unwraps_many_files_keys_in_one_call_per_key(
     assert sum(counting.calls) >= 2 * len(files)
 
 
+def test_reader__reading_the_samples_unwraps_no_variant_files_keys(
+        store: Store, role_client, tmp_path: Path,
+        ingest_file: Callable[..., IngestResult]) -> None:
+    """A service whose counts come from Dask workers reads only the samples table: the
+    keys of the genotype files must stay wrapped in its process."""
+    ds = _ds("bind-samples")
+    vcf, _ = cohort_vcf(tmp_path / "samples.vcf", [f"SMP_{i}" for i in range(6)], 60,
+                        step=1000)
+    ingest_file(vcf, ds, bin_size=5_000)  # a dozen variant files
+    client = role_client("query")
+    counting = _Counting(client)
+    reader = DatasetReader(store, ds, Keyring(client, ds))
+    samples = reader.manifest.batches[0].samples_file
+    assert reader._read(samples.path, None).num_rows == 6
+    # the samples table's footer and samples keys, nothing of the 12 variant files
+    assert counting.calls == [1, 1], counting.calls
+    variant = reader.manifest.batches[0].variant_files[0]
+    assert reader._read(variant.path, None).num_rows == variant.rows
+    # now the variant files' window: footer, sites, genotypes, of every variant file
+    n = len(reader.manifest.batches[0].variant_files)
+    assert n > 6 and sorted(counting.calls[2:]) == [n, n, n], counting.calls
+
+
 def test_reader__skipping_the_checksum_a_planted_file_still_fails_to_decrypt(
         bound: str, store: Store, query_client: hvac.Client) -> None:
     """Unwrapping ahead must not open a door: a file (with its key material) planted in

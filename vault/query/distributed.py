@@ -29,6 +29,8 @@ here too. See docs/scale.md.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import secrets
@@ -477,12 +479,16 @@ class DaskExecutor:
         stats = {"tasks": len(work), "workers": len(holders), "credential_s": t_cred,
                  **self.last}
 
+        fetches: list[concurrent.futures.Future[Any] | None] = []
+
         def submit(i: int) -> None:
             ci, bi = work[i]
-            futures.append(self.client.submit(
+            fut = self.client.submit(
                 count_partition, cred_id, store_root, dataset, version_key, ci, bi,
                 group_column, names, key=f"{TASK_PREFIX}-{query}-{i}", pure=False,
-                workers=holders, allow_other_workers=False))
+                workers=holders, allow_other_workers=False)
+            futures.append(fut)
+            fetches.append(self._fetch(fut))
 
         try:
             for i in range(min(window, len(work))):
@@ -491,8 +497,8 @@ class DaskExecutor:
                 if len(futures) < len(work):
                     submit(len(futures))
                 fut = futures[i]
-                res = self._result(fut, work[i], holders, deadline, dataset)
-                futures[i] = None  # type: ignore[call-overload]
+                res = self._result(fetches[i], work[i], holders, deadline, dataset)
+                futures[i] = fetches[i] = None  # type: ignore[call-overload]
                 fut.release()  # the result leaves the worker's memory now
                 del fut
                 yield _reject(res, len(names))
@@ -501,6 +507,9 @@ class DaskExecutor:
             if live:
                 with contextlib.suppress(Exception):
                     self.client.cancel(live)
+            for pending in fetches:
+                if pending is not None:
+                    pending.cancel()
             # workers revoke their own tokens once their running tasks end (revoking under a
             # running read would abort it); tokens of workers that did not answer, here
             missed = self._drop(holders, cred_id)
@@ -508,8 +517,19 @@ class DaskExecutor:
             stats["seconds"] = time.perf_counter() - t0
             self.last = stats
 
-    def _result(self, fut: Any, part: tuple[int, int], holders: list[str], deadline: float,
-                dataset: str) -> Any:
+    def _fetch(self, fut: Any) -> concurrent.futures.Future[Any]:
+        """Start fetching ``fut``'s result on the client's event loop as soon as its task
+        finishes, while earlier results are still being merged: the results of a window
+        arrive in parallel, not one round trip (client, scheduler, worker) after another."""
+
+        async def fetch() -> Any:
+            (result,) = await self.client._gather([fut])
+            return result
+
+        return asyncio.run_coroutine_threadsafe(fetch(), self.client.loop.asyncio_loop)
+
+    def _result(self, fut: concurrent.futures.Future[Any], part: tuple[int, int],
+                holders: list[str], deadline: float, dataset: str) -> Any:
         while True:
             try:
                 return fut.result(timeout=2.0)

@@ -167,6 +167,11 @@ class DatasetReader:
         self._hashed: set[str] = set()
         #: bound datasets: files whose keys were unwrapped ahead (Keyring.prefetch)
         self._order = list(self._entries)
+        self._at = {rel: i for i, rel in enumerate(self._order)}
+        #: samples tables are unwrapped ahead only with samples tables, variant files only
+        #: with variant files: a reader that needs only the samples (a query whose counts
+        #: come from Dask workers) unwraps no genotype key
+        self._samples_files = {b.samples_file.path for b in self.manifest.batches}
         self._ahead: set[str] = set()
         self._keep: list[np.ndarray | None] = [None] * len(self.manifest.batches)
         self._live_n = [b.n_samples for b in self.manifest.batches]
@@ -252,10 +257,13 @@ class DatasetReader:
 
     def _unwrap_ahead(self, rel: str) -> None:
         """A bound file's keys are its own (no KEK is shared between files), so each file
-        would cost a Transit call per key: unwrap those of this file and the next files in
-        manifest order (how partitions are read) in one batch call per key instead."""
-        at = self._order.index(rel)
-        window = [r for r in self._order[at:] if r not in self._ahead][:self.UNWRAP_AHEAD]
+        would cost a Transit call per key: unwrap those of this file and the next files of
+        its kind (samples tables, or variant files) in manifest order (how partitions are
+        read) in one batch call per key instead."""
+        kind = rel in self._samples_files
+        window = [r for r in self._order[self._at[rel]:]
+                  if r not in self._ahead and (r in self._samples_files) == kind]
+        window = window[:self.UNWRAP_AHEAD]
         self.keyring.prefetch([(str(self.dir / r), self._entries[r].file_id or "")
                                for r in window])
         self._ahead.update(window)
