@@ -52,6 +52,12 @@ class EmbeddedVaultError(VaultError):
     """The embedded OpenBao server could not be started, initialised or stopped."""
 
 
+class ClusterQueryFailed(GenoVaultError):
+    """A query's tasks on the compute cluster (Dask) failed as a whole: a worker left, its
+    short-lived Vault credential expired, or a task failed; nothing was answered and the
+    query can be run again."""
+
+
 class StoreError(GenoVaultError):
     """Base class for problems with the on-disk dataset store."""
 

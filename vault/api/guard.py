@@ -38,6 +38,7 @@ from vault.api.ratelimit import RateLimiter
 from vault.audit import AuditLog, AuditUnanchored
 from vault.audit.log import new_query_id
 from vault.errors import (
+    ClusterQueryFailed,
     ConfigError,
     DatasetNotFound,
     VaultDown,
@@ -234,6 +235,10 @@ class Guard:
             failed(503, "vault_down")
             raise HTTPException(503, detail="Vault is unreachable or sealed; retry later",
                                 headers={"X-Query-Id": qid}) from exc
+        except ClusterQueryFailed as exc:  # a worker left, its credential expired ...
+            failed(503, "cluster_failed")
+            raise HTTPException(503, detail=f"{exc} (cluster_failed)",
+                                headers={"X-Query-Id": qid, "Retry-After": "1"}) from exc
         except Exception as exc:  # GenoVaultError or a bug: the record says it failed
             failed(500, type(exc).__name__)
             raise HTTPException(500, detail="the query failed on the server side; the "

@@ -45,7 +45,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vault.errors import ConfigError, GenoVaultError, IntegrityError, VaultUnauthenticated
+from vault.errors import (
+    ClusterQueryFailed,
+    ConfigError,
+    GenoVaultError,
+    IntegrityError,
+    VaultUnauthenticated,
+)
 from vault.keys.workers import mint_wrapped_query_token as mint_wrapped_worker_token
 from vault.keys.workers import revoke_accessors
 
@@ -61,15 +67,15 @@ DEFAULT_MIN_PARTITIONS = 4
 TASK_PREFIX = "genovault-partition"
 
 
-class DistributedQueryError(GenoVaultError):
+class DistributedQueryError(ClusterQueryFailed):
     """A query on the Dask cluster failed as a whole (a task failed or workers left)."""
 
 
-class WorkerCredentialExpired(VaultUnauthenticated):
+class WorkerCredentialExpired(VaultUnauthenticated, ClusterQueryFailed):
     """A worker's short-lived Vault token expired before its task ran; run the query again."""
 
 
-class WorkerCredentialMissing(VaultUnauthenticated):
+class WorkerCredentialMissing(VaultUnauthenticated, ClusterQueryFailed):
     """A worker holds no credential for this query (it joined or restarted after it began)."""
 
 
