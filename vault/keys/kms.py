@@ -105,6 +105,11 @@ PLACE_CONTEXT_PREFIX = "genovault-file/v1/"
 FILE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
+def b64_text(text: str) -> str:
+    """``text`` (UTF-8) in base64, as Transit takes a ``context``, an ``input`` and so on."""
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
 def place_context(dataset: str, file_id: str) -> str:
     """The Transit ``context`` that binds one file's wrapped keys to its manifest entry."""
     if not FILE_ID_RE.fullmatch(file_id):
@@ -125,8 +130,7 @@ class TransitKmsClient(_NoPickle, pe.KmsClient):
         super().__init__()  # without this pyarrow says "No KMS client available"
         self._client = client
         self._mount = mount
-        self._context = (None if context is None else
-                         base64.b64encode(context.encode("utf-8")).decode("ascii"))
+        self._context = None if context is None else b64_text(context)
         #: (master key, wrapped key, context) -> key Vault already unwrapped in one batch call
         #: (Keyring.prefetch), each taken once
         self._unwrapped = unwrapped if unwrapped is not None else {}
@@ -374,8 +378,7 @@ class Keyring(_NoPickle):
                 self._unwrapped.clear()
         wanted: dict[str, dict[tuple[str, str], None]] = {}
         for path, file_id in files:
-            context = base64.b64encode(place_context(self.dataset, file_id).encode("utf-8")
-                                       ).decode("ascii")
+            context = b64_text(place_context(self.dataset, file_id))
             try:
                 pairs = wrapped_keys(key_material_path(path))
             except (OSError, ValueError):
@@ -428,7 +431,7 @@ class Keyring(_NoPickle):
         path = f"/v1/{TRANSIT_MOUNT}/hmac/{name}/sha2-256"
         step = 200  # OpenBao refuses JSON bodies with more than ~1000 strings
         bodies = [json.dumps({"batch_input": [
-            {"input": base64.b64encode(i.encode("utf-8")).decode("ascii")}
+            {"input": b64_text(i)}
             for i in ids[start:start + step]], "key_version": PSEUDONYM_KEY_VERSION}).encode()
             for start in range(0, len(ids), step)]
 

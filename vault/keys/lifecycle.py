@@ -19,7 +19,6 @@ material, ids or pseudonyms).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -42,6 +41,7 @@ from vault.keys.client import token_identity
 from vault.keys.errors import map_error
 from vault.keys.kms import (
     Keyring,
+    b64_text,
     key_material_path,
     parse_key_material,
     place_context,
@@ -280,10 +280,6 @@ def place_contexts(m: Manifest) -> dict[str, str]:
 REWRAP_CHUNK = 200
 
 
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")
-
-
 def _rewrap_all(client: hvac.Client, files: list[tuple[str, Path]], targets: dict[str, int],
                 contexts: dict[str, str]) -> dict[tuple[str, str], str]:
     """(old ciphertext, context or "") -> new ciphertext for every wrapped key of ``files``
@@ -304,7 +300,7 @@ def _rewrap_all(client: hvac.Client, files: list[tuple[str, Path]], targets: dic
         keys = list(items)
         for start in range(0, len(keys), REWRAP_CHUNK):
             chunk = keys[start:start + REWRAP_CHUNK]
-            batch = [{"ciphertext": old, **({"context": _b64(c)} if c else {})}
+            batch = [{"ciphertext": old, **({"context": b64_text(c)} if c else {})}
                      for old, c in chunk]
             try:
                 resp = _vault(client, "post", f"{TRANSIT_MOUNT}/rewrap/{name}",
@@ -346,7 +342,7 @@ def _rewrap_file(client: hvac.Client, km: Path, targets: dict[str, int],
         if new is None:
             body = {"ciphertext": old}
             if context is not None:
-                body["context"] = _b64(context)
+                body["context"] = b64_text(context)
             resp = _vault(client, "post", f"{TRANSIT_MOUNT}/rewrap/{name}",
                           f"Transit rewrap with key {name!r}", body,
                           advice=f"rotation needs the admin role (transit/rewrap/{name})")

@@ -502,11 +502,12 @@ class DaskExecutor:
             for i in range(len(work)):
                 if len(futures) < len(work):
                     submit(len(futures))
-                fut = futures[i]
-                res = self._result(fetches[i], work[i], holders, deadline, dataset)
+                fut, fetch = futures[i], fetches[i]
+                assert fetch is not None
+                res = self._result(fetch, work[i], holders, deadline, dataset)
                 futures[i] = fetches[i] = None  # type: ignore[call-overload]
                 fut.release()  # the result leaves the worker's memory now
-                del fut
+                del fut, fetch
                 yield _reject(res, len(names))
         finally:
             live = [f for f in futures if f is not None]
