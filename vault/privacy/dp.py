@@ -108,6 +108,9 @@ class DPSession:
     dataset: str | None = None
     query_id: str | None = None
     presence_margin_sd: float = 2.0
+    #: ``dp.presence`` of the policy: presence paid from a per-member information budget
+    #: (vault.privacy.presence.PresenceParams); None: presence costs an ε cell
+    presence: Any = None
     spent: float = 0.0
     new_cells: int = 0
     reused_cells: int = 0
