@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -324,9 +325,12 @@ def _presence_params(dp_params: Any) -> Any:
         return None
     from vault.privacy.presence import PresenceParams
 
-    get = pres.get if isinstance(pres, dict) else lambda k, d=None: getattr(pres, k, d)
-    return PresenceParams(float(get("member_budget_nats")), float(get("noise_scale")),
-                          float(get("margin_sd", 2.0)))
+    def get(key: str, default: float = math.nan) -> float:
+        value = pres.get(key, default) if isinstance(pres, dict) else getattr(pres, key,
+                                                                              default)
+        return float(value)
+
+    return PresenceParams(get("member_budget_nats"), get("noise_scale"), get("margin_sd", 2.0))
 
 
 def _not_found(dataset: str | None) -> str:

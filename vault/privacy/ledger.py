@@ -183,7 +183,8 @@ class Ledger:
 
     def usage(self, period_days: int | None = None) -> list[dict[str, Any]]:
         """Per principal: ε in the current period (of ``period_days``, default 30), ε ever,
-        charges, released cells, last charge time."""
+        charges, released cells, last charge time; and the presence answers given under the
+        member information budget and how many members it excluded (aggregates only)."""
         start, end = period_bounds(self.clock(), period_days or 30)
         con = self._connect()
         try:
@@ -194,15 +195,33 @@ class Ledger:
                 (start,)).fetchall()
             cells = dict(con.execute("SELECT principal, COUNT(*) FROM cells GROUP BY "
                                      "principal").fetchall())
+            pres = {p: (dn, roles, int(n), float(last)) for p, dn, roles, n, last in
+                    con.execute("SELECT principal, MAX(display_name), GROUP_CONCAT(DISTINCT "
+                                "role), COUNT(*), MAX(at) FROM presence_answers GROUP BY "
+                                "principal")}
+            excluded = dict(con.execute("SELECT principal, SUM(excluded) FROM member_loss "
+                                        "GROUP BY principal").fetchall())
         finally:
             con.close()
-        return [{"principal": p, "display_name": dn, "roles": sorted((roles or "").split(",")),
-                 "epsilon_period": round(float(ep or 0), 9), "epsilon_total": round(float(et),
-                                                                                    9),
-                 "charges": int(n), "cells_charged": int(nc or 0),
-                 "cells_stored": int(cells.get(p, 0)), "last_charge": float(last),
-                 "period_start": start, "period_end": end}
-                for p, dn, roles, ep, et, n, nc, last in rows]
+        out = [{"principal": p, "display_name": dn, "roles": sorted((roles or "").split(",")),
+                "epsilon_period": round(float(ep or 0), 9), "epsilon_total": round(float(et),
+                                                                                   9),
+                "charges": int(n), "cells_charged": int(nc or 0),
+                "cells_stored": int(cells.get(p, 0)), "last_charge": float(last),
+                "period_start": start, "period_end": end}
+               for p, dn, roles, ep, et, n, nc, last in rows]
+        seen = {r["principal"] for r in out}
+        for p, (dn, roles, _, last) in pres.items():  # presence answers only, no ε charged
+            if p not in seen:
+                out.append({"principal": p, "display_name": dn,
+                            "roles": sorted((roles or "").split(",")), "epsilon_period": 0.0,
+                            "epsilon_total": 0.0, "charges": 0, "cells_charged": 0,
+                            "cells_stored": 0, "last_charge": last, "period_start": start,
+                            "period_end": end})
+        for r in out:  # the member information budget: aggregates only
+            r["presence_answers"] = pres[r["principal"]][2] if r["principal"] in pres else 0
+            r["members_excluded"] = int(excluded.get(r["principal"]) or 0)
+        return sorted(out, key=lambda r: r["principal"])
 
     # -- the one writing path --------------------------------------------------------------
     def release(self, principal: str, dataset_version: str, cells: Sequence[str],
@@ -326,7 +345,7 @@ class Ledger:
             raise
         return PresenceRelease(st.exists, False)
 
-    def presence_usage(self) -> dict[str, dict[str, int]]:
+    def presence_usage(self) -> dict[str, dict[str, Any]]:
         """Per principal (admins): presence answers given and members excluded, summed
         over dataset versions -- aggregates only."""
         con = self._connect()

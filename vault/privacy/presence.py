@@ -36,6 +36,7 @@ Everything here is pure (numpy over the carriers of one variant) so the service
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,12 +70,14 @@ def log_answer(yes: bool, ac: int, threshold: int, alpha: float) -> float:
     return log_tail(threshold - ac, alpha) if yes else log_tail(ac - threshold + 1, alpha)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def realized_loss(yes: bool, ac: int, copies: int, threshold: int, alpha: float) -> float:
     """Nats answer ``yes`` reveals about a member with ``copies`` alt alleles in AC = ac."""
     return abs(log_answer(yes, ac, threshold, alpha)
                - log_answer(yes, ac - copies, threshold, alpha))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def worst_loss(ac: int, copies: int, threshold: int, alpha: float) -> float:
     """The larger of the two answers' losses (never more than copies / s)."""
     return max(realized_loss(True, ac, copies, threshold, alpha),
@@ -171,10 +174,11 @@ def answer(copies: np.ndarray, loss: np.ndarray, excluded: np.ndarray, params: P
     budget = params.member_budget
     inc = ~excluded
     two = copies >= 2
+    any_two = bool(two.any())
     while True:
         ac = int(copies[inc].sum())
-        w = np.where(two, worst_loss(ac, 2, threshold, alpha) if two.any() else 0.0,
-                     worst_loss(ac, 1, threshold, alpha))
+        w1 = worst_loss(ac, 1, threshold, alpha)
+        w = np.where(two, worst_loss(ac, 2, threshold, alpha), w1) if any_two else w1
         over = inc & (loss + w > budget + _TOL)
         if not over.any():
             break
@@ -182,8 +186,8 @@ def answer(copies: np.ndarray, loss: np.ndarray, excluded: np.ndarray, params: P
     z = int(draw())
     yes = ac + z >= threshold
     l1 = realized_loss(yes, ac, 1, threshold, alpha)
-    l2 = realized_loss(yes, ac, 2, threshold, alpha) if two.any() else 0.0
-    charge = np.where(inc, np.where(two, l2, l1), 0.0)
+    per = np.where(two, realized_loss(yes, ac, 2, threshold, alpha), l1) if any_two else l1
+    charge = np.where(inc, per, 0.0)
     return Step(bool(yes), ac, z, inc, charge, ~inc & ~excluded)
 
 
