@@ -14,8 +14,11 @@
 * ``budget``: registered tier with ε = 1000 per variant (noise scale 0.001: practically
   exact) and a budget of 400 variants per principal, k = 5, no rare rule;
 * ``default``: the demo's registered tier (researcher-b in policies/access/genovault.yaml):
-  ε 0.25 per variant, budget 100 (400 variants), k = 11 on the noisy counts, rare rule,
-  presence threshold k + ⌈2 σ_AC⌉ = 37.
+  ε 0.25 per variant, budget 100 (400 variants) for frequencies, k = 11 on the noisy
+  counts, rare rule; presence under the per-member information budget (``dp.presence``:
+  B = 0.693 nats per member and principal, one discrete Laplace at scale 4 on AC, threshold
+  k + ⌈2 sd⌉ = 23; vault.privacy.presence, the very code the API runs, with one in-memory
+  state per principal in place of the ledger's tables).
 
 and ``exact`` (calibration only, in-process: k = 1, which no policy may set).
 
@@ -38,8 +41,15 @@ answers stop at the budget: ``exists_truthful`` is over the answered queries,
 
 **Budget margin** (goal: the budget stops an attacker at least 2 queries before any attack
 reaches 5 % FPR power): ``queries_to_power_0.10`` is the fewest queries after which an
-attack's power at 5 % FPR exceeds 0.10 under the default mechanism *without* its budget
-(grid 5 … 5,000); ``budget_margin`` = that minimum over the attacks − the budget's 400.
+attack's power at 5 % FPR exceeds 0.10 under the default mechanism *without* its budgets
+(no ε budget, presence with the same noise and threshold but no member budget; grid 5 …
+5,000); the stop is the ε budget's 400 variants for the frequency attack and, for the
+presence attacks, the most answers any attacked member took part in before the member
+budget excluded it (``*_member_answers_max``); ``budget_margin`` = the smallest difference.
+
+With the member budget, every presence query is answered (no 429), so the workload's
+``exists_truthful_all`` counts all 2,000 queries; ``*_member_excluded`` is the share of
+attacked members their attacker's answers had excluded by the end.
 
 **Where the numbers come from.** The main table is computed in-process: the vault's own
 mechanism (vault.privacy.dp.CellNoise — OpenDP's discrete Laplace —, the presence threshold
@@ -539,8 +549,9 @@ def print_table(table: dict[str, dict[str, float]], title: str = "in-process") -
     cols = [(a, int(k.rsplit("_", 1)[1])) for a in ALL_ATTACKS for k in first
             if k.startswith(f"{a}_power_")]
     head = " | ".join(f"{a} {q}" for a, q in cols)
-    print(f"\n{title}: power at 5 % FPR / AUC\n| row | {head} | AF RMSE | exists truthful |")
-    print("|---" * (len(cols) + 3) + "|")
+    print(f"\n{title}: power at 5 % FPR / AUC\n| row | {head} | AF RMSE | exists truthful "
+          "(answered) | exists truthful (all 2,000) |")
+    print("|---" * (len(cols) + 4) + "|")
     for name, r in table.items():
         cells = []
         for a, q in cols:
@@ -548,9 +559,11 @@ def print_table(table: dict[str, dict[str, float]], title: str = "in-process") -
             cells.append("-" if p is None or u is None else f"{p:.3f} / {u:.3f}")
         rm = r.get("af_rmse", r.get("af_rmse_asked"))
         ex = r.get("exists_truthful")
+        ex_all = r.get("exists_truthful_all")
         print(f"| {name} | " + " | ".join(cells)
               + f" | {'-' if rm is None or math.isnan(rm) else f'{rm:.4f}'}"
-              + f" | {'-' if ex is None or math.isnan(ex) else f'{ex:.3f}'} |")
+              + f" | {'-' if ex is None or math.isnan(ex) else f'{ex:.3f}'}"
+              + f" | {'-' if ex_all is None or math.isnan(ex_all) else f'{ex_all:.3f}'} |")
     sys.stdout.flush()
 
 

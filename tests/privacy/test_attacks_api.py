@@ -115,8 +115,8 @@ def test_http__presence_beyond_400_variants_while_frequency_stays_epsilon_budget
         assert d["presence_threshold"] == 23 and d["presence_epsilon"] == 0.0
         assert d["epsilon_spent"] == 0.0 and d["new_cells"] == 0
         # nothing of the members' budgets: no count of excluded members, no loss
-        assert not [k for k in d if "exclu" in k or "loss" in k or "member" in k
-                    and k != "member_budget_nats"], d
+        assert not [k for k in d if "exclu" in k or "loss" in k or ("member" in k
+                    and k != "member_budget_nats")], d
         # the audit record of the answer carries the mechanism too
         log = target.home / "audit" / "audit.jsonl"
         rec = [r for r in map(json.loads, log.read_text().splitlines())
