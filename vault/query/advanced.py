@@ -248,7 +248,8 @@ def presence(svc: QueryService, dataset: str, chrom: str, pos: int, ref: str, al
 def _noisy_presence(svc: QueryService, v: Any, sel: Selection, chrom: str, pos: int, ref: str,
                     alt: str, disclosure: Disclosure) -> dict[str, Any]:
     """Registered tier: exists = noisy AC >= threshold, from the variant's noisy overall
-    cell (a variant not in the dataset is noised from zero counts, like an absent one)."""
+    cell (a variant not in the dataset is noised from zero counts, like an absent one); with
+    the policy's ``dp.presence``, the member-information-budget mechanism instead."""
     from vault.privacy.dp import cell_key
 
     session = disclosure.noise
