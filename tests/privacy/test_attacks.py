@@ -160,17 +160,18 @@ def test_member_budget__is_what_stops_the_mechanism_aware_attack(small: ps.Cohor
     rng = np.random.default_rng(9)
     plans = {p: rng.permutation(ps.het_sites(small, p))[:1000]
              for p in [*range(100), *range(small.n, small.n + 100)]}
-    power = {}
+    auc = {}
     for row in (bench.DEFAULT_NO_BUDGET, bench.ROWS["default"]):
         oracle = bench.InProcess(small, row)
         stat = {p: ps.aware_statistic(oracle.beacon((p, "sb"), h), f[h], small.n,
                                       row.threshold(), row.presence_params().sd())
                 for p, h in plans.items()}
-        power[row.name] = ps.power_at(np.array([stat[p] for p in range(100)]),
-                                      np.array([stat[small.n + p] for p in range(100)]),
-                                      larger_is_member=False)
-    assert power["default_no_budget"] >= 0.20, power
-    assert power["default"] <= 0.10 + MARGIN, power
+        auc[row.name] = ps.auc(np.array([stat[p] for p in range(100)]),
+                               np.array([stat[small.n + p] for p in range(100)]),
+                               larger_is_member=False)
+    # AUC of 100 vs 100 people: ± ~0.04 (the power at 5 % FPR is too noisy at this size)
+    assert auc["default_no_budget"] >= 0.64, auc
+    assert auc["default"] <= 0.60, auc
 
 
 def test_suppression_alone__stops_the_rare_allele_attack(small: ps.Cohort) -> None:
