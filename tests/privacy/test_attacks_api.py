@@ -124,6 +124,18 @@ def test_http__presence_beyond_400_variants_while_frequency_stays_epsilon_budget
         rd = rec["result"]["disclosure"]
         assert rd["presence_control"] == "member_information"
         assert rd["member_budget_nats"] == 0.693 and rd["epsilon_spent"] == 0.0
+        # the Beacon's boolean answer for one allele is the same mechanism: the stored answer
+        pos = int(c.pos[h[-1]])
+        bq = {"meta": {"apiVersion": "v2.0.0"},
+              "query": {"requestParameters": {"g_variant": {
+                  "referenceName": "1", "start": [pos - 1], "referenceBases": "A",
+                  "alternateBases": "G"}}, "requestedGranularity": "boolean"}}
+        br = cl.post(f"/beacon/v2/datasets/{api.DATASET}/g_variants", json=bq)
+        assert br.status_code == 200, br.text
+        assert br.json()["responseSummary"]["exists"] is bool(ans[-1])
+        (ds,) = br.json()["info"]["datasets"]
+        assert ds["disclosure"]["presence_control"] == "member_information"
+        assert ds["disclosure"]["epsilon_spent"] == 0.0
         # frequency: the same principal, ε cells as before -- 400 variants, then 429
         freq = oracle.af((0, "optimal"), np.arange(600))
         assert freq.size == 400 and oracle.refused == 1
