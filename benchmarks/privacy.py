@@ -401,6 +401,12 @@ def utility_of(c: ps.Cohort, oracle: Oracle, people: int,
         tr.append(ok.mean() if ok.size else float("nan"))
         tr_all.append(ok.sum() / WORKLOAD)
         answered.append(ok.size / WORKLOAD)
+    states = getattr(oracle, "states", {})
+    gone = [states[("workload", p)].excluded.mean() for p in range(people)
+            if ("workload", p) in states]
+    if gone:  # the member budget: members excluded for each honest researcher, at the end
+        out["workload_members_excluded_mean"] = float(np.mean(gone))
+        out["workload_members_excluded_max"] = float(np.max(gone))
     out["exists_truthful"] = float(np.nanmean(tr))
     out["exists_truthful_all"] = float(np.mean(tr_all))
     out["exists_answered_fraction"] = float(np.mean(answered))
