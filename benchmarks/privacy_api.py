@@ -149,12 +149,45 @@ class Target:
             con.close()
 
 
+    def presence_log(self) -> dict[str, list[tuple[str, bool, int, int]]]:
+        """display name -> the presence answers the member budget gave it, in order:
+        (variant key, answer, AC counted, noise drawn), from the ledger file."""
+        from vault.privacy.ledger import ledger_path
+
+        con = sqlite3.connect(ledger_path(self.home))
+        try:
+            out: dict[str, list[tuple[str, bool, int, int]]] = {}
+            for name, variant, ans, ac, z in con.execute(
+                    "SELECT COALESCE(display_name, principal), variant, answer, ac_eff, noise "
+                    "FROM presence_answers ORDER BY id"):
+                out.setdefault(str(name), []).append((str(variant), bool(ans), int(ac),
+                                                      int(z)))
+            return out
+        finally:
+            con.close()
+
+    def member_losses(self, name: str) -> dict[int, tuple[float, bool]]:
+        """member -> (loss in nats, excluded) for the principal shown as ``name``."""
+        from vault.privacy.ledger import ledger_path
+
+        con = sqlite3.connect(ledger_path(self.home))
+        try:
+            (principal,) = con.execute("SELECT DISTINCT principal FROM presence_answers "
+                                       "WHERE display_name = ?", (name,)).fetchone()
+            return {int(m): (float(lo), bool(ex)) for m, lo, ex in con.execute(
+                "SELECT member, loss, excluded FROM member_loss WHERE principal = ?",
+                (principal,))}
+        finally:
+            con.close()
+
+
 class HttpOracle:
     """benchmarks.privacy's oracle interface answered by the API over HTTP."""
 
     def __init__(self, target: Target, c: ps.Cohort, row: bench.Row) -> None:
         self.t, self.c, self.row = target, c, row
-        self.shared = row.cap is None
+        # one principal for every attacker only where no budget of any kind applies
+        self.shared = row.cap is None and row.presence is None
         self._clients: dict[Hashable, httpx.Client] = {}
         self._names: dict[Hashable, str] = {}
         #: per principal: site -> answer (bool presence / float AF, nan = withheld)
@@ -236,15 +269,45 @@ def arrow_af(content: bytes) -> dict[int, float]:
 
 
 def check_equal(c: ps.Cohort, oracle: HttpOracle, target: Target) -> dict[str, Any]:
-    """Every HTTP answer vs benchmarks.privacy.decide on the same cell's released counts."""
+    """Every HTTP answer vs benchmarks.privacy.decide on the same cell's released counts;
+    for a row with the member budget, every presence answer vs the in-process mechanism
+    (vault.privacy.presence.MemberState) replayed over the exact genotypes with the noise
+    the API drew (from the ledger): the same AC counted, the same exclusions, the same
+    answer."""
     row = oracle.row
     counts, stored = bench.exact_counts(c)
+    replay: dict[str, dict[int, bool]] = {}
+    replay_bad = replayed = 0
+    if row.presence is not None:
+        from vault.privacy.presence import MemberState
+
+        site_at = {int(p): i for i, p in enumerate(c.pos.tolist())}
+        p = row.presence_params()
+        for name, log in target.presence_log().items():
+            st = MemberState(c.n, p, p.threshold(row.k))
+            got = replay.setdefault(name, {})
+            for variant, ans, ac, z in log:
+                s = site_at[int(variant.split(":")[1])]
+                m = c.members[s]
+                idx = np.flatnonzero(m)
+                mine = st.ask(s, idx, m[idx], lambda z=z: z)
+                replayed += 1
+                replay_bad += mine != ans or st.log[-1][1] != ac
+                got[s] = ans
     cells = target.ledger_cells() if row.tier == "registered" else {}
     n_p = n_a = bad_p = bad_a = uncharged = bad_uncharged = 0
     noise: list[int] = []
     noise_sites: list[int] = []
     for name in set(oracle.presence) | set(oracle.afs):
-        sites = sorted(set(oracle.presence.get(name, {})) | set(oracle.afs.get(name, {})))
+        if row.presence is not None:  # presence is checked by the replay above
+            for s, v in oracle.presence.get(name, {}).items():
+                n_p += 1
+                bad_p += replay.get(name, {}).get(s) != v
+            sites = sorted(oracle.afs.get(name, {}))
+            if not sites:
+                continue
+        else:
+            sites = sorted(set(oracle.presence.get(name, {})) | set(oracle.afs.get(name, {})))
         idx = np.array(sites, np.int64)
         if row.tier == "registered":
             # a presence query always draws a cell; a frequency query draws none for a
@@ -265,7 +328,7 @@ def check_equal(c: ps.Cohort, oracle: HttpOracle, target: Target) -> dict[str, A
             have = np.ones(idx.size, bool)
         want = bench.decide(rel, stored[idx] & have, row)
         at = {s: i for i, s in enumerate(sites)}
-        for s, v in oracle.presence.get(name, {}).items():
+        for s, v in (oracle.presence.get(name, {}) if row.presence is None else {}).items():
             n_p += 1
             bad_p += bool(want["beacon"][at[s]]) != v
         for s, v in oracle.afs.get(name, {}).items():
@@ -276,6 +339,9 @@ def check_equal(c: ps.Cohort, oracle: HttpOracle, target: Target) -> dict[str, A
                            "af_checked": n_a, "af_mismatches": bad_a,
                            "uncharged_cells": uncharged,
                            "uncharged_but_stored": bad_uncharged}
+    if row.presence is not None:
+        out["presence_replayed"] = replayed
+        out["presence_replay_mismatches"] = replay_bad
     if noise:
         same = counts[np.array(noise_sites, np.int64)]  # the same cells, drawn in-process
         inproc = bench.release(same, row) - same

@@ -91,7 +91,11 @@ def test_cli_explain__default_policy_obligations() -> None:
     ob = json.loads(out)["decision"]["obligations"]
     assert (ob["tier"], ob["k"]) == ("registered", 11)
     assert ob["dp"] == {"epsilon_per_query": 0.25, "budget": 100, "period_days": 30,
-                        "mechanism": "discrete_laplace"}
+                        "mechanism": "discrete_laplace",
+                        "presence": {"control": "member_information", "margin_sd": 2.0,
+                                     "member_budget_nats": 0.693, "noise_scale": 4}}
+    code, text = run("explain", "--vault-policy", "genovault-researcher-b", "--request", req)
+    assert code == 0 and "member information budget 0.693 nats" in text
     code, out = run("explain", "--vault-policy", "genovault-researcher-a", "--request", req,
                     "--json")
     ob = json.loads(out)["decision"]["obligations"]
@@ -107,7 +111,7 @@ def test_cli_explain__registered_obligations() -> None:
     ob = json.loads(out)["decision"]["obligations"]
     assert ob["tier"] == "registered"
     assert ob["dp"] == {"epsilon_per_query": 0.1, "budget": 10, "period_days": 30,
-                        "mechanism": "discrete_laplace"}
+                        "mechanism": "discrete_laplace", "presence": None}
 
 
 def test_cli_explain__no_role() -> None:

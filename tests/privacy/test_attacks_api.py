@@ -7,6 +7,7 @@ in-process table of benchmarks/privacy.py is the API's.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -57,9 +58,10 @@ def test_http__rarest_first_presence_attack_equals_the_mechanism(attacked: tuple
                 h = h[np.argsort(f[h], kind="stable")][:25]
                 want.append(ps.sb_statistic(ip.beacon(p, h), f[h], c.n))
             assert stats == pytest.approx(want)
-        else:
+        else:  # the member budget: every answer replayed in-process with the API's noise
             assert oracle.shared is False and len(oracle.presence) == len(people)
-            assert check["noise_cells"] >= 25 * 4  # cells of stored variants
+            assert check["presence_replayed"] == asked
+            assert check["presence_replay_mismatches"] == 0
 
 
 def test_http__frequency_attack_works_on_exact_answers_and_the_budget_stops_it(
@@ -85,3 +87,63 @@ def test_http__frequency_attack_works_on_exact_answers_and_the_budget_stops_it(
     assert check["uncharged_but_stored"] == 0
     # the API's noise has the in-process mechanism's spread (scale 4: sd of AC ~ 12.6)
     assert check["noise_ac_sd_http"] == pytest.approx(check["noise_ac_sd_inprocess"], rel=0.25)
+
+
+def test_http__presence_beyond_400_variants_while_frequency_stays_epsilon_budgeted(
+        attacked: tuple) -> None:
+    """The default row (member information budget): a rarest-first attacker on member 0
+    gets 450 presence answers (no 429, no ε spent), but member 0 is left out of its answers
+    once its budget is used: its loss stays <= B; frequency still stops at 400 variants."""
+    c, target = attacked
+    row = bench.ROWS["default"]
+    f = c.ref_af()
+    h = ps.het_sites(c, 0)
+    h = h[np.argsort(f[h], kind="stable")][:450]
+    oracle = api.HttpOracle(target, c, row)
+    try:
+        ans = oracle.beacon((0, "optimal"), h)
+        assert ans.size == 450 and oracle.refused == 0
+        cl, name = oracle.client((0, "optimal"))
+        assert cl.get("/v1/budget").json()["budget"]["epsilon_spent"] == 0
+        q = {"chrom": "1", "pos": int(c.pos[h[-1]]), "ref": "A", "alt": "G"}
+        again = cl.get(f"/v1/datasets/{api.DATASET}/presence", params=q)
+        body = again.json()
+        assert (body["exists"] is True) == bool(ans[-1])  # the stored answer
+        d = body["disclosure"]
+        assert d["presence_control"] == "member_information"
+        assert d["member_budget_nats"] == 0.693 and d["presence_noise_scale"] == 4
+        assert d["presence_threshold"] == 23 and d["presence_epsilon"] == 0.0
+        assert d["epsilon_spent"] == 0.0 and d["new_cells"] == 0
+        # nothing of the members' budgets: no count of excluded members, no loss
+        assert not [k for k in d if "exclu" in k or "loss" in k or ("member" in k
+                    and k != "member_budget_nats")], d
+        # the audit record of the answer carries the mechanism too
+        log = target.home / "audit" / "audit.jsonl"
+        rec = [r for r in map(json.loads, log.read_text().splitlines())
+               if r["query_id"] == body["query_id"] and "result" in r][-1]
+        rd = rec["result"]["disclosure"]
+        assert rd["presence_control"] == "member_information"
+        assert rd["member_budget_nats"] == 0.693 and rd["epsilon_spent"] == 0.0
+        # the Beacon's boolean answer for one allele is the same mechanism: the stored answer
+        pos = int(c.pos[h[-1]])
+        bq = {"meta": {"apiVersion": "v2.0.0"},
+              "query": {"requestParameters": {"g_variant": {
+                  "referenceName": "1", "start": [pos - 1], "referenceBases": "A",
+                  "alternateBases": "G"}}, "requestedGranularity": "boolean"}}
+        br = cl.post(f"/beacon/v2/datasets/{api.DATASET}/g_variants", json=bq)
+        assert br.status_code == 200, br.text
+        assert br.json()["responseSummary"]["exists"] is bool(ans[-1])
+        (ds,) = br.json()["info"]["datasets"]
+        assert ds["disclosure"]["presence_control"] == "member_information"
+        assert ds["disclosure"]["epsilon_spent"] == 0.0
+        # frequency: the same principal, ε cells as before -- 400 variants, then 429
+        freq = oracle.af((0, "optimal"), np.arange(600))
+        assert freq.size == 400 and oracle.refused == 1
+    finally:
+        oracle.close()
+    losses = target.member_losses(name)
+    loss, excluded = losses[0]
+    assert excluded and loss <= 0.693 + 1e-9  # member 0 no longer counts in its answers
+    check = api.check_equal(c, oracle, target)
+    assert check["presence_replay_mismatches"] == 0 and check["presence_replayed"] >= 450
+    assert check["af_mismatches"] == 0

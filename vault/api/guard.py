@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -202,7 +203,7 @@ class Guard:
                                 float(dp_params.epsilon_per_query), float(dp_params.budget),
                                 int(dp_params.period_days), role=decision.role,
                                 display_name=principal.display_name, dataset=qreq.dataset,
-                                query_id=qid)
+                                query_id=qid, presence=_presence_params(dp_params))
         token = _SESSION.set(session)
 
         def failed(status: int, reason: str) -> None:
@@ -322,6 +323,21 @@ def _budget_key(principal: Principal) -> str:
     return principal.entity_id or principal.display_name
 
 
+def _presence_params(dp_params: Any) -> Any:
+    """The policy's ``dp.presence`` as vault.privacy.presence.PresenceParams (or None)."""
+    pres = getattr(dp_params, "presence", None)
+    if pres is None:
+        return None
+    from vault.privacy.presence import PresenceParams
+
+    def get(key: str, default: float = math.nan) -> float:
+        value = pres.get(key, default) if isinstance(pres, dict) else getattr(pres, key,
+                                                                              default)
+        return float(value)
+
+    return PresenceParams(get("member_budget_nats"), get("noise_scale"), get("margin_sd", 2.0))
+
+
 def _not_found(dataset: str | None) -> str:
     return f"no dataset {dataset!r} (or it is not visible to you)"
 
@@ -344,5 +360,7 @@ def _disclosure_summary(body: dict[str, Any]) -> dict[str, Any]:
                                   "omitted_variants", "refused_groups", "noise",
                                   "epsilon_per_query", "noise_scale", "epsilon_spent",
                                   "epsilon_remaining", "epsilon_budget", "new_cells",
-                                  "reused_cells", "presence_threshold", "site_filter")
+                                  "reused_cells", "presence_threshold", "presence_control",
+                                  "presence_noise", "presence_noise_scale",
+                                  "member_budget_nats", "presence_epsilon", "site_filter")
             if k in d}

@@ -68,6 +68,12 @@ class Disclosure(_Out):
     new_cells: int | None = None
     reused_cells: int | None = None
     presence_threshold: int | None = None
+    # presence under the per-member information budget (policy dp.presence)
+    presence_control: str | None = None
+    presence_noise: str | None = None
+    presence_noise_scale: float | None = None
+    member_budget_nats: float | None = None
+    presence_epsilon: float | None = None
     site_filter: SiteFilterInfo | None = None
     rules: list[str]
 

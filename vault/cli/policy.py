@@ -194,3 +194,8 @@ def _print(out: dict[str, Any]) -> None:
             dp = ob["dp"]
             echo(f"    dp: {dp['mechanism']}, epsilon {dp['epsilon_per_query']} per query, "
                  f"budget {dp['budget']} per {dp['period_days']} days")
+            if dp.get("presence"):
+                pres = dp["presence"]
+                echo(f"    presence: member information budget {pres['member_budget_nats']} "
+                     f"nats per member and principal, noise scale {pres['noise_scale']}, "
+                     f"margin {pres['margin_sd']} sd (no epsilon)")

@@ -24,7 +24,14 @@ import yaml
 from vault.errors import ConfigError
 from vault.policy import cedar
 from vault.policy.duo import DuoError, Use, make_consent, make_use
-from vault.policy.model import OPERATIONS, STATISTICS, DPParams, RareVariant, RateLimit
+from vault.policy.model import (
+    OPERATIONS,
+    STATISTICS,
+    DPParams,
+    PresenceControl,
+    RareVariant,
+    RateLimit,
+)
 from vault.policy.spec import (
     DEFAULT_K,
     DEFAULT_MAX_VARIANTS,
@@ -331,12 +338,17 @@ def _role(role_id: str, r: Mapping[str, Any], all_datasets: tuple[str, ...], sou
         rate_limit=RateLimit(**rate) if rate else RateLimit(),
         max_variants=int(r.get("max_variants", DEFAULT_MAX_VARIANTS)),
         max_region_bp=r.get("max_region_bp"),
-        dp=DPParams(**dp) if dp else None,
+        dp=_dp_params(dp) if dp else None,
         tier=r.get("tier"),
         description=r.get("description", ""),
         source=source,
         json_path=json_path,
     )
+
+
+def _dp_params(dp: Mapping[str, Any]) -> DPParams:
+    pres = dp.get("presence")
+    return DPParams(**{**dp, "presence": PresenceControl(**pres) if pres else None})
 
 
 class PolicyStore:

@@ -182,13 +182,27 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class PresenceControl:
+    """``dp.presence``: presence answers paid from a per-member information budget
+    (vault.privacy.presence) instead of ε cells."""
+
+    control: Literal["member_information"] = "member_information"
+    member_budget_nats: float = 0.693
+    noise_scale: float = 4.0
+    margin_sd: float = 2.0
+
+
+@dataclass(frozen=True)
 class DPParams:
-    """Differential privacy for registered-tier answers: cost per query, budget per period."""
+    """Differential privacy for registered-tier answers: cost per query, budget per period;
+    ``presence``: the member-information budget for presence answers (None: presence
+    costs one ε cell like any variant)."""
 
     epsilon_per_query: float
     budget: float
     period_days: int
     mechanism: Literal["discrete_laplace"] = "discrete_laplace"
+    presence: PresenceControl | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@
 (hom-ref, het, hom-alt, missing) of one variant, overall or in one group. Every count the
 API shows for a cell (AC, AN, genotype counts, n, n_called, missing) and every statistic
 derived from it (AF, HWE, the association tests, presence) is computed from the noisy
-vector, and the answer says so.
+vector, and the answer says so -- except presence for a role whose policy has
+``dp.presence``: that is one draw on AC under a per-member information budget
+(vault.privacy.presence), and spends no ε.
 
 **Sensitivity.** Adding or removing one person changes exactly one of the four counts of a
 cell by 1 (the person is hom-ref, het, hom-alt or missing there): L1 sensitivity 1 per
@@ -108,6 +110,9 @@ class DPSession:
     dataset: str | None = None
     query_id: str | None = None
     presence_margin_sd: float = 2.0
+    #: ``dp.presence`` of the policy: presence paid from a per-member information budget
+    #: (vault.privacy.presence.PresenceParams); None: presence costs an ε cell
+    presence: Any = None
     spent: float = 0.0
     new_cells: int = 0
     reused_cells: int = 0

@@ -15,6 +15,12 @@ Tables:
   dataset version, cell). A cell is noised once; every later answer that needs it reuses
   the stored noisy counts and costs nothing, so repeating or overlapping queries cannot
   average the noise away.
+* ``presence_answers`` and ``member_loss`` (the policy option ``dp.presence``,
+  vault.privacy.presence): the presence answers given to a principal per dataset version
+  and variant (with the AC they counted and the noise drawn, for the admins' checks), and
+  per (principal, dataset version, member) the accumulated realized loss in nats and
+  whether the member is excluded from that principal's presence answers. Never shown to
+  a caller; ``usage`` gives admins aggregates only.
 
 A debit is written *before* noise is drawn and committed with the drawn cells; there is no
 refund once noise was drawn.
@@ -58,6 +64,30 @@ CREATE TABLE IF NOT EXISTS cells (
     query_id TEXT,
     PRIMARY KEY (principal, dataset_version, cell)
 );
+CREATE TABLE IF NOT EXISTS presence_answers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    principal TEXT NOT NULL,
+    display_name TEXT,
+    role TEXT,
+    dataset_version TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    answer INTEGER NOT NULL,
+    ac_eff INTEGER NOT NULL,
+    noise INTEGER NOT NULL,
+    newly_excluded INTEGER NOT NULL,
+    dataset TEXT,
+    query_id TEXT,
+    at REAL NOT NULL,
+    UNIQUE (principal, dataset_version, variant)
+);
+CREATE TABLE IF NOT EXISTS member_loss (
+    principal TEXT NOT NULL,
+    dataset_version TEXT NOT NULL,
+    member INTEGER NOT NULL,
+    loss REAL NOT NULL,
+    excluded INTEGER NOT NULL,
+    PRIMARY KEY (principal, dataset_version, member)
+);
 """
 
 #: tolerance for float sums of ε
@@ -87,6 +117,14 @@ class Release:
     @property
     def remaining(self) -> float:
         return max(0.0, self.budget - self.spent)
+
+
+@dataclass(frozen=True)
+class PresenceRelease:
+    """A presence answer under the member budget: the answer, and whether it was stored."""
+
+    exists: bool
+    reused: bool
 
 
 def period_bounds(now: float, period_days: int) -> tuple[float, float]:
@@ -145,7 +183,8 @@ class Ledger:
 
     def usage(self, period_days: int | None = None) -> list[dict[str, Any]]:
         """Per principal: ε in the current period (of ``period_days``, default 30), ε ever,
-        charges, released cells, last charge time."""
+        charges, released cells, last charge time; and the presence answers given under the
+        member information budget and how many members it excluded (aggregates only)."""
         start, end = period_bounds(self.clock(), period_days or 30)
         con = self._connect()
         try:
@@ -156,15 +195,33 @@ class Ledger:
                 (start,)).fetchall()
             cells = dict(con.execute("SELECT principal, COUNT(*) FROM cells GROUP BY "
                                      "principal").fetchall())
+            pres = {p: (dn, roles, int(n), float(last)) for p, dn, roles, n, last in
+                    con.execute("SELECT principal, MAX(display_name), GROUP_CONCAT(DISTINCT "
+                                "role), COUNT(*), MAX(at) FROM presence_answers GROUP BY "
+                                "principal")}
+            excluded = dict(con.execute("SELECT principal, SUM(excluded) FROM member_loss "
+                                        "GROUP BY principal").fetchall())
         finally:
             con.close()
-        return [{"principal": p, "display_name": dn, "roles": sorted((roles or "").split(",")),
-                 "epsilon_period": round(float(ep or 0), 9), "epsilon_total": round(float(et),
-                                                                                    9),
-                 "charges": int(n), "cells_charged": int(nc or 0),
-                 "cells_stored": int(cells.get(p, 0)), "last_charge": float(last),
-                 "period_start": start, "period_end": end}
-                for p, dn, roles, ep, et, n, nc, last in rows]
+        out = [{"principal": p, "display_name": dn, "roles": sorted((roles or "").split(",")),
+                "epsilon_period": round(float(ep or 0), 9), "epsilon_total": round(float(et),
+                                                                                   9),
+                "charges": int(n), "cells_charged": int(nc or 0),
+                "cells_stored": int(cells.get(p, 0)), "last_charge": float(last),
+                "period_start": start, "period_end": end}
+               for p, dn, roles, ep, et, n, nc, last in rows]
+        seen = {r["principal"] for r in out}
+        for p, (dn, roles, _, last) in pres.items():  # presence answers only, no ε charged
+            if p not in seen:
+                out.append({"principal": p, "display_name": dn,
+                            "roles": sorted((roles or "").split(",")), "epsilon_period": 0.0,
+                            "epsilon_total": 0.0, "charges": 0, "cells_charged": 0,
+                            "cells_stored": 0, "last_charge": last, "period_start": start,
+                            "period_end": end})
+        for r in out:  # the member information budget: aggregates only
+            r["presence_answers"] = pres[r["principal"]][2] if r["principal"] in pres else 0
+            r["members_excluded"] = int(excluded.get(r["principal"]) or 0)
+        return sorted(out, key=lambda r: r["principal"])
 
     # -- the one writing path --------------------------------------------------------------
     def release(self, principal: str, dataset_version: str, cells: Sequence[str],
@@ -226,6 +283,83 @@ class Ledger:
             self._drop_thread_connection()  # the next call starts on a fresh connection
             raise
         return Release({c: have[c] for c in cells}, len(new), eps, spent + eps, budget, end)
+
+    def presence(self, principal: str, dataset_version: str, variant: str,
+                 members: np.ndarray, copies: np.ndarray, params: Any, threshold: int,
+                 draw: Callable[[], int], *, role: str | None = None,
+                 display_name: str | None = None, dataset: str | None = None,
+                 query_id: str | None = None) -> PresenceRelease:
+        """The presence answer for ``variant`` under the per-member information budget
+        (vault.privacy.presence.answer): a stored answer is reused at no cost; otherwise the
+        carriers' (``members``, ``copies``) losses are read, the over-budget ones excluded,
+        the noise drawn, the included carriers charged and the answer stored -- all in one
+        ``BEGIN IMMEDIATE`` transaction, so parallel answers cannot overspend a member."""
+        from vault.privacy.presence import answer
+
+        members = np.asarray(members, np.int64)
+        now = self.clock()
+        con = self._thread_connection()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                row = con.execute("SELECT answer FROM presence_answers WHERE principal = ? "
+                                  "AND dataset_version = ? AND variant = ?",
+                                  (principal, dataset_version, variant)).fetchone()
+                if row is not None:
+                    con.execute("COMMIT")
+                    return PresenceRelease(bool(row[0]), True)
+                loss = np.zeros(members.size, np.float64)
+                excluded = np.zeros(members.size, np.bool_)
+                at = {int(m): i for i, m in enumerate(members.tolist())}
+                ids = list(at)
+                for i in range(0, len(ids), 500):
+                    chunk = ids[i:i + 500]
+                    q = ",".join("?" * len(chunk))  # placeholders only, never values
+                    sql = ("SELECT member, loss, excluded FROM member_loss WHERE "  # noqa: S608
+                           f"principal = ? AND dataset_version = ? AND member IN ({q})")
+                    for m, lo, ex in con.execute(sql, (principal, dataset_version, *chunk)):
+                        loss[at[int(m)]] = float(lo)
+                        excluded[at[int(m)]] = bool(ex)
+                st = answer(copies, loss, excluded, params, threshold, draw)
+                touched = st.included | st.newly_excluded
+                con.executemany(
+                    "INSERT INTO member_loss (principal, dataset_version, member, loss, "
+                    "excluded) VALUES (?, ?, ?, ?, ?) ON CONFLICT (principal, dataset_version, "
+                    "member) DO UPDATE SET loss = excluded.loss, excluded = excluded.excluded",
+                    [(principal, dataset_version, int(members[j]),
+                      float(loss[j] + st.charge[j]), int(bool(excluded[j]
+                                                              or st.newly_excluded[j])))
+                     for j in np.flatnonzero(touched).tolist()])
+                con.execute(
+                    "INSERT INTO presence_answers (principal, display_name, role, "
+                    "dataset_version, variant, answer, ac_eff, noise, newly_excluded, dataset, "
+                    "query_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (principal, display_name, role, dataset_version, variant, int(st.exists),
+                     st.ac_eff, st.noise, int(st.newly_excluded.sum()), dataset, query_id, now))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        except sqlite3.Error:
+            self._drop_thread_connection()
+            raise
+        return PresenceRelease(st.exists, False)
+
+    def presence_usage(self) -> dict[str, dict[str, Any]]:
+        """Per principal (admins): presence answers given and members excluded, summed
+        over dataset versions -- aggregates only."""
+        con = self._connect()
+        try:
+            answers = dict(con.execute("SELECT principal, COUNT(*) FROM presence_answers "
+                                       "GROUP BY principal").fetchall())
+            excluded = dict(con.execute("SELECT principal, SUM(excluded) FROM member_loss "
+                                        "GROUP BY principal").fetchall())
+            names = dict(con.execute("SELECT principal, MAX(display_name) FROM "
+                                     "presence_answers GROUP BY principal").fetchall())
+        finally:
+            con.close()
+        return {p: {"presence_answers": int(n), "members_excluded": int(excluded.get(p) or 0),
+                    "display_name": names.get(p)} for p, n in answers.items()}
 
     def refund(self, query_id: str) -> float:
         """Undo the charges of an answer that never left (its audit record could not be

@@ -248,10 +248,13 @@ def presence(svc: QueryService, dataset: str, chrom: str, pos: int, ref: str, al
 def _noisy_presence(svc: QueryService, v: Any, sel: Selection, chrom: str, pos: int, ref: str,
                     alt: str, disclosure: Disclosure) -> dict[str, Any]:
     """Registered tier: exists = noisy AC >= threshold, from the variant's noisy overall
-    cell (a variant not in the dataset is noised from zero counts, like an absent one)."""
+    cell (a variant not in the dataset is noised from zero counts, like an absent one); with
+    the policy's ``dp.presence``, the member-information-budget mechanism instead."""
     from vault.privacy.dp import cell_key
 
     session = disclosure.noise
+    if getattr(session, "presence", None) is not None:
+        return _member_budget_presence(svc, v, chrom, pos, ref, alt, disclosure)
     exact = np.array([v.cohort.n_samples, 0, 0, 0], np.int64)
     for c in svc._counts(v, sel, None):
         for i in np.flatnonzero(svc._wanted(c, sel)).tolist():
@@ -268,3 +271,56 @@ def _noisy_presence(svc: QueryService, v: Any, sel: Selection, chrom: str, pos: 
                                      f"least {threshold} (k plus a margin of the noise); "
                                      "otherwise null, the same for absent, rare and not "
                                      "assessed"]}}
+
+
+def _variant_codes(svc: QueryService, v: Any, chrom: str, pos: int, ref: str,
+                   alt: str) -> np.ndarray | None:
+    """The genotype codes (one per sample, 0/1/2/3) of one variant, read through the
+    service's own reader and block cache inside the trust boundary; None when the dataset
+    does not hold it. Never leaves this module: only the carriers' budgets use it."""
+    from vault.privacy.presence import unpack_row
+
+    region = Region(chrom, pos, pos)
+    for ci, bi in v.reader.partitions(region):
+        block = svc._block(v, ci, bi)
+        if block is None or block.packed is None:
+            continue
+        at = block.sites.column("pos").to_numpy()
+        lo = int(np.searchsorted(at, pos, "left"))
+        hi = int(np.searchsorted(at, pos, "right"))
+        if hi <= lo:
+            continue
+        refs = block.sites.column("ref").slice(lo, hi - lo).to_pylist()
+        alts = block.sites.column("alt").slice(lo, hi - lo).to_pylist()
+        for j, (r, a) in enumerate(zip(refs, alts, strict=True)):
+            if r == ref and a == alt:
+                return unpack_row(block.packed[lo + j], block.n_samples)
+    return None
+
+
+def _member_budget_presence(svc: QueryService, v: Any, chrom: str, pos: int, ref: str,
+                            alt: str, disclosure: Disclosure) -> dict[str, Any]:
+    """Registered tier with ``dp.presence``: the presence answer paid from the per-member
+    information budget (vault.privacy.presence; the ledger does the accounting)."""
+    from vault.privacy.dp import cell_key
+    from vault.privacy.presence import PresenceNoise, carriers_of
+
+    session = disclosure.noise
+    params = session.presence
+    codes = _variant_codes(svc, v, chrom, pos, ref, alt)
+    if codes is None:  # not stored: no carriers, noised like an absent allele
+        members, copies = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    else:
+        members, copies = carriers_of(codes)
+    threshold = params.threshold(disclosure.k)
+    noise = PresenceNoise(params.scale)
+    rel = session.ledger.presence(
+        session.principal, v.key, cell_key(chrom, pos, ref, alt, "presence"), members, copies,
+        params, threshold, noise.draw, role=session.role, display_name=session.display_name,
+        dataset=session.dataset, query_id=session.query_id)
+    return {"dataset_version": v.key, "statistic": "presence",
+            "variant": {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt},
+            "exists": True if rel.exists else None,
+            "disclosure": {"tier": disclosure.tier, "k": disclosure.k,
+                           **params.summary(disclosure.k),
+                           "rules": params.rules(disclosure.k)}}

@@ -61,7 +61,8 @@ BeaconBody = Annotated[Any, Body(description="a Beacon v2 request body (beaconRe
 #: the disclosure fields a Beacon answer repeats (not omitted_variants or new_cells: counts of
 #: the variants that were not released would say that a rare variant exists)
 _SHOWN = ("tier", "k", "noise", "epsilon_per_query", "epsilon_spent", "epsilon_remaining",
-          "epsilon_budget", "presence_threshold", "suppressed_cells", "rare_variant_cells")
+          "epsilon_budget", "presence_threshold", "presence_control", "presence_noise_scale",
+          "member_budget_nats", "suppressed_cells", "rare_variant_cells")
 
 
 def _base(request: Request) -> str:
