@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -48,9 +47,10 @@ from vault.errors import (
 from vault.passport.credential import CredentialRefused
 from vault.policy.loader import PolicyStore, WatchedPolicyStore
 from vault.policy.memo import DecisionMemo
-from vault.policy.model import STATISTICS, Decision, Principal, QueryRequest
+from vault.policy.model import STATISTICS, Decision, DPParams, Principal, QueryRequest
 from vault.privacy.dp import NOISE_RULES, DPSession
 from vault.privacy.ledger import BudgetExhausted, Ledger
+from vault.privacy.presence import PresenceParams
 from vault.query.service import Disclosure
 
 #: statistics the registered tier answers with noise; the others are refused for it
@@ -323,19 +323,14 @@ def _budget_key(principal: Principal) -> str:
     return principal.entity_id or principal.display_name
 
 
-def _presence_params(dp_params: Any) -> Any:
-    """The policy's ``dp.presence`` as vault.privacy.presence.PresenceParams (or None)."""
-    pres = getattr(dp_params, "presence", None)
+def _presence_params(dp_params: DPParams) -> PresenceParams | None:
+    """The policy's ``dp.presence`` (a PresenceControl, as the loader builds it) as
+    vault.privacy.presence.PresenceParams, or None."""
+    pres = dp_params.presence
     if pres is None:
         return None
-    from vault.privacy.presence import PresenceParams
-
-    def get(key: str, default: float = math.nan) -> float:
-        value = pres.get(key, default) if isinstance(pres, dict) else getattr(pres, key,
-                                                                              default)
-        return float(value)
-
-    return PresenceParams(get("member_budget_nats"), get("noise_scale"), get("margin_sd", 2.0))
+    return PresenceParams(float(pres.member_budget_nats), float(pres.noise_scale),
+                          float(pres.margin_sd))
 
 
 def _not_found(dataset: str | None) -> str:
