@@ -42,10 +42,10 @@ answers stop at the budget: ``exists_truthful`` is over the answered queries,
 **Budget margin** (goal: the budget stops an attacker at least 2 queries before any attack
 reaches 5 % FPR power): ``queries_to_power_0.10`` is the fewest queries after which an
 attack's power at 5 % FPR exceeds 0.10 under the default mechanism *without* its budgets
-(no ε budget, presence with the same noise and threshold but no member budget; grid 5 …
-5,000); the stop is the ε budget's 400 variants for the frequency attack and, for the
-presence attacks, the most answers any attacked member took part in before the member
-budget excluded it (``*_member_answers_max``); ``budget_margin`` = the smallest difference.
+(no ε budget, presence with the same noise and threshold but no member budget; grid 5,
+10, 20, then every 10 to 100, 120, 150, 200 … 5,000); the stop is the ε budget's 400
+variants for the frequency attack and, for the presence attacks, the most answers any
+attacked member took part in before the member budget excluded it (``*_member_answers_max``); ``budget_margin`` = the smallest difference.
 
 With the member budget, every presence query is answered (no 429), so the workload's
 ``exists_truthful_all`` counts all 2,000 queries; ``*_member_excluded`` is the share of
@@ -414,8 +414,9 @@ def utility_of(c: ps.Cohort, oracle: Oracle, people: int,
 
 
 def queries_to_power(c: ps.Cohort, row: Row, people: int, level: float = 0.10,
-                     grid: Sequence[int] = (5, 10, 20, 50, 100, 200, 400, 600, 1000, 2000,
-                                            5000), seed: int = 2) -> dict[str, int | None]:
+                     grid: Sequence[int] = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 120,
+                                            150, 200, 400, 600, 1000, 2000, 5000),
+                     seed: int = 2) -> dict[str, int | None]:
     """Fewest queries (on ``grid``) after which each attack's power at 5 % FPR > level."""
     r = evaluate(c, InProcess(c, row), people, grid, seed=seed, utility=False)
     out: dict[str, int | None] = {}
