@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -86,9 +87,44 @@ def test_dp__presence_is_noisy_and_costs_budget(as_user: Client) -> None:
     r = c.get("/v1/datasets/demo/presence", params=q).json()
     assert r["exists"] is True and r["disclosure"]["presence_threshold"] > 11
     assert r["disclosure"]["epsilon_spent"] in (0.0, 0.25)
-    absent = c.get("/v1/datasets/demo/presence",
-                   params={"chrom": "20", "pos": 7, "ref": "A", "alt": "T"}).json()
-    assert absent["exists"] is None and absent["disclosure"]["epsilon_spent"] == 0.25
+    # An absent allele is noised from zero counts, so a "present" is possible but rare:
+    # its probability follows from the disclosed threshold and noise scale. Ask 40 absent
+    # alleles and allow as many "present" answers as that probability makes plausible
+    # (binomial tail < 1e-6); a threshold without the noise margin would give ~half.
+    threshold = r["disclosure"]["presence_threshold"]
+    p_yes = _false_presence(threshold, r["disclosure"]["noise_scale"])
+    assert 0 < p_yes < 0.02
+    answers = []
+    for pos in range(7, 47):
+        a = c.get("/v1/datasets/demo/presence",
+                  params={"chrom": "20", "pos": pos, "ref": "A", "alt": "T"}).json()
+        assert a["disclosure"]["epsilon_spent"] == 0.25, a["disclosure"]
+        assert a["disclosure"]["presence_threshold"] == threshold
+        answers.append(a["exists"])
+    assert set(answers) <= {True, None}  # never a "no": absent and rare look the same
+    assert answers.count(True) <= _binomial_upper(len(answers), p_yes, 1e-6), answers
+
+
+def _false_presence(threshold: int, scale: float) -> float:
+    """P(max(0, Z1) + 2 max(0, Z2) >= threshold) for independent discrete Laplace Z1, Z2 of
+    ``scale``: the chance that an allele no one carries is reported present."""
+    alpha = math.exp(-1 / scale)
+    top = threshold + 1
+    pmf = [(1 - alpha) / (1 + alpha) * alpha ** z for z in range(top)]
+    pmf[0] += alpha / (1 + alpha)  # the negative tail, clamped to 0
+    below = sum(pmf[h] * pmf[a] for h in range(top) for a in range(top)
+                if h + 2 * a < threshold)
+    return 1 - below
+
+
+def _binomial_upper(n: int, p: float, tail: float) -> int:
+    """The smallest c with P(Binomial(n, p) > c) < ``tail``."""
+    cdf = 0.0
+    for c in range(n + 1):
+        cdf += math.comb(n, c) * p ** c * (1 - p) ** (n - c)
+        if 1 - cdf < tail:
+            return c
+    return n
 
 
 def test_dp__unsupported_statistic_is_refused_for_the_registered_tier(as_user: Client) -> None:
