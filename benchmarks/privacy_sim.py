@@ -131,21 +131,25 @@ def sb_statistic(answers: np.ndarray, f: np.ndarray, n: int) -> float:
 
 
 def aware_statistic(answers: np.ndarray, f: np.ndarray, n: int, threshold: int,
-                    noise_sd: float = 0.0) -> float:
+                    noise_sd: float = 0.0, count: str = "alleles") -> float:
     """A mechanism-aware LRT (not in the papers): the beacon says yes when its (noisy) AC
     reaches ``threshold`` — both public in every answer's disclosure section — so under
     "not in the beacon" AC ~ Binomial(2n, f), under "a het member" AC = 1 + Binomial(2n − 2,
-    f), plus noise of standard deviation ``noise_sd`` (normal approximation). Λ = log
-    L(not in) − log L(in); small means member, as ``sb_statistic``."""
+    f), plus noise of standard deviation ``noise_sd`` (normal approximation). With ``count``
+    ``carriers`` (also public) the count is of carriers: Binomial(n, q) and 1 +
+    Binomial(n − 1, q), q = 1 − (1 − f)². Λ = log L(not in) − log L(in); small means
+    member, as ``sb_statistic``."""
     from scipy import stats
 
     f = np.clip(np.asarray(f, np.float64), 1.0 / (4 * n), 1 - 1e-9)
+    trials, p = (2 * n, f) if count == "alleles" else (n, 1 - (1 - f) ** 2)
     if noise_sd <= 0:
-        p0 = stats.binom.sf(threshold - 1, 2 * n, f)
-        p1 = stats.binom.sf(threshold - 2, 2 * n - 2, f)
+        p0 = stats.binom.sf(threshold - 1, trials, p)
+        p1 = stats.binom.sf(threshold - 2, trials - 1 - (count == "alleles"), p)
     else:
-        m0, v0 = 2 * n * f, 2 * n * f * (1 - f)
-        m1, v1 = 1 + (2 * n - 2) * f, (2 * n - 2) * f * (1 - f)
+        rest = trials - 1 - (count == "alleles")
+        m0, v0 = trials * p, trials * p * (1 - p)
+        m1, v1 = 1 + rest * p, rest * p * (1 - p)
         p0 = stats.norm.sf((threshold - 0.5 - m0) / np.sqrt(v0 + noise_sd ** 2))
         p1 = stats.norm.sf((threshold - 0.5 - m1) / np.sqrt(v1 + noise_sd ** 2))
     p0, p1 = np.clip(p0, 1e-12, 1 - 1e-12), np.clip(p1, 1e-12, 1 - 1e-12)

@@ -93,9 +93,11 @@ def test_cli_explain__default_policy_obligations() -> None:
     assert ob["dp"] == {"epsilon_per_query": 0.25, "budget": 100, "period_days": 30,
                         "mechanism": "discrete_laplace",
                         "presence": {"control": "member_information", "margin_sd": 2.0,
-                                     "member_budget_nats": 0.693, "noise_scale": 4}}
+                                     "member_budget_nats": 0.35, "noise_scale": 4,
+                                     "count": "carriers"}}
     code, text = run("explain", "--vault-policy", "genovault-researcher-b", "--request", req)
-    assert code == 0 and "member information budget 0.693 nats" in text
+    assert code == 0 and "member information budget 0.35 nats" in text \
+        and "counting carriers" in text
     code, out = run("explain", "--vault-policy", "genovault-researcher-a", "--request", req,
                     "--json")
     ob = json.loads(out)["decision"]["obligations"]

@@ -131,8 +131,8 @@ def test_exact_answers__every_attack_succeeds(small: ps.Cohort) -> None:
 
 def test_default_protections__stop_the_beacon_attacks(small: ps.Cohort,
                                                       wide: ps.Cohort) -> None:
-    """The default row: presence under the per-member information budget (ln 2 nats per
-    member and principal), frequency under the ε budget."""
+    """The default row: presence under the per-member information budget (0.35 nats per
+    member and principal, counting carriers), frequency under the ε budget."""
     r = bench.evaluate(small, bench.InProcess(small, bench.ROWS["default"]), 120, (5, 400),
                        utility=False)
     margin = 0.08  # 120 vs 120 people (six runs measured 0.008 ... 0.108)

@@ -110,6 +110,40 @@ def test_answer__iterates_when_an_exclusion_moves_the_count() -> None:
     assert st.ac_eff == 3 and st.exists is True
 
 
+def test_answer__counting_carriers_charges_a_hom_alt_member_like_a_het_one() -> None:
+    # the same carriers as above: counting alleles the hom-alt member (0.3 spent) would be
+    # out (worst case 0.5 > B - 0.3); counting carriers it moves the count by 1 like the
+    # others, so it stays in, is charged what a het carrier is, and AC_eff counts carriers
+    p = pr.PresenceParams(B, 4.0, count="carriers")
+    t = p.threshold(11)
+    copies = np.array([1, 1, 2, 1, 1] + [1] * 20)
+    loss = np.zeros(copies.size)
+    loss[2] = 0.3
+    st = pr.answer(copies, loss, np.zeros(copies.size, bool), p, t, _draws([-1]))
+    assert st.included.all() and not st.newly_excluded.any()
+    assert st.ac_eff == copies.size == 25  # not 26: the hom-alt member counts once
+    assert st.exists is True  # 25 - 1 >= 23
+    want = pr.realized_loss(True, 25, 1, t, p.alpha)
+    assert st.charge == pytest.approx(np.full(copies.size, want))
+    alleles = pr.answer(copies, loss, np.zeros(copies.size, bool), pr.PresenceParams(B, 4.0),
+                        t, _draws([-1]))
+    assert alleles.newly_excluded.tolist() == [False, False, True] + [False] * 22
+    assert alleles.ac_eff == 24  # 26 alleles less the excluded member's two
+    # the worst case per answer, over every count: 1/s for a carrier, 2/s for a hom-alt
+    # member's two alleles
+    assert max(pr.worst_loss(ac, 1, t, p.alpha) for ac in range(1, 80)) <= 1 / 4 + 1e-12
+    assert max(pr.worst_loss(ac, 2, t, p.alpha) for ac in range(2, 80)) > 1 / 4 + 0.2
+
+
+def test_params__count_is_reported_and_checked() -> None:
+    p = pr.PresenceParams(0.35, 4.0, count="carriers")
+    assert p.summary(11)["presence_count"] == "carriers"
+    assert "number of carriers" in p.rules(11)[0]
+    assert "alt allele count" in pr.PresenceParams(B, 4.0).rules(11)[0]
+    with pytest.raises(ValueError, match="count"):
+        pr.PresenceParams(B, 4.0, count="genotypes")
+
+
 def test_member_state__excluded_members_look_absent_and_answers_are_reused() -> None:
     p = pr.PresenceParams(B, 4.0)
     t = p.threshold(11)
@@ -217,8 +251,8 @@ def _policy_with(tmp_path: Path, presence: str) -> Path:
     d.mkdir(parents=True)
     shutil.copy(POLICIES / "dataset.yaml", d / "dataset.yaml")
     text = (POLICIES / "default.yaml").read_text()
-    old = "      presence: {control: member_information, member_budget_nats: 0.693, " \
-          "noise_scale: 4}"
+    old = "      presence: {control: member_information, member_budget_nats: 0.35, " \
+          "noise_scale: 4, count: carriers}"
     assert old in text
     (d / "default.yaml").write_text(text.replace(old, f"      presence: {presence}"
                                                  if presence else ""))
@@ -232,6 +266,11 @@ def test_policy__presence_option_loads(tmp_path: Path) -> None:
     assert dp is not None and dp.presence is not None
     assert (dp.presence.member_budget_nats, dp.presence.noise_scale,
             dp.presence.margin_sd) == (0.5, 6, 1.5)
+    assert dp.presence.count == "alleles"  # the default
+    carriers = load_policy(_policy_with(tmp_path / "c", "{control: member_information, "
+                                        "member_budget_nats: 0.35, noise_scale: 4, "
+                                        "count: carriers}"))
+    assert carriers.roles["attack-default"].dp.presence.count == "carriers"  # type: ignore[union-attr]
     plain = load_policy(_policy_with(tmp_path / "b", ""))
     assert plain.roles["attack-default"].dp.presence is None  # type: ignore[union-attr]
 
@@ -249,6 +288,8 @@ def test_policy__presence_option_loads(tmp_path: Path) -> None:
      "extra"),
     ("{control: member_information, member_budget_nats: big, noise_scale: 4}",
      "member_budget_nats"),
+    ("{control: member_information, member_budget_nats: 0.35, noise_scale: 4, "
+     "count: genotypes}", "count"),
 ])
 def test_policy__bad_presence_options_are_refused_with_the_field(tmp_path: Path, presence: str,
                                                                  message: str) -> None:

@@ -330,7 +330,7 @@ def _presence_params(dp_params: DPParams) -> PresenceParams | None:
     if pres is None:
         return None
     return PresenceParams(float(pres.member_budget_nats), float(pres.noise_scale),
-                          float(pres.margin_sd))
+                          float(pres.margin_sd), str(pres.count))
 
 
 def _not_found(dataset: str | None) -> str:
@@ -357,5 +357,6 @@ def _disclosure_summary(body: dict[str, Any]) -> dict[str, Any]:
                                   "epsilon_remaining", "epsilon_budget", "new_cells",
                                   "reused_cells", "presence_threshold", "presence_control",
                                   "presence_noise", "presence_noise_scale",
-                                  "member_budget_nats", "presence_epsilon", "site_filter")
+                                  "presence_count", "member_budget_nats", "presence_epsilon",
+                                  "site_filter")
             if k in d}

@@ -72,6 +72,7 @@ class Disclosure(_Out):
     presence_control: str | None = None
     presence_noise: str | None = None
     presence_noise_scale: float | None = None
+    presence_count: str | None = None
     member_budget_nats: float | None = None
     presence_epsilon: float | None = None
     site_filter: SiteFilterInfo | None = None

@@ -198,4 +198,4 @@ def _print(out: dict[str, Any]) -> None:
                 pres = dp["presence"]
                 echo(f"    presence: member information budget {pres['member_budget_nats']} "
                      f"nats per member and principal, noise scale {pres['noise_scale']}, "
-                     f"margin {pres['margin_sd']} sd (no epsilon)")
+                     f"margin {pres['margin_sd']} sd, counting {pres['count']} (no epsilon)")

@@ -190,6 +190,8 @@ class PresenceControl:
     member_budget_nats: float = 0.693
     noise_scale: float = 4.0
     margin_sd: float = 2.0
+    #: what the noisy count counts: alt alleles (hom-alt = 2) or carriers (every carrier 1)
+    count: Literal["alleles", "carriers"] = "alleles"
 
 
 @dataclass(frozen=True)

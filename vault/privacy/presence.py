@@ -9,16 +9,23 @@ presence answer to that principal. It is **not** a worst-case ε-DP guarantee: t
 on the realized log-likelihood ratio of the answers a principal saw, member by member.
 
 **The draw.** One discrete Laplace (two-sided geometric) value Z per (principal, dataset
-version, variant), from OpenDP (``make_laplace`` on an integer atom domain), on the
-variant's alt allele count over the members still included, ``AC_eff``:
+version, variant), from OpenDP (``make_laplace`` on an integer atom domain), on a count
+over the members still included, ``AC_eff``: with ``count: alleles`` the variant's alt
+allele count (a hom-alt carrier counts 2), with ``count: carriers`` the number of carriers
+(samples with at least one alt allele; every carrier counts 1):
 
     exists = AC_eff + Z >= T,   T = k + ceil(margin_sd * sd(Z)),   else null.
+
+Counting carriers halves what one hom-alt member can move the count, so its worst-case
+loss per answer is 1/s instead of 2/s: with a member budget below 2/s an allele count
+would exclude every hom-alt carrier at its first answer, a carrier count does not.
 
 With α = e^(−1/s) (s the noise scale), P(Z = z) = (1 − α)/(1 + α) · α^|z|, and the tail has
 the closed form  P(Z >= m) = α^m / (1 + α) for m >= 1,  1 − α^(1−m) / (1 + α) for m <= 0;
 sd(Z) = sqrt(2α) / (1 − α).
 
-**The loss.** A member carrying c copies (1 het, 2 hom-alt) moves AC by c; the answer y
+**The loss.** A member carrying c copies (1 het, 2 hom-alt; 1 for every carrier when
+counting carriers) moves AC by c; the answer y
 tells the principal ``|ln P(y | AC_eff) − ln P(y | AC_eff − c)|`` nats about that member's
 presence (the log-likelihood ratio of "in" vs "out", the rest fixed). Non-carriers (hom-ref
 or a missing call) do not move AC: they lose nothing. Before an answer is drawn, every
@@ -27,7 +34,8 @@ included carrier whose accumulated loss plus the *worst* loss this answer could 
 AC_eff); excluded members are left out of AC_eff of this and every later presence answer
 to the principal (they look absent). So the realized loss of every member stays <= B, and
 the likelihood ratio an attacker can build for one member from the answers stays
-<= e^B (B = ln 2: at most 2, hence power <= ~2 × FPR).
+<= e^B (B = 0.35, the demo's registered tier: at most 1.42, hence power <= ~1.42 × FPR;
+B = ln 2: at most 2).
 
 Everything here is pure (numpy over the carriers of one variant) so the service
 (vault.privacy.ledger.Ledger.presence) and the benchmark's in-process model
@@ -45,6 +53,8 @@ from typing import Any
 import numpy as np
 
 CONTROL = "member_information"
+#: what AC_eff counts: alt alleles (hom-alt = 2) or carriers (every carrier = 1)
+COUNTS = ("alleles", "carriers")
 #: tolerance on sums of losses (nats)
 _TOL = 1e-12
 
@@ -86,11 +96,13 @@ def worst_loss(ac: int, copies: int, threshold: int, alpha: float) -> float:
 
 @dataclass(frozen=True)
 class PresenceParams:
-    """The policy's ``dp.presence``: member budget B (nats), noise scale s, margin."""
+    """The policy's ``dp.presence``: member budget B (nats), noise scale s, margin, and
+    what is counted (``alleles`` or ``carriers``)."""
 
     member_budget: float
     scale: float
     margin_sd: float = 2.0
+    count: str = "alleles"
 
     def __post_init__(self) -> None:
         if not self.member_budget > 0:  # (math.inf: no budget, for measurements only)
@@ -99,6 +111,8 @@ class PresenceParams:
             raise ValueError("noise_scale must be > 0")
         if not self.margin_sd >= 0:
             raise ValueError("margin_sd must be >= 0")
+        if self.count not in COUNTS:
+            raise ValueError(f"count must be one of {', '.join(COUNTS)}")
 
     @property
     def alpha(self) -> float:
@@ -114,11 +128,14 @@ class PresenceParams:
     def summary(self, k: int) -> dict[str, Any]:
         return {"presence_control": CONTROL, "presence_noise": "discrete_laplace",
                 "presence_noise_scale": self.scale, "presence_threshold": self.threshold(k),
-                "member_budget_nats": self.member_budget, "presence_epsilon": 0.0}
+                "presence_count": self.count, "member_budget_nats": self.member_budget,
+                "presence_epsilon": 0.0}
 
     def rules(self, k: int) -> list[str]:
         t = self.threshold(k)
-        return [f"exists is true when the variant's alt allele count plus discrete Laplace "
+        what = ("number of carriers (samples with at least one alt allele)"
+                if self.count == "carriers" else "alt allele count")
+        return [f"exists is true when the variant's {what} plus discrete Laplace "
                 f"noise (OpenDP, scale {self.scale:g}) is at least {t} (k plus "
                 f"{self.margin_sd:g} sd of the noise); otherwise null, the same for absent, "
                 "rare and not assessed",
@@ -164,10 +181,13 @@ def answer(copies: np.ndarray, loss: np.ndarray, excluded: np.ndarray, params: P
            threshold: int, draw: Callable[[], int]) -> Step:
     """The presence answer over one variant's carriers.
 
-    ``copies`` (int, carriers,): alt alleles of each carrier (1 or 2); ``loss`` (float):
-    each carrier's accumulated loss with this principal; ``excluded`` (bool): carriers
-    already excluded. ``draw()`` gives the noise (called once, after the exclusions)."""
+    ``copies`` (int, carriers,): alt alleles of each carrier (1 or 2; counted as 1 when
+    ``params.count`` is ``carriers``); ``loss`` (float): each carrier's accumulated loss
+    with this principal; ``excluded`` (bool): carriers already excluded. ``draw()`` gives
+    the noise (called once, after the exclusions)."""
     copies = np.asarray(copies, np.int64)
+    if params.count == "carriers":
+        copies = np.minimum(copies, 1)
     loss = np.asarray(loss, np.float64)
     excluded = np.asarray(excluded, np.bool_)
     alpha = params.alpha

@@ -62,7 +62,7 @@ BeaconBody = Annotated[Any, Body(description="a Beacon v2 request body (beaconRe
 #: the variants that were not released would say that a rare variant exists)
 _SHOWN = ("tier", "k", "noise", "epsilon_per_query", "epsilon_spent", "epsilon_remaining",
           "epsilon_budget", "presence_threshold", "presence_control", "presence_noise_scale",
-          "member_budget_nats", "suppressed_cells", "rare_variant_cells")
+          "presence_count", "member_budget_nats", "suppressed_cells", "rare_variant_cells")
 
 
 def _base(request: Request) -> str:
