@@ -276,6 +276,18 @@ def attack_plan(c: ps.Cohort, person: int, f: np.ndarray, max_q: int,
             "ld_groups": groups}
 
 
+def _statistic(name: str, answers: np.ndarray, plan: dict[str, Any], sites: np.ndarray,
+               f: np.ndarray, n: int) -> float:
+    """The SB LRT of one attack's first answers; for ``ld`` each tag's answer also stands for
+    its unqueried LD partners (its group)."""
+    if name == "ld":
+        groups = plan["ld_groups"][: answers.size]
+        rep = np.repeat(answers, [len(g) for g in groups]) if groups else answers
+        fr = f[np.array([s for g in groups for s in g], np.int64)] if groups else f[:0]
+        return ps.sb_statistic(rep, fr, n)
+    return ps.sb_statistic(answers, f[sites[: answers.size]], n)
+
+
 def person_stats(c: ps.Cohort, oracle: Oracle, person: int, f: np.ndarray,
                  queries: Sequence[int], rng: np.random.Generator) -> dict[str, float]:
     """SB, optimal and LD statistics of one target after each number of queries."""
@@ -295,13 +307,7 @@ def person_stats(c: ps.Cohort, oracle: Oracle, person: int, f: np.ndarray,
                 continue
             a = ans[:q]
             out[f"{name}_answered_{q}"] = a.size
-            if name == "ld":
-                groups = plan["ld_groups"][: a.size]
-                rep = np.repeat(a, [len(g) for g in groups]) if groups else a
-                fr = f[np.array([s for g in groups for s in g], np.int64)] if groups else f[:0]
-                out[f"{name}_{q}"] = ps.sb_statistic(rep, fr, c.n)
-            else:
-                out[f"{name}_{q}"] = ps.sb_statistic(a, f[sites[: a.size]], c.n)
+            out[f"{name}_{q}"] = _statistic(name, a, plan, sites, f, c.n)
             if name == "sb":  # the same answers, read knowing the mechanism
                 row = oracle.row
                 sd = 0.0 if row.tier == "controlled" else (
@@ -448,16 +454,8 @@ def rare_power_curves(c: ps.Cohort, row: Row, reps: int = 3,
                     sites = plan[name][:top]
                     ans = oracle.beacon((off + p, name), sites)
                     for q in grid:
-                        a = ans[:q]
-                        if name == "ld":
-                            groups = plan["ld_groups"][: a.size]
-                            rep = np.repeat(a, [len(g) for g in groups]) if groups else a
-                            fr = f[np.array([s for g in groups for s in g], np.int64)] \
-                                if groups else f[:0]
-                            v = ps.sb_statistic(rep, fr, c.n)
-                        else:
-                            v = ps.sb_statistic(a, f[sites[: a.size]], c.n)
-                        stats[name][grp][q].append(v)
+                        stats[name][grp][q].append(
+                            _statistic(name, ans[:q], plan, sites, f, c.n))
         for name in acc:
             for q in grid:
                 acc[name][q] += ps.power_at(np.array(stats[name]["m"][q]),

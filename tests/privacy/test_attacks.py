@@ -129,6 +129,16 @@ def test_exact_answers__every_attack_succeeds(small: ps.Cohort) -> None:
     assert r["sb_power_5"] <= 0.3  # 5 random het sites are not enough: the test can fail
 
 
+def test_rare_power_curves__see_what_evaluate_sees(small: ps.Cohort) -> None:
+    """The budget margin's curves (every member vs every non-member, averaged runs) agree
+    with evaluate: exact answers lose to the rare-allele attacks at once, the default's
+    noise without its budget does not."""
+    exact = bench.rare_power_curves(small, bench.EXACT, reps=1, grid=(5, 20))
+    assert exact["optimal"][5] >= 0.9 and exact["ld"][5] >= 0.9, exact
+    noisy = bench.rare_power_curves(small, bench.DEFAULT_NO_BUDGET, reps=2, grid=(5,))
+    assert noisy["optimal"][5] <= 0.10 + MARGIN and noisy["ld"][5] <= 0.10 + MARGIN, noisy
+
+
 def test_default_protections__stop_the_beacon_attacks(small: ps.Cohort,
                                                       wide: ps.Cohort) -> None:
     """The default row: presence under the per-member information budget (0.35 nats per
