@@ -18,7 +18,8 @@ allele count (a hom-alt carrier counts 2), with ``count: carriers`` the number o
 
 Counting carriers halves what one hom-alt member can move the count, so its worst-case
 loss per answer is 1/s instead of 2/s: with a member budget below 2/s an allele count
-would exclude every hom-alt carrier at its first answer, a carrier count does not.
+excludes every hom-alt carrier at its first answer (away from the threshold the less
+likely answer costs a member with c copies exactly c/s), a carrier count does not.
 
 With α = e^(−1/s) (s the noise scale), P(Z = z) = (1 − α)/(1 + α) · α^|z|, and the tail has
 the closed form  P(Z >= m) = α^m / (1 + α) for m >= 1,  1 − α^(1−m) / (1 + α) for m <= 0;
