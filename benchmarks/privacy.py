@@ -45,11 +45,12 @@ attack's power at 5 % FPR exceeds 0.10 under the default mechanism *without* its
 (no ε budget, presence with the same noise and threshold but no member budget); for the
 rare-allele attacks (optimal, ld) it is read from their power curves over every member vs
 every non-member, averaged over three runs (``rare_power_curves``; grid every 10 up to
-100, then 120, 150, 200, 300, 400), for sb, homer and aware from one run of ``--people``
-(grid up to 5,000). The stop is the ε budget's 400 variants for the frequency attack and,
-for the presence attacks, the most answers any attacked member took part in before the
-member budget excluded it (``*_member_answers_max``); ``budget_margin`` = the smallest
-difference.
+100, then 120, 150, 200, 300, 400), for homer from its power curve over every member vs
+every non-member averaged over five runs (``homer_power_curve``; 100 … 5,000 AFs), for sb
+and aware from one run of ``--people`` (grid up to 5,000). The stop is the ε budget's
+400 variants for the frequency attack and, for the presence attacks, the most answers any
+attacked member took part in before the member budget excluded it
+(``*_member_answers_max``); ``budget_margin`` = the smallest difference.
 
 With the member budget, every presence query is answered (no 429), so the workload's
 ``exists_truthful_all`` counts all 2,000 queries; ``*_member_excluded`` is the share of
@@ -464,13 +465,32 @@ def rare_power_curves(c: ps.Cohort, row: Row, reps: int = 3,
     return {a: {q: round(v, 4) for q, v in curve.items()} for a, curve in acc.items()}
 
 
+#: numbers of AFs at which the Homer attack's power curve is read (budget margin)
+HOMER_GRID = (100, 200, 300, 400, 500, 600, 800, 1000, 2000, 5000)
+
+
+def homer_power_curve(c: ps.Cohort, row: Row, reps: int = 5,
+                      grid: Sequence[int] = HOMER_GRID, seed: int = 200) -> dict[int, float]:
+    """Power at 5 % FPR of the Homer attack after each number of AFs, on every member vs
+    every non-member, averaged over ``reps`` runs (fresh noise, fresh random sites). A
+    single 500-vs-500 run reads a power of ~0.07 at 400 AFs as anything from 0.05 to 0.12
+    (it put the unbudgeted crossing of 0.10 at 400 in one of six runs)."""
+    acc = {q: 0.0 for q in grid}
+    for r in range(reps):
+        h = homer(c, InProcess(c, row), range(c.n), grid, np.random.default_rng(seed + r))
+        for q in grid:
+            acc[q] += h[f"homer_power_{q}"] / reps
+    return {q: round(v, 4) for q, v in acc.items()}
+
+
 def queries_to_power(c: ps.Cohort, row: Row, people: int, level: float = 0.10,
                      grid: Sequence[int] = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 120,
                                             150, 200, 400, 600, 1000, 2000, 5000),
                      seed: int = 2, reps: int = 3) -> dict[str, Any]:
     """Fewest queries (on ``grid``) after which each attack's power at 5 % FPR > level:
-    sb, homer and aware from one run of ``people`` vs ``people``; optimal and ld from the
-    mean curves of :func:`rare_power_curves` (None: not reached on the grid)."""
+    sb and aware from one run of ``people`` vs ``people``; optimal and ld from the mean
+    curves of :func:`rare_power_curves`, homer from :func:`homer_power_curve` (None: not
+    reached on the grid)."""
     r = evaluate(c, InProcess(c, row), people, grid, seed=seed, utility=False)
     out: dict[str, Any] = {}
     for a in ALL_ATTACKS:
@@ -480,6 +500,9 @@ def queries_to_power(c: ps.Cohort, row: Row, people: int, level: float = 0.10,
     for a, curve in curves.items():
         qs = [q for q, v in curve.items() if v > level]
         out[a] = min(qs) if qs else None
+    curves["homer"] = homer_power_curve(c, row)
+    qs = [q for q, v in curves["homer"].items() if v > level]
+    out["homer"] = min(qs) if qs else None
     out["curves"] = curves
     return out
 

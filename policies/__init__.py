@@ -1,1 +1,2 @@
-"""Policy files shipped with GenoVault: Vault ACL policies (vault/) and access policies (access/)."""
+"""Policy files shipped with GenoVault: Vault ACL policies (vault/) and access policies
+(access/)."""
