@@ -491,18 +491,15 @@ def queries_to_power(c: ps.Cohort, row: Row, people: int, level: float = 0.10,
     sb and aware from one run of ``people`` vs ``people``; optimal and ld from the mean
     curves of :func:`rare_power_curves`, homer from :func:`homer_power_curve` (None: not
     reached on the grid)."""
+    def first_above(curve: dict[int, float]) -> int | None:
+        return min((q for q, v in curve.items() if v > level), default=None)
+
     r = evaluate(c, InProcess(c, row), people, grid, seed=seed, utility=False)
-    out: dict[str, Any] = {}
-    for a in ALL_ATTACKS:
-        qs = [q for q in grid if f"{a}_power_{q}" in r and r[f"{a}_power_{q}"] > level]
-        out[a] = min(qs) if qs else None
+    out: dict[str, Any] = {a: first_above({q: r[f"{a}_power_{q}"] for q in grid
+                                           if f"{a}_power_{q}" in r}) for a in ALL_ATTACKS}
     curves = rare_power_curves(c, row, reps)
-    for a, curve in curves.items():
-        qs = [q for q, v in curve.items() if v > level]
-        out[a] = min(qs) if qs else None
     curves["homer"] = homer_power_curve(c, row)
-    qs = [q for q, v in curves["homer"].items() if v > level]
-    out["homer"] = min(qs) if qs else None
+    out.update({a: first_above(curve) for a, curve in curves.items()})
     out["curves"] = curves
     return out
 

@@ -142,12 +142,13 @@ def aware_statistic(answers: np.ndarray, f: np.ndarray, n: int, threshold: int,
     from scipy import stats
 
     f = np.clip(np.asarray(f, np.float64), 1.0 / (4 * n), 1 - 1e-9)
-    trials, p = (2 * n, f) if count == "alleles" else (n, 1 - (1 - f) ** 2)
+    # trials of the count, and those left beside a het member's one allele / one carrier
+    trials, rest, p = (2 * n, 2 * n - 2, f) if count == "alleles" else \
+        (n, n - 1, 1 - (1 - f) ** 2)
     if noise_sd <= 0:
         p0 = stats.binom.sf(threshold - 1, trials, p)
-        p1 = stats.binom.sf(threshold - 2, trials - 1 - (count == "alleles"), p)
+        p1 = stats.binom.sf(threshold - 2, rest, p)
     else:
-        rest = trials - 1 - (count == "alleles")
         m0, v0 = trials * p, trials * p * (1 - p)
         m1, v1 = 1 + rest * p, rest * p * (1 - p)
         p0 = stats.norm.sf((threshold - 0.5 - m0) / np.sqrt(v0 + noise_sd ** 2))
