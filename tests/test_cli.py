@@ -102,3 +102,44 @@ def test_cli__progress_bar_on_request(env: Callable[[str], dict]) -> None:
     r = CliRunner().invoke(main, ["ingest", str(DATA / "bio2zarr__sample.vcf.gz"), "-d", "q",
                                   "--no-progress"], env=env("ingest"))
     assert r.exit_code == 0 and r.stderr == ""
+
+
+def test_cli__lazy_commands_resolve_to_themselves() -> None:
+    """Every lazily imported root command is found under its own name and listed in --help."""
+    from vault.cli.main import COMMANDS
+
+    ctx = main.make_context("genovault", ["--help"], resilient_parsing=True)
+    for name in COMMANDS:
+        cmd = main.get_command(ctx, name)
+        assert cmd is not None and cmd.name == name, name
+    assert main.get_command(ctx, "no-such-command") is None
+    r = CliRunner().invoke(main, ["--help"])
+    assert r.exit_code == 0
+    listed = {line.split()[0] for line in r.output.split("Commands:")[1].splitlines()
+              if line.strip()}
+    assert listed == set(COMMANDS)
+    r = CliRunner().invoke(main, ["no-such-command"])
+    assert r.exit_code == 2 and "error: No such command 'no-such-command'" in r.output
+
+
+def test_cli__ingest_does_not_import_the_service() -> None:
+    """`genovault ingest` starts without the API, the policy engine, the query path or the
+    audit reader: their imports would be serial start-up time in front of every ingest."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from vault.cli import main\n"
+            "try:\n"
+            "    main(['ingest', '--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "import vault.ingest.pipeline\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('fastapi', 'starlette', 'uvicorn', 'duckdb', 'jsonschema', 'opendp', 'dask', "
+            "'distributed') or m.startswith(('vault.api', 'vault.policy', 'vault.query', "
+            "'vault.audit.verify', 'vault.beacon')))\n"
+            "print(bad)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parents[1]).stdout
+    assert out.strip().splitlines()[-1] == "[]", out

@@ -6,6 +6,7 @@ object (read from the environment once, here) through the click context.
 
 from __future__ import annotations
 
+import importlib
 import io
 import re
 import sys
@@ -66,32 +67,47 @@ def settings_of(ctx: click.Context) -> Settings:
     return root.obj
 
 
-@click.group(cls=_Group)
+#: the root's commands: name -> (module, attribute), imported when the command runs (so
+#: ``genovault ingest`` does not import the API, the policy engine or the audit reader; its
+#: start-up is serial time in front of every ingest)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "vault": ("vault.cli.vault_cmds", "vault_group"),
+    "ingest": ("vault.cli.ingest", "ingest_cmd"),
+    "datasets": ("vault.cli.datasets", "datasets_group"),
+    "login": ("vault.cli.research", "login_cmd"),
+    "logout": ("vault.cli.research", "logout_cmd"),
+    "query": ("vault.cli.research", "query_cmd"),
+    "serve": ("vault.cli.research", "serve_cmd"),
+    "policy": ("vault.cli.policy", "policy_group"),
+    "audit": ("vault.cli.audit", "audit_group"),
+    "budget": ("vault.cli.budget", "budget_group"),
+    "keys": ("vault.cli.keys", "keys_group"),
+    "samples": ("vault.cli.samples", "samples_group"),
+    "report": ("vault.cli.report", "report_cmd"),
+    "quickstart": ("vault.cli.quickstart", "quickstart_cmd"),
+}
+
+
+class _Root(_Group):
+    """The root group: its commands are imported on first use (`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, attr = COMMANDS[cmd_name]
+        cmd: click.Command = getattr(importlib.import_module(module), attr)
+        self.add_command(cmd, cmd_name)
+        return cmd
+
+
+@click.group(cls=_Root)
 @click.version_option(package_name="genovault")
 def main() -> None:
     """GenoVault: a secure genomic data vault with encrypted analytics."""
 
-
-def _register() -> None:
-    from vault.cli.audit import audit_group
-    from vault.cli.budget import budget_group
-    from vault.cli.datasets import datasets_group
-    from vault.cli.ingest import ingest_cmd
-    from vault.cli.keys import keys_group
-    from vault.cli.policy import policy_group
-    from vault.cli.quickstart import quickstart_cmd
-    from vault.cli.report import report_cmd
-    from vault.cli.research import login_cmd, logout_cmd, query_cmd, serve_cmd
-    from vault.cli.samples import samples_group
-    from vault.cli.vault_cmds import vault_group
-
-    for cmd in (vault_group, ingest_cmd, datasets_group, login_cmd, logout_cmd, query_cmd,
-                serve_cmd, policy_group, audit_group, budget_group, keys_group, samples_group,
-                report_cmd, quickstart_cmd):
-        main.add_command(cmd)
-
-
-_register()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
