@@ -192,29 +192,47 @@ def default_summary() -> dict[str, Any]:
     return BeaconRequest().summary()
 
 
+#: GET names of g_variant parameters in Beacon's genomicVariations endpoints.json (OpenAPI)
+#: that differ from the request schema's names
+_GET_ALIASES = {"geneid": "geneId", "allele": "genomicAlleleShortForm"}
+
+
+def _list(params: Mapping[str, str], key: str) -> list[str] | None:
+    """Every value of an array parameter: comma-separated (``start=98,100``) and/or repeated
+    (``start=98&start=100``, OpenAPI's default form style for Beacon's array parameters)."""
+    if key not in params:
+        return None
+    getlist = getattr(params, "getlist", None)
+    raw = getlist(key) if getlist is not None else [params[key]]
+    return [v.strip() for value in raw for v in str(value).split(",") if v.strip()]
+
+
 def parse_query(params: Mapping[str, str]) -> BeaconRequest:
-    """A GET request: ``referenceName``, ``start`` and ``end`` (comma-separated for brackets),
-    ``referenceBases``, ``alternateBases``, ``variantType``, ``assemblyId``,
-    ``requestedGranularity``, ``skip``, ``limit``, ``includeResultsetResponses``,
-    ``filters`` and ``datasetIds`` (comma-separated), ``testMode``."""
+    """A GET request: ``referenceName``, ``start`` and ``end`` (two values for brackets,
+    comma-separated or repeated), ``referenceBases``, ``alternateBases``, ``variantType``,
+    ``assemblyId``, ``requestedGranularity``, ``skip``, ``limit``,
+    ``includeResultsetResponses``, ``filters`` and ``datasetIds`` (comma-separated or
+    repeated), ``testMode``. ``geneid`` and ``allele`` (the GET names of ``geneId`` and
+    ``genomicAlleleShortForm``) are refused like those."""
     variant: dict[str, Any] = {}
     for key in _PARAMS:
         if key in params:
             value: Any = params[key]
             if key in ("start", "end"):
-                value = [_int(v, key) for v in str(value).split(",") if v.strip()]
+                value = [_int(v, key) for v in _list(params, key) or []]
             variant[key] = value
+    for alias, key in _GET_ALIASES.items():
+        if alias in params and key not in variant:
+            variant[key] = params[alias]
     pagination: dict[str, Any] = {}
     for key in ("skip", "limit"):
         if key in params:
             pagination[key] = _int(params[key], key)
-    filters = [{"id": f.strip()} for f in params.get("filters", "").split(",") if f.strip()]
-    ids = params.get("datasetIds")
+    filters = [{"id": f} for f in _list(params, "filters") or []]
+    ids = _list(params, "datasetIds")
     return _build(variant=variant, granularity=params.get("requestedGranularity"),
                   pagination=pagination, include=params.get("includeResultsetResponses"),
-                  filters=filters,
-                  dataset_ids=None if ids is None else [d.strip() for d in ids.split(",")
-                                                        if d.strip()],
+                  filters=filters, dataset_ids=ids,
                   api_version=params.get("apiVersion"),
                   requested_schemas=[],
                   test_mode=str(params.get("testMode", "false")).lower() == "true")
