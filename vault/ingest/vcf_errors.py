@@ -19,6 +19,7 @@ E_EMPTY = 12
 E_CHROM = 13
 E_CHROM_COLON = 14
 E_LONG_LINE = 15
+E_FORMAT_VALUES = 16
 
 ERRORS: dict[int, tuple[str, str]] = {
     # code: (reason key used in QC counts, message)
@@ -36,6 +37,8 @@ ERRORS: dict[int, tuple[str, str]] = {
     E_PLOIDY: ("ploidy_gt_2", "ploidy > 2 is not supported (GT has more than two alleles)"),
     E_ALLELE: ("allele_out_of_range", "GT refers to an allele index larger than the number "
                                       "of ALT alleles"),
+    E_FORMAT_VALUES: ("too_many_format_values", "a sample column has more ':'-separated "
+                                                "values than FORMAT has keys"),
     E_FEW_SAMPLES: ("too_few_samples", "fewer sample columns than the header declares"),
     E_MANY_SAMPLES: ("too_many_samples", "more sample columns than the header declares"),
     E_EMPTY: ("empty_field", "an empty column (two adjacent tabs)"),

@@ -17,6 +17,7 @@ from kernels.jit import jit
 from vault.ingest.vcf_errors import (
     E_ALLELE,
     E_FEW_SAMPLES,
+    E_FORMAT_VALUES,
     E_GT,
     E_MANY_SAMPLES,
     E_PLOIDY,
@@ -177,12 +178,27 @@ def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_al
         half = 0
         code = 0
         last = n_samples - 1
+        # a sample column may have fewer ':'-separated values than FORMAT has keys, never more
+        fmt_colons = 0
+        for q in range(fs[li, 8], fs[li, 9] - 1):
+            fmt_colons += buf[q] == 58
         if no_gt[li]:
             tabs = 0
+            colons = 0
             for q in range(p, e):
-                tabs += buf[q] == TAB
+                if buf[q] == TAB:
+                    tabs += 1
+                    colons = 0
+                elif buf[q] == 58:
+                    colons += 1
+                    if colons > fmt_colons and err_col[li] < 0:
+                        err_col[li] = tabs
             if tabs != last:
                 err[li] = E_FEW_SAMPLES if tabs < last else E_MANY_SAMPLES
+                err_col[li] = -1
+                continue
+            if err_col[li] >= 0:
+                err[li] = E_FORMAT_VALUES
                 continue
             for r in range(r0, r0 + max(na, 1)):
                 for s in range(n_samples):
@@ -241,8 +257,14 @@ def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_al
                     err_col[li] = s
                     break
             if c == 58:  # ':' -> skip the other FORMAT values
+                colons = 0
                 while p < e and buf[p] != TAB:
+                    colons += buf[p] == 58
                     p += 1
+                if colons > fmt_colons:
+                    err[li] = E_FORMAT_VALUES
+                    err_col[li] = s
+                    break
                 c = buf[p]
             if c == CR and p == e - 1:
                 p += 1
