@@ -78,3 +78,25 @@ def test_conformance__get_geneid_and_allele_are_refused_not_ignored(as_user: Cli
     body = r.json()
     validate(body, ERROR)
     assert "not supported" in body["error"]["errorMessage"]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status"), [
+    ("GET", B + "/individuals", {}, 404),                      # no such endpoint
+    ("PUT", B + "/info", {}, 405),                             # no such method
+    ("POST", B + "/service-info", {"json": {}}, 405),
+    ("POST", DEMO, {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+     422),                                                     # a body that is not JSON
+    ("GET", B + "/datasets/NOPE!/g_variants", {}, 422),        # a path parameter out of pattern
+])
+def test_conformance__framework_errors_under_the_prefix_are_beacon_errors(
+        as_user: Client, method: str, path: str, kwargs: dict, status: int) -> None:
+    """Errors raised before a Beacon route runs are beaconErrorResponse documents too (a
+    Beacon client reads every error under /beacon/v2 the same way); /v1 keeps its own."""
+    r = as_user("researcher-a").request(method, path, **kwargs)
+    assert r.status_code == status, r.text
+    body = r.json()
+    validate(body, ERROR)
+    assert body["error"]["errorCode"] == status and body["error"]["errorMessage"]
+    assert "Traceback" not in r.text
+    v1 = as_user("researcher-a").get("/v1/no-such-route")
+    assert v1.status_code == 404 and v1.json()["error"] == "not_found"

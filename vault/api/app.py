@@ -119,6 +119,8 @@ def create_app(services: Services) -> FastAPI:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
+        if beacon.is_beacon_path(request):
+            return beacon.framework_error(exc.status_code, str(exc.detail), headers)
         body = {"error": _TITLES.get(exc.status_code, "error"), "detail": str(exc.detail),
                 "query_id": headers.get("X-Query-Id")}
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
@@ -129,6 +131,8 @@ def create_app(services: Services) -> FastAPI:
         for err in exc.errors()[:10]:
             loc = ".".join(str(p) for p in err.get("loc", ()))
             problems.append(f"{loc}: {err.get('msg', 'invalid')}")
+        if beacon.is_beacon_path(request):
+            return beacon.framework_error(422, "; ".join(problems))
         return JSONResponse({"error": "invalid_request", "detail": "; ".join(problems),
                              "query_id": None}, status_code=422)
 
@@ -137,6 +141,9 @@ def create_app(services: Services) -> FastAPI:
         logging.getLogger(logs.LOGGER).error("unexpected error", extra={"fields": {
             "route": getattr(request.scope.get("route"), "path", "unmatched"),
             "error": type(exc).__name__}})
+        if beacon.is_beacon_path(request):
+            return beacon.framework_error(500, "the server failed to answer; nothing was "
+                                               "disclosed")
         return JSONResponse({"error": "internal_error", "detail": "the server failed to "
                              "answer; nothing was disclosed", "query_id": None},
                             status_code=500)

@@ -43,15 +43,16 @@ from vault.query.service import MAX_TABLE_PAGE, FilterTally, Selection
 
 _DOCUMENT = {"application/json": {"schema": {"type": "object",
                                              "description": "a Beacon v2 document"}}}
-#: every answer, refusals too, is a Beacon v2 document (errors: beaconErrorResponse; a body
-#: that is not JSON at all: the API's usual error object)
+#: every answer, refusals too, is a Beacon v2 document (errors: beaconErrorResponse, also for
+#: the framework's own errors under the prefix: vault.api.app)
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"description": what, "content": _DOCUMENT}
     for code, what in ((400, "bad request (beaconErrorResponse)"),
                        (401, "no valid token (beaconErrorResponse)"),
                        (403, "refused by the policy (beaconErrorResponse)"),
                        (404, "no such dataset, or not visible to the caller"),
-                       (422, "the body is not JSON"), (429, "rate limit or budget exhausted"),
+                       (422, "the body is not JSON, or a path parameter is invalid "
+                             "(beaconErrorResponse)"), (429, "rate limit or budget exhausted"),
                        (500, "server error"), (503, "Vault or the audit trail unavailable"))}
 router = APIRouter(prefix="/beacon/v2", tags=["beacon"], responses=_RESPONSES)
 
@@ -131,6 +132,23 @@ def _error(req: BeaconRequest | None, exc: HTTPException, qids: list[str]) -> JS
         qids = [*qids, qid]
     return _doc(br.error_response(req, exc.status_code, str(exc.detail), qids),
                 exc.status_code, headers)
+
+
+def is_beacon_path(request: Request) -> bool:
+    """Whether the request is under the Beacon prefix (its errors are Beacon documents)."""
+    path = request.scope.get("path", "")
+    return path == router.prefix or path.startswith(router.prefix + "/")
+
+
+def framework_error(status: int, message: str,
+                    headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error raised before any Beacon route ran (no such path or method, a body that is
+    not JSON, a path parameter out of pattern, a server failure) as a beaconErrorResponse,
+    so that a Beacon client reads every error under the prefix the same way."""
+    headers = dict(headers or {})
+    qid = headers.get("X-Query-Id")
+    return _doc(br.error_response(None, status, message, [qid] if qid else []), status,
+                headers)
 
 
 def _refuse_bad_request(request: Request, services: Any, exc: BeaconError) -> JSONResponse:
