@@ -27,6 +27,7 @@ ENV = "GENOVAULT_FAULT_POINT"
 
 #: every point (the tests check each is reached by the operation that names it)
 POINTS = (
+    "ingest.marker_tmp_written",    # a pending marker's .tmp written and fsynced, not renamed
     "ingest.registration_started",  # pending marker written, registration thread running
     "ingest.registered",            # every sample registered (marker says complete)
     "store.file_written",           # a staging Parquet file (+ key material) made durable

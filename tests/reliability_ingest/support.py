@@ -121,9 +121,12 @@ def assert_no_plaintext(folder: Path, sample_ids: list[str],
             assert data[:4] == b"PARE"[:len(data)], f"{p} is not encrypted Parquet"
         elif p.name.startswith("_KEY_MATERIAL_FOR_") and p.suffix == ".json":
             kind = "key_material"
+        elif p.parent.name == ".pending" and p.name.startswith(".") and p.suffix == ".tmp":
+            kind = "pending_tmp"  # a marker's temporary file: empty, or a whole marker
+            assert re.fullmatch(rb"([0-9a-f]{32}( complete)?)?", data), (p, data)
         elif p.parent.name == ".pending":
-            kind = "pending"
-            assert re.fullmatch(rb"[0-9a-f]{32}( complete)?", data), p
+            kind = "pending"  # renamed into place whole: never empty or partial
+            assert re.fullmatch(rb"[0-9a-f]{32}( complete)?", data), (p, data)
         elif p.name == ".lock":
             kind = "lock"
             assert data == b""

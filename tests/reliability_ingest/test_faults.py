@@ -53,7 +53,7 @@ def test_faults__unknown_point_fails_at_start_and_production_ignores_it() -> Non
 
 
 def test_faults__every_point_is_killed_at_by_a_test() -> None:
-    used = set(test_kill_ingest.STAGES)
+    used = set(test_kill_ingest.STAGES) | {test_kill_ingest.MARKER_POINT}
     for stages in test_kill_lifecycle.STAGES.values():
         used |= set(stages)
     assert used == set(faults.POINTS)

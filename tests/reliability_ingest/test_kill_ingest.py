@@ -74,9 +74,17 @@ def _duration_of_ingest(bao: DevServer, token: str, tmp: Path) -> float:
     return _duration[0]
 
 
+#: the pending marker is written twice (the uid before the first registration, then
+#: ``<uid> complete``), each time to a temporary file renamed into place: killed before each
+#: rename, in both kinds of ingest (a random-time kill once caught the old in-place rewrite
+#: between its truncation and its write, leaving an empty marker that had lost the uid)
+MARKER_POINT = "ingest.marker_tmp_written"
 #: even kills into a new dataset, odd ones as a second batch of an existing one
 CASES = [pytest.param(fault, frac, i % 2 == 1, id=f"{ident}-{'second' if i % 2 else 'new'}")
-         for i, (ident, fault, frac) in enumerate(PLAN)]
+         for i, (ident, fault, frac) in enumerate(PLAN)] + [
+    pytest.param(f"{MARKER_POINT}:{hit}", 0.0, second, id=f"{MARKER_POINT}:{hit}-"
+                                                          f"{'second' if second else 'new'}")
+    for hit in (1, 2) for second in (False, True)]
 
 
 @pytest.mark.parametrize(("fault", "frac", "second_batch"), CASES)
@@ -142,7 +150,8 @@ def test_ingest__sigkill_leaves_dataset_as_before_and_rerun_completes(
         # whose own entries cannot be told from duplicates; the entries are released and the
         # same file ingested again
         assert killed and not committed
-        uid = (folder / ".pending").iterdir().__next__().read_text().split()[0]
+        uid = next(p for p in (folder / ".pending").iterdir()
+                   if not p.name.startswith(".")).read_text().split()[0]
         registry.release(ingest_client, ds, uid,
                          Keyring(ingest_client, ds).pseudonymise(samples[-len(expect[-1][0]):]))
         ingest(path, ds, client=ingest_client, store=store,
@@ -159,3 +168,4 @@ def test_ingest__sigkill_leaves_dataset_as_before_and_rerun_completes(
     kinds = assert_no_plaintext(store.root, samples, needles)
     print(f"\nKILL ingest {ident}: killed={killed} committed={committed} rerun={rerun}")
     assert "pending" not in kinds, f"{ident}: a pending marker was left behind ({rerun})"
+    assert "pending_tmp" not in kinds, f"{ident}: a marker's temporary file was left behind"

@@ -215,6 +215,10 @@ class Store:
         # the pending-registration marker of a batch that was committed (a kill between the
         # commit and the marker's removal): its registrations belong to the batch for good
         pending = folder / ".pending"
+        if pending.is_dir():  # a marker's temporary file (a kill before its rename)
+            for p in pending.glob(".*.tmp"):
+                p.unlink()
+                removed.append(p.relative_to(folder).as_posix())
         if manifest is not None and pending.is_dir():
             for name in committed_pending_names(manifest):
                 p = pending / name
