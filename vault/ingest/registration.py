@@ -20,41 +20,27 @@ checks on it between chunks. The guarantees stay those of a registration done fi
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from vault import faults
 from vault.errors import GenoVaultError, SampleSheetError
 from vault.keys import registry
 from vault.keys.client import VaultClient
 from vault.store.dataset import DIR_MODE
-from vault.store.fsutil import fsync_path
-
-
-def marker_tmp(path: Path) -> Path:
-    """Where a marker is written before it is renamed into place (``.<name>.tmp``: never
-    taken for a marker; `Store.remove_debris` deletes a leftover one)."""
-    return path.with_name(f".{path.name}.tmp")
+from vault.store.fsutil import atomic_write_text
 
 
 def write_marker(path: Path, *words: str) -> None:
     """Durably and atomically (re)write a pending-registration marker: the dataset uid and
     its state. A kill at any moment leaves the old marker (or none) or the new one, never an
     empty or partial one: an empty marker would lose the uid its registrations were made
-    under (so they could never be released) and the ``complete`` state."""
-    tmp = marker_tmp(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(" ".join(words))
-        fh.flush()
-        os.fsync(fh.fileno())
-    faults.point("ingest.marker_tmp_written")
-    os.replace(tmp, path)
-    fsync_path(path.parent)
+    under (so they could never be released) and the ``complete`` state. A leftover temporary
+    file (``.<name>.tmp``) is never taken for a marker; `Store.remove_debris` deletes it."""
+    atomic_write_text(path, " ".join(words), encoding="ascii",
+                      fault="ingest.marker_tmp_written")
 
 
 class Registration:

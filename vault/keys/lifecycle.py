@@ -57,7 +57,7 @@ from vault.keys.names import (
 from vault.keys.registry import REGISTRY_MOUNT
 from vault.store import format as fmt
 from vault.store.dataset import Store, utcnow
-from vault.store.fsutil import fsync_path
+from vault.store.fsutil import atomic_write_text, fsync_path
 from vault.store.manifest import Consent, Identity, Manifest, Tombstone, Withdrawal
 
 Audit = Callable[[dict[str, Any]], None]
@@ -93,19 +93,6 @@ def _verified(store: Store, dataset: str, client: hvac.Client) -> Manifest:
     if m.tombstone is not None:
         raise StoreError(f"dataset {dataset!r} was destroyed on {m.tombstone.destroyed_at}")
     return m
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_path(path.parent)
 
 
 def _version_of(ciphertext: str) -> int:
@@ -218,7 +205,7 @@ def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str =
                        advice=f"rotation needs the admin role (transit/keys/{name}/rotate)")
                 targets[name] = int(_read_key(client, name)["latest_version"])
                 faults.point("rotate.key_rotated")
-            _atomic_write(marker, json.dumps({"targets": targets, "retire": retire,
+            atomic_write_text(marker, json.dumps({"targets": targets, "retire": retire,
                                               "started_at": utcnow(),
                                               "by": who.display_name}))
             faults.point("rotate.marker_written")
@@ -358,7 +345,7 @@ def _rewrap_file(client: hvac.Client, km: Path, targets: dict[str, int],
 
 def _write_key_material(km: Path, text: str) -> None:
     """Atomic replacement: a file's key material is always wholly old or wholly new."""
-    _atomic_write(km, text)
+    atomic_write_text(km, text)
 
 
 # --- withdrawal -----------------------------------------------------------------------------

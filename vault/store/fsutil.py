@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
+
+from vault import faults
 
 
 def sha256_file(path: Path) -> str:
@@ -48,3 +51,29 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str, *, encoding: str = "utf-8",
+                      fault: str | None = None) -> None:
+    """Durably and atomically replace ``path`` with ``text`` (mode 0600): written to
+    ``.<name>.tmp`` beside it, fsynced, renamed over it, the folder fsynced. A kill at any
+    moment leaves the old file (or none) or the new one, never an empty or partial one; a
+    failed write removes its temporary file. ``fault``: a vault.faults point reached with the
+    temporary file durable and not yet renamed."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding=encoding) as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if fault is not None:
+            faults.point(fault)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_path(path.parent)
