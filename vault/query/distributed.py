@@ -530,7 +530,8 @@ class DaskExecutor:
         arrive in parallel, not one round trip (client, scheduler, worker) after another."""
 
         async def fetch() -> Any:
-            (result,) = await self.client._gather([fut])
+            # the public gather, asked for its coroutine (this runs on the client's loop)
+            (result,) = await self.client.gather([fut], asynchronous=True)
             return result
 
         return asyncio.run_coroutine_threadsafe(fetch(), self.client.loop.asyncio_loop)
