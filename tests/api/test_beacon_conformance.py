@@ -10,6 +10,7 @@ import pytest
 from starlette.datastructures import QueryParams
 
 from tests.api.test_beacon import COUNT, ERROR, Client, validate
+from vault.api.app import MAX_BODY_BYTES
 from vault.beacon.request import BeaconError, parse_query
 
 pytestmark = pytest.mark.integration
@@ -87,6 +88,8 @@ def test_conformance__get_geneid_and_allele_are_refused_not_ignored(as_user: Cli
     ("POST", DEMO, {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
      422),                                                     # a body that is not JSON
     ("GET", B + "/datasets/NOPE!/g_variants", {}, 422),        # a path parameter out of pattern
+    ("POST", DEMO, {"content": b" " * (MAX_BODY_BYTES + 1),    # a body over the limit
+                    "headers": {"Content-Type": "application/json"}}, 413),
 ])
 def test_conformance__framework_errors_under_the_prefix_are_beacon_errors(
         as_user: Client, method: str, path: str, kwargs: dict, status: int) -> None:
