@@ -97,9 +97,18 @@ ALLOWED_TABLE_FUNCTIONS = frozenset(
 )
 
 #: Scalar functions refused: they expose server configuration or session state.
-_REFUSED_SCALAR_FUNCTIONS = frozenset({"current_setting", "getenv", "getvariable"})
+#: ``json_serialize_plan`` binds (and with ``optimize := true`` constant-folds) the SQL text it
+#: is given, which no statement check sees: ``current_setting(…)`` inside it is folded into the
+#: plan as its value.
+_REFUSED_SCALAR_FUNCTIONS = frozenset(
+    {"current_setting", "getenv", "getvariable", "json_serialize_plan"}
+)
 
 _METADATA_SCHEMAS = frozenset({"information_schema", "pg_catalog"})
+#: metadata views refused although their schema is allowed: ``pg_catalog.pg_settings`` is a
+#: view of ``duckdb_settings()`` (every setting's value, e.g. the working directory in
+#: ``allowed_paths``).
+_REFUSED_METADATA_VIEWS = frozenset({"pg_settings"})
 _OWN_CATALOGS = frozenset({"", "memory", "temp"})
 _OWN_SCHEMAS = frozenset({"", "main"})
 
@@ -293,8 +302,10 @@ def _check_statement(con: duckdb.DuckDBPyConnection, query: str, views: set[str]
                 and schema in _OWN_SCHEMAS
                 and (table in views or (table in ctes and not catalog and not schema))
             )
-            meta = catalog in {"", "memory", "system"} and (
-                schema in _METADATA_SCHEMAS or (not schema and catalog in _METADATA_SCHEMAS)
+            meta = (
+                catalog in {"", "memory", "system"}
+                and (schema in _METADATA_SCHEMAS or (not schema and catalog in _METADATA_SCHEMAS))
+                and table not in _REFUSED_METADATA_VIEWS
             )
             if not (own or meta):
                 parts = [p for p in (catalog, schema, table) if p]
