@@ -217,6 +217,36 @@ def test_api__suppressed_cell_cannot_be_recovered_by_subtraction(as_user: Client
         assert len(hidden) != 1, f"{v['pos']}: one suppressed group = overall - others"
 
 
+def test_api__suppressed_ac_cannot_be_recovered_from_frequency_and_genotype_counts(
+        as_user: Client) -> None:
+    """The attack a review ran as one SQL join (the same works with two requests): a
+    group's AC is known where either answer releases it (frequency's AC, or het + 2 hom-alt
+    from genotype-counts), so a group hidden by frequency must stay hidden in
+    genotype-counts whenever it is the only unknown left. Before each answer chose its
+    complementary cells alone, and 403 suppressed cells of this cohort (316 with AC 1..10)
+    came back exactly as overall - the others."""
+    c = as_user("researcher-a")
+    freq = {(v["pos"], v["ref"], v["alt"]): v for v in
+            _all_pages(c, "/v1/datasets/demo/frequency", group_by="population")}
+    geno = {(v["pos"], v["ref"], v["alt"]): v for v in
+            _all_pages(c, "/v1/datasets/demo/genotype-counts", group_by="population")}
+    assert freq and set(freq) <= set(geno) | set(freq)
+    checked = 0
+    for key, f in freq.items():
+        if f["overall"]["ac"] is None:
+            continue
+        g = geno.get(key)
+        unknown = []
+        for name, cell in f["groups"].items():
+            gc = g["groups"][name] if g is not None else None
+            if cell["ac"] is None and (gc is None or gc["het"] is None):
+                unknown.append(name)
+        if any(cell["ac"] is None for cell in f["groups"].values()):
+            checked += 1
+            assert len(unknown) != 1, f"{key}: {unknown[0]}'s AC = overall - the others"
+    assert checked > 100, "the demo cohort has many variants with a suppressed group"
+
+
 def test_api__rare_variants_are_not_listed(as_user: Client) -> None:
     rows = _all_pages(as_user("researcher-a"), "/v1/datasets/demo/frequency")
     for v in rows:

@@ -104,3 +104,46 @@ def test_protect__no_suppressed_cell_is_recoverable_from_total_and_others(
         unknowns = len(suppressed) + int(hidden_small or n_hidden >= k)
         if suppressed or hidden_small:
             assert unknowns >= 2, (v, suppressed, n_hidden)
+
+
+def test_protect__the_allele_answers_complementary_cell_is_hidden_in_genotype_answers_too(
+        ) -> None:
+    """The case a review found over HTTP (frequency and genotype-counts of the same region
+    and grouping, joined in one SQL query): the allele answer hides group 0 (AC 4) and, as
+    its complementary cell, group 1, the smallest other group; the genotype answer hides
+    group 0 and group 2 (hom-alt 3) as small cells, so on its own it needs no complementary
+    cell. If it released group 1, group 1's AC (het + 2 hom-alt) plus group 2's AC from the
+    allele answer would give group 0's AC as overall − the others."""
+    groups = np.array([[cell(16, 4, 0), cell(20, 15, 0), cell(10, 30, 3)]])
+    overall = groups.sum(axis=1)
+    sizes = np.array([20, 35, 43])
+    a = protect(overall, groups, sizes, 11, "alleles")
+    assert a.groups[0].tolist() == [SMALL, COMPLEMENTARY, NONE]
+    g = protect(overall, groups, sizes, 11, "genotypes")
+    assert g.groups[0, 1] != NONE  # group 1's AC stays unknown
+    assert g.groups[0].tolist() == [SMALL, COMPLEMENTARY, SMALL]
+
+
+@settings(max_examples=300, deadline=None)
+@given(cohorts())
+def test_protect__no_suppressed_ac_is_recoverable_from_allele_and_genotype_answers_together(
+        data: tuple[np.ndarray, np.ndarray, np.ndarray, int, str]) -> None:
+    """A caller who has both answers for the same variants and groups knows a cell's AC when
+    either releases the cell. Every variant with an AC-sensitive unknown (a cell small for
+    the allele answer, or a small hidden part) still has at least two unknowns."""
+    overall, groups, sizes, k, _ = data
+    a = protect(overall, groups, sizes, k, "alleles")
+    g = protect(overall, groups, sizes, k, "genotypes")
+    hidden = overall - groups.sum(axis=1)
+    for v in range(overall.shape[0]):
+        if a.overall[v] != NONE and g.overall[v] != NONE:
+            continue  # the overall AC is unknown: there is no total to subtract from
+        unknown = [i for i in range(groups.shape[1])
+                   if a.groups[v, i] != NONE and g.groups[v, i] != NONE]
+        # every cell hidden by the allele answer stays hidden in the genotype answer
+        assert set(np.flatnonzero(a.groups[v] != NONE)) <= set(unknown)
+        n_hidden = int(hidden[v].sum())
+        hidden_small = (0 < n_hidden < k) or bool(small_cells(hidden[v], k, "alleles"))
+        sensitive = any(small_cells(groups[v, i], k, "alleles") for i in unknown)
+        if sensitive or hidden_small:
+            assert len(unknown) + int(hidden_small or n_hidden >= k) >= 2, (v, unknown)

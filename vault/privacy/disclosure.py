@@ -20,6 +20,11 @@ unknowns, the released group with the fewest samples is suppressed too (the over
 there is no other group): **complementary suppression**. A hidden part of at least k samples
 counts as an unknown that shields; a smaller one does not (its range is too narrow).
 
+Answers of different kinds about the same variants and groups must not combine into a
+recovery either: a genotype answer releases each cell's AC as well, so its suppression
+starts from the allele answer's (small and complementary cells) and adds its own; every
+cell whose AC either answer leaves unknown is then unknown in both.
+
 Everything here is pure numpy over count arrays shaped like the kernels' ``GenotypeCounts``.
 """
 
@@ -97,6 +102,17 @@ def protect(overall: np.ndarray, groups: np.ndarray, group_sizes: np.ndarray, k:
     n_groups = groups.shape[1]
     reason_o = np.where(small_cells(overall, k, kind), SMALL, NONE).astype(np.int8)
     reason_g = np.where(small_cells(groups, k, kind), SMALL, NONE).astype(np.int8)
+    if kind == "genotypes":
+        # A genotype answer gives every released cell's AC too (het + 2 hom-alt), so it must
+        # hide at least every cell the allele answer of the same variants and groups hides:
+        # with complementary cells chosen for each kind alone, the allele answer's
+        # complementary cell could be released here, and a suppressed AC recovered as
+        # overall − Σ the groups known from either answer. (Its small cells are small here
+        # too: FIELDS["genotypes"] includes ac and ref.)
+        alleles = protect(overall, groups, group_sizes, k, "alleles")
+        reason_o = np.where(reason_o == NONE, alleles.overall, reason_o).astype(np.int8)
+        reason_g = np.where(reason_g == NONE, alleles.groups.reshape(reason_g.shape),
+                            reason_g).astype(np.int8)
     if rare_max_ac is not None and rare_max_ac > 0:
         ac = overall[:, 1] + 2 * overall[:, 2]
         rare = (ac > 0) & (ac <= rare_max_ac)
