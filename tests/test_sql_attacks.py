@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -65,3 +66,29 @@ def test_metadata_views_still_answer(views: dict[str, pa.Table]) -> None:
     assert got.table.column("n").to_pylist()[0] >= 1
     assert run_sql("SELECT json_serialize_sql('SELECT 1') IS NOT NULL AS ok",
                    views).table.column("ok").to_pylist() == [True]
+
+
+@pytest.mark.parametrize(("select", "expect"), [
+    ("1.5::DECIMAL(10,2)", 1.5), ("12::HUGEINT", 12), ("DATE '2020-01-02'", "2020-01-02"),
+    ("TIMESTAMP '2020-01-02 03:04:05'", "2020-01-02T03:04:05"), ("'a'::ENUM('a','b')", "a"),
+    ("NULL::DECIMAL(10,2)", None), ("1::UTINYINT", 1), ("true", True),
+])
+def test_sql_results__scalar_types_become_json(select: str, expect: object) -> None:
+    import json
+
+    from vault.query.sqlviews import json_rows
+
+    table = duckdb.connect().sql(f"SELECT {select} AS x").to_arrow_table()
+    rows = json_rows(table)
+    assert rows == [[expect]] and json.dumps(rows)
+
+
+@pytest.mark.parametrize("select", ["[1, 2]", "{'a': 1}", "MAP {'k': 1}", "'x'::BLOB",
+                                    "INTERVAL 1 DAY"])
+def test_sql_results__non_scalar_columns_are_refused_not_a_server_error(select: str) -> None:
+    """A LIST column once reached the response model and answered 500."""
+    from vault.query.sqlviews import json_rows
+
+    table = duckdb.connect().sql(f"SELECT {select} AS x").to_arrow_table()
+    with pytest.raises(SqlRefused, match="scalar columns only"):
+        json_rows(table)

@@ -100,3 +100,17 @@ def test_sql__audited(api: Api, as_user: Client) -> None:
 
     assert mine[0]["request"]["body"]["sql_sha256"] == hashlib.sha256(
         b"SELECT count(*) FROM frequency").hexdigest()
+
+
+def test_sql__a_list_column_is_a_clear_400_and_the_connection_stays_usable(
+        as_user: Client) -> None:
+    """A result column of a non-scalar type once failed the response model: 500, and the
+    next request on the same connection was reset."""
+    c = as_user("researcher-a")
+    r = _sql(c, "SELECT list(af) AS afs, avg(af) AS m FROM frequency", region="20:1-50000")
+    assert r.status_code == 400, r.text
+    assert "scalar columns only" in r.json()["detail"] and r.json()["query_id"]
+    r = _sql(c, "SELECT 1.5::DECIMAL(10, 2) AS d, DATE '2020-01-02' AS day, count(*) AS n "
+                "FROM frequency", region="20:1-50000")
+    assert r.status_code == 200, r.text
+    assert r.json()["rows"][0][:2] == [1.5, "2020-01-02"]

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from vault.errors import ConfigError
 from vault.query.service import MAX_PAGE, Disclosure, QueryService, Selection
-from vault.query.sql import SqlResult, run_sql
+from vault.query.sql import SqlRefused, SqlResult, run_sql
 
 #: views a query may use, and the statistic each flattens
 VIEWS = {"frequency": "frequency", "genotype_counts": "genotype_counts",
@@ -79,10 +79,42 @@ def answer_sql(svc: QueryService, dataset: str, query: str, selection: Selection
     return {
         "dataset_version": svc.version(dataset).key,
         "columns": result.columns,
-        "rows": [list(r.values()) for r in result.table.to_pylist()],
+        "rows": json_rows(result.table),
         "count": result.table.num_rows,
         "truncated": result.truncated,
         "views": names,
         "disclosure": {**first, "rules": [*first["rules"], "SQL runs over these views only: "
                                           "suppressed cells are NULL, rare variants absent"]},
     }
+
+
+def _scalar(field: pa.Field) -> Any:
+    """How a result column's values become JSON: None to keep them, a function to convert
+    them; SqlRefused for a type that is not a scalar (a list, struct, map, blob …)."""
+    t = field.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if (pa.types.is_null(t) or pa.types.is_boolean(t) or pa.types.is_integer(t)
+            or pa.types.is_floating(t) or pa.types.is_string(t)
+            or pa.types.is_large_string(t)):
+        return None
+    if pa.types.is_decimal(t):
+        return (lambda x: int(x)) if t.scale == 0 else (lambda x: float(x))
+    if pa.types.is_date(t) or pa.types.is_timestamp(t) or pa.types.is_time(t):
+        return lambda x: x.isoformat()
+    raise SqlRefused(f"result column {field.name!r} has type {t}; an answer holds scalar "
+                     "columns only (numbers, strings, booleans, dates): cast or unnest it")
+
+
+def json_rows(table: pa.Table) -> list[list[Any]]:
+    """The result's rows as JSON scalars (decimals as numbers, dates and times as ISO 8601
+    text); a column of another type is refused (400), never a server error."""
+    convert = [_scalar(f) for f in table.schema]
+    rows = []
+    for r in table.to_pylist():
+        values = list(r.values())
+        for i, fn in enumerate(convert):
+            if fn is not None and values[i] is not None:
+                values[i] = fn(values[i])
+        rows.append(values)
+    return rows
