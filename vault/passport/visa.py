@@ -16,7 +16,11 @@ A visa is accepted only when all of these hold, else :class:`VisaRefused` says w
   (``wrong_audience``); a visa carrying ``aud`` is refused when no audience is expected;
 * ``ga4gh_visa_v1`` is an object with ``type`` one of :data:`VISA_TYPES` (``unknown_type``),
   an integer ``asserted`` not in the future, string ``value`` and ``source`` (``bad_visa``);
-  ``by``, when present, is one of self, peer, system, so, dac.
+  ``by``, when present, is one of self, peer, system, so, dac; a non-empty ``conditions``
+  is refused (``conditions_unsupported``: conditions are not evaluated, and Passport v1.2
+  says a clearinghouse that does not check them MUST reject such visas).
+
+Refusal messages never repeat what the token says (its iss, kid, jku, alg or type).
 
 Times are compared with a small leeway (``LEEWAY_S``) for clock skew.
 
@@ -102,7 +106,7 @@ class TrustedIssuer:
         for k in keys.keys:
             if k.key_id == kid:
                 return k
-        raise VisaRefused("unknown_key", f"issuer {self.iss!r} has no key {kid!r}")
+        raise VisaRefused("unknown_key", f"issuer {self.iss!r} has no key of that kid")
 
 
 @dataclass(frozen=True)
@@ -135,24 +139,23 @@ def _verify_jwt(token: str, issuers: Iterable[TrustedIssuer], audience: str | No
         raise VisaRefused("malformed", f"not a readable JWT ({type(exc).__name__})") from None
     alg = header.get("alg")
     if alg not in ALGORITHMS:
-        raise VisaRefused("alg_not_allowed", f"alg {alg!r} is not one of "
-                          f"{', '.join(ALGORITHMS)}")
+        raise VisaRefused("alg_not_allowed", f"alg is not one of {', '.join(ALGORITHMS)}")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise VisaRefused("no_kid", "the visa header names no key (kid)")
     iss = unverified.get("iss")
     issuer = trusted.get(iss) if isinstance(iss, str) else None
     if issuer is None:
-        raise VisaRefused("untrusted_issuer", f"issuer {iss!r} is not trusted")
+        raise VisaRefused("untrusted_issuer", "the issuer (iss) is not trusted")
     if signs not in issuer.signs:
-        raise VisaRefused("untrusted_issuer", f"issuer {iss!r} is not trusted to sign {signs}")
+        raise VisaRefused("untrusted_issuer", f"the issuer is not trusted to sign {signs}")
     jku = header.get("jku")
     if jku is not None and jku not in issuer.jku:
-        raise VisaRefused("jku_not_trusted", f"jku {jku!r} is not one of issuer {iss!r}'s")
+        raise VisaRefused("jku_not_trusted", "the jku is not one the issuer allows")
     key = issuer.key(kid)
     if key.algorithm_name != alg:
-        raise VisaRefused("alg_not_allowed", f"issuer {iss!r}'s key {kid!r} is for "
-                          f"{key.algorithm_name}, the visa says {alg}")
+        raise VisaRefused("alg_not_allowed", f"the issuer's key is for {key.algorithm_name}, "
+                          "not for the alg the header names")
     # times are checked below against one clock (``now``); the signature, the issuer, the
     # audience and the required claims by PyJWT
     check_aud = audience is not None and (aud_required or "aud" in unverified)
@@ -178,9 +181,13 @@ def _verify_jwt(token: str, issuers: Iterable[TrustedIssuer], audience: str | No
     if audience is None and "aud" in claims:
         raise VisaRefused("wrong_audience", "the visa names an audience and none is expected")
     clock = time.time() if now is None else now
+    times = (claims["exp"], claims["iat"], claims.get("nbf", 0))
     try:
-        exp, iat, nbf = (int(claims["exp"]), int(claims["iat"]), int(claims.get("nbf", 0)))
-    except (TypeError, ValueError):
+        # NumericDate (RFC 7519 2): a JSON number, never a string, a boolean or infinite
+        if any(isinstance(t, bool) or not isinstance(t, int | float) for t in times):
+            raise TypeError
+        exp, iat, nbf = (int(t) for t in times)
+    except (TypeError, ValueError, OverflowError):
         raise VisaRefused("invalid", "exp, iat and nbf must be times in seconds") from None
     if exp + LEEWAY_S <= clock:
         raise VisaRefused("expired", "the visa has expired (exp)")
@@ -242,7 +249,7 @@ def _visa(claims: Mapping[str, Any], now: float) -> Visa:
         raise VisaRefused("bad_visa", "no ga4gh_visa_v1 object")
     vtype = body.get("type")
     if vtype not in VISA_TYPES:
-        raise VisaRefused("unknown_type", f"visa type {vtype!r} is not one of "
+        raise VisaRefused("unknown_type", f"the visa type is not one of "
                           f"{', '.join(VISA_TYPES)}")
     asserted, value, source = body.get("asserted"), body.get("value"), body.get("source")
     if isinstance(asserted, bool) or not isinstance(asserted, int) \
@@ -253,6 +260,11 @@ def _visa(claims: Mapping[str, Any], now: float) -> Visa:
     by = body.get("by")
     if by is not None and by not in BY:
         raise VisaRefused("bad_visa", f"by must be one of {', '.join(BY)}")
+    # Passport v1.2, conditions: a clearinghouse without condition checking MUST reject
+    # (ignore) every visa whose conditions field is non-empty
+    if body.get("conditions") not in (None, []):
+        raise VisaRefused("conditions_unsupported", "a visa with conditions is not accepted "
+                          "(conditions are not evaluated)")
     return Visa(iss=str(claims["iss"]), sub=str(claims["sub"]), type=vtype, value=value,
                 source=source, asserted=asserted, exp=int(claims["exp"]), by=by,
                 conditions=body.get("conditions"), claims=dict(claims))

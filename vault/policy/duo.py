@@ -11,7 +11,7 @@ row by row in docs/policy.md and tested row by row in tests/test_policy_duo.py:
   (NPU, NCU, NPUNCU, IRB, PUB, COL, RTN, MOR, NMDS, US, IS, PS, GS, TS, RS) is a condition
   about the requester that GenoVault cannot observe, so it is met only if the role *attests*
   it (the data access committee's word about the role's members). NPUNCU is also met by
-  attesting both NPU and NCU.
+  attesting both NPU and NCU, and NPU and NCU each by attesting NPUNCU.
 """
 
 from __future__ import annotations
@@ -195,6 +195,9 @@ def match_consent(consent: Consent, use: Use) -> DuoMatch:
                                 "dataset forbids population origins/ancestry research (NPOA)")
             continue
         if short == "NPUNCU" and {BY_SHORTHAND["NPU"], BY_SHORTHAND["NCU"]} <= use.attests:
+            continue
+        # NPUNCU is NPU and NCU together (duo.csv): attesting it attests each of them
+        if short in ("NPU", "NCU") and BY_SHORTHAND["NPUNCU"] in use.attests:
             continue
         if mod not in use.attests:
             return DuoMatch(False, f"consent_modifier_unmet:{short}",
