@@ -135,3 +135,29 @@ def test_npuncu_attests_npu_and_ncu(modifier: str, attests: tuple[str, ...], ok:
     m = match_consent(make_consent("GRU", modifiers=(modifier,)),
                       make_use("HMB", attests=attests))
     assert m.ok is ok, m
+
+
+@pytest.mark.parametrize("scope,age,ok", [
+    ("openid ga4gh_passport_v1", 7200, False),
+    (["openid"], 7200, False),
+    ("openid", 600, True),
+    ("ga4gh_passport_v1", 7200, True),
+    (None, 7200, True),
+], ids=["access-token-2h", "access-token-list-2h", "access-token-10min", "no-openid",
+        "document-token"])
+def test_visa_access_token_older_than_an_hour_is_refused(scope: Any, age: int,
+                                                          ok: bool) -> None:
+    # AAI 1.2, Claim Clearinghouses 6.2.2: a Visa Access Token more than 1 hour old (iat)
+    # is invalid unless Access Token Polling confirms it; GenoVault does not poll
+    now = int(time.time())
+    claims = DAC_ISSUER.visa_claims("alice", "ControlledAccessGrants", GRANT, now=now,
+                                    iat=now - age, exp=now + 86400)
+    if scope is not None:
+        claims["scope"] = scope
+    token = DAC_ISSUER.sign(claims)
+    if ok:
+        assert verify_visa(token, ISSUERS).type == "ControlledAccessGrants"
+    else:
+        with pytest.raises(VisaRefused) as exc:
+            verify_visa(token, ISSUERS)
+        assert exc.value.reason == "visa_access_token_stale"

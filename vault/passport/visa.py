@@ -20,6 +20,10 @@ A visa is accepted only when all of these hold, else :class:`VisaRefused` says w
   is refused (``conditions_unsupported``: conditions are not evaluated, and Passport v1.2
   says a clearinghouse that does not check them MUST reject such visas).
 
+A Visa Access Token (``scope`` holds ``openid``) older than an hour by ``iat`` is refused
+(``visa_access_token_stale``): AAI 1.2 makes it invalid unless access token polling confirms
+it, and there is no polling here.
+
 Refusal messages never repeat what the token says (its iss, kid, jku, alg or type).
 
 Times are compared with a small leeway (``LEEWAY_S``) for clock skew.
@@ -53,6 +57,8 @@ BY = ("self", "peer", "system", "so", "dac")
 #: the most visas one passport may carry
 MAX_VISAS = 100
 LEEWAY_S = 30
+#: the oldest (by iat) a Visa Access Token may be without polling its issuer (AAI)
+VISA_ACCESS_TOKEN_MAX_AGE_S = 3600
 #: JWKS read from a URL: how long it is cached, how long a fetch may take
 JWKS_LIFESPAN_S = 300
 JWKS_TIMEOUT_S = 5
@@ -203,6 +209,16 @@ def verify_visa(token: str, issuers: Iterable[TrustedIssuer], *, audience: str |
     accepted; one with ``aud`` must still name ``audience``."""
     claims, clock = _verify_jwt(token, issuers, audience, now, signs="visas",
                                 aud_required=aud_required)
+    scope = claims.get("scope")
+    scopes = scope.split() if isinstance(scope, str) else scope if isinstance(scope, list) \
+        else ()
+    # AAI 1.2, Claim Clearinghouses 6.2: a Visa Access Token (scope holds "openid") more
+    # than an hour old by iat is invalid unless access token polling confirms it, and
+    # GenoVault does not poll
+    if "openid" in scopes and clock - int(claims["iat"]) > VISA_ACCESS_TOKEN_MAX_AGE_S \
+            + LEEWAY_S:
+        raise VisaRefused("visa_access_token_stale", "a visa access token (scope openid) "
+                          "more than an hour old is not accepted without polling its issuer")
     return _visa(claims, clock)
 
 
