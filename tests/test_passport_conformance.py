@@ -14,7 +14,12 @@ import pytest
 
 from tests.support.passport import Issuer
 from vault.passport import VisaRefused, verify_visa
-from vault.passport.credential import CredentialRefused, passport_principal, trusted_issuers
+from vault.passport.credential import (
+    CredentialRefused,
+    is_jwt,
+    passport_principal,
+    trusted_issuers,
+)
 from vault.policy.duo import make_consent, make_use, match_consent
 from vault.policy.spec import IssuerSpec, PassportSpec
 
@@ -161,3 +166,16 @@ def test_visa_access_token_older_than_an_hour_is_refused(scope: Any, age: int,
         with pytest.raises(VisaRefused) as exc:
             verify_visa(token, ISSUERS)
         assert exc.value.reason == "visa_access_token_stale"
+
+
+def test_a_deeply_nested_header_is_not_a_crash() -> None:
+    # a 4 kB bearer token whose header is 1500 nested JSON arrays raised RecursionError in
+    # is_jwt (a 500 before authentication, with no audit record); it is now not a JWT, so
+    # it goes to Vault like any other token that is not one
+    deep = b"[" * 1500 + b"]" * 1500
+    token = (base64.urlsafe_b64encode(deep).rstrip(b"=").decode() + "."
+             + base64.urlsafe_b64encode(b"{}").rstrip(b"=").decode() + ".x")
+    assert is_jwt(token) is False
+    with pytest.raises(CredentialRefused) as exc:
+        passport_principal(token, SPEC)
+    assert exc.value.reason == "malformed"
