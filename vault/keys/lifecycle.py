@@ -206,8 +206,8 @@ def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str =
                 targets[name] = int(_read_key(client, name)["latest_version"])
                 faults.point("rotate.key_rotated")
             atomic_write_text(marker, json.dumps({"targets": targets, "retire": retire,
-                                              "started_at": utcnow(),
-                                              "by": who.display_name}))
+                                                  "started_at": utcnow(),
+                                                  "by": who.display_name}))
             faults.point("rotate.marker_written")
         report.targets = dict(targets)
         contexts = place_contexts(m)

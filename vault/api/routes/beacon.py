@@ -145,10 +145,7 @@ def framework_error(status: int, message: str,
     """An error raised before any Beacon route ran (no such path or method, a body that is
     not JSON, a path parameter out of pattern, a server failure) as a beaconErrorResponse,
     so that a Beacon client reads every error under the prefix the same way."""
-    headers = dict(headers or {})
-    qid = headers.get("X-Query-Id")
-    return _doc(br.error_response(None, status, message, [qid] if qid else []), status,
-                headers)
+    return _error(None, HTTPException(status, message, headers), [])
 
 
 def _refuse_bad_request(request: Request, services: Any, exc: BeaconError) -> JSONResponse:
