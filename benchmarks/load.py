@@ -35,6 +35,10 @@ Goals (reported, not asserted here): 0 errors, p99 <= 200 ms. Ends with one JSON
 /proc) spent during the timed run by the API process, the OpenBao process and this load
 generator, per request: on a shared machine it moves less with other work than p99 does;
 ``loadavg`` is the 1/5/15-minute load average at the end of the timed run.
+``audit_turn`` (from the API's ``/metrics``): how busy the one serial step of every request,
+the audit append (chain, synchronous write, anchor write), was during the timed run —
+``utilisation`` (time held ÷ run time), ``hold_ms`` and ``wait_ms`` per append (means): with
+closed-loop clients a utilisation near 1 means the requests queue there.
 
     python benchmarks/load.py                       # 50 clients, 60 s
     python benchmarks/load.py --clients 10 --seconds 5
@@ -371,6 +375,28 @@ def process_cpu(s: Served, bao_pid: int | None) -> dict[str, float]:
     return out
 
 
+AUDIT_METRICS = {"turns": "genovault_audit_appends_total",
+                 "hold_s": "genovault_audit_turn_hold_seconds_total",
+                 "wait_s": "genovault_audit_turn_wait_seconds_total"}
+
+
+def audit_turn_counters(s: Served) -> dict[str, float]:
+    """The API's audit-turn counters (``/metrics``)."""
+    with httpx.Client(base_url=s.url, timeout=30) as c:
+        text = c.get("/metrics").text
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line and not line.startswith("#")}
+    return {k: values[name] for k, name in AUDIT_METRICS.items()}
+
+
+def audit_turn(a: dict[str, float], b: dict[str, float], elapsed: float) -> dict[str, float]:
+    n = max(1.0, b["turns"] - a["turns"])
+    return {"appends": int(b["turns"] - a["turns"]),
+            "utilisation": round((b["hold_s"] - a["hold_s"]) / elapsed, 3),
+            "hold_ms": round((b["hold_s"] - a["hold_s"]) / n * 1e3, 2),
+            "wait_ms": round((b["wait_s"] - a["wait_s"]) / n * 1e3, 2)}
+
+
 def load_and_check(s: Served, clients: int, seconds: float, reask: int, dp_budget: float,
                    think_ms: float = 0.0, seed: int = 0) -> dict[str, Any]:
     """The whole benchmark on a running ``Served``; the result dict (the JSON line)."""
@@ -378,12 +404,15 @@ def load_and_check(s: Served, clients: int, seconds: float, reask: int, dp_budge
     before = len(s.audit_records())
     rss0 = s.api_rss_kb()
     bao_pid = s.vault.status().pid
-    cpu0 = process_cpu(s, bao_pid)
+    turn0 = audit_turn_counters(s)
+    cpu0, t0 = process_cpu(s, bao_pid), time.monotonic()
     results = run_load(s, clients, seconds, think_ms, seed=seed)
-    cpu1 = process_cpu(s, bao_pid)
+    cpu1, elapsed = process_cpu(s, bao_pid), time.monotonic() - t0
+    turn1 = audit_turn_counters(s)
     out = summarise(results, clients, seconds)
     out["cpu_ms_per_request"] = {k: round((cpu1[k] - cpu0[k]) / max(1, len(results)) * 1e3, 2)
                                  for k in cpu0 if k in cpu1}
+    out["audit_turn"] = audit_turn(turn0, turn1, elapsed)
     out["loadavg"] = [round(x, 2) for x in os.getloadavg()]
     out["api_rss_mb_before"], out["api_rss_mb_after"] = rss0 // 1024, s.api_rss_kb() // 1024
     out.update(check_audit(s, results, before))

@@ -189,6 +189,47 @@ def test_audit_log__anchor_failure_raises_and_the_next_append_anchors_it(
     assert report.ok and report.unanswered == [withheld]
 
 
+class SlowAnchor(MemoryAnchor):
+    """An anchor write that takes ``delay`` seconds (the turn is held meanwhile)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def write(self, seq: int, hash: str) -> None:
+        threading.Event().wait(self.delay)
+        super().write(seq, hash)
+
+
+def test_audit_log__timing_counts_the_turn_held_and_waited_for(tmp_path: Path) -> None:
+    """``timing`` (exported as metrics) measures the serial step: two threads appending
+    through an anchor that takes 50 ms each hold the turn >= 50 ms per append, and the
+    later of the two waits for the earlier; failed appends count as turns too."""
+    log = AuditLog(tmp_path / "audit.jsonl", SlowAnchor(0.05))
+    assert log.timing.turns == 0 and log.timing.hold_s == 0 and log.timing.wait_s == 0
+    go = threading.Barrier(2)
+
+    def one() -> None:
+        go.wait()
+        log.append(request_payload())
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    t = log.timing
+    assert t.turns == 2
+    assert t.hold_s >= 2 * 0.05
+    assert t.wait_s >= 0.04  # the second waited (about) the first one's hold
+    failing = FailingAnchor()
+    log2 = AuditLog(tmp_path / "audit2.jsonl", failing)
+    failing.fail = True
+    with pytest.raises(AuditUnanchored):
+        log2.append(request_payload())
+    assert log2.timing.turns == 1
+
+
 def test_audit_log__anchor_reply_lost_but_written_counts(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     anchor = FailingAnchor(lose_reply=True)

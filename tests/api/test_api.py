@@ -399,6 +399,23 @@ def test_api__health_ready_metrics(as_user: Client) -> None:
     metrics = c.get("/metrics").text
     assert "genovault_requests_total" in metrics
 
+    def audit_metric(text: str, name: str) -> float:
+        [line] = [x for x in text.splitlines() if x.startswith(name + " ")]
+        return float(line.split()[1])
+
+    before = {n: audit_metric(metrics, n) for n in (
+        "genovault_audit_appends_total", "genovault_audit_turn_hold_seconds_total",
+        "genovault_audit_turn_wait_seconds_total")}
+    as_user("researcher-a").get("/v1/datasets/demo/frequency", params={"region": REGION})
+    c.get("/v1/datasets/demo/frequency", params={"region": REGION})  # refused: audited too
+    after = c.get("/metrics").text
+    assert audit_metric(after, "genovault_audit_appends_total") \
+        == before["genovault_audit_appends_total"] + 2
+    assert audit_metric(after, "genovault_audit_turn_hold_seconds_total") \
+        > before["genovault_audit_turn_hold_seconds_total"]
+    assert audit_metric(after, "genovault_audit_turn_wait_seconds_total") \
+        >= before["genovault_audit_turn_wait_seconds_total"]
+
 
 def test_api__audit_chain_verifies_after_the_session(api: Api, as_user: Client) -> None:
     as_user("researcher-a").get("/v1/datasets/demo/frequency", params={"region": REGION})

@@ -22,3 +22,7 @@ def test_load__invariants_hold_under_concurrency(healthy: Served) -> None:
     assert out["audit_complete"], {k: v for k, v in out.items() if k.startswith("audit")}
     assert out["ledger_consistent"], out["ledger_problems"] or out["ledger_over_budget"]
     assert out["answers_stable"], out["reask_diffs"]
+    # the exported audit-turn counters saw every request of the run take its turn once
+    turn = out["audit_turn"]
+    assert turn["appends"] == out["requests"], turn
+    assert 0 < turn["utilisation"] <= 1 and turn["hold_ms"] > 0 and turn["wait_ms"] >= 0, turn

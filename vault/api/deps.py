@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from vault.api.guard import Guard
+from vault.audit.log import AppendTiming
 from vault.query.service import QueryService
 from vault.settings import Settings
 from vault.store.dataset import Store
@@ -28,6 +31,33 @@ class Metrics:
                                           2.5, 5, 10))
         self.cache_bytes = Gauge("genovault_partition_cache_bytes",
                                  "decrypted partitions held in memory", registry=self.registry)
+        self._audit_timing: Callable[[], AppendTiming] | None = None
+
+    def watch_audit(self, timing: Callable[[], AppendTiming]) -> None:
+        """Export the audit append's turn (the one serial step of every request): read at
+        each scrape from ``timing`` (e.g. ``lambda: audit.timing``)."""
+        if self._audit_timing is None:
+            self.registry.register(_AuditTurnCollector(lambda: self._timing_now()))
+        self._audit_timing = timing
+
+    def _timing_now(self) -> AppendTiming:
+        return self._audit_timing() if self._audit_timing is not None else AppendTiming()
+
+
+class _AuditTurnCollector:
+    def __init__(self, timing: Callable[[], AppendTiming]) -> None:
+        self._timing = timing
+
+    def collect(self) -> Iterator[Metric]:
+        t = self._timing()
+        yield CounterMetricFamily("genovault_audit_appends",
+                                  "audit appends that took the serial turn (failed ones too)",
+                                  value=t.turns)
+        yield CounterMetricFamily("genovault_audit_turn_wait_seconds",
+                                  "wall time audit appends waited for their turn", value=t.wait_s)
+        yield CounterMetricFamily("genovault_audit_turn_hold_seconds",
+                                  "wall time audit appends held the turn (chain, synchronous "
+                                  "write, anchor)", value=t.hold_s)
 
 
 @dataclass
@@ -40,6 +70,10 @@ class Services:
     guard: Guard
     vault_ready: Any  # () -> None, raises VaultDown
     metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        # read through the guard at each scrape: a test may give the guard another log
+        self.metrics.watch_audit(lambda: self.guard.audit.timing)
 
     def readiness(self) -> dict[str, dict[str, Any]]:
         checks: dict[str, dict[str, Any]] = {}

@@ -53,6 +53,7 @@ import json
 import os
 import stat
 import threading
+import time as _time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -92,6 +93,19 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class AppendTiming:
+    """What the appends of one :class:`AuditLog` have cost in wall time so far (monotonic,
+    this process only): ``turns`` appends that took the turn (failed ones too), ``wait_s``
+    spent waiting for it (the process's mutex and the file lock), ``hold_s`` spent holding
+    it (chain, synchronous write, anchor). ``hold_s`` over elapsed time is how busy the one
+    serial step is; ``wait_s`` over ``turns`` is what it adds to each request's latency."""
+
+    turns: int = 0
+    wait_s: float = 0.0
+    hold_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class _Tail:
     seq: int
     hash: str
@@ -123,6 +137,12 @@ class AuditLog:
         self._fd: int | None = None
         self._fd_ino = -1
         self._folder_ready = False
+        self._timing = AppendTiming()
+
+    @property
+    def timing(self) -> AppendTiming:
+        """Wall time spent waiting for and holding the append's turn (metrics)."""
+        return self._timing
 
     def close(self) -> None:
         """Close the log file kept open between appends (the next append opens it again)."""
@@ -261,37 +281,48 @@ class AuditLog:
     def _write(self, rtype: str, query_id: str, fields: dict[str, str]) -> tuple[int, str]:
         """Chain, write, fsync and anchor one record of the serialised payload ``fields``
         (:func:`~vault.audit.record.encode_payload`)."""
+        t_ask = _time.perf_counter()
         with self._turn(), self._locked():
-            st = self._stat()
-            tail = self._current_tail(st)
-            seq = tail.seq + 1
-            time = utc_now()
-            header = {"seq": seq, "time": time, "type": rtype, "query_id": query_id,
-                      "prev": tail.hash}
-            if self._recovered is not None:
-                fields = {**fields, "recovered": canonical(self._recovered)}
-            self._last_query_id = query_id
-            digest, text = encode_record(header, fields)
-            line = (text + "\n").encode("ascii")
-            fd, size_before = self._log_fd(st)
+            t_got = _time.perf_counter()
             try:
-                written = os.write(fd, line)  # durable when it returns (O_SYNC)
-                if written != len(line):
-                    raise OSError(f"short write ({written} of {len(line)} bytes)")
-            except OSError as exc:
-                self._roll_back(fd, size_before)
-                raise AuditError(f"cannot write the audit log {self.path}: {exc}") from exc
-            if size_before == 0:
-                _fsync_dir(self.path.parent)
-            self._anchor(fd, size_before, seq, digest)
-            self._recovered = None
-            try:
-                after = os.fstat(fd)
-            except OSError:  # the record is written and anchored; the next append re-reads
-                self._tail = None
-            else:
-                self._tail = _Tail(seq, digest, after.st_ino, after.st_size, after.st_mtime_ns)
-            return seq, time
+                return self._write_locked(rtype, query_id, fields)
+            finally:
+                t = self._timing  # replaced, never mutated: a reader sees one consistent value
+                self._timing = AppendTiming(t.turns + 1, t.wait_s + (t_got - t_ask),
+                                            t.hold_s + (_time.perf_counter() - t_got))
+
+    def _write_locked(self, rtype: str, query_id: str,
+                      fields: dict[str, str]) -> tuple[int, str]:
+        st = self._stat()
+        tail = self._current_tail(st)
+        seq = tail.seq + 1
+        time = utc_now()
+        header = {"seq": seq, "time": time, "type": rtype, "query_id": query_id,
+                  "prev": tail.hash}
+        if self._recovered is not None:
+            fields = {**fields, "recovered": canonical(self._recovered)}
+        self._last_query_id = query_id
+        digest, text = encode_record(header, fields)
+        line = (text + "\n").encode("ascii")
+        fd, size_before = self._log_fd(st)
+        try:
+            written = os.write(fd, line)  # durable when it returns (O_SYNC)
+            if written != len(line):
+                raise OSError(f"short write ({written} of {len(line)} bytes)")
+        except OSError as exc:
+            self._roll_back(fd, size_before)
+            raise AuditError(f"cannot write the audit log {self.path}: {exc}") from exc
+        if size_before == 0:
+            _fsync_dir(self.path.parent)
+        self._anchor(fd, size_before, seq, digest)
+        self._recovered = None
+        try:
+            after = os.fstat(fd)
+        except OSError:  # the record is written and anchored; the next append re-reads
+            self._tail = None
+        else:
+            self._tail = _Tail(seq, digest, after.st_ino, after.st_size, after.st_mtime_ns)
+        return seq, time
 
     def _anchor(self, fd: int, size_before: int, seq: int, digest: str) -> None:
         if self.anchor is None:
