@@ -50,8 +50,13 @@ def association(svc: QueryService, dataset: str, selection: Selection, phenotype
     if small:
         raise ConfigError(f"group(s) {', '.join(small)} of {phenotype!r} have fewer than "
                           f"{disclosure.min_group_size} samples (the policy's minimum)")
-    keep = np.array([n in (case, control) for n in g.names])
-    grouping = g.restrict(keep)
+    # Suppression is decided over every released group of the column, exactly as for
+    # genotype counts grouped by it: protected as two groups alone, the column's other
+    # groups would be one hidden part that shields, and a case or control cell released
+    # here but complementary there gives a suppressed group as overall − the others.
+    grouping, _ = svc._grouping(v, phenotype, disclosure)
+    if grouping is None:  # not reached: phenotype is a column
+        raise ConfigError(f"unknown phenotype column {phenotype!r}")
     ci, ki = grouping.names.index(case), grouping.names.index(control)
     rows: list[dict[str, Any]] = []
     seen = omitted = suppressed = 0
