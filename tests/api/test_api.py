@@ -289,6 +289,33 @@ def test_api__suppressed_ac_cannot_be_recovered_from_frequency_and_association(
     assert checked > 100, "the demo cohort has many variants with a suppressed group"
 
 
+def test_api__sfs_counts_only_cells_a_frequency_answer_releases(as_user: Client) -> None:
+    """A spectrum over a region of one position is the AC of its variant(s) per group. It
+    used to count every variant and cell, so `sfs?region=20:P-P&group_by=population` gave
+    the exact AC of a suppressed group (and of unlisted rare variants: singletons)."""
+    c = as_user("researcher-a")
+    whole = c.get("/v1/datasets/demo/sfs", params={"region": REGION}).json()
+    assert whole["spectra"]["overall"]["counts"][1:11] == [0] * 10, "rare variants counted"
+    assert whole["disclosure"].get("omitted_variants") is None  # it would say one exists
+    rows = _all_pages(c, "/v1/datasets/demo/frequency", region=REGION, group_by="population")
+    by_pos: dict[int, list[dict]] = {}
+    for v in rows:
+        by_pos.setdefault(v["pos"], []).append(v)
+    hidden = [p for p, vs in by_pos.items()
+              if any(cell["ac"] is None for v in vs for cell in v["groups"].values())]
+    assert len(hidden) >= 5
+    for pos in hidden[:20]:
+        body = c.get("/v1/datasets/demo/sfs", params={"region": f"20:{pos}-{pos}",
+                                                      "group_by": "population"}).json()
+        for name, spectrum in body["spectra"].items():
+            cells = [v["overall"] if name == "overall" else v["groups"][name]
+                     for v in by_pos[pos]]
+            want = sorted(cell["ac"] for cell in cells
+                          if cell["ac"] is not None and cell["n_called"] == cell["n"])
+            got = sorted(i for i, n in enumerate(spectrum["counts"]) for _ in range(n))
+            assert got == want, (pos, name, got, want)
+
+
 def test_api__rare_variants_are_not_listed(as_user: Client) -> None:
     rows = _all_pages(as_user("researcher-a"), "/v1/datasets/demo/frequency")
     for v in rows:

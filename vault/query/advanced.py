@@ -121,7 +121,7 @@ def association(svc: QueryService, dataset: str, selection: Selection, phenotype
             "truncated": truncated, "next_cursor": cursor + len(rows) if truncated else None,
             "disclosure": {"tier": disclosure.tier, "k": disclosure.k,
                            "min_group_size": disclosure.min_group_size, "kind": "genotypes",
-                           "suppressed_cells": suppressed, "omitted_variants": omitted,
+                           "suppressed_cells": suppressed,
                            "rules": ["test results are null when a case or control cell is "
                                      "suppressed"]}}
 
@@ -201,15 +201,28 @@ def sfs(svc: QueryService, dataset: str, selection: Selection, group_by: str | N
     grouping, refused = svc._grouping(v, group_by, disclosure)
     names = grouping.names if grouping else ()
     n_chrom_all = 2 * v.cohort.n_samples
+    sizes = grouping.sizes if grouping else np.zeros(0, np.int64)
     specs: dict[str, np.ndarray] = {}
     used = {"overall": 0, **{n: 0 for n in names}}
     excluded = dict(used)
+    suppressed = 0
     for c in svc._counts(v, selection, grouping):
+        # A spectrum over a region of one variant is that variant's AC per group: it may count
+        # only the cells a frequency answer of the same variants and groups releases (listed
+        # variants; no small, complementary or rare-variant cell), so that it says nothing the
+        # frequency answer does not.
+        rare_site = small_cells(c.overall, disclosure.k, "alleles")
+        prot = protect(c.overall, c.groups, sizes, disclosure.k, "alleles",
+                       disclosure.rare_max_ac)
+        released = {"overall": ~rare_site & (prot.overall == NONE)}
+        released |= {n: ~rare_site & (prot.groups[:, g] == NONE) for g, n in enumerate(names)}
+        suppressed += int((~rare_site).sum()) * (1 + len(names)) - sum(
+            int(r.sum()) for r in released.values())
         cells = [("overall", c.overall, n_chrom_all)]
         cells += [(n, c.groups[:, g], 2 * int(grouping.sizes[g]))  # type: ignore[union-attr]
                   for g, n in enumerate(names)]
         for name, counts, n_chrom in cells:
-            ac, an = allele_counts(counts)
+            ac, an = allele_counts(counts[released[name]])
             s = site_frequency_spectrum(ac, an, n_chrom, folded)
             specs[name] = specs.get(name, np.zeros_like(s.counts)) + s.counts
             used[name] += s.n_used
@@ -221,9 +234,15 @@ def sfs(svc: QueryService, dataset: str, selection: Selection, group_by: str | N
             "group_by": group_by, "spectra": out,
             "disclosure": {"tier": disclosure.tier, "k": disclosure.k,
                            "min_group_size": disclosure.min_group_size,
-                           "refused_groups": refused,
+                           "refused_groups": refused, "kind": "alleles",
+                           "suppressed_cells": suppressed,
                            "rules": ["spectra count variants, not people; groups smaller "
-                                     "than min_group_size are refused"]}}
+                                     "than min_group_size are refused",
+                                     "a spectrum counts only the cells a frequency answer "
+                                     "releases: variants whose overall AC or REF count is "
+                                     "1..k-1 are left out (not counted anywhere: that count "
+                                     "would say a rare variant exists), and so is every "
+                                     "suppressed cell (suppressed_cells)"]}}
 
 
 def presence(svc: QueryService, dataset: str, chrom: str, pos: int, ref: str, alt: str,
