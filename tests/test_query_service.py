@@ -51,3 +51,21 @@ def test_query_service__small_group_is_refused_and_never_named(rare_group: Query
             total = sum(c["ac"] for c in shown)
             if len(shown) == len(v["groups"]) and total != v["overall"]["ac"]:
                 pytest.fail(f"{v['pos']}: overall − groups isolates the hidden samples")
+
+
+def test_query_service__association_does_not_say_a_small_group_exists(
+        rare_group: QueryService) -> None:
+    """describe() never names a group under the minimum size; association must not confirm a
+    guessed name either. It answered "has no group" for an absent name and "have fewer than
+    20 samples" for a small one: an oracle for a rare diagnosis among the samples."""
+    from vault.errors import ConfigError
+    from vault.query import advanced
+
+    d = Disclosure(k=11, min_group_size=20)
+    said = []
+    for guess in ("RARE_DIAGNOSIS_X", "NO_SUCH_DIAGNOSIS"):
+        with pytest.raises(ConfigError) as exc:
+            advanced.association(rare_group, "rare", Selection(), "population", guess, "pop1",
+                                 d)
+        said.append(str(exc.value).replace(guess, "<guess>"))
+    assert said[0] == said[1]
