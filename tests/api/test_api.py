@@ -289,6 +289,72 @@ def test_api__suppressed_ac_cannot_be_recovered_from_frequency_and_association(
     assert checked > 100, "the demo cohort has many variants with a suppressed group"
 
 
+def _rare_and_absent(limit_ac: int = 10) -> tuple[tuple[str, int, str, str], tuple[str, int,
+                                                                               str, str], int]:
+    """From the demo VCF: a stored biallelic SNV with overall AC 1..``limit_ac``, an allele
+    the cohort does not hold at the same position, and a position with no record at all."""
+    import pysam
+
+    from tests.api.conftest import DEMO
+
+    positions: set[int] = set()
+    rare = None
+    with pysam.VariantFile(str(DEMO / "demo_cohort.vcf.gz")) as vf:
+        for rec in vf:
+            positions.add(rec.pos)
+            if rare is None and len(rec.alts or ()) == 1 and len(rec.ref) == 1 \
+                    and len(rec.alts[0]) == 1:
+                ac = sum(a == 1 for s in rec.samples.values() for a in (s["GT"] or ())
+                         if a is not None)
+                if 1 <= ac <= limit_ac:
+                    rare = (rec.chrom, rec.pos, rec.ref, rec.alts[0])
+    assert rare is not None
+    other = next(b for b in "ACGT" if b not in (rare[2], rare[3]))
+    empty = next(p for p in range(rare[1] + 1, rare[1] + 10_000) if p not in positions)
+    return rare, (rare[0], rare[1], rare[2], other), empty
+
+
+def test_api__a_rare_stored_variant_answers_like_an_absent_one(api: Api,
+                                                                as_user: Client) -> None:
+    """Membership oracle: ``disclosure.omitted_variants`` used to be 1 for a rare stored
+    allele and 0 for an allele the cohort does not hold (and a site filter's tallies counted
+    rare variants the same way). The counts stay in the audit record; the answers are the
+    same, for a variant list and for a region of one position."""
+    (chrom, pos, ref, alt), absent, empty = _rare_and_absent()
+    c = as_user("researcher-a")
+
+    def ask(**kw: object) -> dict:
+        if "variant" in kw:
+            v = kw["variant"]
+            r = c.post("/v1/datasets/demo/frequency", json={"variants": [
+                {"chrom": v[0], "pos": v[1], "ref": v[2], "alt": v[3]}]})
+        else:
+            r = c.get("/v1/datasets/demo/frequency", params={"region": kw["region"]})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def same(a: dict, b: dict) -> None:
+        strip = lambda x: {k: v for k, v in x.items() if k != "query_id"}  # noqa: E731
+        assert strip(a) == strip(b)
+        assert "omitted_variants" not in a["disclosure"]
+
+    stored = ask(variant=(chrom, pos, ref, alt))
+    same(stored, ask(variant=absent))
+    assert stored["variants"] == []
+    assert _record_of(api, stored["query_id"])[0]["result"]["disclosure"][
+        "omitted_variants"] == 1  # still accountable: the audit record says it
+    here = ask(region=f"{chrom}:{pos}-{pos}")
+    same(here, ask(region=f"{chrom}:{empty}-{empty}"))
+    assert _record_of(api, here["query_id"])[0]["result"]["disclosure"][
+        "omitted_variants"] >= 1
+    # the same through LD and the Arrow envelope
+    ld = c.get("/v1/datasets/demo/ld", params={"region": f"{chrom}:{pos}-{pos + 1}"})
+    assert ld.status_code == 200 and "omitted_variants" not in ld.json()["disclosure"]
+    arrow = c.get("/v1/datasets/demo/frequency", params={"region": f"{chrom}:{pos}-{pos}",
+                                                         "format": "arrow"})
+    assert arrow.status_code == 200 and b"omitted_variants" not in arrow.content
+
+
 def test_api__sfs_counts_only_cells_a_frequency_answer_releases(as_user: Client) -> None:
     """A spectrum over a region of one position is the AC of its variant(s) per group. It
     used to count every variant and cell, so `sfs?region=20:P-P&group_by=population` gave

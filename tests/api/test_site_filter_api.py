@@ -206,9 +206,13 @@ def test_site_filter_api__frequency_is_the_unfiltered_answer_restricted(
     assert 0 < len(want) < len(full["variants"])
     assert got["variants"] == want  # the same cells, only the variants the filter keeps
     sf = got["disclosure"]["site_filter"]
-    assert sf["variants_considered"] == len(fapi.sites)
-    assert sf["variants_excluded"] == sum(not ok(k) for k in fapi.sites)
     assert sf["fields"] and sf["expression"]
+    # the filter's effect counts rare variants too: in the audit record only, never sent
+    assert "variants_considered" not in sf and "variants_excluded" not in sf
+    [record] = fapi.audit(got["query_id"])
+    audited = record["result"]["disclosure"]["site_filter"]
+    assert audited["variants_considered"] == len(fapi.sites)
+    assert audited["variants_excluded"] == sum(not ok(k) for k in fapi.sites)
 
 
 def test_site_filter_api__post_body_and_every_statistic_route(
@@ -228,7 +232,8 @@ def test_site_filter_api__post_body_and_every_statistic_route(
     full_assoc = _get(sf_a, "association", region=region)
     assert [_key(v) for v in assoc["variants"]] == \
         [_key(v) for v in full_assoc["variants"] if _key(v) in keep]
-    assert assoc["disclosure"]["site_filter"]["variants_excluded"] > 0
+    [record] = fapi.audit(assoc["query_id"])
+    assert record["result"]["disclosure"]["site_filter"]["variants_excluded"] > 0
     sfs = _get(sf_a, "sfs", region=region, filter=expr)
     full_sfs = _get(sf_a, "sfs", region=region)
     used = [sp["variants_used"] for sp in sfs["spectra"].values()]
@@ -251,7 +256,12 @@ def test_site_filter_api__filter_and_effect_are_audited(fapi: FilterApi,
     assert records[0]["request"]["body"] == {"filter": expr}
     assert records[0]["request"]["params"]["filter"] == expr
     done = [r for r in records if r.get("result", {}).get("status") == 200]
-    assert done[0]["result"]["disclosure"]["site_filter"] == body["disclosure"]["site_filter"]
+    audited = done[0]["result"]["disclosure"]["site_filter"]
+    # the record holds what the answer says and the filter's effect, which it does not send
+    assert {k: v for k, v in audited.items()
+            if k not in ("variants_considered", "variants_excluded")} \
+        == body["disclosure"]["site_filter"]
+    assert audited["variants_considered"] >= audited["variants_excluded"] > 0
 
 
 INJECTIONS = [
@@ -313,7 +323,8 @@ def test_site_filter_api__allowed_role_with_pass_filter(fapi: FilterApi) -> None
     with fapi.client("sf-b") as c:
         body = _get(c, "frequency", filter="filter = 'PASS'")
         assert all(fapi.sites[_key(v)]["FILTER"] == "PASS" for v in body["variants"])
-        assert body["disclosure"]["site_filter"]["variants_excluded"] == \
+        [record] = fapi.audit(body["query_id"])
+        assert record["result"]["disclosure"]["site_filter"]["variants_excluded"] == \
             sum(s["FILTER"] != "PASS" for s in fapi.sites.values())
         no_filter = _get(c, "frequency")
         assert "site_filter" not in no_filter["disclosure"]

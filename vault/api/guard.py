@@ -266,7 +266,7 @@ class Guard:
                     not isinstance(exc.__cause__, AuditUnanchored):
                 self.ledger.refund(qid)
             raise
-        return body
+        return released(body)
 
     def _complete(self, payload: dict[str, Any], qid: str, result: dict[str, Any]) -> None:
         """The request's one audit record; if it cannot be written nothing is answered."""
@@ -305,6 +305,27 @@ class Guard:
         qid = new_query_id()
         self._complete(self._payload(request, principal, qreq, decision), qid, outcome)
         return qid
+
+
+#: disclosure counts that go to the audit record only, never to the caller: each counts
+#: stored variants that the answer does not list (rare ones, or ones a site filter dropped),
+#: so over a region of one position or a list of one variant it says whether the cohort holds
+#: a variant that no answer may show (a carrier of a rare allele is in the cohort)
+AUDIT_ONLY = ("omitted_variants",)
+AUDIT_ONLY_FILTER = ("variants_considered", "variants_excluded")
+
+
+def released(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without the disclosure counts that only the audit record keeps
+    (:data:`AUDIT_ONLY`, :data:`AUDIT_ONLY_FILTER`)."""
+    d = body.get("disclosure")
+    if not isinstance(d, dict):
+        return body
+    d = {k: v for k, v in d.items() if k not in AUDIT_ONLY}
+    sf = d.get("site_filter")
+    if isinstance(sf, dict):
+        d["site_filter"] = {k: v for k, v in sf.items() if k not in AUDIT_ONLY_FILTER}
+    return {**body, "disclosure": d}
 
 
 def _rate_key(request: Request, principal: Principal) -> str:

@@ -39,12 +39,12 @@ class SuppressedCell(_Out):
 
 
 class SiteFilterInfo(_Out):
-    """A site filter and its effect: how many candidate variants it saw and dropped."""
+    """A site filter as it ran (DuckDB's rendering) and the site columns it reads. How many
+    variants it saw and dropped is in the audit record only: over one position those counts
+    would say whether the cohort holds a variant no answer lists."""
 
     expression: str
     fields: list[str]
-    variants_considered: int
-    variants_excluded: int
 
 
 class Disclosure(_Out):
@@ -55,7 +55,6 @@ class Disclosure(_Out):
     suppressed_cells: int | None = None
     complementary_cells: int | None = None
     rare_variant_cells: int | None = None
-    omitted_variants: int | None = None
     refused_groups: int | None = None  # groups refused for their size (not named)
     # registered tier (differential privacy); absent for the controlled tier
     noise: str | None = None

@@ -281,8 +281,8 @@ def _show_frequency(page: dict[str, Any], flatten: Any) -> None:
         echo(f"   {v['pos']:<8} {v['ref'] + '>' + v['alt']:<9} " + "  ".join(afs))
     d = page["disclosure"]
     echo(f"   disclosure: tier {d['tier']}, k={d['k']}, {d['suppressed_cells']} cells "
-         f"suppressed, {d['complementary_cells']} complementary, {d['omitted_variants']} "
-         f"rare variants not listed (· = suppressed); query {page['query_id']}")
+         f"suppressed, {d['complementary_cells']} complementary, rare variants not "
+         f"listed (· = suppressed); query {page['query_id']}")
 
 
 def _start_api(settings: Settings, url: str) -> int:

@@ -101,9 +101,7 @@ def query_cmd(ctx: click.Context, statistic: str, dataset: str, region: str | No
                         f"{sum(p['disclosure'].get('suppressed_cells') or 0 for p in pages)} "
                         f"cells suppressed, "
                         f"{sum(p['disclosure'].get('complementary_cells') or 0 for p in pages)} "
-                        "complementary, "
-                        f"{sum(p['disclosure'].get('omitted_variants') or 0 for p in pages)} "
-                        "rare variants not listed; query "
+                        "complementary, rare variants not listed; query "
                         + ", ".join(p["query_id"] for p in pages))
     echo(print_disclosure, err=fmt == "tsv")
 

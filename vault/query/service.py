@@ -669,7 +669,8 @@ def _rules(kind: str) -> list[str]:
             "from them; 0 is shown as 0",
             "complementary suppression: no suppressed cell can be recovered as the overall "
             "count minus the other groups",
-            "variants whose overall AC or REF count is 1..k-1 are not listed (omitted_variants)",
+            "variants whose overall AC or REF count is 1..k-1 are not listed, and how many is "
+            "not said (it would say one exists; the audit record keeps the count)",
             "groups smaller than min_group_size are refused (their samples stay in overall)",
             "in released cells, missing-call and called counts (and AN) are released as "
             "measured: they describe measurement, not genotypes"]
