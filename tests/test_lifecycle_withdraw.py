@@ -22,6 +22,7 @@ from vault.keys.bootstrap import mint_role_token
 from vault.keys.kms import Keyring
 from vault.query.service import Disclosure, QueryService, Selection
 from vault.query.stats import STATISTICS
+from vault.report.build import build_report
 from vault.store.dataset import Store
 
 pytestmark = pytest.mark.integration
@@ -99,6 +100,35 @@ def test_withdrawn__every_statistic_equals_a_fresh_ingest_without_them(
     assert not any(s in str(events) for s in WITHDRAW)
     # again: nothing new
     assert lifecycle.withdraw(store, full, admin, WITHDRAW[:1]).already == 1
+
+
+def _report_quality(svc: QueryService, ds: str) -> dict[str, Any]:
+    """The report's per-batch and overall sample counts and call rates (k=1: all shown)."""
+    q = build_report(svc, ds, Disclosure(k=1, min_group_size=1))["quality"]
+    keep = ("samples", "call_rate", "groups")
+    return {"batches": [{k: b[k] for k in keep} for b in q["batches"]],
+            "overall": {k: q["overall"][k] for k in keep[:2]},
+            "samples": q["sample_overall"]}
+
+
+def test_withdrawn__left_out_of_the_reports_batch_qc_too(
+        store: Store, cohorts: tuple[str, str], role_client, query_client: hvac.Client) -> None:
+    """The report's per-batch QC (ingest's QC report, stored with the batch) used to count
+    the withdrawn samples: their batch's sample count, group sizes and call rates, next to
+    the cohort total without them (which said who withdrew from which group)."""
+    full, fresh = cohorts
+    svc = QueryService(store, lambda: query_client)
+    expected = _report_quality(svc, fresh)
+    assert _report_quality(svc, full) != expected
+    lifecycle.withdraw(store, full, role_client("admin"), WITHDRAW)
+    assert _report_quality(svc, full) == expected
+    # and the same after compaction (which copies the batch's QC report)
+    lifecycle.compact(store, full, query_client, role_client("ingest"))
+    signing.forget()
+    assert _report_quality(QueryService(store, lambda: query_client), full) == expected
+    # the per-call totals of ingest cannot be recounted without them: withheld
+    row = build_report(svc, full, Disclosure(k=1, min_group_size=1))["quality"]["batches"][0]
+    assert row["half_calls_as_missing"] is None
 
 
 def test_withdraw__unknown_id_refused_and_nothing_recorded(store: Store,

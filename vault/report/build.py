@@ -118,6 +118,11 @@ class _BatchQC:
     qc: dict[str, Any]  # exact: only read here, never shown
     shown: dict[str, Any]  # through suppress_qc
 
+    @property
+    def n_samples(self) -> int:
+        """The batch's samples that count (withdrawn ones left out, as in ``qc``)."""
+        return int(self.qc.get("samples", self.batch.n_samples))
+
 
 @dataclass
 class _Tables:
@@ -177,13 +182,13 @@ def _linked_tables(v: Any, columns: Sequence[str], n_samples: int,
         sums.append(Sum(None, tuple(terms)))
     for bq in batches:
         b = bq.batch
-        small_batch = is_small(b.n_samples, k)
+        small_batch = is_small(bq.n_samples, k)
         for c in columns:
             per = bq.qc.get("groups", {}).get(c)
             row: dict[str | None, int] = {g: 0 for g in sizes[c]}
             row[None] = 0
             if per is None:
-                row[None] = b.n_samples
+                row[None] = bq.n_samples
             else:
                 for g, cell in per.items():
                     key = None if g == "(unknown)" else str(g)
@@ -401,17 +406,21 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
     total_calls = 0
     for bq in co.batches:
         b, qc, shown = bq.batch, bq.qc, bq.shown
-        row: dict[str, Any] = {"batch": b.batch, "samples": b.n_samples,
-                               **{key: int(qc.get(key) or 0) for key in _QC_KEYS},
+        # the QC of the samples that count (vault.store.reader: withdrawn ones left out);
+        # a per-call total that could not be recounted without them is None (withheld)
+        row: dict[str, Any] = {"batch": b.batch, "samples": bq.n_samples,
+                               **{key: None if key in qc and qc[key] is None
+                                  else int(qc.get(key) or 0) for key in _QC_KEYS},
                                "skipped_records": dict(shown.get("skipped_records") or {})}
         miss = qc.get("missingness")
-        row["call_rate"] = None if miss is None or is_small(b.n_samples, k) else 1 - miss
+        row["call_rate"] = None if miss is None or is_small(bq.n_samples, k) else 1 - miss
         for key in _QC_KEYS:
-            overall_qc[key] += row[key]
+            overall_qc[key] = None if row[key] is None or overall_qc[key] is None \
+                else overall_qc[key] + row[key]
         for reason, n in row["skipped_records"].items():
             overall_skips[reason] = overall_skips.get(reason, 0) + int(n)
         if miss is not None:
-            calls = int(qc.get("variants_written") or 0) * b.n_samples
+            calls = int(qc.get("variants_written") or 0) * bq.n_samples
             missing_calls += miss * calls
             total_calls += calls
         groups_out: dict[str, Any] = {}

@@ -366,14 +366,52 @@ class DatasetReader:
         every source file, parts added later included: vault.store.batchinfo)."""
         info = self._info(batch.info_file.path)
         parts = [self._info(p.info_file.path) for p in batch.parts if p.info_file is not None]
-        if not parts:
-            return info
 
         def labels() -> dict[str, list[str | None]]:
             t = self._read(batch.samples_file.path, info.get("group_columns", []))
             return {c: t.column(c).to_pylist() for c in t.column_names}
 
-        return batchinfo.merge(info, parts, labels)
+        if parts:
+            info = batchinfo.merge(info, parts, labels)
+        i = next(j for j, b in enumerate(self.batches) if b.batch == batch.batch)
+        if int(info["qc"].get("samples") or 0) != self._live_n[i]:
+            info = {**info, "qc": self._live_qc(i, info["qc"], labels())}
+        return info
+
+    def _live_qc(self, i: int, qc: dict[str, Any],
+                 labels: Mapping[str, Sequence[str | None]]) -> dict[str, Any]:
+        """``qc`` of batch ``i`` as if its withdrawn (or compacted-away) samples had never
+        been ingested: sample counts and missingness recounted from the stored genotypes of
+        the samples that count; the per-call totals of ingest, which cannot be recounted
+        without the source file, are withheld (None)."""
+        from kernels import count_genotypes
+
+        b, keep = self.batches[i], self._keep[i]
+        n = self._live_n[i]
+        cols = {c: [x for x, k in zip(v, keep, strict=True) if k] if keep is not None
+                else list(v) for c, v in labels.items()}
+        groups = {c: sorted({batchinfo.UNKNOWN if x is None else x for x in v})
+                  for c, v in cols.items()}
+        codes = {c: np.array([groups[c].index(batchinfo.UNKNOWN if x is None else x)
+                              for x in v], np.int32).reshape(n) for c, v in cols.items()}
+        rows, missing = 0, 0
+        per = {c: np.zeros(len(g), np.int64) for c, g in groups.items()}
+        for f in b.variant_files:
+            t = self._read(f.path, [fmt.GENOTYPE_COLUMN])
+            packed = self._live_packed(i, t)
+            rows += t.num_rows
+            missing += int(count_genotypes(packed, n).overall[:, 3].sum())
+            for c, g in groups.items():
+                per[c] += count_genotypes(packed, n, codes[c], len(g)).groups[:, :, 3].sum(0)
+        out = dict(qc, samples=n, haploid_calls_as_homozygous=None, half_calls_as_missing=None,
+                   missingness=missing / (rows * n) if rows and n else None)
+        out["groups"] = {}
+        for c, names in groups.items():
+            sizes = np.bincount(codes[c], minlength=len(names)).tolist()
+            out["groups"][c] = {g: {"samples": m, "missingness": int(per[c][j]) / (rows * m)
+                                    if rows else None} for j, (g, m) in
+                                enumerate(zip(names, sizes, strict=True))}
+        return out
 
     def _info(self, rel: str) -> dict[str, Any]:
         t = self._read(rel, ["info"])
