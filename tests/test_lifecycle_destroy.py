@@ -113,3 +113,29 @@ def test_destroy__query_token_cannot_request(tmp_path: Path, store: Store,
     ingest_file(vcf, ds)
     with pytest.raises(VaultForbidden):
         lifecycle.request_destroy(store, ds, query_client)
+
+
+def test_destroy__also_shreds_a_compacted_batchs_old_genotypes_key(
+        tmp_path: Path, store: Store, ingest_file: Callable[..., IngestResult],
+        bao_server: DevServer, query_client: hvac.Client, role_client) -> None:
+    """A batch compacted without --shred-old-keys gets a new genotypes key; the manifest no
+    longer names the old one, which still wraps a backup of the old files (the withdrawn
+    samples' genotypes). Destruction used to leave that key in Vault."""
+    ds = f"dlc-{uuid.uuid4().hex[:8]}"
+    vcf, _ = cohort_vcf(tmp_path / "a.vcf", [f"D{i}" for i in range(8)], 100)
+    ingest_file(vcf, ds)
+    old_key = store.manifest(ds).batches[0].genotype_key
+    assert old_key
+    lifecycle.withdraw(store, ds, role_client("admin"), ["D3"])
+    lifecycle.compact(store, ds, query_client, role_client("ingest"))
+    assert old_key not in store.manifest(ds).transit_keys("genotypes")
+    root = bao_server.client()
+    assert root.secrets.transit.read_key(name=old_key)  # still there after compaction
+    alice, bob = _admin(bao_server, f"alice{ds[-4:]}"), _admin(bao_server, f"bob{ds[-4:]}")
+    marker = bao_server.client(mint_role_token(root, "shred-request"))
+    rid = lifecycle.request_destroy(store, ds, alice, marker=marker)
+    approver = bao_server.client(mint_role_token(root, "shred-approve"))
+    done = lifecycle.approve_destroy(store, ds, rid, bob, approver)
+    assert done.tombstone is not None and old_key in done.tombstone.keys
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        root.secrets.transit.read_key(name=old_key)

@@ -53,6 +53,7 @@ from vault.keys.names import (
     PARQUET_CLASSES,
     TRANSIT_MOUNT,
     batch_genotype_key,
+    transit_key_name,
 )
 from vault.keys.registry import REGISTRY_MOUNT
 from vault.store import format as fmt
@@ -82,6 +83,8 @@ def _vault(client: hvac.Client, method: str, path: str, what: str,
             return client.adapter.get(f"/v1/{path}")
         if method == "delete":
             return client.adapter.delete(f"/v1/{path}")
+        if method == "list":
+            return client.adapter.list(f"/v1/{path}")
         return client.adapter.post(f"/v1/{path}", json=json_body or {})
     except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
         raise map_error(e, what, addr=client.url, advice=advice) from e
@@ -448,8 +451,23 @@ def _request_path(dataset: str) -> str:
     return f"{LIFECYCLE_MOUNT}/destroy/{dataset}"
 
 
-def _dataset_keys(m: Manifest) -> list[str]:
-    return sorted({*[m.keys[c] for c in DATA_CLASSES], *m.transit_keys("genotypes")})
+def _dataset_keys(m: Manifest, lister: hvac.Client | None = None) -> list[str]:
+    """Every Transit key of the dataset: those its manifest names, and any other
+    ``genovault.<dataset>.*`` key Vault holds (``lister``: a token that may list
+    transit/keys, the admin's; None: the named ones only). A batch's genotypes key is no
+    longer named once the batch was compacted without ``--shred-old-keys`` (or by a
+    compaction killed before its commit), yet a backup of the old files is still wrapped
+    under it: crypto-shredding must delete it too. Vault refusing the list refuses the
+    destruction (nothing is done)."""
+    named = {*[m.keys[c] for c in DATA_CLASSES], *m.transit_keys("genotypes")}
+    if lister is None:
+        return sorted(named)
+    prefix = transit_key_name(m.dataset, "genotypes").rsplit(".", 1)[0] + "."
+    resp = _vault(lister, "list", f"{TRANSIT_MOUNT}/keys", "listing Transit keys to find "
+                  f"every key of {m.dataset!r}", advice="destruction needs the admin role "
+                  "(list on transit/keys): without it a retired batch key would survive")
+    listed = (resp or {}).get("data", {}).get("keys", []) if isinstance(resp, dict) else []
+    return sorted(named | {str(k) for k in listed if str(k).startswith(prefix)})
 
 
 def request_destroy(store: Store, dataset: str, client: hvac.Client, *,
@@ -462,7 +480,7 @@ def request_destroy(store: Store, dataset: str, client: hvac.Client, *,
     who = identity(client)
     m = _verified(store, dataset, client)
     if marker is not None:
-        for name in _dataset_keys(m):
+        for name in _dataset_keys(m, client):
             _mark_deletable(marker, name)
     request_id = uuid.uuid4().hex[:16]
     _vault(client, "post", _request_path(dataset), f"filing a destruction request for "
@@ -506,7 +524,7 @@ def approve_destroy(store: Store, dataset: str, request_id: str, approver: hvac.
             raise ConfigError("the destruction request was filed for an earlier incarnation "
                               "of this dataset")
         if m.tombstone is None:
-            all_keys = _dataset_keys(m)
+            all_keys = _dataset_keys(m, approver)
             for name in all_keys:  # before anything is committed: refused here, nothing done
                 _mark_deletable(shredder, name)
             now = utcnow()
