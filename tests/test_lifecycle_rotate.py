@@ -167,3 +167,33 @@ def test_rotate__query_or_ingest_token_cannot(store: Store, dataset: str, role_c
     with pytest.raises(VaultForbidden):
         lifecycle.rotate(store, dataset, role_client(role))
     assert not (store.dataset_dir(dataset) / lifecycle.ROTATION_MARKER).exists()
+
+
+def test_retire__a_pending_compaction_release_is_rewrapped_too(
+        tmp_path: Path, store: Store, ingest_file: Callable[..., IngestResult], role_client,
+        query_client: hvac.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compaction stopped after its commit keeps the removed samples' pseudonyms in
+    ``.release/`` (samples key) until the next ``compact`` releases their registry entries.
+    Rotation used to rewrap only the manifest's files, so ``--retire`` made that file
+    unreadable and every later compaction failed (the entries were never released)."""
+    from vault.keys import registry
+
+    ds = f"rr-{uuid.uuid4().hex[:8]}"
+    vcf, _ = cohort_vcf(tmp_path / "a.vcf", [f"R{i}" for i in range(8)], 60)
+    ingest_file(vcf, ds)
+    admin = role_client("admin")
+    lifecycle.withdraw(store, ds, admin, ["R2"])
+    real_release = registry.release
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("stopped after the commit")
+
+    monkeypatch.setattr(registry, "release", stopped)
+    with pytest.raises(RuntimeError, match="stopped"):
+        lifecycle.compact(store, ds, query_client, role_client("ingest"))
+    monkeypatch.setattr(registry, "release", real_release)
+    release_dir = store.dataset_dir(ds) / lifecycle.RELEASE_DIR
+    assert list(release_dir.glob("v*.parquet"))
+    lifecycle.rotate(store, ds, admin, data_class="samples", retire=True)
+    lifecycle.compact(store, ds, query_client, role_client("ingest"))  # completes the release
+    assert not list(release_dir.glob("v*.parquet"))

@@ -214,7 +214,10 @@ def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str =
             faults.point("rotate.marker_written")
         report.targets = dict(targets)
         contexts = place_contexts(m)
-        files = key_material_files(store, dataset, m)
+        # the manifest's files, and a stopped compaction's release file (else --retire would
+        # make it unreadable and its registry entries could never be released)
+        files = key_material_files(store, dataset, m) + _release_key_materials(folder, m,
+                                                                               contexts)
         # every old wrapped key first, in Transit batch calls (nothing on disk changes yet)
         cache = _rewrap_all(client, files, targets, contexts)
         for rel, km in files:
@@ -223,8 +226,7 @@ def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str =
                 report.rewrapped_files += 1
         report.vault_rewraps = len(cache)
         if retire:
-            left = [rel for rel, km in key_material_files(store, dataset, m)
-                    if _needs_rewrap(km, targets)]
+            left = [rel for rel, km in files if _needs_rewrap(km, targets)]
             if left:
                 raise IntegrityError(f"refusing to retire: {len(left)} file(s) still hold old "
                                      f"key material (first: {left[0]})")
@@ -246,6 +248,23 @@ def rotate(store: Store, dataset: str, client: hvac.Client, *, data_class: str =
                "target_versions": report.targets, "files": report.files,
                "resumed": report.resumed})
     return report
+
+
+def _release_key_materials(folder: Path, m: Manifest,
+                           contexts: dict[str, str]) -> list[tuple[str, Path]]:
+    """The key material of ``.release/v<version>.parquet`` files (compactions stopped before
+    they released their registry entries), adding their contexts to ``contexts``."""
+    out = []
+    for path in sorted((folder / RELEASE_DIR).glob("v*.parquet")):
+        km = Path(key_material_path(str(path)))
+        version = path.stem[1:]
+        if not km.is_file() or not version.isdigit():
+            continue
+        rel = f"{RELEASE_DIR}/{path.name}"
+        if m.binding is not None:
+            contexts[rel] = place_context(m.dataset, _release_file_id(version))
+        out.append((rel, km))
+    return out
 
 
 def _needs_rewrap(km: Path, targets: dict[str, int]) -> bool:
