@@ -137,5 +137,7 @@ def test_destroy__also_shreds_a_compacted_batchs_old_genotypes_key(
     approver = bao_server.client(mint_role_token(root, "shred-approve"))
     done = lifecycle.approve_destroy(store, ds, rid, bob, approver)
     assert done.tombstone is not None and old_key in done.tombstone.keys
+    # nor is the tombstone listed as a dataset (the API's list, Beacon collections)
+    assert ds not in store.list() and ds in store.scan().destroyed
     with pytest.raises(hvac.exceptions.InvalidPath):
         root.secrets.transit.read_key(name=old_key)

@@ -58,6 +58,8 @@ class Listing:
 
     datasets: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    #: committed datasets (also in ``datasets``) that were crypto-shredded: a tombstone only
+    destroyed: list[str] = field(default_factory=list)
 
 
 class Store:
@@ -89,15 +91,20 @@ class Store:
                 out.skipped.append(f"{p.name!r}: not a valid dataset id")
                 continue
             try:
-                self.manifest(p.name)
+                m = self.manifest(p.name)
             except StoreError as exc:
                 out.skipped.append(f"{p.name}: {exc}")
                 continue
             out.datasets.append(p.name)
+            if m.tombstone is not None:
+                out.destroyed.append(p.name)
         return out
 
     def list(self) -> builtins.list[str]:
-        return self.scan().datasets
+        """Datasets that hold data (a destroyed one's tombstone is not listed: the API's
+        dataset and Beacon collection lists come from here)."""
+        listing = self.scan()
+        return [d for d in listing.datasets if d not in listing.destroyed]
 
     def exists(self, dataset: str) -> bool:
         path = self.dataset_dir(dataset) / fmt.MANIFEST
