@@ -141,3 +141,27 @@ def test_destroy__also_shreds_a_compacted_batchs_old_genotypes_key(
     assert ds not in store.list() and ds in store.scan().destroyed
     with pytest.raises(hvac.exceptions.InvalidPath):
         root.secrets.transit.read_key(name=old_key)
+
+
+def test_destroy__a_running_query_service_drops_what_it_held(
+        tmp_path: Path, store: Store, ingest_file: Callable[..., IngestResult],
+        bao_server: DevServer, query_client: hvac.Client) -> None:
+    """A long-running service (the API) kept a destroyed dataset's decrypted partitions,
+    counts and cached KEKs in memory (only evicted by other datasets' use): the next request
+    raised DatasetNotFound before the caches of the old version were dropped."""
+    from vault.query.service import Disclosure, QueryService, Selection
+
+    ds = f"dq-{uuid.uuid4().hex[:8]}"
+    vcf, _ = cohort_vcf(tmp_path / "a.vcf", [f"Q{i}" for i in range(12)], 80)
+    ingest_file(vcf, ds)
+    svc = QueryService(store, lambda: query_client)
+    svc.statistic(ds, "frequency", Selection(), None, Disclosure(k=1, min_group_size=1))
+    assert svc.blocks.bytes > 0 and svc.counts_cache.bytes > 0 and ds in svc._keyrings
+    alice, bob = _admin(bao_server, f"alice{ds[-4:]}"), _admin(bao_server, f"bob{ds[-4:]}")
+    rid = lifecycle.request_destroy(store, ds, alice)
+    shredder = bao_server.client(mint_role_token(bao_server.client(), "shredder"))
+    lifecycle.approve_destroy(store, ds, rid, bob, shredder)
+    with pytest.raises(DatasetNotFound, match="destroyed"):
+        svc.statistic(ds, "frequency", Selection(), None, Disclosure())
+    assert svc.blocks.bytes == 0 and svc.counts_cache.bytes == 0
+    assert ds not in svc._keyrings and ds not in svc._versions

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kernels import count_genotypes
-from vault.errors import ConfigError, IntegrityError
+from vault.errors import ConfigError, DatasetNotFound, IntegrityError
 from vault.keys.kms import Keyring
 from vault.privacy.disclosure import (
     COMPLEMENTARY,
@@ -202,7 +202,22 @@ class QueryService:
 
     # -- dataset versions ------------------------------------------------------------------
     def version(self, dataset: str) -> _Version:
-        """The current committed version of ``dataset`` (reloaded when its manifest changes)."""
+        """The current committed version of ``dataset`` (reloaded when its manifest changes).
+        A dataset found destroyed (or gone) also drops what this process still held of it:
+        decrypted partitions, counts and cached key-encryption keys."""
+        try:
+            return self._version(dataset)
+        except DatasetNotFound:
+            with self._lock:
+                self._versions.pop(dataset, None)
+                keyring = self._keyrings.pop(dataset, None)
+            if keyring is not None:
+                keyring.clear_caches()
+            for cache in (self.blocks, self.counts_cache, self.site_masks):
+                cache.clear(dataset)
+            raise
+
+    def _version(self, dataset: str) -> _Version:
         manifest = self.store.manifest(dataset)
         key = version_key_of(manifest)
         with self._lock:
