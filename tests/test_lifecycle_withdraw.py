@@ -217,3 +217,29 @@ def test_compact__withdrawn_samples_physically_removed_same_answers(
     lifecycle.record_consent(store, full, admin, ["P0_3"])
     ingest_file(vcf, full)
     assert store.manifest(full).batches[-1].n_samples == 1
+
+
+def test_compact__shred_old_keys_reports_a_batch_under_the_shared_key(
+        tmp_path: Path, store: Store, role_client, bao_server: DevServer,
+        ingest_file: Callable[..., IngestResult], query_client: hvac.Client,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch written before per-batch genotypes keys (here: one whose genotypes key is the
+    dataset's shared one) cannot have its old key deleted: --shred-old-keys used to skip it
+    silently, so the operator believed the old files' backup no longer yields the withdrawn
+    genotypes. The report (and the CLI, and the audit record) now name it."""
+    from vault.ingest import pipeline
+    from vault.keys.names import transit_key_name
+
+    monkeypatch.setattr(pipeline, "batch_genotype_key",
+                        lambda ds, _name: transit_key_name(ds, "genotypes"))
+    ds = f"wl-{uuid.uuid4().hex[:8]}"
+    vcf, sheet = _batch(tmp_path, 0, set(), seed=3)
+    ingest_file(vcf, ds, sample_sheet=sheet, bin_size=2_000_000)
+    assert store.manifest(ds).batches[0].genotype_key == transit_key_name(ds, "genotypes")
+    lifecycle.withdraw(store, ds, role_client("admin"), ["P0_3"])
+    shredder = bao_server.client(mint_role_token(bao_server.client(), "shredder"))
+    events: list[dict] = []
+    rep = lifecycle.compact(store, ds, query_client, role_client("ingest"), shredder=shredder,
+                            audit=events.append)
+    assert rep.batches == ["b0001"] and rep.shredded_keys == []
+    assert rep.unshreddable == ["b0001"] and events[-1]["not_shreddable"] == ["b0001"]

@@ -202,3 +202,10 @@ def datasets_compact(ctx: click.Context, dataset: str, shred_old_keys: bool) -> 
         return
     echo(f"dataset {dataset!r}: rewrote batch(es) {', '.join(rep.batches)} without "
          f"{rep.removed_samples} withdrawn sample(s) ({rep.genotypes_per_s:,.0f} genotypes/s)")
+    if shred_old_keys:
+        echo(f"old genotypes key(s) deleted: {', '.join(rep.shredded_keys) or 'none'}")
+        if rep.unshreddable:
+            echo(f"WARNING: batch(es) {', '.join(rep.unshreddable)} were written under the "
+                 "dataset's shared genotypes key, which other batches still use: it was NOT "
+                 "deleted, so a backup of their old files still yields the withdrawn samples' "
+                 "genotypes. Destroy such backups, or re-ingest the dataset under a new id")

@@ -611,6 +611,10 @@ class CompactReport:
     genotypes_read: int = 0
     seconds: float = 0.0
     shredded_keys: list[str] = field(default_factory=list)
+    #: rewritten batches whose old genotypes were under the dataset's shared genotypes key
+    #: (batches written before per-batch keys): ``--shred-old-keys`` cannot delete it, so a
+    #: backup of their old files still yields the withdrawn samples' genotypes
+    unshreddable: list[str] = field(default_factory=list)
 
     @property
     def genotypes_per_s(self) -> float:
@@ -714,6 +718,8 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
                 "genotype_key": bkeys.keys.genotypes}))
             if b.genotype_key and b.genotype_key != m.keys["genotypes"]:
                 old_keys.append(b.genotype_key)
+            else:
+                report.unshreddable.append(b.batch)
             offset += n_live
             # the batch's folder and those of parts added to it later
             old_dirs += list(dict.fromkeys(folder.joinpath(*Path(f.path).parts[:2])
@@ -743,7 +749,8 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
         audit({"event": "lifecycle", "command": "datasets compact", "dataset": dataset,
                "who": who.display_name, "who_entity": who.entity_id, "outcome": "ok",
                "batches": report.batches, "removed": report.removed_samples,
-               "keys_deleted": report.shredded_keys})
+               "keys_deleted": report.shredded_keys,
+               "not_shreddable": report.unshreddable})
     return report
 
 
