@@ -194,6 +194,8 @@ def decide(released: np.ndarray, stored: np.ndarray, row: Row) -> dict[str, np.n
     else:  # a variant not stored is noised from zero counts like an absent one
         beacon = ac >= row.threshold()
     withheld = ~stored | small_cells(r, row.k, "alleles") | (an == 0)
+    if row.tier != "controlled":  # a noisy AC or REF count of 0 is not listed either
+        withheld |= (ac == 0) | (an - ac == 0)
     if row.rare_max_ac:
         withheld |= (ac > 0) & (ac <= row.rare_max_ac)
     af = np.where(withheld, np.nan, ac / np.maximum(an, 1))

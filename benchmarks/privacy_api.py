@@ -310,8 +310,8 @@ def check_equal(c: ps.Cohort, oracle: HttpOracle, target: Target) -> dict[str, A
             sites = sorted(set(oracle.presence.get(name, {})) | set(oracle.afs.get(name, {})))
         idx = np.array(sites, np.int64)
         if row.tier == "registered":
-            # a presence query always draws a cell; a frequency query draws none for a
-            # variant the dataset does not hold (it is simply not in the answer)
+            # a presence query always draws a cell, and so does a frequency query for a
+            # list of variants, also for one the dataset does not hold (never listed)
             mine = cells.get(name, {})
             keys = [f"1:{int(c.pos[s])}:A:G|overall" for s in sites]
             have = np.array([k in mine for k in keys], bool)

@@ -127,6 +127,62 @@ def _binomial_upper(n: int, p: float, tail: float) -> int:
     return n
 
 
+def _rare_snvs(lo: int, n: int) -> list[tuple[str, int, str, str]]:
+    """Stored biallelic SNVs of the demo cohort with overall AC 1..3, from position ``lo``."""
+    import pysam
+
+    from tests.api.conftest import DEMO
+
+    out = []
+    with pysam.VariantFile(str(DEMO / "demo_cohort.vcf.gz")) as vf:
+        for rec in vf:
+            if rec.pos >= lo and len(rec.alts or ()) == 1 and len(rec.ref) == 1 \
+                    and len(rec.alts[0]) == 1:
+                ac = sum(a == 1 for s in rec.samples.values() for a in (s["GT"] or ())
+                         if a is not None)
+                if 1 <= ac <= 3:
+                    out.append((rec.chrom, rec.pos, rec.ref, rec.alts[0]))
+                    if len(out) == n:
+                        break
+    assert len(out) == n
+    return out
+
+
+def test_dp__a_rare_allele_costs_and_lists_like_an_absent_one(as_user: Client) -> None:
+    """Membership oracle on the registered tier: a list of variants charged only the stored
+    ones (a rare allele cost ε, an allele the cohort does not hold nothing), and a rare
+    variant whose noisy AC came out 0 was listed (a third of the singletons) while an absent
+    one never is. Now every requested variant costs its cells, stored or not, and a noisy
+    AC or REF count of 0 is not listed."""
+    c = as_user("researcher-b")
+    rare = _rare_snvs(600_000, 40)
+    absent = [(ch, pos, ref, next(b for b in "ACGT" if b not in (ref, alt)))
+              for ch, pos, ref, alt in rare]
+
+    def ask(v: tuple[str, int, str, str], group_by: str | None = None) -> dict:
+        r = c.post("/v1/datasets/demo/frequency", json={
+            "variants": [dict(zip(("chrom", "pos", "ref", "alt"), v, strict=True))],
+            "group_by": group_by})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    listed = []
+    for a, b in zip(rare, absent, strict=True):
+        got = [ask(a), ask(b)]
+        assert [g["disclosure"]["new_cells"] for g in got] == [1, 1], (a, b)
+        assert got[0]["disclosure"]["epsilon_spent"] == got[1]["disclosure"]["epsilon_spent"]
+        assert got[1]["variants"] == []  # an absent allele is never listed
+        listed += got[0]["variants"]
+    for row in listed:  # listed only when both noisy allele counts reach k
+        o = row["overall"]
+        assert o["ac"] >= 11 and o["an"] - o["ac"] >= 11, row
+    # a list of several, with groups: the cost is one cell per variant and group either way
+    r = c.post("/v1/datasets/demo/frequency", json={
+        "variants": [dict(zip(("chrom", "pos", "ref", "alt"), v, strict=True))
+                     for v in _rare_snvs(800_000, 3)], "limit": 1}).json()
+    assert r["disclosure"]["new_cells"] == 3
+
+
 def test_dp__unsupported_statistic_is_refused_for_the_registered_tier(as_user: Client) -> None:
     r = as_user("noisy").get("/v1/datasets/demo/sfs")
     assert r.status_code == 403 and "dp_unsupported:sfs" in r.json()["detail"]

@@ -333,12 +333,22 @@ class QueryService:
         def need() -> int:  # variants this page still has to look at (read as it goes)
             return max(0, cursor - seen) + limit - n_rows
 
+        if disclosure.noise is not None and selection.variants:
+            self._charge_requested(v, selection, group_by, grouping, disclosure)
+
         for counted in self._noised(self._counts(v, selection, grouping, tally), v,
                                     selection, group_by, grouping, disclosure, need):
             wanted = self._wanted(counted, selection)
             # A rare variant's mere presence identifies its carriers: a variant whose overall
             # AC or REF count is 1..k-1 is not listed at all (as if absent).
             rare_site = small_cells(counted.overall, disclosure.k, "alleles")
+            if disclosure.noise is not None:
+                # a noisy AC (or REF count) of 0 is not listed either: a third of the
+                # singletons come out at 0, and listed they would say that the site exists
+                # (an allele the cohort does not hold is never listed); a variant is listed
+                # when both noisy counts reach k
+                o = np.asarray(counted.overall, np.int64)
+                rare_site = rare_site | (o[:, 1] + 2 * o[:, 2] == 0) | (2 * o[:, 0] + o[:, 1] == 0)
             omitted += int((wanted & rare_site).sum())
             listed = np.flatnonzero(wanted & ~rare_site)
             if seen + listed.size <= cursor:
@@ -360,6 +370,38 @@ class QueryService:
                 truncated = True
                 break
         return stat, v, grouping, refused, pieces, truncated, omitted, tally
+
+    def _charge_requested(self, v: _Version, selection: Selection, group_by: str | None,
+                          grouping: Grouping | None, disclosure: Disclosure) -> None:
+        """Registered tier, a list of variants: every requested variant's cells are noised
+        (and charged, once per principal and dataset version) on the first page, stored or
+        not — one the dataset does not hold from zero counts, as presence does — so that what
+        an answer costs says nothing about which of the variants the cohort holds (charged
+        only when stored, a rare allele cost ε and an absent one nothing). The pages then
+        reuse these cells. Site filters and regions do not change what is charged here."""
+        from vault.privacy.dp import noisy_counts
+
+        assert selection.variants is not None
+        plain = Selection(variants=selection.variants)
+        stored: dict[tuple[str, int, str, str], tuple[np.ndarray, np.ndarray]] = {}
+        for c in self._counts(v, plain, grouping):
+            for i in np.flatnonzero(self._wanted(c, plain)).tolist():
+                stored[(c.contig, int(c.pos[i]), c.ref[i], c.alt[i])] = (c.overall[i],
+                                                                          c.groups[i])
+        names = grouping.names if grouping else ()
+        sizes = grouping.sizes if grouping else np.zeros(0, np.int64)
+        absent_o = np.array([v.cohort.n_samples, 0, 0, 0], np.int64)
+        absent_g = np.zeros((len(names), 4), np.int64)
+        absent_g[:, 0] = sizes
+        wanted = sorted(set(selection.variants))
+        for contig in sorted({w[0] for w in wanted}):
+            keys = [w for w in wanted if w[0] == contig]
+            counts = [stored.get(k, (absent_o, absent_g)) for k in keys]
+            noisy_counts(disclosure.noise, v.key, contig,
+                         np.array([k[1] for k in keys], np.int64), [k[2] for k in keys],
+                         [k[3] for k in keys], np.stack([o for o, _ in counts]),
+                         np.stack([g for _, g in counts]).reshape(len(keys), len(names), 4),
+                         np.ones(len(keys), np.bool_), group_by, names)
 
     def _noised(self, parts: Iterator[_Counted], v: _Version, selection: Selection,
                 group_by: str | None, grouping: Grouping | None, disclosure: Disclosure,
