@@ -105,6 +105,12 @@ def test_load__schema_errors_name_file_line_and_path(tmp_path: Path, text: str,
         pytest.param({"filters": ["VQSLOD"]}, "filter_field_not_a_column", "warning",
                      id="filter-field-not-a-column"),
         pytest.param({"min_group_size": 5}, "min_group_below_k", "warning", id="min-group"),
+        # the cohort's own AC/AF/AN as a site filter: an exact oracle (AC = 1)
+        pytest.param({"filters": ["AC_gnomad", "AC"]}, "cohort_info_filter", "error",
+                     id="cohort-ac-filter"),
+        pytest.param({"filters": ["AF"]}, "cohort_info_filter", "error", id="cohort-af-filter"),
+        pytest.param({"filters": ["ExcHet"]}, "cohort_info_filter", "error",
+                     id="cohort-exchet-filter"),
     ],
 )
 def test_lint__role_findings(tmp_path: Path, role: dict, code: str, severity: str) -> None:

@@ -16,6 +16,16 @@ from vault.policy.spec import DEFAULT_K, K_FLOOR, Finding, Policy, RoleSpec
 #: Site-level fields a filter may name besides the datasets' group columns.
 SITE_FIELDS = ("chrom", "pos", "ref", "alt", "id", "qual", "filter")
 
+#: INFO fields that are, by their definition, computed from the genotypes of the file's own
+#: samples (VCF 4.3 reserved AC, AN, AF, NS; bcftools +fill-tags; GATK): a site filter over
+#: one of them (``AC = 1``) is an exact oracle for counts that disclosure control suppresses
+#: or noises, and it does not change when a participant withdraws. A role may not list them
+#: in ``filters``. External annotations (``AC_gnomad``, ``CSQ``, ``VQSLOD``) are what site
+#: filters are for.
+COHORT_INFO_FIELDS = frozenset({
+    "AC", "AN", "AF", "NS", "MAF", "MLEAC", "MLEAF", "AC_Het", "AC_Hom", "AC_Hemi", "HWE",
+    "ExcHet", "F_MISSING", "InbreedingCoeff"})
+
 Severity = Literal["error", "warning"]
 Add = Callable[[Severity, str, str, str], None]
 
@@ -134,6 +144,13 @@ def _columns(r: RoleSpec, ds_id: str, declared: Mapping[str, object] | None,
     for field, names in (("group_by", r.group_by), ("filters", r.filters)):
         for col in names:
             if field == "filters" and col in SITE_FIELDS:
+                continue
+            if field == "filters" and col in COHORT_INFO_FIELDS:
+                report("error", "cohort_info_filter", f"role {r.id!r}: filter field {col!r} "
+                       "is an INFO field computed from the cohort's own genotypes: filtering "
+                       f"on it ({col} = 1) gives away counts that disclosure control hides, "
+                       "and it is not updated when a participant withdraws; use external "
+                       "annotations (e.g. AC_gnomad, CSQ, VQSLOD)", f".{field}")
                 continue
             if field == "filters" and (declared is None or col not in declared) and (
                     real is None or col not in real):
