@@ -34,6 +34,11 @@ class LdPairs:
     r2: np.ndarray  # float64
     n_obs: np.ndarray  # int64, samples called at both variants
     status: np.ndarray  # int8 Status: OK, MONOMORPHIC (constant dosage), TOO_FEW_SAMPLES
+    #: over the samples called at both: sum x, sum y and sum xy of the ALT dosages (with the
+    #: marginal genotype counts, r determines sum xy; disclosure control looks at it)
+    sx: np.ndarray | None = None  # int64
+    sy: np.ndarray | None = None  # int64
+    sxy: np.ndarray | None = None  # int64
 
 
 @jit()
@@ -45,12 +50,13 @@ def _load(packed: np.ndarray, v: int, buf: np.ndarray, buf8: np.ndarray) -> None
 @jit(parallel=True)
 def _ld_window(
     packed: np.ndarray, live: np.ndarray, pos: np.ndarray, window_variants: int, window_bp: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n_var = packed.shape[0]
     n_words = live.shape[0]
     w = window_variants
     r = np.full((n_var, w), np.nan)
     n_obs = np.zeros((n_var, w), np.int64)
+    sums = np.zeros((n_var, w, 3), np.int64)  # sum x, sum y, sum xy
     status = np.full((n_var, w), np.int8(-1))
     for i in numba.prange(n_var):
         bi = np.zeros(n_words, np.uint64)
@@ -95,6 +101,9 @@ def _ld_window(
                     + 4 * popcount64(bbi & bbj)
                 )
             n_obs[i, d - 1] = n
+            sums[i, d - 1, 0] = sx
+            sums[i, d - 1, 1] = sy
+            sums[i, d - 1, 2] = sxy
             if n < 2:
                 status[i, d - 1] = _FEW
                 continue
@@ -106,7 +115,7 @@ def _ld_window(
             cov = n * sxy - sx * sy
             r[i, d - 1] = cov / np.sqrt(float(vx) * float(vy))
             status[i, d - 1] = _OK
-    return r, n_obs, status
+    return r, n_obs, status, sums
 
 
 def ld_r2(
@@ -137,7 +146,7 @@ def ld_r2(
     live = np.zeros(n_words, np.uint64)
     s = np.arange(n_samples)
     np.bitwise_or.at(live, s // 32, np.left_shift(np.uint64(1), (2 * (s % 32)).astype(np.uint64)))
-    r, n_obs, status = _ld_window(packed, live, pos_arr, int(window_variants), bp)
+    r, n_obs, status, sums = _ld_window(packed, live, pos_arr, int(window_variants), bp)
     ii, dd = np.nonzero(status >= 0)
     r_sel = r[ii, dd]
     st = status[ii, dd]
@@ -149,4 +158,7 @@ def ld_r2(
         r2=r_sel[keep] ** 2,
         n_obs=n_obs[ii, dd][keep],
         status=st[keep],
+        sx=sums[ii, dd, 0][keep],
+        sy=sums[ii, dd, 1][keep],
+        sxy=sums[ii, dd, 2][keep],
     )

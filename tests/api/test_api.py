@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.api.conftest import DEMO, Api
@@ -353,6 +354,67 @@ def test_api__a_rare_stored_variant_answers_like_an_absent_one(api: Api,
     arrow = c.get("/v1/datasets/demo/frequency", params={"region": f"{chrom}:{pos}-{pos}",
                                                          "format": "arrow"})
     assert arrow.status_code == 200 and b"omitted_variants" not in arrow.content
+
+
+def test_api__ld_hides_pairs_whose_joint_allele_counts_are_small(as_user: Client) -> None:
+    """With r exact and each variant's genotype counts released, Σxy of the ALT dosages is
+    determined (an integer): a review read "exactly one person carries both" off pairs of
+    18 and 15 carriers. A released pair now has every joint allele sum (ALT·ALT, ALT·REF,
+    REF·ALT, REF·REF) 0 or at least k; min_r2 never lists a withheld pair."""
+    import pysam
+
+    from tests.api.conftest import DEMO
+
+    k = 11
+    c = as_user("researcher-a")
+    params = {"region": "20:1-150000", "window_variants": 60, "limit": 5000}
+
+    def all_pairs(**extra: object) -> list[dict]:
+        out, cursor = [], 0
+        while True:
+            page = c.get("/v1/datasets/demo/ld",
+                         params={**params, **extra, "cursor": cursor}).json()
+            out += page["pairs"]
+            if not page["truncated"]:
+                return out
+            cursor = page["next_cursor"]
+
+    body = {"pairs": all_pairs()}
+    assert body["pairs"]
+    dosage: dict[tuple[int, str, str], np.ndarray] = {}
+    with pysam.VariantFile(str(DEMO / "demo_cohort.vcf.gz")) as vf:
+        for rec in vf:
+            if rec.pos > 150000:
+                break
+            if len(rec.alts or ()) != 1:
+                continue
+            gts = [s["GT"] for s in rec.samples.values()]
+            dosage[(rec.pos, rec.ref, rec.alts[0])] = np.array(
+                [-1 if g is None or None in g else sum(a == 1 for a in g) for g in gts])
+    released = withheld = 0
+    for pair in body["pairs"]:
+        x = dosage.get((pair["a"]["pos"], pair["a"]["ref"], pair["a"]["alt"]))
+        y = dosage.get((pair["b"]["pos"], pair["b"]["ref"], pair["b"]["alt"]))
+        if x is None or y is None:
+            continue
+        both = (x >= 0) & (y >= 0)
+        xv, yv, n = x[both], y[both], int(both.sum())
+        sxy = int((xv * yv).sum())
+        joint = [sxy, 2 * int(xv.sum()) - sxy, 2 * int(yv.sum()) - sxy,
+                 4 * n - 2 * int(xv.sum()) - 2 * int(yv.sum()) + sxy]
+        small = any(1 <= j < k for j in joint)
+        if pair["status"] == "suppressed":
+            withheld += n >= k and small  # withheld for its joint counts, not its n
+        else:
+            released += 1
+            assert not small, (pair, joint)
+    assert released > 100 and withheld > 100, (released, withheld)
+    strict = {"pairs": all_pairs(min_r2=0.5)}
+    assert strict["pairs"] and all(p["status"] == "ok" and p["r2"] >= 0.5
+                                   for p in strict["pairs"])
+    key = lambda p: (p["a"]["pos"], p["b"]["pos"], p["a"]["alt"], p["b"]["alt"])  # noqa: E731
+    assert [key(p) for p in strict["pairs"]] == [
+        key(p) for p in body["pairs"] if p["status"] == "ok" and p["r2"] >= 0.5]
 
 
 def test_api__sfs_counts_only_cells_a_frequency_answer_releases(as_user: Client) -> None:

@@ -158,12 +158,17 @@ def ld(svc: QueryService, dataset: str, region: Region, disclosure: Disclosure,
         suppressed += int((~listed).sum())
         if idx.size < 2:
             continue
+        # every pair of the window, then disclosure control, then min_r2: a threshold applied
+        # to withheld pairs too would say on which side of it their r² lies
         res = ld_r2(np.ascontiguousarray(packed[idx]), block.n_samples, pos[lo:hi][idx],
-                    window_variants, window_bp, min_r2)
+                    window_variants, window_bp, 0.0)
+        released = _ld_released(res, disclosure.k)
+        shown = released & (res.status == Status.OK) & (res.r2 >= min_r2) if min_r2 > 0 \
+            else np.ones(res.i.size, np.bool_)
         sites = block.sites.slice(lo, hi - lo)
         ref = sites.column("ref").to_pylist()
         alt = sites.column("alt").to_pylist()
-        for p in range(res.i.size):
+        for p in np.flatnonzero(shown).tolist():
             if seen < cursor:
                 seen += 1
                 continue
@@ -171,7 +176,7 @@ def ld(svc: QueryService, dataset: str, region: Region, disclosure: Disclosure,
                 truncated = True
                 break
             a, b = int(idx[res.i[p]]), int(idx[res.j[p]])
-            ok = res.n_obs[p] >= disclosure.k
+            ok = bool(released[p])
             pairs.append({
                 "a": {"chrom": block.contig, "pos": int(pos[lo + a]), "ref": ref[a],
                       "alt": alt[a]},
@@ -190,7 +195,24 @@ def ld(svc: QueryService, dataset: str, region: Region, disclosure: Disclosure,
                            "omitted_variants": suppressed,
                            "rules": ["variants with a genotype or allele count of 1..k-1 "
                                      "take part in no pair", "pairs observed in fewer than k "
-                                     "samples are null"]}}
+                                     "samples are null", "a pair is null when r with the two "
+                                     "variants' genotype counts would give a joint count of "
+                                     "1..k-1 (how many ALT or REF alleles at one variant meet "
+                                     "an ALT or REF allele at the other in the same person)",
+                                     "min_r2 leaves out null pairs whatever their r²"]}}
+
+
+def _ld_released(res: Any, k: int) -> np.ndarray:
+    """Which pairs may show r: observed in at least k samples, and no joint allele sum of
+    the pair in 1..k-1. With the two variants' genotype counts (released), r gives
+    sum xy = Σ x_i y_i of the ALT dosages exactly (an integer), and with it the three other
+    weighted sums of the allele-level 2×2 table — ALT meets REF (2·Σx − Σxy, 2·Σy − Σxy) and
+    REF meets REF (4n − 2Σx − 2Σy + Σxy). A review found Σxy = 1 (one person carries
+    both) in pairs of 18 and 15 carriers; each of the four must be 0 or at least k."""
+    n, sx, sy, sxy = res.n_obs, res.sx, res.sy, res.sxy
+    joint = np.stack([sxy, 2 * sx - sxy, 2 * sy - sxy, 4 * n - 2 * sx - 2 * sy + sxy])
+    small = ((joint >= 1) & (joint < k)).any(axis=0)
+    return np.asarray((n >= k) & ~small, np.bool_)
 
 
 def sfs(svc: QueryService, dataset: str, selection: Selection, group_by: str | None,
