@@ -131,6 +131,25 @@ def test_withdrawn__left_out_of_the_reports_batch_qc_too(
     assert row["half_calls_as_missing"] is None
 
 
+def test_report__a_batch_under_k_samples_shows_no_per_sample_totals(
+        store: Store, cohorts: tuple[str, str], query_client: hvac.Client) -> None:
+    """The per-batch rows took the per-sample totals (haploid, half and GT-less calls) from
+    the exact QC, not from the suppressed copy: a batch of fewer than k samples showed them
+    (for a batch of one they are one person's data), and so did the overall sum."""
+    _, fresh = cohorts
+    svc = QueryService(store, lambda: query_client)
+    quality = build_report(svc, fresh, Disclosure(k=31, min_group_size=31))["quality"]
+    for row in quality["batches"]:  # batches of 30 samples, k = 31
+        for key in ("haploid_calls_as_homozygous", "half_calls_as_missing",
+                    "records_without_gt_as_missing"):
+            assert row[key] is None, (key, row)
+        assert row["call_rate"] is None
+    assert quality["overall"]["call_rate"] is None  # it would give the withheld rates back
+    shown = build_report(svc, fresh, Disclosure(k=11, min_group_size=11))["quality"]
+    assert all(isinstance(r["half_calls_as_missing"], int) for r in shown["batches"])
+    assert shown["overall"]["call_rate"] is not None
+
+
 def test_withdraw__unknown_id_refused_and_nothing_recorded(store: Store,
                                                            cohorts: tuple[str, str],
                                                            role_client) -> None:

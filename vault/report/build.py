@@ -401,6 +401,7 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
     # -- data quality: per batch and overall -----------------------------------------------
     batch_rows = []
     overall_qc: dict[str, Any] = dict.fromkeys(_QC_KEYS, 0)
+    rate_withheld = False  # a batch's call rate is not shown: nor is the overall one
     overall_skips: dict[str, int] = {}
     missing_calls = 0.0
     total_calls = 0
@@ -409,7 +410,8 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
         # the QC of the samples that count (vault.store.reader: withdrawn ones left out);
         # a per-call total that could not be recounted without them is None (withheld)
         row: dict[str, Any] = {"batch": b.batch, "samples": bq.n_samples,
-                               **{key: None if key in qc and qc[key] is None
+                               **{key: None if (key in qc and qc[key] is None)
+                                  or (key in shown and shown[key] is None)
                                   else int(qc.get(key) or 0) for key in _QC_KEYS},
                                "skipped_records": dict(shown.get("skipped_records") or {})}
         miss = qc.get("missingness")
@@ -419,6 +421,8 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
                 else overall_qc[key] + row[key]
         for reason, n in row["skipped_records"].items():
             overall_skips[reason] = overall_skips.get(reason, 0) + int(n)
+        if miss is not None and row["call_rate"] is None:
+            rate_withheld = True
         if miss is not None:
             calls = int(qc.get("variants_written") or 0) * bq.n_samples
             missing_calls += miss * calls
@@ -446,7 +450,9 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
         batch_rows.append(row)
     overall_qc["skipped_records"] = dict(sorted(overall_skips.items()))
     overall_qc["samples"] = n_samples
-    overall_qc["call_rate"] = (1 - missing_calls / total_calls) if total_calls else None
+    # with the other batches' rates shown, the overall rate would give the withheld one
+    overall_qc["call_rate"] = (1 - missing_calls / total_calls) if total_calls and \
+        not rate_withheld else None
 
     # -- per-variant answers -----------------------------------------------------------------
     answers: dict[str, Any] = {}
