@@ -92,3 +92,35 @@ def test_sql_results__non_scalar_columns_are_refused_not_a_server_error(select: 
     table = duckdb.connect().sql(f"SELECT {select} AS x").to_arrow_table()
     with pytest.raises(SqlRefused, match="scalar columns only"):
         json_rows(table)
+
+
+@pytest.mark.parametrize("sql", [
+    "SHOW allowed_paths",
+    "SHOW \"allowed_paths\"",
+    "SHOW Allowed_Paths",
+    "FROM (SHOW allowed_paths)",
+    "SELECT * FROM frequency, (SHOW allowed_paths)",
+    "WITH allowed_paths AS (SELECT 1) FROM (SHOW allowed_paths)",
+    "SHOW secret_directory",
+    "SHOW memory_limit",
+])
+def test_show_of_a_setting_is_refused(sql: str, views: dict[str, pa.Table]) -> None:
+    """``SHOW <name>`` of a name that is no relation answers that setting's value (the
+    working directory in ``allowed_paths``), past the pg_settings/current_setting refusals."""
+    with pytest.raises(SqlRefused, match="SHOW is allowed only for a registered view"):
+        run_sql(sql, views)
+
+
+def test_show_of_a_setting_leaks_on_the_engine_alone(views: dict[str, pa.Table]) -> None:
+    con = locked_connection(views)
+    try:
+        rows = con.execute("SHOW allowed_paths").fetchall()
+    finally:
+        con.close()
+    assert any(CWD in p for p in rows[0][0])
+
+
+@pytest.mark.parametrize("sql", ["SHOW frequency", "SHOW TABLES", "SHOW ALL TABLES",
+                                 "DESCRIBE frequency", "SUMMARIZE frequency"])
+def test_show_of_a_view_still_answers(sql: str, views: dict[str, pa.Table]) -> None:
+    assert run_sql(sql, views).table.num_rows >= 1

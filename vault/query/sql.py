@@ -293,6 +293,14 @@ def _check_statement(con: duckdb.DuckDBPyConnection, query: str, views: set[str]
                     f"registered views (allowed table functions: "
                     f"{', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))})"
                 )
+        elif ref == "SHOW_REF" and node.get("show_type") == "SHOW" and not node.get("query"):
+            # ``SHOW <name>`` of a name that is not a relation answers the *setting* of that
+            # name (``SHOW allowed_paths`` gives the working directory): registered views only
+            table = str(node.get("table_name", "")).lower()
+            if node.get("catalog_name") or node.get("schema_name") or table not in views:
+                raise SqlRefused(
+                    "SHOW is allowed only for a registered view (SHOW <view>) or SHOW TABLES: "
+                    f"available views are {', '.join(sorted(views)) or '(none)'}")
         elif ref == "BASE_TABLE":
             catalog = str(node.get("catalog_name", "")).lower()
             schema = str(node.get("schema_name", "")).lower()
