@@ -114,3 +114,18 @@ def test_sql__a_list_column_is_a_clear_400_and_the_connection_stays_usable(
                 "FROM frequency", region="20:1-50000")
     assert r.status_code == 200, r.text
     assert r.json()["rows"][0][:2] == [1.5, "2020-01-02"]
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT array_to_string(allowed_paths, ',') AS p FROM (SHOW allowed_paths), frequency "
+    "LIMIT 1",
+    "SHOW secret_directory -- frequency",
+])
+def test_sql__show_of_a_setting_is_refused(as_user: Client, query: str) -> None:
+    """``SHOW <setting>`` answered the setting (allowed_paths: the server's directory)."""
+    import os
+
+    r = _sql(as_user("researcher-a"), query, region="20:1-1000")
+    assert r.status_code == 400, r.text
+    assert "SHOW is allowed only for a registered view" in r.text
+    assert os.getcwd() not in r.text and "nonexistent" not in r.text
