@@ -37,6 +37,7 @@ from vault.api.auth import Authenticated
 from vault.api.ratelimit import RateLimiter
 from vault.audit import AuditLog, AuditUnanchored
 from vault.audit.log import new_query_id
+from vault.audit.record import redact_token_like
 from vault.errors import (
     ClusterQueryFailed,
     ConfigError,
@@ -269,9 +270,11 @@ class Guard:
         return released(body)
 
     def _complete(self, payload: dict[str, Any], qid: str, result: dict[str, Any]) -> None:
-        """The request's one audit record; if it cannot be written nothing is answered."""
+        """The request's one audit record; if it cannot be written nothing is answered.
+        Token-like strings (a caller's parameter or unverified claim) are recorded withheld:
+        refused by the log's payload guard, they left the request without any record."""
         try:
-            self.audit.append({**payload, "result": result}, query_id=qid)
+            self.audit.append(redact_token_like({**payload, "result": result}), query_id=qid)
         except Exception as exc:  # fail closed: no record, no answer
             raise HTTPException(503, detail="the audit trail cannot be written; nothing was "
                                 "answered", headers={"X-Query-Id": qid}) from exc

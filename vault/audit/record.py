@@ -31,6 +31,9 @@ FORBIDDEN_KEYS = frozenset({
 #: String values that look like Vault/OpenBao tokens (service, batch, recovery; old ``s.``).
 _TOKEN_LIKE = re.compile(r"^(hv[sbr]|[sbr])\.[A-Za-z0-9_-]{20,}")
 
+#: a token-like string anywhere in a value (a reason code can quote a caller's value)
+_TOKEN_INSIDE = re.compile(r"(?<![A-Za-z0-9_.-])(hv[sbr]|[sbr])\.[A-Za-z0-9_-]{20,}")
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -139,6 +142,25 @@ def _walk(value: Any, where: str) -> None:
     elif value is not None and not isinstance(value, bool | int | float):
         raise ValueError(f"audit payload value at {where} is a {type(value).__name__}, "
                          "not a JSON value")
+
+
+#: what :func:`redact_token_like` writes instead of a token-like string
+TOKEN_LIKE_MARK = "<withheld: looks like a Vault token>"  # noqa: S105 (a marker)
+
+
+def redact_token_like(value: Any) -> Any:
+    """``value`` with every token-like part of its strings replaced by
+    :data:`TOKEN_LIKE_MARK`. For payloads holding what callers sent (query parameters, the
+    unverified claims of a refused JWT, reason codes quoting them): such a value is then
+    recorded withheld, instead of :func:`check_payload` refusing the whole record and the
+    request going unaudited."""
+    if isinstance(value, dict):
+        return {k: redact_token_like(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_token_like(v) for v in value]
+    if isinstance(value, str):
+        return _TOKEN_INSIDE.sub(TOKEN_LIKE_MARK, value)
+    return value
 
 
 def is_hex64(text: object) -> bool:
