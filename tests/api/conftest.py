@@ -31,6 +31,7 @@ USERS = {
     "nobody": ["some-unrelated-policy"],
     "limited": ["genovault-limited"],
     "noisy": ["genovault-noisy"],
+    "capped": ["genovault-capped"],
 }
 PASSWORD = "pw-for-tests-only"
 

@@ -622,6 +622,43 @@ def test_api__audit_chain_verifies_after_the_session(api: Api, as_user: Client) 
     assert report.records >= 10
 
 
+def test_api__max_region_bp_is_enforced_on_every_route(api: Api, as_user: Client) -> None:
+    """The policy's max_region_bp compiled to a rule on context.region_bp, which no route
+    set: the limit did nothing. Every route now states the bases its regions cover (the
+    whole dataset without a region, the rest of the contig for an open end)."""
+    c = as_user("capped")  # max_region_bp: 100000
+    small, big = "20:1-100000", "20:1-100001"
+    ds = "/v1/datasets/demo"
+    gets = [("frequency", {}), ("ld", {}), ("sfs", {}), ("association", {})]
+    for route, extra in gets:
+        ok = c.get(f"{ds}/{route}", params={"region": small, **extra})
+        assert ok.status_code == 200, (route, ok.text)
+        for region in (big, "20:1-", *([None] if route != "ld" else [])):
+            r = c.get(f"{ds}/{route}", params={**extra, **({"region": region} if region
+                                                           else {})})
+            assert r.status_code == 403, (route, region, r.text)
+            assert "region_too_large" in r.json()["detail"]
+            [rec] = _record_of(api, r.headers["x-query-id"])
+            assert rec["result"]["status"] == 403
+    post = c.post(f"{ds}/frequency", json={"regions": ["20:1-60000", "20:70000-120000"]})
+    assert post.status_code == 403  # 110,001 bases in all
+    assert c.post(f"{ds}/frequency", json={"regions": ["20:1-60000"]}).status_code == 200
+    # a list of variants states no region (max_variants bounds it)
+    assert c.post(f"{ds}/frequency", json={"variants": [
+        {"chrom": "20", "pos": 61, "ref": "A", "alt": "C"}]}).status_code == 200
+    sql = {"query": "SELECT count(*) AS n FROM frequency"}
+    assert c.post(f"{ds}/sql", json={**sql, "region": small}).status_code == 200
+    assert c.post(f"{ds}/sql", json=sql).status_code == 403
+    def beacon(end: int) -> httpx.Response:
+        return c.get("/beacon/v2/g_variants", params={
+            "referenceName": "20", "start": 0, "end": end, "requestedGranularity": "boolean"})
+
+    assert beacon(100000).status_code == 200
+    refused = beacon(200000)  # the one dataset visible to the role refuses: a Beacon error
+    assert refused.status_code == 403
+    assert "region_too_large" in refused.json()["error"]["errorMessage"]
+
+
 def test_api__rate_limit_is_enforced_and_audited(api: Api, as_user: Client) -> None:
     c = as_user("limited")
     codes = [c.get("/v1/datasets/demo/frequency", params={"region": REGION, "limit": 1})

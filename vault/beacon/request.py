@@ -112,6 +112,14 @@ class VariantQuery:
             return Region(chrom, max(1, self.start[0] + 1 - LOOKBACK), self.end[0])
         return Region(chrom, self.start[0] + 1, self.start[1])
 
+    def span_bp(self, whole: int) -> int:
+        """The bases :meth:`region` covers (``whole`` for a whole contig or dataset): the
+        request's size for the policy's ``max_region_bp``."""
+        r = self.region("_")
+        if r is None or r.end is None:
+            return whole
+        return r.end - r.start + 1
+
     def filter_text(self) -> str:
         """The site-filter expression (vault.query.sitefilter) every match satisfies, built
         from checked integers and ``[ACGTN]`` strings only."""

@@ -123,6 +123,11 @@ class Principal:
                    auth="anonymous")
 
 
+#: the ``region_bp`` of a request without a region or with an open end (the whole dataset or
+#: the rest of a contig): larger than any ``max_region_bp``
+WHOLE_BP = 2**53
+
+
 @dataclass(frozen=True)
 class QueryRequest:
     """What is asked: an action, on which dataset, grouped and filtered how, for which use.

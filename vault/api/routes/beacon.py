@@ -37,7 +37,7 @@ from vault.beacon.request import (
 )
 from vault.errors import ConfigError
 from vault.policy import visible_datasets
-from vault.policy.model import QueryRequest
+from vault.policy.model import WHOLE_BP, QueryRequest
 from vault.query import advanced, sitefilter
 from vault.query.service import MAX_TABLE_PAGE, FilterTally, Selection
 
@@ -234,7 +234,8 @@ def _one_dataset(request: Request, services: Any, req: BeaconRequest,
     qreq = QueryRequest(action="presence" if presence else "frequency", dataset=dataset,
                         variant_count=1 if exact is not None else None,
                         group_by=(group[0],) if group else (),
-                        filters=(f"{group[0]}={group[1]}",) if group else ())
+                        filters=(f"{group[0]}={group[1]}",) if group else (),
+                        region_bp=v.span_bp(WHOLE_BP))
     base = _base(request)
 
     def compute(decision: Any) -> Outcome:

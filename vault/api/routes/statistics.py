@@ -21,7 +21,7 @@ from vault.api.fastjson import (
 )
 from vault.api.guard import Outcome, disclosure_of
 from vault.errors import ConfigError
-from vault.policy.model import QueryRequest
+from vault.policy.model import WHOLE_BP, QueryRequest
 from vault.query import advanced, sitefilter
 from vault.query.service import (
     DEFAULT_PAGE,
@@ -124,6 +124,25 @@ def parse_region(text: str | None) -> Region | None:
     return region
 
 
+def region_span(texts: list[str | None], *, none_is_whole: bool = True) -> int | None:
+    """The bases a request's regions cover, for the policy's ``max_region_bp``: their lengths
+    summed, :data:`WHOLE_BP` for an open end or (``none_is_whole``) for no region at all;
+    None when a region does not parse (the answer is then the parse error, 400)."""
+    regions = [t for t in texts if t is not None and t.strip()]
+    if not regions:
+        return WHOLE_BP if none_is_whole else None
+    total = 0
+    for text in regions:
+        try:
+            r = parse_region(text)
+        except ConfigError:
+            return None
+        if r is None or r.end is None:
+            return WHOLE_BP
+        total += r.end - r.start + 1
+    return min(total, WHOLE_BP)
+
+
 class VariantKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
     chrom: str = Field(min_length=1, max_length=100, pattern=r"^[^\s:,]+$")
@@ -173,7 +192,8 @@ def _stat_route(route: str, stat: str) -> None:
                  filter: FilterQ = None) -> Response:
         flt = _Filter(filter)
         qreq = QueryRequest(action=stat, dataset=dataset,
-                            group_by=(group_by,) if group_by else (), filter_fields=flt.fields)
+                            group_by=(group_by,) if group_by else (), filter_fields=flt.fields,
+                            region_bp=region_span([region]))
         return answer(request, services, dataset, qreq,
                       lambda: flt.selection(region=parse_region(region)), group_by, cursor,
                       limit, wants_table(request, format), flt.audit())
@@ -184,7 +204,9 @@ def _stat_route(route: str, stat: str) -> None:
         qreq = QueryRequest(action=stat, dataset=dataset,
                             group_by=(query.group_by,) if query.group_by else (),
                             variant_count=len(query.variants) or None,
-                            filter_fields=flt.fields)
+                            filter_fields=flt.fields,
+                            region_bp=region_span(list(query.regions),
+                                                  none_is_whole=not query.variants))
 
         def selection() -> Selection:
             regions = tuple(r for r in (parse_region(t) for t in query.regions) if r)
@@ -234,7 +256,7 @@ def association(request: Request, services: ServicesDep, dataset: DatasetId,
                 filter: FilterQ = None) -> Response:
     flt = _Filter(filter)
     qreq = QueryRequest(action="association", dataset=dataset, group_by=(phenotype,),
-                        filter_fields=flt.fields)
+                        filter_fields=flt.fields, region_bp=region_span([region]))
 
     def compute(decision: Any) -> Outcome:
         sel = flt.selection(region=parse_region(region))
@@ -253,7 +275,7 @@ def ld(request: Request, services: ServicesDep, dataset: DatasetId,
        window_bp: Annotated[int | None, Query(ge=1, le=10**9)] = None,
        min_r2: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
        cursor: CursorQ = 0, limit: LimitQ = DEFAULT_PAGE) -> dict[str, Any]:
-    qreq = QueryRequest(action="ld", dataset=dataset)
+    qreq = QueryRequest(action="ld", dataset=dataset, region_bp=region_span([region]))
 
     def compute(decision: Any) -> Outcome:
         reg = parse_region(region)
@@ -272,7 +294,7 @@ def sfs(request: Request, services: ServicesDep, dataset: DatasetId, region: Reg
         filter: FilterQ = None) -> dict[str, Any]:
     flt = _Filter(filter)
     qreq = QueryRequest(action="sfs", dataset=dataset, group_by=(group_by,) if group_by else (),
-                        filter_fields=flt.fields)
+                        filter_fields=flt.fields, region_bp=region_span([region]))
 
     def compute(decision: Any) -> Outcome:
         sel = flt.selection(region=parse_region(region))
@@ -321,7 +343,7 @@ def sql(request: Request, services: ServicesDep, dataset: DatasetId,
     flt = _Filter(body.filter)
     qreq = QueryRequest(action="sql", dataset=dataset,
                         group_by=(body.group_by,) if body.group_by else (),
-                        filter_fields=flt.fields)
+                        filter_fields=flt.fields, region_bp=region_span([body.region]))
 
     def compute(decision: Any) -> Outcome:
         from vault.query.sqlviews import answer_sql
