@@ -313,6 +313,55 @@ def test_beacon__registered_rare_variant_is_not_revealed(as_user: Client) -> Non
     assert body["responseSummary"]["exists"] is False
 
 
+def _rare_lone_snvs() -> list[tuple[int, str, str]]:
+    """Rare SNVs (AC 1..5) alone at their position in the demo VCF."""
+    sites = _demo_sites()
+    at: dict[int, int] = {}
+    for s in sites:
+        at[s[0]] = at.get(s[0], 0) + 1
+    return [(p, r, a) for p, r, a, ac, _ in sites
+            if 1 <= ac <= 5 and len(r) == len(a) == 1 and at[p] == 1]
+
+
+@pytest.mark.parametrize("granularity,extra,which", [
+    ("record", {}, -1), ("count", {"variantType": "SNP"}, -2),
+    ("boolean", {"variantType": "SNP"}, -3), ("record", {"referenceBases": None}, -4),
+    ("count", {"referenceBases": "N"}, -5)])
+def test_beacon__registered_cost_does_not_say_which_allele_is_stored(
+        as_user: Client, granularity: str, extra: dict, which: int) -> None:
+    """A review asked the registered tier for a rare stored SNV and for an allele the cohort
+    does not hold at the same position (record granularity, or with variantType, or without
+    REF): the rare one cost ε and the absent one nothing, so epsilon_spent said that a carrier
+    of the rare allele is in the cohort. Now a named allele is charged stored or not, and a
+    query that does not name both alleles pays for the position's stored variants (what a
+    region of one position costs, docs/privacy.md) before the allele filter: asked first, the
+    absent allele costs what the rare one would."""
+    c = as_user("researcher-b")
+    pos, ref, alt = _rare_lone_snvs()[which]
+    never = next(b for b in "ACGT" if b not in (ref, alt))
+    spent = []
+    for a in (never, alt):
+        body = _sequence(pos, ref, a, granularity)
+        g = body["query"]["requestParameters"]["g_variant"]
+        g.update({k: v for k, v in extra.items() if v is not None})
+        for k in [k for k, v in extra.items() if v is None]:
+            del g[k]
+        body["query"]["includeResultsetResponses"] = "ALL"
+        r = c.post(B + "/datasets/demo/g_variants", json=body)
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        infos = doc["info"].get("datasets") or [
+            rs["info"] for rs in doc["response"]["resultSets"]]
+        (info,) = infos
+        spent.append(info["disclosure"]["epsilon_spent"])
+    # the absent allele, asked first, pays the cell (or the position) too
+    assert spent[0] == pytest.approx(0.25)
+    if g.get("referenceBases") in (None, "N"):
+        assert spent[1] == 0.0  # the position was paid for already
+    else:
+        assert spent[1] == pytest.approx(0.25)
+
+
 # -- requests: the schema's examples, GET and POST, errors ----------------------------------
 @pytest.mark.parametrize("path", REQUEST_EXAMPLES, ids=lambda p: p.name)
 def test_beacon__request_examples_are_accepted(api: Api, as_user: Client, path: Path) -> None:

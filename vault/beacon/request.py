@@ -99,6 +99,16 @@ class VariantQuery:
             return None
         return self.start[0] + 1, self.reference_bases, self.alternate_bases
 
+    def named_allele(self) -> tuple[int, str, str] | None:
+        """(POS, REF, ALT) of a sequence query naming both alleles without wildcards,
+        whatever its ``variantType`` (which can only narrow it further)."""
+        if self.kind != "sequence" or self.reference_bases is None \
+                or self.alternate_bases is None:
+            return None
+        if "N" in self.reference_bases or "N" in self.alternate_bases:
+            return None
+        return self.start[0] + 1, self.reference_bases, self.alternate_bases
+
     def region(self, chrom: str) -> Region | None:
         """The 1-based positions (VCF POS) that can hold a match on ``chrom``."""
         k = self.kind

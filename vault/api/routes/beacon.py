@@ -39,7 +39,7 @@ from vault.errors import ConfigError
 from vault.policy import visible_datasets
 from vault.policy.model import WHOLE_BP, QueryRequest
 from vault.query import advanced, sitefilter
-from vault.query.service import MAX_TABLE_PAGE, FilterTally, Selection
+from vault.query.service import MAX_PAGE, MAX_TABLE_PAGE, FilterTally, Selection
 
 _DOCUMENT = {"application/json": {"schema": {"type": "object",
                                              "description": "a Beacon v2 document"}}}
@@ -213,9 +213,30 @@ def datasets_post(request: Request, services: ServicesDep,
 def _selection(v: VariantQuery, chrom: str | None) -> Selection:
     if v.reference_name is not None and chrom is None:
         return Selection(variants=())  # a sequence the dataset does not have: nothing
+    allele = v.named_allele()
+    site_filter = sitefilter.parse(v.filter_text())
+    if allele is not None and chrom is not None:
+        # one named allele is a list of one variant: the registered tier then charges its
+        # cell whether the dataset holds it or not (QueryService._charge_requested), so
+        # what the answer costs does not say that a rare allele is stored there
+        return Selection(variants=((chrom, *allele),), site_filter=site_filter,
+                         tally=FilterTally())
     region = v.region(chrom) if chrom is not None else None
-    return Selection(region=region, site_filter=sitefilter.parse(v.filter_text()),
-                     tally=FilterTally())
+    return Selection(region=region, site_filter=site_filter, tally=FilterTally())
+
+
+def _charge_position(svc: Any, dataset: str, v: VariantQuery, chrom: str | None,
+                     disclosure: Any) -> None:
+    """Registered tier, a sequence query that does not name both alleles (``N``, or no
+    ``referenceBases``): the variants stored at the position are charged before the allele
+    filter picks among them, so that the cost names the position (docs/privacy.md, "What
+    is not protected") and never whether a given allele is stored there."""
+    if disclosure.noise is None or v.kind != "sequence" or chrom is None \
+            or v.named_allele() is not None:
+        return
+    region = v.region(chrom)
+    svc.statistic(dataset, "frequency", Selection(region=region), None, disclosure, 0,
+                  MAX_PAGE)
 
 
 def _shown(disclosure: dict[str, Any] | None) -> dict[str, Any]:
@@ -251,6 +272,7 @@ def _one_dataset(request: Request, services: Any, req: BeaconRequest,
                             "disclosure": {"tier": disclosure.tier, "k": disclosure.k}}, 0)
         chrom = resolve_contig(v.reference_name, version.manifest.contigs) \
             if v.reference_name is not None else None
+        _charge_position(svc, dataset, v, chrom, disclosure)
         if group is not None:
             return _group_filtered(svc, dataset, _selection(v, chrom), group, decision,
                                    disclosure, req, base)
