@@ -326,7 +326,8 @@ def _rare_lone_snvs() -> list[tuple[int, str, str]]:
 @pytest.mark.parametrize("granularity,extra,which", [
     ("record", {}, -1), ("count", {"variantType": "SNP"}, -2),
     ("boolean", {"variantType": "SNP"}, -3), ("record", {"referenceBases": None}, -4),
-    ("count", {"referenceBases": "N"}, -5)])
+    ("count", {"referenceBases": "N"}, -5), ("count", {"range": True}, -6),
+    ("record", {"range": True, "referenceBases": None}, -7)])
 def test_beacon__registered_cost_does_not_say_which_allele_is_stored(
         as_user: Client, granularity: str, extra: dict, which: int) -> None:
     """A review asked the registered tier for a rare stored SNV and for an allele the cohort
@@ -334,8 +335,8 @@ def test_beacon__registered_cost_does_not_say_which_allele_is_stored(
     REF): the rare one cost ε and the absent one nothing, so epsilon_spent said that a carrier
     of the rare allele is in the cohort. Now a named allele is charged stored or not, and a
     query that does not name both alleles pays for the position's stored variants (what a
-    region of one position costs, docs/privacy.md) before the allele filter: asked first, the
-    absent allele costs what the rare one would."""
+    region of one position costs, docs/privacy.md) before the allele filter, as does a range
+    with alleles: asked first, the absent allele costs what the rare one would."""
     c = as_user("researcher-b")
     pos, ref, alt = _rare_lone_snvs()[which]
     never = next(b for b in "ACGT" if b not in (ref, alt))
@@ -343,9 +344,11 @@ def test_beacon__registered_cost_does_not_say_which_allele_is_stored(
     for a in (never, alt):
         body = _sequence(pos, ref, a, granularity)
         g = body["query"]["requestParameters"]["g_variant"]
-        g.update({k: v for k, v in extra.items() if v is not None})
+        g.update({k: v for k, v in extra.items() if v is not None and k != "range"})
         for k in [k for k, v in extra.items() if v is None]:
             del g[k]
+        if extra.get("range"):  # a range of the one position, with the alleles
+            g["end"] = [pos]
         body["query"]["includeResultsetResponses"] = "ALL"
         r = c.post(B + "/datasets/demo/g_variants", json=body)
         assert r.status_code == 200, r.text
@@ -356,7 +359,7 @@ def test_beacon__registered_cost_does_not_say_which_allele_is_stored(
         spent.append(info["disclosure"]["epsilon_spent"])
     # the absent allele, asked first, pays the cell (or the position) too
     assert spent[0] == pytest.approx(0.25)
-    if g.get("referenceBases") in (None, "N"):
+    if g.get("referenceBases") in (None, "N") or "end" in g:
         assert spent[1] == 0.0  # the position was paid for already
     else:
         assert spent[1] == pytest.approx(0.25)

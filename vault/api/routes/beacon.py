@@ -227,15 +227,18 @@ def _selection(v: VariantQuery, chrom: str | None) -> Selection:
 
 def _charge_position(svc: Any, dataset: str, v: VariantQuery, chrom: str | None,
                      disclosure: Any) -> None:
-    """Registered tier, a sequence query that does not name both alleles (``N``, or no
-    ``referenceBases``): the variants stored at the position are charged before the allele
-    filter picks among them, so that the cost names the position (docs/privacy.md, "What
-    is not protected") and never whether a given allele is stored there."""
-    if disclosure.noise is None or v.kind != "sequence" or chrom is None \
-            or v.named_allele() is not None:
+    """Registered tier, a sequence, range or bracket query whose alleles or ``variantType``
+    pick among the variants of its positions (but that does not name one variant): the
+    variants stored there are charged before that filter picks, so that the cost names the
+    positions (docs/privacy.md, "What is not protected") and never whether a given allele
+    or type is stored there."""
+    if disclosure.noise is None or v.kind not in ("sequence", "range", "bracket") \
+            or chrom is None or v.named_allele() is not None or (
+                v.reference_bases is None and v.alternate_bases is None
+                and v.variant_type is None):
         return
-    region = v.region(chrom)
-    svc.statistic(dataset, "frequency", Selection(region=region), None, disclosure, 0,
+    where = replace(v, reference_bases=None, alternate_bases=None, variant_type=None)
+    svc.statistic(dataset, "frequency", _selection(where, chrom), None, disclosure, 0,
                   MAX_PAGE)
 
 
