@@ -51,6 +51,20 @@ def test_credential__a_bare_visa_gives_a_passport_principal() -> None:
     assert p.entity_id == f"ga4gh:{DAC.iss}#{SUB}"
 
 
+def test_credential__one_visa_bare_or_wrapped_is_one_principal() -> None:
+    """A review sent a DAC's visa (with aud) bare, then inside a broker's passport: two
+    principals (ga4gh:<dac>#sub, ga4gh:<broker>#sub), so two ε budgets and rate limits for
+    the same visa. The principal is now named by the visas' issuer, whoever wrapped them
+    (the passport's own sub is not who the visas are about)."""
+    aud = "https://genovault.example"
+    visa = DAC.visa(SUB, "ResearcherStatus", "https://doi.org/x", by="so", aud=aud)
+    s = spec(audience=aud)
+    bare, _ = passport_principal(visa, s)
+    wrapped, _ = passport_principal(BROKER.passport(SUB, [visa], aud=aud), s)
+    other, _ = passport_principal(BROKER.passport("someone-else", [visa], aud=aud), s)
+    assert bare.entity_id == wrapped.entity_id == other.entity_id == f"ga4gh:{DAC.iss}#{SUB}"
+
+
 def test_credential__a_passport_keeps_its_good_visas_and_names_the_bad_ones() -> None:
     good = DAC.visa(SUB, "ControlledAccessGrants", GRANT)
     status = BROKER.visa(SUB, "ResearcherStatus", "https://doi.org/x", by="so")

@@ -171,7 +171,11 @@ def passport_principal(token: str, spec: PassportSpec, *, now: float | None = No
             from None
     visas = tuple(_assertion(v) for v in accepted)
     sub = visas[0].sub
-    principal = Principal(entity_id=f"ga4gh:{info.iss}#{sub}"[:500], display_name=sub[:200],
+    # whose budget and rate limit: the subject as its visas' issuer names it -- never the
+    # broker that wrapped them, else one visa (with aud) sent bare and inside a passport,
+    # or inside the passports of two brokers, would be several principals with a budget each
+    owner = min(v.iss for v in visas)
+    principal = Principal(entity_id=f"ga4gh:{owner}#{sub}"[:500], display_name=sub[:200],
                           vault_policies=(), auth="passport", visas=visas)
     return principal, info
 
