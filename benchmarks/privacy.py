@@ -181,9 +181,11 @@ def release(counts: np.ndarray, row: Row) -> np.ndarray:
     return CellNoise(row.eps).sample(counts)
 
 
-def decide(released: np.ndarray, stored: np.ndarray, row: Row) -> dict[str, np.ndarray]:
+def decide(released: np.ndarray, stored: np.ndarray, row: Row,
+           exact: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Presence (bool; null = False) and AF (nan = withheld) from released counts, by the
-    rules of vault/query/advanced.presence and the frequency route (docs/privacy.md)."""
+    rules of vault/query/advanced.presence and the frequency route (docs/privacy.md);
+    ``exact``: the exact counts (registered tier: a variant rare in fact is not listed)."""
     from vault.privacy.disclosure import small_cells
 
     r = np.asarray(released, np.int64)
@@ -196,6 +198,8 @@ def decide(released: np.ndarray, stored: np.ndarray, row: Row) -> dict[str, np.n
     withheld = ~stored | small_cells(r, row.k, "alleles") | (an == 0)
     if row.tier != "controlled":  # a noisy AC or REF count of 0 is not listed either
         withheld |= (ac == 0) | (an - ac == 0)
+        if exact is not None:
+            withheld |= small_cells(np.asarray(exact, np.int64), row.k, "alleles")
     if row.rare_max_ac:
         withheld |= (ac > 0) & (ac <= row.rare_max_ac)
     af = np.where(withheld, np.nan, ac / np.maximum(an, 1))
@@ -209,7 +213,7 @@ class InProcess:
         self.row = row
         counts, self.stored = exact_counts(c)
         self.released = release(counts, row)
-        a = decide(self.released, self.stored, row)
+        a = decide(self.released, self.stored, row, counts)
         self._beacon, self._af = a["beacon"], a["af"]
         self.true_af = counts[:, 1] / c.n / 2 + counts[:, 2] / c.n
         self.members = c.members

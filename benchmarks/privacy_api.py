@@ -326,7 +326,7 @@ def check_equal(c: ps.Cohort, oracle: HttpOracle, target: Target) -> dict[str, A
         else:
             rel = counts[idx]
             have = np.ones(idx.size, bool)
-        want = bench.decide(rel, stored[idx] & have, row)
+        want = bench.decide(rel, stored[idx] & have, row, counts[idx])
         at = {s: i for i, s in enumerate(sites)}
         for s, v in (oracle.presence.get(name, {}) if row.presence is None else {}).items():
             n_p += 1

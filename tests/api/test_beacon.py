@@ -365,6 +365,27 @@ def test_beacon__registered_cost_does_not_say_which_allele_is_stored(
         assert spent[1] == pytest.approx(0.25)
 
 
+def test_beacon__registered_rare_variants_are_never_listed(as_user: Client) -> None:
+    """A review asked the registered tier for 150 rare stored SNVs (AC 1..5) and for an
+    allele the cohort does not hold at each position (count granularity with variantType,
+    i.e. the frequency listing): 40 rare ones were listed (their noisy AC reached k; a
+    quarter of the singletons) and no absent one ever is, so one listing proved that a
+    carrier is in the cohort. A variant rare in fact is now never listed, noise or not —
+    through Beacon and through /v1 alike."""
+    c = as_user("researcher-b")
+    rares = _rare_lone_snvs()[100:160]
+    for pos, ref, alt in rares:
+        body = _sequence(pos, ref, alt, "count")
+        body["query"]["requestParameters"]["g_variant"]["variantType"] = "SNP"
+        r = c.post(B + "/datasets/demo/g_variants", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["responseSummary"] == {"exists": False, "numTotalResults": 0}, pos
+    v1 = c.post("/v1/datasets/demo/frequency", json={"variants": [
+        {"chrom": "20", "pos": p, "ref": r, "alt": a} for p, r, a in rares]})
+    assert v1.status_code == 200, v1.text
+    assert v1.json()["variants"] == []
+
+
 # -- requests: the schema's examples, GET and POST, errors ----------------------------------
 @pytest.mark.parametrize("path", REQUEST_EXAMPLES, ids=lambda p: p.name)
 def test_beacon__request_examples_are_accepted(api: Api, as_user: Client, path: Path) -> None:

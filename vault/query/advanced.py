@@ -75,6 +75,8 @@ def association(svc: QueryService, dataset: str, selection: Selection, phenotype
         res = case_control_tests(c.groups[:, ci], c.groups[:, ki])
         wanted = svc._wanted(c, selection)
         rare_site = small_cells(c.overall, disclosure.k, "alleles")
+        if c.exact is not None:  # registered tier: rare in fact is not listed either
+            rare_site = rare_site | small_cells(c.exact, disclosure.k, "alleles")
         omitted += int((wanted & rare_site).sum())
         for i in np.flatnonzero(wanted & ~rare_site).tolist():
             if seen < cursor:

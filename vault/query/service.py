@@ -126,12 +126,16 @@ class _Counted:
     groups: np.ndarray  # (V, G, 4)
     #: ref, alt and id as Arrow arrays (columnar answers take from them without Python)
     strings: dict[str, pa.Array] | None = None
+    #: registered tier: the exact overall counts behind noisy ``overall`` (never released;
+    #: they decide only whether a variant is rare, and so not listed)
+    exact: np.ndarray | None = None
 
     def sliced(self, lo: int, hi: int) -> _Counted:
         return _Counted(self.contig, self.pos[lo:hi], self.ref[lo:hi], self.alt[lo:hi],
                         self.ids[lo:hi], self.overall[lo:hi], self.groups[lo:hi],
                         None if self.strings is None else
-                        {k: a.slice(lo, hi - lo) for k, a in self.strings.items()})
+                        {k: a.slice(lo, hi - lo) for k, a in self.strings.items()},
+                        None if self.exact is None else self.exact[lo:hi])
 
     def taken(self, idx: np.ndarray) -> _Counted:
         """The variants ``idx`` (sorted) only."""
@@ -140,11 +144,12 @@ class _Counted:
                         [self.alt[i] for i in rows], [self.ids[i] for i in rows],
                         self.overall[idx], self.groups[idx],
                         None if self.strings is None else
-                        {k: a.take(pa.array(idx, pa.int64())) for k, a in self.strings.items()})
+                        {k: a.take(pa.array(idx, pa.int64())) for k, a in self.strings.items()},
+                        None if self.exact is None else self.exact[idx])
 
     def with_counts(self, overall: np.ndarray, groups: np.ndarray) -> _Counted:
         return _Counted(self.contig, self.pos, self.ref, self.alt, self.ids, overall, groups,
-                        self.strings)
+                        self.strings, self.overall if self.exact is None else self.exact)
 
     def column(self, name: str, take: np.ndarray) -> pa.Array:
         """``ref``, ``alt`` or ``id`` of variants ``take`` ('.' ids as null)."""
@@ -349,6 +354,11 @@ class QueryService:
                 # when both noisy counts reach k
                 o = np.asarray(counted.overall, np.int64)
                 rare_site = rare_site | (o[:, 1] + 2 * o[:, 2] == 0) | (2 * o[:, 0] + o[:, 1] == 0)
+                # nor a variant that is rare in fact, whatever its noise: an allele the cohort
+                # does not hold is never listed, so a rare one listed (a quarter of AC 1..5
+                # came out at a noisy AC >= k) said that its carrier is in the cohort
+                if counted.exact is not None:
+                    rare_site = rare_site | small_cells(counted.exact, disclosure.k, "alleles")
             omitted += int((wanted & rare_site).sum())
             listed = np.flatnonzero(wanted & ~rare_site)
             if seen + listed.size <= cursor:
