@@ -386,6 +386,27 @@ def test_beacon__registered_rare_variants_are_never_listed(as_user: Client) -> N
     assert v1.json()["variants"] == []
 
 
+@pytest.mark.parametrize("params", [{"alternateBases": "ACGTACGTAC"},
+                                    {"referenceBases": "A", "alternateBases": "G"},
+                                    {"variantType": "INS"}])
+def test_beacon__registered_contig_wide_allele_search_is_refused(api: Api, as_user: Client,
+                                                                 params: dict) -> None:
+    """A contig-wide query with alleles or a type charged every such variant stored on the
+    contig: for an allele found once (a long indel, a rare MNP) ε was spent exactly when it
+    is stored. The registered tier now needs start with them; nothing is charged."""
+    c = as_user("researcher-b")
+    before = c.get("/v1/budget").json()["budget"]["epsilon_spent"]
+    r = c.get(B + "/datasets/demo/g_variants",
+              params={"referenceName": "20", "requestedGranularity": "count", **params})
+    assert r.status_code == 400, r.text
+    validate(r.json(), ERROR)
+    assert "need start" in r.json()["error"]["errorMessage"]
+    assert c.get("/v1/budget").json()["budget"]["epsilon_spent"] == pytest.approx(before)
+    ok = as_user("researcher-a").get(B + "/datasets/demo/g_variants", params={
+        "referenceName": "20", "requestedGranularity": "count", **params})
+    assert ok.status_code == 200, ok.text  # the controlled tier is not charged: answered
+
+
 # -- requests: the schema's examples, GET and POST, errors ----------------------------------
 @pytest.mark.parametrize("path", REQUEST_EXAMPLES, ids=lambda p: p.name)
 def test_beacon__request_examples_are_accepted(api: Api, as_user: Client, path: Path) -> None:

@@ -275,6 +275,13 @@ def _one_dataset(request: Request, services: Any, req: BeaconRequest,
                             "disclosure": {"tier": disclosure.tier, "k": disclosure.k}}, 0)
         chrom = resolve_contig(v.reference_name, version.manifest.contigs) \
             if v.reference_name is not None else None
+        if disclosure.noise is not None and v.kind == "contig" and (
+                v.reference_bases is not None or v.alternate_bases is not None
+                or v.variant_type is not None):
+            # what it would cost is the number of such variants stored on the whole contig:
+            # for an allele found once (a long indel) that says whether it is stored
+            raise ConfigError("registered tier: referenceBases, alternateBases and "
+                              "variantType need start (a sequence, range or bracket query)")
         _charge_position(svc, dataset, v, chrom, disclosure)
         if group is not None:
             return _group_filtered(svc, dataset, _selection(v, chrom), group, decision,
