@@ -158,3 +158,26 @@ def test_beacon_vrs__records_as_vrs_alleles_when_asked(as_user: Client) -> None:
     types = as_user(None).get(B + "/entry_types").json()["response"]["entryTypes"]
     assert [s["id"] for s in types["genomicVariation"]["additionallySupportedSchemas"]] == [
         VRS_SCHEMA_ID]
+
+
+def test_beacon_filters__a_group_filter_over_several_datasets_refuses_only_those_without_it(
+        api: Api, as_user: Client) -> None:
+    """Without datasetIds a group filter is asked of every visible dataset; one without that
+    column (ceu has no population) used to make the whole request a 400. It is now that
+    dataset's refusal (info.refusedDatasets, audited); the others answer."""
+    c = as_user("researcher-a")
+    r = c.post(B + "/g_variants", json=_body("count", [_pop("pop1")]))
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    validate(doc, COUNT)
+    refused = {d["id"]: d for d in doc["info"].get("refusedDatasets", [])}
+    assert refused["ceu"]["errorCode"] == 400 and refused["ceu"]["queryId"]
+    assert "demo" not in refused
+    alone = c.post(B + "/datasets/demo/g_variants", json=_body("count", [_pop("pop1")]))
+    assert doc["responseSummary"]["numTotalResults"] == \
+        alone.json()["responseSummary"]["numTotalResults"] > 0
+    records = _audited(api, [refused["ceu"]["queryId"]])
+    assert records[refused["ceu"]["queryId"]]["result"]["status"] == 400
+    # asked of ceu alone, the error is the answer, as before
+    only = c.post(B + "/datasets/ceu/g_variants", json=_body("count", [_pop("pop1")]))
+    assert only.status_code == 400

@@ -432,6 +432,15 @@ def _g_variants(request: Request, services: Any, parse: Callable[[], BeaconReque
                 refused.append({"id": name, "errorCode": 404, "queryId": qid,
                                 "errorMessage": str(exc.detail)})
                 continue
+            if exc.status_code in (400, 403) and len(names) > 1:
+                # one of several datasets cannot take the request (it has no such group
+                # column, or the policy refuses it there): that dataset is refused, the
+                # others answer; asked alone, its error is the answer
+                if qid:
+                    qids.append(qid)
+                refused.append({"id": name, "errorCode": exc.status_code, "queryId": qid,
+                                "errorMessage": str(exc.detail)})
+                continue
             return _error(req, exc, qids)
         qids.append(answer.query_id)
         answers.append(answer)
