@@ -177,13 +177,15 @@ def test_api__bad_parameters_are_4xx_never_5xx(as_user: Client, params: dict) ->
 # --- disclosure control -------------------------------------------------------------------
 
 
-def _all_pages(c: httpx.Client, path: str, **params: object) -> list[dict]:
+def _all_pages(c: httpx.Client, path: str, key: str = "variants",
+               **params: object) -> list[dict]:
+    """Every ``key`` row of a paged GET answer."""
     rows, cursor = [], 0
     while True:
         r = c.get(path, params={**params, "cursor": cursor, "limit": 5000})
         assert r.status_code == 200, r.text
         body = r.json()
-        rows += body["variants"]
+        rows += body[key]
         if not body["truncated"]:
             return rows
         cursor = body["next_cursor"]
@@ -248,19 +250,6 @@ def test_api__suppressed_ac_cannot_be_recovered_from_frequency_and_genotype_coun
     assert checked > 100, "the demo cohort has many variants with a suppressed group"
 
 
-def _association_pages(c: httpx.Client, **params: object) -> list[dict]:
-    rows, cursor = [], 0
-    while True:
-        r = c.get("/v1/datasets/demo/association",
-                  params={**params, "cursor": cursor, "limit": 5000})
-        assert r.status_code == 200, r.text
-        body = r.json()
-        rows += body["variants"]
-        if not body["truncated"]:
-            return rows
-        cursor = body["next_cursor"]
-
-
 def test_api__suppressed_ac_cannot_be_recovered_from_frequency_and_association(
         as_user: Client) -> None:
     """Association takes any column and any two of its groups as case and control. Its
@@ -274,7 +263,8 @@ def test_api__suppressed_ac_cannot_be_recovered_from_frequency_and_association(
             _all_pages(c, "/v1/datasets/demo/frequency", group_by="population")}
     known: dict[tuple, set[str]] = {}
     for case, control in (("pop1", "pop2"), ("pop1", "pop3"), ("pop2", "pop3")):
-        for v in _association_pages(c, phenotype="population", case=case, control=control):
+        for v in _all_pages(c, "/v1/datasets/demo/association", phenotype="population",
+                            case=case, control=control):
             for name, cell in v["groups"].items():
                 if cell["het"] is not None:
                     known.setdefault((v["pos"], v["ref"], v["alt"]), set()).add(name)
@@ -370,14 +360,7 @@ def test_api__ld_hides_pairs_whose_joint_allele_counts_are_small(as_user: Client
     params = {"region": "20:1-150000", "window_variants": 60, "limit": 5000}
 
     def all_pairs(**extra: object) -> list[dict]:
-        out, cursor = [], 0
-        while True:
-            page = c.get("/v1/datasets/demo/ld",
-                         params={**params, **extra, "cursor": cursor}).json()
-            out += page["pairs"]
-            if not page["truncated"]:
-                return out
-            cursor = page["next_cursor"]
+        return _all_pages(c, "/v1/datasets/demo/ld", "pairs", **params, **extra)
 
     body = {"pairs": all_pairs()}
     assert body["pairs"]
