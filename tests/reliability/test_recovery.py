@@ -123,6 +123,32 @@ def test_ledger__refund_deletes_the_charge_and_its_cells(tmp_path: Path) -> None
     assert ledger.spent("p1", 30) == pytest.approx(1.0)
 
 
+def test_ledger__refund_keeps_cells_another_answer_reused(tmp_path: Path) -> None:
+    """Answer A draws c1; a parallel answer B of the same principal reuses it (free) and
+    leaves; then A is withheld (its audit append timed out) and refunded. Deleting c1 would
+    let a later answer draw it again: two noisy values of one cell (averaging), the first
+    of them released without any charge. The refund must keep A's cells and charge."""
+    ledger = Ledger(tmp_path / "ledger.db")
+    draws = iter(range(1, 100))
+
+    def release(qid: str) -> np.ndarray:
+        r = ledger.release("p1", "v1", ["c1"], lambda idx: np.zeros((len(idx), 4), np.int64),
+                           lambda x: x + next(draws), lambda idx: 0.5, 100.0, 30,
+                           query_id=qid)
+        return r.counts["c1"]
+
+    first = release("a" * 32)
+    assert release("b" * 32).tolist() == first.tolist()  # B reused A's noisy cell
+    assert ledger.refund("a" * 32) == 0.0  # A's cell left with B: nothing to give back
+    assert ledger.spent("p1", 30) == pytest.approx(0.5)
+    assert release("c" * 32).tolist() == first.tolist()  # never noised a second time
+    assert ledger.spent("p1", 30) == pytest.approx(0.5)
+    # a cell nobody reused is still refunded and drawn anew
+    ledger.release("p1", "v1", ["c2"], lambda idx: np.zeros((len(idx), 4), np.int64),
+                   lambda x: x + 1, lambda idx: 0.5, 100.0, 30, query_id="d" * 32)
+    assert ledger.refund("d" * 32) == pytest.approx(0.5)
+
+
 def test_recovery__refunds_charges_without_an_audit_record_only(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.db")
     log = AuditLog(tmp_path / "audit.jsonl", MemoryAnchor())

@@ -15,6 +15,9 @@ Tables:
   dataset version, cell). A cell is noised once; every later answer that needs it reuses
   the stored noisy counts and costs nothing, so repeating or overlapping queries cannot
   average the noise away.
+* ``reused``: the query ids whose stored cells another answer has reused; such an answer's
+  cells have left with that other answer, so :meth:`Ledger.refund` keeps them (and the
+  charge that paid for them) rather than let them be drawn a second time.
 * ``presence_answers`` and ``member_loss`` (the policy option ``dp.presence``,
   vault.privacy.presence): the presence answers given to a principal per dataset version
   and variant (with the AC they counted and the noise drawn, for the admins' checks), and
@@ -63,6 +66,9 @@ CREATE TABLE IF NOT EXISTS cells (
     counts TEXT NOT NULL,
     query_id TEXT,
     PRIMARY KEY (principal, dataset_version, cell)
+);
+CREATE TABLE IF NOT EXISTS reused (
+    query_id TEXT PRIMARY KEY
 );
 CREATE TABLE IF NOT EXISTS presence_answers (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -241,14 +247,21 @@ class Ledger:
             con.execute("BEGIN IMMEDIATE")
             try:
                 have: dict[str, np.ndarray] = {}
+                sources: set[str] = set()  # other answers whose stored cells this reuses
                 uniq = list(dict.fromkeys(cells))
                 for i in range(0, len(uniq), 500):
                     chunk = uniq[i:i + 500]
                     q = ",".join("?" * len(chunk))  # placeholders only, never values
-                    sql = ("SELECT cell, counts FROM cells WHERE principal = ? AND "  # noqa: S608
-                           f"dataset_version = ? AND cell IN ({q})")
-                    for cell, counts in con.execute(sql, (principal, dataset_version, *chunk)):
+                    sql = ("SELECT cell, counts, query_id FROM cells WHERE "  # noqa: S608
+                           f"principal = ? AND dataset_version = ? AND cell IN ({q})")
+                    for cell, counts, src in con.execute(sql, (principal, dataset_version,
+                                                               *chunk)):
                         have[cell] = np.asarray(json.loads(counts), np.int64)
+                        if src is not None and src != query_id:
+                            sources.add(src)
+                if sources:  # those answers' cells are out now: never refunded (refund)
+                    con.executemany("INSERT OR IGNORE INTO reused (query_id) VALUES (?)",
+                                    [(src,) for src in sorted(sources)])
                 new: list[int] = []
                 seen: set[str] = set()
                 for i, c in enumerate(cells):
@@ -367,11 +380,19 @@ class Ledger:
         stored are deleted in one transaction, so nothing drawn for it is ever released or
         reused. Returns the ε given back. Only for answers that certainly were not sent:
         the guard calls it when the answer is withheld, recovery (:func:`unanswered_charges`)
-        for charges whose query id has no audit record."""
+        for charges whose query id has no audit record.
+
+        An answer whose stored cells another answer already reused (released them, free) is
+        not refunded (0.0): deleting its cells would let them be drawn again -- a second
+        noisy value of a released cell -- and the ε they cost was spent."""
         con = self._connect()
         try:
             con.execute("BEGIN IMMEDIATE")
             try:
+                if con.execute("SELECT 1 FROM reused WHERE query_id = ?",
+                               (query_id,)).fetchone() is not None:
+                    con.execute("COMMIT")
+                    return 0.0
                 row = con.execute("SELECT COALESCE(SUM(epsilon), 0) FROM charges WHERE "
                                   "query_id = ?", (query_id,)).fetchone()
                 con.execute("DELETE FROM charges WHERE query_id = ?", (query_id,))
