@@ -165,7 +165,7 @@ def _bgzf(data: bytes) -> bytes:
         head = b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff\x06\x00BC\x02\x00"
         out.append(head + struct.pack("<H", 18 + len(cdata) + 8 - 1) + cdata
                    + struct.pack("<II", zlib.crc32(piece), len(piece)))
-    return b"".join(out)
+    return b"".join(out) + source.BGZF_EOF  # the end-of-file block bgzip writes
 
 
 def _inflated(path: Path) -> bytes:

@@ -221,6 +221,43 @@ def test_validation__corrupt_bgzf_block_rejected(tmp_path: Path, ingest_file: Ca
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize(("fmt", "suffix"), [("z", ".vcf.gz"), ("b", ".bcf")],
+                         ids=["vcf.gz", "bcf"])
+def test_validation__bgzf_cut_at_a_block_boundary_rejected(
+        tmp_path: Path, ingest_file: Callable, store: Store, fmt: str, suffix: str) -> None:
+    """htslib writes whole records per BGZF block, so a file cut at a block boundary (a
+    killed `bcftools view -Oz`, a short copy) still decodes, just without its last records:
+    only the missing end-of-file block tells. bcftools refuses it ("no BGZF EOF marker");
+    so must ingest, not load the first half as if it were the file."""
+    import struct
+    import subprocess
+
+    from tests.support.vcfgen import random_records
+
+    samples = [f"s{i}" for i in range(50)]
+    vcf = write_vcf(tmp_path / "c.vcf",
+                    header(samples, contigs=["1"]) + random_records(50, 3000)[0])
+    whole = tmp_path / f"c{suffix}"
+    with open(whole, "wb") as out:
+        subprocess.run(["bcftools", "view", "--no-version", f"-O{fmt}", str(vcf)], stdout=out,
+                       check=True)
+    data = whole.read_bytes()
+    starts, p = [], 0
+    while p < len(data):
+        starts.append(p)
+        p += struct.unpack_from("<H", data, p + 16)[0] + 1
+    assert len(starts) > 4
+    cut = tmp_path / f"cut{suffix}"
+    for at in (starts[len(starts) // 2], starts[-1]):  # mid-file; only the EOF block gone
+        cut.write_bytes(data[:at])
+        with pytest.raises(InvalidInput) as err:
+            ingest_file(cut, "cut")
+        assert err.value.path == str(cut)
+        assert "no BGZF end-of-file marker" in err.value.reason
+        assert not store.exists("cut")
+
+
+@pytest.mark.integration
 def test_validation__plain_gzip_and_crlf_accepted(tmp_path: Path, ingest_file: Callable,
                                                   reader: Callable) -> None:
     text = "\r\n".join(H + GOOD) + "\r\n"

@@ -54,6 +54,10 @@ if TYPE_CHECKING:
 BGZF_MAGIC = b"\x1f\x8b\x08\x04"
 GZIP_MAGIC = b"\x1f\x8b"
 BCF_MAGIC = b"BCF\x02"
+#: the empty block that bgzip and htslib end every BGZF file with (SAM/BAM spec §4.1.2); a
+#: file without it was cut short, maybe exactly at a block boundary (htslib writes whole
+#: records per block, so the records before the cut still decode)
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 CHUNK_COMPRESSED = 2 << 20  # bytes of BGZF read per slice (~60 MB of VCF text)
 CHUNK_TEXT = 64 << 20
 INFLATE_THREADS = 2
@@ -153,6 +157,12 @@ class TextSource:
 
     def _bgzf_chunks(self) -> Iterator[bytes | np.ndarray]:
         path = self.path
+        with open(path, "rb") as fh:
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - len(BGZF_EOF)))
+            if fh.read() != BGZF_EOF:
+                raise InvalidInput(str(path), None, "truncated BGZF file (no BGZF end-of-file "
+                                                    "marker: it was cut short, maybe at a "
+                                                    "block boundary): re-copy the file")
         max_blocks = BGZF_MAX_INFLATE_PER_TASK // BGZF_MAX_BLOCK
         pool = ThreadPoolExecutor(max_workers=INFLATE_THREADS)
         finished = False
