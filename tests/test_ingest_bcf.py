@@ -449,3 +449,33 @@ def test_bcf__unusual_gt_value_anywhere_in_a_biallelic_record(sample: int, raw_v
     codes[sample] = 3  # './1' (a half-call) or '.' then allele 1 (missing)
     assert got[0] == 0 and got[5] == [codes]
     assert got[7] == (1 if raw_value == 0x01 else 0)
+
+
+@pytest.mark.parametrize(("written", "forged"), [
+    # an ID of tabs: the rendered line would read REF C, ALT T (the record says A, G)
+    ("rsXXXXXXXXXXXXXX", b"r\tC\tT\t5\tPASS\tX=1"),
+    ("rsXXXXXXXXXXXXXX", b"r\nC\tT\t5\tPASS\tX=1"),
+    # an INFO string with ';': the rendered INFO would hold a second key, KEEP=7
+    ("S=XXXXXXXX", b"S=a;KEEP=7"),
+], ids=["id-tabs", "id-newline", "info-semicolon"])
+def test_bcf__string_that_would_break_its_vcf_text_is_refused(written: str, forged: bytes,
+                                                              tmp_path: Path) -> None:
+    """BCF strings are length-prefixed, so they can hold what VCF text cannot; the decoder
+    renders the shared part as text, which such a string would re-split (htslib reads the
+    binary fields and would see REF A, ALT G, no KEEP). Refused, never re-split."""
+    info = written if written.startswith("S=") else "."
+    vid = "." if written.startswith("S=") else written
+    head = header(["s1", "s2", "s3"], contigs=["1"])
+    lines = [*head[:-1], '##INFO=<ID=S,Number=1,Type=String,Description="s">',
+             '##INFO=<ID=KEEP,Number=1,Type=Integer,Description="k">', head[-1],
+             f"1\t100\t{vid}\tA\tG\t.\tPASS\t{info}\tGT\t0/0\t0/1\t1/1"]
+    plain = to_bcf(write_vcf(tmp_path / "t.vcf", lines), tmp_path / "t.bcf", fmt="u")
+    assert plain is not None
+    raw = plain.read_bytes()
+    old = written.removeprefix("S=").encode()
+    assert raw.count(old) == 1 and len(forged.removeprefix(b"S=")) == len(old)
+    plain.write_bytes(raw.replace(old, forged.removeprefix(b"S=")))
+    with pytest.raises(InvalidInput) as err:
+        parse_file(plain)
+    assert err.value.reason.startswith("record 1: malformed BCF record (an ID, allele or INFO "
+                                       "string holds a tab"), err.value.reason

@@ -55,6 +55,7 @@ F_CONTIG = 3  # CHROM is not an index of the header's contig dictionary
 F_KEY = 4  # a FILTER or INFO value is not an index of the header's dictionary
 F_INDIV = 5  # a FORMAT field runs past the individual part
 F_GT_TYPE = 6  # GT is not an integer vector
+F_TEXT = 7  # a string would break its VCF text (the columns are found by their tabs)
 
 FATAL = {
     F_SHARED: "its shared part is shorter than its fields or a value runs past its declared "
@@ -64,6 +65,8 @@ FATAL = {
     F_KEY: "a FILTER or INFO key is not an index of the header's dictionary",
     F_INDIV: "a FORMAT field runs past the individual part's declared length",
     F_GT_TYPE: "GT is not an integer vector",
+    F_TEXT: "an ID, allele or INFO string holds a tab, newline or carriage return, or an "
+            "INFO string a ';', which VCF text cannot hold",
 }
 
 FLOAT_MISSING = np.uint32(0x7F800001)
@@ -155,6 +158,17 @@ def _descriptor(buf: np.ndarray, p: int, end: int) -> tuple[int, int, int]:
     if p + c * _size(t) > end:
         return -1, 0, p
     return t, c, p
+
+
+@_jit
+def _breaks_text(buf: np.ndarray, p: int, e: int, info: bool) -> bool:
+    """Whether buf[p:e] holds a byte that would end its column of the rendered line (a tab,
+    newline or CR; in an INFO value also ';', which would start another INFO key)."""
+    for q in range(p, e):
+        b = buf[q]
+        if b == 9 or b == 10 or b == 13 or (info and b == 59):
+            return True
+    return False
 
 
 @_jit
@@ -392,6 +406,8 @@ def _render(buf: np.ndarray, sh: int, se: int, contigs: np.ndarray, contig_off: 
         return o, F_SHARED if t == -1 else F_TYPE
     if t != T_CHAR and c > 0:
         return o, F_TYPE
+    if _breaks_text(buf, p, p + c, False):
+        return o, F_TEXT
     o = _put_string(out, o, buf, p, c, store)
     p += c
     o = _put(out, o, 9, store)
@@ -402,6 +418,8 @@ def _render(buf: np.ndarray, sh: int, se: int, contigs: np.ndarray, contig_off: 
             return o, F_SHARED if t == -1 else F_TYPE
         if t != T_CHAR and c > 0:
             return o, F_TYPE
+        if _breaks_text(buf, p, p + c, False):
+            return o, F_TEXT
         if a == 1:
             o = _put(out, o, 9, store)
         elif a > 1:
@@ -450,6 +468,8 @@ def _render(buf: np.ndarray, sh: int, se: int, contigs: np.ndarray, contig_off: 
         t, c, p = _descriptor(buf, p, se)
         if t < 0:
             return o, F_SHARED if t == -1 else F_TYPE
+        if t == T_CHAR and _breaks_text(buf, p, p + c, True):
+            return o, F_TEXT
         if i:
             o = _put(out, o, 59, store)
         o = _put_name(out, o, names, name_off, key, store)
