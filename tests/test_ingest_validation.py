@@ -49,6 +49,10 @@ BAD_RECORDS = [
                  "ALT is not", "bad_alt", id="bad-alt-unclosed-symbolic"),
     pytest.param(_with(2, "1\tabc\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
                  "POS is not", "bad_pos", id="bad-pos"),
+    # 2^64 + 150: wrapped around to POS 150 (sorted, so it was stored there); htslib refuses
+    pytest.param(_with(2, "1\t18446744073709551766\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"),
+                 5, "POS is not a non-negative integer (of at most 63 bits): "
+                 "'18446744073709551766'", "bad_pos", id="pos-past-64-bits"),
     pytest.param(_with(2, "1\t200\t.\tC\tT\tq\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
                  "QUAL", "bad_qual", id="bad-qual"),
     pytest.param(_with(2, "1\t200\t.\tC\tT\t-1.5\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,

@@ -25,7 +25,7 @@ ERRORS: dict[int, tuple[str, str]] = {
     # code: (reason key used in QC counts, message)
     E_FIELDS: ("too_few_columns", "fewer than 8 tab-separated columns (or FORMAT missing while "
                                   "the header declares samples)"),
-    E_POS: ("bad_pos", "POS is not a non-negative integer"),
+    E_POS: ("bad_pos", "POS is not a non-negative integer (of at most 63 bits)"),
     E_REF: ("bad_ref", "REF must be one or more of A, C, G, T, N"),
     E_ALT: ("bad_alt", "ALT is not '.' or a comma-separated list of: bases (A, C, G, T, N), "
                        "'*', a symbolic <ID> (no whitespace, ',', '<' or '>' inside) or a "

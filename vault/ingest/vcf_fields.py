@@ -292,7 +292,8 @@ def parse_fixed(buf: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray,
         ok = True
         for i in range(fs[li, 1], fs[li, 2] - 1):
             c = buf[i]
-            if c < 48 or c > 57:
+            # a digit, and no wrap-around past int64 (2^64 + 100 would read as 100)
+            if c < 48 or c > 57 or v > (9223372036854775807 - (c - 48)) // 10:
                 ok = False
                 break
             v = v * 10 + (c - 48)
