@@ -4,6 +4,7 @@ nothing becomes visible; --skip-invalid drops exactly the bad records and counts
 from __future__ import annotations
 
 import gzip
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,6 +54,11 @@ BAD_RECORDS = [
     pytest.param(_with(2, "1\t18446744073709551766\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"),
                  5, "POS is not a non-negative integer (of at most 63 bits): "
                  "'18446744073709551766'", "bad_pos", id="pos-past-64-bits"),
+    # 32,768 distinct ALTs: allele_index and n_alleles (int16) wrapped around to -32,768
+    pytest.param(_with(2, "1\t200\t.\tC\t" + ",".join(
+        "".join(t) for t in itertools.islice(itertools.product("ACGT", repeat=8), 32768))
+        + "\t.\tPASS\t.\tGT\t0/0\t0/32768\t1/1"), 5, "more than 32,767 ALT alleles",
+        "too_many_alts", id="alt-count-past-int16"),
     pytest.param(_with(2, "1\t200\t.\tC\tT\tq\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
                  "QUAL", "bad_qual", id="bad-qual"),
     pytest.param(_with(2, "1\t200\t.\tC\tT\t-1.5\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,

@@ -20,6 +20,10 @@ E_CHROM = 13
 E_CHROM_COLON = 14
 E_LONG_LINE = 15
 E_FORMAT_VALUES = 16
+E_MANY_ALTS = 17
+
+#: ALT alleles of one record at most: allele_index and n_alleles are int16 (docs/format.md)
+MAX_ALTS = 32767
 
 ERRORS: dict[int, tuple[str, str]] = {
     # code: (reason key used in QC counts, message)
@@ -39,6 +43,8 @@ ERRORS: dict[int, tuple[str, str]] = {
                                       "of ALT alleles"),
     E_FORMAT_VALUES: ("too_many_format_values", "a sample column has more ':'-separated "
                                                 "values than FORMAT has keys"),
+    E_MANY_ALTS: ("too_many_alts", f"more than {MAX_ALTS:,} ALT alleles (GenoVault stores "
+                                   "allele_index and n_alleles as 16-bit integers)"),
     E_FEW_SAMPLES: ("too_few_samples", "fewer sample columns than the header declares"),
     E_MANY_SAMPLES: ("too_many_samples", "more sample columns than the header declares"),
     E_EMPTY: ("empty_field", "an empty column (two adjacent tabs)"),

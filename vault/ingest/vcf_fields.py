@@ -22,10 +22,12 @@ from vault.ingest.vcf_errors import (
     E_EMPTY,
     E_FIELDS,
     E_LONG_LINE,
+    E_MANY_ALTS,
     E_NO_GT,
     E_POS,
     E_QUAL,
     E_REF,
+    MAX_ALTS,
 )
 from vault.ingest.vcf_scan import CR, TAB
 
@@ -312,6 +314,9 @@ def parse_fixed(buf: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray,
         na = _check_alt(buf, fs[li, 4], fs[li, 5] - 1)
         if na < 0:
             err[li] = E_ALT
+            continue
+        if na > MAX_ALTS:  # would wrap around in the int16 allele_index / n_alleles columns
+            err[li] = E_MANY_ALTS
             continue
         n_alt[li] = na
         qs = fs[li, 5]
