@@ -104,7 +104,7 @@ def test_ingest__creates_keys_encrypts_and_hmacs(role_client, root):
         create_transit_key(ingest, key(ds, cls))
         create_transit_key(ingest, key(ds, cls))  # second call is a no-op, not an error
     assert encrypt(ingest, key(ds)).startswith("vault:v1:")
-    mac = ingest.secrets.transit.generate_hmac(key(ds, "pseudonym"), PLAINTEXT)
+    mac = ingest.secrets.transit.generate_hmac(key(ds, "pseudonym"), PLAINTEXT, key_version="1")
     assert mac["data"]["hmac"].startswith("vault:v1:")
     for cls in CLASSES:
         info = root.secrets.transit.read_key(key(ds, cls))["data"]
@@ -121,7 +121,8 @@ def test_ingest__batch_hmac_works_and_is_deterministic(role_client):
     create_transit_key(ingest, key(ds, "pseudonym"))
     batch = [{"input": base64.b64encode(s.encode()).decode()} for s in ("S1", "S2", "S1")]
     resp = ingest.adapter.post(
-        f"/v1/transit/hmac/{key(ds, 'pseudonym')}/sha2-256", json={"batch_input": batch})
+        f"/v1/transit/hmac/{key(ds, 'pseudonym')}/sha2-256",
+        json={"batch_input": batch, "key_version": "1"})
     macs = [r["hmac"] for r in resp["data"]["batch_results"]]
     assert macs[0] == macs[2] != macs[1]
 

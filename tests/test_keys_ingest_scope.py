@@ -107,6 +107,12 @@ def test_scoped_ingest__hmac_only_with_the_pseudonym_key_version_1(bao_server, r
     forbidden(t.generate_hmac, f"genovault.{ds}.genotypes", PLAINTEXT)  # not the pseudonym key
     root.secrets.transit.rotate_key(f"genovault.{ds}.pseudonym")
     forbidden(t.generate_hmac, f"genovault.{ds}.pseudonym", PLAINTEXT, key_version=2)
+    # without key_version Transit would use the latest version (v2): key_version is required
+    forbidden(t.generate_hmac, f"genovault.{ds}.pseudonym", PLAINTEXT)
+    forbidden(client.adapter.post, f"/v1/transit/hmac/genovault.{ds}.pseudonym/sha2-256",
+              json={"batch_input": [{"input": PLAINTEXT}]})
+    assert t.generate_hmac(f"genovault.{ds}.pseudonym", PLAINTEXT,
+                           key_version="1")["data"]["hmac"].startswith("vault:v1:")
     forbidden(client.adapter.get, f"/v1/genovault-registry/{ds}/ab/cd")  # never read
     forbidden(client.adapter.list, f"/v1/genovault-registry/{ds}")  # never list
     forbidden(t.decrypt_data, f"genovault.{ds}.sites", ciphertext="vault:v1:AAAA")

@@ -122,6 +122,9 @@ def test_pseudonyms__stable_across_key_rotation(
     with pytest.raises(hvac.exceptions.Forbidden):
         ingest_client.adapter.post("/v1/transit/hmac/genovault.rot.pseudonym/sha2-256",
                                    json={"input": "eA==", "key_version": "2"})
+    with pytest.raises(hvac.exceptions.Forbidden):  # no key_version = the latest (v2)
+        ingest_client.adapter.post("/v1/transit/hmac/genovault.rot.pseudonym/sha2-256",
+                                   json={"input": "eA=="})
 
 
 @pytest.mark.integration

@@ -25,8 +25,11 @@ path "genovault-registry/*" {
 
 # Pseudonymise sample ids with transit/hmac/genovault.<dataset>.pseudonym (single or batch),
 # always with version 1 of the key so a sample keeps its pseudonym after a key rotation.
+# key_version is required: without it Transit uses the latest version (allowed_parameters
+# only restricts a parameter that is sent).
 path "transit/hmac/genovault.*" {
   capabilities = ["update"]
+  required_parameters = ["key_version"]
   allowed_parameters = {
     "input"       = []
     "batch_input" = []

@@ -16,9 +16,11 @@ path "transit/keys/genovault.${dataset}.*" {
   capabilities = ["read"]
 }
 
-# Pseudonyms: HMAC with the dataset's pseudonym key only, key version 1 only.
+# Pseudonyms: HMAC with the dataset's pseudonym key only, key version 1 only (required: an
+# HMAC without key_version would use the latest version).
 path "transit/hmac/genovault.${dataset}.pseudonym" {
   capabilities = ["update"]
+  required_parameters = ["key_version"]
   allowed_parameters = {
     "input"       = []
     "batch_input" = []
@@ -29,6 +31,7 @@ path "transit/hmac/genovault.${dataset}.pseudonym" {
 
 path "transit/hmac/genovault.${dataset}.pseudonym/*" {
   capabilities = ["update"]
+  required_parameters = ["key_version"]
   allowed_parameters = {
     "input"       = []
     "batch_input" = []
