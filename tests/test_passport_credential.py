@@ -169,3 +169,40 @@ def test_credential__jwks_read_from_a_url(jwks_url: str) -> None:
                                            + ":9/jwks.json")})
     assert _refused(DAC.visa(SUB, "ControlledAccessGrants", GRANT), down).reason == \
         "issuer_keys_unavailable"
+
+
+@pytest.mark.parametrize("body", [b"<html>not json</html>", b'{"keys": []}'])
+def test_credential__jwks_url_with_a_bad_answer_is_issuer_keys_unavailable(body: bytes) -> None:
+    """A JWKS URL answering non-JSON or a key set without keys refuses that issuer's visas
+    (issuer_keys_unavailable) instead of raising out of the verifier (a 500), and a passport's
+    other visas are still judged on their own."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+        bad = PassportSpec({"dac": IssuerSpec("dac", DAC.iss, None, url)})
+        visa = DAC.visa(SUB, "ControlledAccessGrants", GRANT)
+        assert _refused(visa, bad).reason == "issuer_keys_unavailable"
+        other = Issuer("https://other.example.org", kid="o1")
+        mixed = PassportSpec({
+            "dac": IssuerSpec("dac", DAC.iss, None, url),
+            "other": IssuerSpec("other", other.iss, other.jwks(), None),
+            "broker": IssuerSpec("broker", BROKER.iss, BROKER.jwks(), None,
+                                 signs=("passports",))})
+        p, info = passport_principal(BROKER.passport(SUB, [visa, other.visa(
+            SUB, "ControlledAccessGrants", GRANT)]), mixed)
+        assert [v.iss for v in p.visas] == [other.iss]
+        assert [r["reason"] for r in info.refused_visas] == ["issuer_keys_unavailable"]
+    finally:
+        server.shutdown()
+        server.server_close()

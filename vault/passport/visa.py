@@ -41,6 +41,7 @@ read is ``issuer_keys_unavailable``.
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -100,7 +101,10 @@ class TrustedIssuer:
                 raise VisaRefused("issuer_keys_unavailable", f"issuer {self.iss!r} has no keys")
             try:
                 keys = _client(self.jwks_url).get_jwk_set()
-            except jwt.PyJWKClientError as exc:
+            # not only PyJWKClientError: an answer that is not JSON (ValueError), a JWKS
+            # without a usable key (PyJWKSetError), a connection cut mid-answer (OSError,
+            # HTTPException) -- each is this issuer's keys being unavailable, never a crash
+            except (jwt.PyJWTError, ValueError, OSError, http.client.HTTPException) as exc:
                 raise VisaRefused("issuer_keys_unavailable", f"the keys of issuer {self.iss!r} "
                                   f"cannot be read ({type(exc).__name__})") from None
         else:
