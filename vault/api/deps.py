@@ -31,17 +31,11 @@ class Metrics:
                                           2.5, 5, 10))
         self.cache_bytes = Gauge("genovault_partition_cache_bytes",
                                  "decrypted partitions held in memory", registry=self.registry)
-        self._audit_timing: Callable[[], AppendTiming] | None = None
 
     def watch_audit(self, timing: Callable[[], AppendTiming]) -> None:
         """Export the audit append's turn (the one serial step of every request): read at
-        each scrape from ``timing`` (e.g. ``lambda: audit.timing``)."""
-        if self._audit_timing is None:
-            self.registry.register(_AuditTurnCollector(lambda: self._timing_now()))
-        self._audit_timing = timing
-
-    def _timing_now(self) -> AppendTiming:
-        return self._audit_timing() if self._audit_timing is not None else AppendTiming()
+        each scrape from ``timing`` (e.g. ``lambda: audit.timing``). Once per registry."""
+        self.registry.register(_AuditTurnCollector(timing))
 
 
 class _AuditTurnCollector:

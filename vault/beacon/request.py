@@ -91,13 +91,9 @@ class VariantQuery:
         return "range" if len(self.start) == 1 else "bracket"
 
     def exact_allele(self) -> tuple[int, str, str] | None:
-        """(POS, REF, ALT) of a sequence query naming both alleles without wildcards."""
-        if self.kind != "sequence" or self.reference_bases is None \
-                or self.alternate_bases is None or self.variant_type is not None:
-            return None
-        if "N" in self.reference_bases or "N" in self.alternate_bases:
-            return None
-        return self.start[0] + 1, self.reference_bases, self.alternate_bases
+        """(POS, REF, ALT) of a sequence query naming both alleles without wildcards and
+        without a ``variantType``."""
+        return None if self.variant_type is not None else self.named_allele()
 
     def named_allele(self) -> tuple[int, str, str] | None:
         """(POS, REF, ALT) of a sequence query naming both alleles without wildcards,
@@ -126,9 +122,7 @@ class VariantQuery:
         """The bases :meth:`region` covers (``whole`` for a whole contig or dataset): the
         request's size for the policy's ``max_region_bp``."""
         r = self.region("_")
-        if r is None or r.end is None:
-            return whole
-        return r.end - r.start + 1
+        return whole if r is None or r.length is None else r.length
 
     def filter_text(self) -> str:
         """The site-filter expression (vault.query.sitefilter) every match satisfies, built

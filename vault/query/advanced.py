@@ -74,9 +74,7 @@ def association(svc: QueryService, dataset: str, selection: Selection, phenotype
                        disclosure.rare_max_ac)
         res = case_control_tests(c.groups[:, ci], c.groups[:, ki])
         wanted = svc._wanted(c, selection)
-        rare_site = small_cells(c.overall, disclosure.k, "alleles")
-        if c.exact is not None:  # registered tier: rare in fact is not listed either
-            rare_site = rare_site | small_cells(c.exact, disclosure.k, "alleles")
+        rare_site = svc._rare_sites(c, disclosure.k)
         omitted += int((wanted & rare_site).sum())
         for i in np.flatnonzero(wanted & ~rare_site).tolist():
             if seen < cursor:
@@ -234,7 +232,7 @@ def sfs(svc: QueryService, dataset: str, selection: Selection, group_by: str | N
         # only the cells a frequency answer of the same variants and groups releases (listed
         # variants; no small, complementary or rare-variant cell), so that it says nothing the
         # frequency answer does not.
-        rare_site = small_cells(c.overall, disclosure.k, "alleles")
+        rare_site = svc._rare_sites(c, disclosure.k)
         prot = protect(c.overall, c.groups, sizes, disclosure.k, "alleles",
                        disclosure.rare_max_ac)
         released = {"overall": ~rare_site & (prot.overall == NONE)}

@@ -346,7 +346,7 @@ class QueryService:
             wanted = self._wanted(counted, selection)
             # A rare variant's mere presence identifies its carriers: a variant whose overall
             # AC or REF count is 1..k-1 is not listed at all (as if absent).
-            rare_site = small_cells(counted.overall, disclosure.k, "alleles")
+            rare_site = self._rare_sites(counted, disclosure.k)
             if disclosure.noise is not None:
                 # a noisy AC (or REF count) of 0 is not listed either: a third of the
                 # singletons come out at 0, and listed they would say that the site exists
@@ -354,11 +354,6 @@ class QueryService:
                 # when both noisy counts reach k
                 o = np.asarray(counted.overall, np.int64)
                 rare_site = rare_site | (o[:, 1] + 2 * o[:, 2] == 0) | (2 * o[:, 0] + o[:, 1] == 0)
-                # nor a variant that is rare in fact, whatever its noise: an allele the cohort
-                # does not hold is never listed, so a rare one listed (a quarter of AC 1..5
-                # came out at a noisy AC >= k) said that its carrier is in the cohort
-                if counted.exact is not None:
-                    rare_site = rare_site | small_cells(counted.exact, disclosure.k, "alleles")
             omitted += int((wanted & rare_site).sum())
             listed = np.flatnonzero(wanted & ~rare_site)
             if seen + listed.size <= cursor:
@@ -380,6 +375,18 @@ class QueryService:
                 truncated = True
                 break
         return stat, v, grouping, refused, pieces, truncated, omitted, tally
+
+    @staticmethod
+    def _rare_sites(c: _Counted, k: int) -> np.ndarray:
+        """The variants of ``c`` that are not listed for being rare: overall AC or REF count
+        1..k-1 -- on the registered tier by the exact counts behind the noisy ones too, so
+        that a rare variant is never listed whatever its noise (an allele the cohort does not
+        hold is never listed, so a rare one listed, as a quarter of AC 1..5 came out at a
+        noisy AC >= k, said that its carrier is in the cohort)."""
+        rare = small_cells(c.overall, k, "alleles")
+        if c.exact is not None:
+            rare = rare | small_cells(c.exact, k, "alleles")
+        return rare
 
     def _charge_requested(self, v: _Version, selection: Selection, group_by: str | None,
                           grouping: Grouping | None, disclosure: Disclosure) -> None:

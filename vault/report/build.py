@@ -410,8 +410,7 @@ def build_report(svc: QueryService, dataset: str, disclosure: Disclosure,
         # the QC of the samples that count (vault.store.reader: withdrawn ones left out);
         # a per-call total that could not be recounted without them is None (withheld)
         row: dict[str, Any] = {"batch": b.batch, "samples": bq.n_samples,
-                               **{key: None if (key in qc and qc[key] is None)
-                                  or (key in shown and shown[key] is None)
+                               **{key: None if key in shown and shown[key] is None
                                   else int(qc.get(key) or 0) for key in _QC_KEYS},
                                "skipped_records": dict(shown.get("skipped_records") or {})}
         miss = qc.get("missingness")

@@ -47,6 +47,11 @@ class Region:
     start: int = 1
     end: int | None = None
 
+    @property
+    def length(self) -> int | None:
+        """Bases covered (None for an open end: the rest of the contig)."""
+        return None if self.end is None else self.end - self.start + 1
+
     @classmethod
     def parse(cls, text: str) -> Region:
         m = _REGION_RE.match(text.strip())

@@ -137,9 +137,9 @@ def region_span(texts: list[str | None], *, none_is_whole: bool = True) -> int |
             r = parse_region(text)
         except ConfigError:
             return None
-        if r is None or r.end is None:
+        if r is None or r.length is None:
             return WHOLE_BP
-        total += r.end - r.start + 1
+        total += r.length
     return min(total, WHOLE_BP)
 
 
