@@ -69,3 +69,37 @@ def test_query_service__association_does_not_say_a_small_group_exists(
                                  d)
         said.append(str(exc.value).replace(guess, "<guess>"))
     assert said[0] == said[1]
+
+
+def test_query_service__registered_association_does_not_charge_rare_variants(
+        rare_group: QueryService, tmp_path: Path) -> None:
+    """On the registered tier association noised (and charged) every variant of the
+    partitions it read, rare ones included, so its cost over a region of one position said
+    whether a rare variant is stored there. A variant rare by its exact counts is never
+    listed, so it is now neither noised nor charged: a one-position region over a rare SNV
+    costs what one over an empty position costs (nothing)."""
+    from tests.support.demo import rare_snvs, unstored_positions
+    from vault.privacy.dp import DPSession
+    from vault.privacy.ledger import Ledger
+    from vault.query import advanced
+    from vault.store.reader import Region
+
+    ledger = Ledger(tmp_path / "ledger.db")
+    costs = []
+    positions = [p for _, p, _, _ in rare_snvs(700_000, 10)] + unstored_positions(
+        "20", 700_001, 2)
+    for pos in positions:
+        session = DPSession(ledger, "researcher", 0.25, 1e6, 30)
+        d = Disclosure(k=11, min_group_size=20, tier="registered", noise=session)
+        ans = advanced.association(rare_group, "rare", Selection(region=Region("20", pos, pos)),
+                                   "phenotype", "case", "control", d)
+        if ans["variants"]:  # another, listable allele at the same position
+            continue
+        costs.append(session.new_cells)
+    assert len(costs) >= 8 and set(costs) == {0}, costs
+    # a listable variant is still charged: a wide region costs its listed variants at least
+    session = DPSession(ledger, "researcher-2", 0.25, 1e6, 30)
+    d = Disclosure(k=11, min_group_size=20, tier="registered", noise=session)
+    ans = advanced.association(rare_group, "rare", Selection(region=Region("20", 1, 300_000)),
+                               "phenotype", "case", "control", d, limit=1000)
+    assert ans["count"] > 10 and session.new_cells >= ans["count"]

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import Api
+from tests.support.demo import rare_snvs, unstored_positions
 from vault.audit.paths import audit_log_path
 
 pytestmark = pytest.mark.integration
@@ -127,27 +128,6 @@ def _binomial_upper(n: int, p: float, tail: float) -> int:
     return n
 
 
-def _rare_snvs(lo: int, n: int) -> list[tuple[str, int, str, str]]:
-    """Stored biallelic SNVs of the demo cohort with overall AC 1..3, from position ``lo``."""
-    import pysam
-
-    from tests.api.conftest import DEMO
-
-    out = []
-    with pysam.VariantFile(str(DEMO / "demo_cohort.vcf.gz")) as vf:
-        for rec in vf:
-            if rec.pos >= lo and len(rec.alts or ()) == 1 and len(rec.ref) == 1 \
-                    and len(rec.alts[0]) == 1:
-                ac = sum(a == 1 for s in rec.samples.values() for a in (s["GT"] or ())
-                         if a is not None)
-                if 1 <= ac <= 3:
-                    out.append((rec.chrom, rec.pos, rec.ref, rec.alts[0]))
-                    if len(out) == n:
-                        break
-    assert len(out) == n
-    return out
-
-
 def test_dp__a_rare_allele_costs_and_lists_like_an_absent_one(as_user: Client) -> None:
     """Membership oracle on the registered tier: a list of variants charged only the stored
     ones (a rare allele cost ε, an allele the cohort does not hold nothing), and a rare
@@ -155,7 +135,7 @@ def test_dp__a_rare_allele_costs_and_lists_like_an_absent_one(as_user: Client) -
     one never is. Now every requested variant costs its cells, stored or not, and a noisy
     AC or REF count of 0 is not listed."""
     c = as_user("researcher-b")
-    rare = _rare_snvs(600_000, 40)
+    rare = rare_snvs(600_000, 40)
     absent = [(ch, pos, ref, next(b for b in "ACGT" if b not in (ref, alt)))
               for ch, pos, ref, alt in rare]
 
@@ -179,8 +159,42 @@ def test_dp__a_rare_allele_costs_and_lists_like_an_absent_one(as_user: Client) -
     # a list of several, with groups: the cost is one cell per variant and group either way
     r = c.post("/v1/datasets/demo/frequency", json={
         "variants": [dict(zip(("chrom", "pos", "ref", "alt"), v, strict=True))
-                     for v in _rare_snvs(800_000, 3)], "limit": 1}).json()
+                     for v in rare_snvs(800_000, 3)], "limit": 1}).json()
     assert r["disclosure"]["new_cells"] == 3
+
+
+def test_dp__a_region_over_a_rare_variant_costs_what_an_empty_one_costs(
+        as_user: Client) -> None:
+    """Site oracle on the registered tier: a region charged every stored variant it reached,
+    rare ones included, so a region of one position cost ε exactly when a variant is stored
+    there (`new_cells` 1 for a singleton's position, 0 for an empty one). A variant rare by
+    its exact counts is never listed, so it is now neither noised nor charged: the cost of a
+    region is the number of variants its answer lists (or, noisy 0, hides). Association:
+    tests/test_query_service.py."""
+    c = as_user("researcher-b")
+    rare = rare_snvs(900_000, 12)
+    empty = unstored_positions("20", 900_001, 3)
+    asked = 0
+    for ch, pos, _, _ in rare + [("20", p, "", "") for p in empty]:
+        for route in ("frequency", "genotype-counts"):
+            r = c.get(f"/v1/datasets/demo/{route}", params={"region": f"{ch}:{pos}-{pos}"})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            if body["variants"]:  # another allele, listable, stored at the same position
+                continue
+            asked += 1
+            assert body["disclosure"]["new_cells"] == 0, (route, pos, body["disclosure"])
+            assert body["disclosure"]["epsilon_spent"] == 0.0
+    assert asked >= 20
+    # a wide region costs its listed variants (and those a noisy 0 hides), not its rare ones
+    r = c.get("/v1/datasets/demo/frequency",
+              params={"region": "20:1000000-1100000", "limit": 500}).json()
+    exact = as_user("researcher-a").get("/v1/datasets/demo/frequency", params={
+        "region": "20:1000000-1100000", "limit": 500}).json()
+    assert not r["truncated"] and not exact["truncated"]
+    common = [v for v in exact["variants"] if v["overall"]["ac"] is not None]
+    assert r["count"] <= r["disclosure"]["new_cells"] <= len(exact["variants"])
+    assert r["disclosure"]["new_cells"] >= len(common)
 
 
 def test_dp__unsupported_statistic_is_refused_for_the_registered_tier(as_user: Client) -> None:

@@ -64,9 +64,12 @@ def association(svc: QueryService, dataset: str, selection: Selection, phenotype
         if disclosure.noise is not None:  # registered tier: tests from the noisy counts
             from vault.privacy.dp import noisy_counts
 
+            # rare variants are never listed, so neither noised nor charged (what the
+            # answer costs must not say that one is stored: QueryService._noised)
             noisy_o, noisy_g = noisy_counts(disclosure.noise, v.key, c.contig, c.pos, c.ref,
                                             c.alt, c.overall, c.groups,
-                                            svc._wanted(c, selection), phenotype,
+                                            svc._wanted(c, selection)
+                                            & svc._listable(c, disclosure.k), phenotype,
                                             grouping.names)
             # a new object: the cached exact counts must stay exact for other callers
             c = c.with_counts(noisy_o, noisy_g)
@@ -74,7 +77,7 @@ def association(svc: QueryService, dataset: str, selection: Selection, phenotype
                        disclosure.rare_max_ac)
         res = case_control_tests(c.groups[:, ci], c.groups[:, ki])
         wanted = svc._wanted(c, selection)
-        rare_site = svc._rare_sites(c, disclosure.k)
+        rare_site = svc._unlisted(c, disclosure)
         omitted += int((wanted & rare_site).sum())
         for i in np.flatnonzero(wanted & ~rare_site).tolist():
             if seen < cursor:

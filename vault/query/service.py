@@ -341,19 +341,11 @@ class QueryService:
         if disclosure.noise is not None and selection.variants:
             self._charge_requested(v, selection, group_by, grouping, disclosure)
 
+        skipped = [0]  # registered tier: wanted variants left unnoised for being rare
         for counted in self._noised(self._counts(v, selection, grouping, tally), v,
-                                    selection, group_by, grouping, disclosure, need):
+                                    selection, group_by, grouping, disclosure, need, skipped):
             wanted = self._wanted(counted, selection)
-            # A rare variant's mere presence identifies its carriers: a variant whose overall
-            # AC or REF count is 1..k-1 is not listed at all (as if absent).
-            rare_site = self._rare_sites(counted, disclosure.k)
-            if disclosure.noise is not None:
-                # a noisy AC (or REF count) of 0 is not listed either: a third of the
-                # singletons come out at 0, and listed they would say that the site exists
-                # (an allele the cohort does not hold is never listed); a variant is listed
-                # when both noisy counts reach k
-                o = np.asarray(counted.overall, np.int64)
-                rare_site = rare_site | (o[:, 1] + 2 * o[:, 2] == 0) | (2 * o[:, 0] + o[:, 1] == 0)
+            rare_site = self._unlisted(counted, disclosure)
             omitted += int((wanted & rare_site).sum())
             listed = np.flatnonzero(wanted & ~rare_site)
             if seen + listed.size <= cursor:
@@ -374,7 +366,26 @@ class QueryService:
             if start + take.size < listed.size:
                 truncated = True
                 break
-        return stat, v, grouping, refused, pieces, truncated, omitted, tally
+        return stat, v, grouping, refused, pieces, truncated, omitted + skipped[0], tally
+
+    def _unlisted(self, c: _Counted, disclosure: Disclosure) -> np.ndarray:
+        """The variants of ``c`` an answer does not list. A rare variant's mere presence
+        identifies its carriers: a variant whose overall AC or REF count is 1..k-1 is not
+        listed at all (as if absent). On the registered tier a noisy AC (or REF count) of 0
+        is not listed either (a variant is listed when its exact and its noisy counts reach
+        k): listed, a noisy 0 would read as "stored, carried by no one"."""
+        rare = self._rare_sites(c, disclosure.k)
+        if disclosure.noise is not None:
+            o = np.asarray(c.overall, np.int64)
+            rare = rare | (o[:, 1] + 2 * o[:, 2] == 0) | (2 * o[:, 0] + o[:, 1] == 0)
+        return rare
+
+    @staticmethod
+    def _listable(c: _Counted, k: int) -> np.ndarray:
+        """Registered tier, before noise: the variants whose exact overall AC and REF
+        counts are not 1..k-1, the only ones an answer may list (:meth:`_rare_sites`) and so
+        the only ones noised and charged for a region."""
+        return ~small_cells(c.overall if c.exact is None else c.exact, k, "alleles")
 
     @staticmethod
     def _rare_sites(c: _Counted, k: int) -> np.ndarray:
@@ -422,14 +433,19 @@ class QueryService:
 
     def _noised(self, parts: Iterator[_Counted], v: _Version, selection: Selection,
                 group_by: str | None, grouping: Grouping | None, disclosure: Disclosure,
-                need: Callable[[], int]) -> Iterator[_Counted]:
+                need: Callable[[], int], skipped: list[int]) -> Iterator[_Counted]:
         """The counts as released: exact for the controlled tier; for the registered tier
         (``disclosure.noise``), the wanted variants of each partition in runs as long as
         the page still ``need``s (at least DP_MIN_RUN), each run noised (and its new cells
         charged to the budget) only when the page gets to it. A page charges for the
         variants up to its end (those before the cursor too: they decide what is listed;
-        asked again they are free), plus at most the rare variants it skips and
-        DP_MIN_RUN − 1 more — not for the rest of the partition."""
+        asked again they are free), plus at most DP_MIN_RUN − 1 more — not for the rest of
+        the partition.
+
+        A variant rare by its exact counts (:meth:`_listable`) is never listed whatever its
+        noise, so it is neither noised nor charged (only counted in ``skipped[0]``): what a
+        region costs is then the number of variants the exact rule lists there, which its
+        pages show, and never says that a rare variant is stored at a position."""
         if disclosure.noise is None:
             yield from parts
             return
@@ -437,7 +453,10 @@ class QueryService:
 
         names = grouping.names if grouping else ()
         for counted in parts:
-            idx = np.flatnonzero(self._wanted(counted, selection))
+            wanted = self._wanted(counted, selection)
+            listable = self._listable(counted, disclosure.k)
+            skipped[0] += int((wanted & ~listable).sum())
+            idx = np.flatnonzero(wanted & listable)
             at = 0
             while at < idx.size:
                 step = max(DP_MIN_RUN, need())

@@ -229,9 +229,9 @@ def _charge_position(svc: Any, dataset: str, v: VariantQuery, chrom: str | None,
                      disclosure: Any) -> None:
     """Registered tier, a sequence, range or bracket query whose alleles or ``variantType``
     pick among the variants of its positions (but that does not name one variant): the
-    variants stored there are charged before that filter picks, so that the cost names the
-    positions (docs/privacy.md, "What is not protected") and never whether a given allele
-    or type is stored there."""
+    variants stored there that an answer may list are charged before that filter picks, so
+    that the cost counts what the positions list (docs/privacy.md, "What is not protected")
+    and never says whether a given allele or type is stored there."""
     if disclosure.noise is None or v.kind not in ("sequence", "range", "bracket") \
             or chrom is None or v.named_allele() is not None or (
                 v.reference_bases is None and v.alternate_bases is None
