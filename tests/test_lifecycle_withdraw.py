@@ -262,3 +262,79 @@ def test_compact__shred_old_keys_reports_a_batch_under_the_shared_key(
                             audit=events.append)
     assert rep.batches == ["b0001"] and rep.shredded_keys == []
     assert rep.unshreddable == ["b0001"] and events[-1]["not_shreddable"] == ["b0001"]
+
+
+def _transit_key_exists(bao_server: DevServer, name: str) -> bool:
+    try:
+        bao_server.client().adapter.get(f"/v1/transit/keys/{name}")
+    except hvac.exceptions.InvalidPath:
+        return False
+    return True
+
+
+def test_compact__a_later_shred_old_keys_deletes_keys_an_earlier_compaction_left(
+        tmp_path: Path, store: Store, role_client, bao_server: DevServer,
+        ingest_file: Callable[..., IngestResult], query_client: hvac.Client) -> None:
+    """The old genotypes key of a compacted batch was deleted only by the compaction that
+    rewrote the batch: one run without --shred-old-keys, or whose delete failed (Vault
+    unreachable, a token without the right, a kill) after its commit, left the key for good
+    (only a destruction found it), so a backup of the old files kept yielding the withdrawn
+    samples' genotypes. The names are now recorded before the commit and any later
+    `compact --shred-old-keys` deletes them -- never a key the manifest still names."""
+    ds = f"wl-{uuid.uuid4().hex[:8]}"
+    for b in range(2):
+        vcf, sheet = _batch(tmp_path, b, set(), seed=11 + b)
+        ingest_file(vcf, ds, sample_sheet=sheet, bin_size=2_000_000)
+    admin = role_client("admin")
+    first = store.manifest(ds).batches[0].genotype_key
+    lifecycle.withdraw(store, ds, admin, ["P0_3"])
+    rep = lifecycle.compact(store, ds, query_client, role_client("ingest"))  # no shredder
+    assert rep.batches == ["b0001"] and rep.shredded_keys == []
+    assert _transit_key_exists(bao_server, first)
+    # a delete that fails after the commit: a token that may not delete keys
+    second = store.manifest(ds).batches[1].genotype_key
+    lifecycle.withdraw(store, ds, admin, ["P1_5"])
+    with pytest.raises(GenoVaultError):
+        lifecycle.compact(store, ds, query_client, role_client("ingest"),
+                          shredder=role_client("ingest"))
+    assert store.manifest(ds).batches[1].n_samples == N_PER_BATCH - 1  # committed
+    assert _transit_key_exists(bao_server, first) and _transit_key_exists(bao_server, second)
+    # nothing left to compact: a shredder run deletes both, and no key still in use
+    shredder = bao_server.client(mint_role_token(bao_server.client(), "shredder"))
+    events: list[dict] = []
+    rep = lifecycle.compact(store, ds, query_client, role_client("ingest"), shredder=shredder,
+                            audit=events.append)
+    assert rep.batches == [] and sorted(rep.shredded_keys) == sorted([first, second])
+    assert sorted(events[-1]["keys_deleted"]) == sorted([first, second])
+    assert not _transit_key_exists(bao_server, first)
+    assert not _transit_key_exists(bao_server, second)
+    m = store.manifest(ds)
+    for key in m.transit_keys("genotypes"):
+        assert _transit_key_exists(bao_server, key)
+    svc = QueryService(store, lambda: query_client)
+    assert svc.statistic(ds, "frequency", Selection(), None, Disclosure(k=1, min_group_size=1),
+                         limit=10)["count"] > 0
+    # the record is gone once every key it named is deleted; the next run deletes nothing
+    assert lifecycle.compact(store, ds, query_client, role_client("ingest"),
+                             shredder=shredder).shredded_keys == []
+
+
+def test_compact__a_forged_retired_key_record_cannot_delete_a_key_in_use(
+        tmp_path: Path, store: Store, role_client, bao_server: DevServer,
+        ingest_file: Callable[..., IngestResult], query_client: hvac.Client) -> None:
+    """The record is a plain file in the dataset folder: whatever it names, only this
+    dataset's per-batch genotypes keys that the signed manifest no longer names are deleted."""
+    import json
+
+    ds = f"wl-{uuid.uuid4().hex[:8]}"
+    vcf, sheet = _batch(tmp_path, 0, set(), seed=5)
+    ingest_file(vcf, ds, sample_sheet=sheet, bin_size=2_000_000)
+    m = store.manifest(ds)
+    in_use = [*m.transit_keys("genotypes"), m.keys["sites"]]
+    (store.dataset_dir(ds) / lifecycle.RETIRED_KEYS).write_text(json.dumps(
+        {"retired_genotypes_keys": [*in_use, "genovault.other.genotypes.b0001"]}))
+    shredder = bao_server.client(mint_role_token(bao_server.client(), "shredder"))
+    rep = lifecycle.compact(store, ds, query_client, role_client("ingest"), shredder=shredder)
+    assert rep.shredded_keys == []
+    for key in in_use:
+        assert _transit_key_exists(bao_server, key)

@@ -170,7 +170,9 @@ def datasets_destroy(ctx: click.Context, dataset: str, request: bool,
 @click.argument("dataset")
 @click.option("--shred-old-keys", is_flag=True,
               help="Then delete the old batches' own genotypes keys (shredder role), so no "
-                   "backup of the old files yields the withdrawn genotypes.")
+                   "backup of the old files yields the withdrawn genotypes; also those an "
+                   "earlier compaction left (run without this flag, or stopped before its "
+                   "delete).")
 @click.pass_context
 def datasets_compact(ctx: click.Context, dataset: str, shred_old_keys: bool) -> None:
     """Rewrite the batches holding withdrawn samples without them (physical removal).
@@ -199,10 +201,11 @@ def datasets_compact(ctx: click.Context, dataset: str, shred_old_keys: bool) -> 
             raise
     if not rep.batches:
         echo(f"dataset {dataset!r}: nothing to compact (no withdrawn sample is stored)")
-        return
-    echo(f"dataset {dataset!r}: rewrote batch(es) {', '.join(rep.batches)} without "
-         f"{rep.removed_samples} withdrawn sample(s) ({rep.genotypes_per_s:,.0f} genotypes/s)")
-    if shred_old_keys:
+    else:
+        echo(f"dataset {dataset!r}: rewrote batch(es) {', '.join(rep.batches)} without "
+             f"{rep.removed_samples} withdrawn sample(s) "
+             f"({rep.genotypes_per_s:,.0f} genotypes/s)")
+    if shred_old_keys:  # this compaction's old keys and any an earlier one left
         echo(f"old genotypes key(s) deleted: {', '.join(rep.shredded_keys) or 'none'}")
         if rep.unshreddable:
             echo(f"WARNING: batch(es) {', '.join(rep.unshreddable)} were written under the "

@@ -66,6 +66,9 @@ ROTATION_MARKER = ".rotation.json"
 #: a compaction's removed pseudonyms, encrypted, from just before its commit until their
 #: registry entries are released (``v<commit version>.parquet``)
 RELEASE_DIR = ".release"
+#: names of the old genotypes keys of compacted batches not yet deleted (vault/keys/lifecycle
+#: ``compact``): the next ``compact --shred-old-keys`` deletes them
+RETIRED_KEYS = ".retired-keys.json"
 CLASS_CHOICES = (*PARQUET_CLASSES, "all")
 
 
@@ -726,13 +729,17 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
                                            for f in [b.samples_file, *b.variant_files]))
             report.batches.append(b.batch)
             report.removed_samples += int((~keep).sum())
+        committed = m
         if report.batches:
             # kept (encrypted) until released: a kill after the commit leaves the rerun the
             # pseudonyms it must release (the old samples table is gone by then)
             release = _write_release(folder, wkeys, m.version + 1, released)
-            signing.commit_signed(store, dataset, m.model_copy(update={
-                "batches": new_batches, "sample_count": offset, "updated_at": utcnow()}),
-                writer_client, m)
+            # the old batches' keys, before the commit: a kill (or a Vault refusal) after
+            # it leaves the next --shred-old-keys their names
+            _record_retired(folder, dataset, old_keys)
+            committed = m.model_copy(update={
+                "batches": new_batches, "sample_count": offset, "updated_at": utcnow()})
+            signing.commit_signed(store, dataset, committed, writer_client, m)
             for d in old_dirs:
                 shutil.rmtree(d, ignore_errors=True)
                 faults.point("compact.old_removed")
@@ -740,10 +747,8 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
             registry.release(writer_client, dataset, m.uid, released)
             faults.point("compact.released")
             _remove_release(release)
-            if shredder is not None:
-                for k in old_keys:
-                    _shred_key(shredder, k)
-                report.shredded_keys = old_keys
+        if shredder is not None:
+            report.shredded_keys = _shred_retired(folder, store.manifest(dataset), shredder)
     report.seconds = time.perf_counter() - t0
     if audit:
         audit({"event": "lifecycle", "command": "datasets compact", "dataset": dataset,
@@ -752,6 +757,64 @@ def compact(store: Store, dataset: str, reader_client: hvac.Client,
                "keys_deleted": report.shredded_keys,
                "not_shreddable": report.unshreddable})
     return report
+
+
+def _retired_prefix(dataset: str) -> str:
+    return transit_key_name(dataset, "genotypes") + "."
+
+
+def _record_retired(folder: Path, dataset: str, keys: list[str], *,
+                    replace: bool = False) -> None:
+    """Add ``keys`` (the old genotypes keys of batches being compacted) to the dataset's
+    record of retired keys (``RETIRED_KEYS``: names only, no key material), durably
+    (``replace``: the record becomes ``keys``). A compaction without ``--shred-old-keys``,
+    or one whose shred failed or was killed after its commit, leaves them there for the next
+    ``compact --shred-old-keys``."""
+    if not keys and not replace:
+        return
+    assert all(k.startswith(_retired_prefix(dataset)) for k in keys), keys
+    path = folder / RETIRED_KEYS
+    names = sorted(set(keys) if replace else set(_read_retired(folder)) | set(keys))
+    if not names:
+        path.unlink(missing_ok=True)
+        fsync_path(folder)
+        return
+    atomic_write_text(path, json.dumps({"retired_genotypes_keys": names}), encoding="ascii")
+
+
+def _read_retired(folder: Path) -> list[str]:
+    path = folder / RETIRED_KEYS
+    if not path.is_file():
+        return []
+    try:
+        names = json.loads(path.read_text(encoding="ascii"))["retired_genotypes_keys"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"{path}: not a record of retired keys ({exc}); restore it "
+                             "from a backup, or remove it after checking transit/keys by "
+                             "hand") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise IntegrityError(f"{path}: not a record of retired keys")
+    return names
+
+
+def _shred_retired(folder: Path, m: Manifest, shredder: hvac.Client) -> list[str]:
+    """Delete every recorded retired genotypes key that the committed manifest ``m`` no
+    longer names (a key still named -- a compaction that never committed -- is in use and
+    stays), then drop them from the record; returns the deleted names. Only this dataset's
+    per-batch genotypes keys are acted on, whatever the file says."""
+    prefix = _retired_prefix(m.dataset)
+    in_use = {*m.keys.values(), *m.transit_keys("genotypes")}
+    recorded = [k for k in _read_retired(folder) if k.startswith(prefix)]
+    done = []
+    try:
+        for k in recorded:
+            if k not in in_use:
+                _shred_key(shredder, k)
+                done.append(k)
+    finally:  # what was deleted leaves the record, even if a later delete fails
+        _record_retired(folder, m.dataset, [k for k in recorded if k not in done],
+                        replace=True)
+    return done
 
 
 def _write_release(folder: Path, keyring: Keyring, version: int, pseudonyms: list[str]) -> Path:
