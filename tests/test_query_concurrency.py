@@ -115,3 +115,37 @@ def test_prefetched_answer_equals_sequential(
     e2, t2 = svc.statistic_table("conc2", "frequency", Selection(), None,
                                  Disclosure(k=5, min_group_size=5), 10)
     assert not e2["truncated"] and t1.to_pylist() + t2.to_pylist() == rows_p
+
+
+def test_a_request_on_the_old_version_puts_no_block_back_in_the_cache(
+        store: Store, ingest_file: Callable[..., IngestResult], query_client: hvac.Client,
+        role_client: Callable[[str], hvac.Client]) -> None:
+    """A withdrawal makes a new dataset version and the service drops the old version's
+    decrypted partitions; a request that was still running on the old version put the blocks
+    it read afterwards back (they hold the withdrawn participants' genotypes), kept until
+    evicted. Entries of any version but the current one are now refused."""
+    from vault.keys import lifecycle
+
+    ds = "cachewd"
+    ingest_file(VCF, ds, bin_size=BIN)
+    svc = QueryService(store, lambda: query_client, 256 << 20)
+    old = svc.version(ds)
+    svc.statistic(ds, "frequency", Selection(), None, Disclosure(), limit=10)
+    assert any(k[1] == old.key for k in svc.blocks._items)
+    import pysam
+
+    with pysam.VariantFile(str(VCF)) as vf:
+        first = next(iter(vf.header.samples))
+    lifecycle.withdraw(store, ds, role_client("admin"), [first])
+    new = svc.version(ds)
+    assert new.key != old.key
+    assert not any(k[1] == old.key for c in (svc.blocks, svc.counts_cache)
+                   for k in c._items)
+    # the request still running on the old version reads on
+    svc._block(old, 0, 0)
+    svc._partition_counts(old, 0, 0, None)
+    assert not any(k[1] == old.key for c in (svc.blocks, svc.counts_cache)
+                   for k in c._items)
+    # the current version is cached as before
+    svc._block(new, 0, 0)
+    assert any(k[1] == new.key for k in svc.blocks._items)

@@ -219,7 +219,7 @@ class QueryService:
             if keyring is not None:
                 keyring.clear_caches()
             for cache in (self.blocks, self.counts_cache, self.site_masks):
-                cache.clear(dataset)
+                cache.retire(dataset, None)
             raise
 
     def _version(self, dataset: str) -> _Version:
@@ -237,11 +237,15 @@ class QueryService:
         reader = DatasetReader(self.store, dataset, keyring)
         version = _Version(reader.manifest, reader, Cohort.load(reader), key)
         with self._lock:
+            newest = self._versions.get(dataset)
+            if newest is not None and newest.manifest.uid == version.manifest.uid \
+                    and newest.manifest.version > version.manifest.version:
+                return newest  # a later commit was installed meanwhile: never go back
             self._versions[dataset] = version
-        if cur is not None:
-            self.blocks.clear(dataset)
-            self.counts_cache.clear(dataset)
-            self.site_masks.clear(dataset)
+        # the other versions' plaintext goes, and stays out: a request still running on the
+        # old version cannot put a withdrawn participant's blocks back
+        for cache in (self.blocks, self.counts_cache, self.site_masks):
+            cache.retire(dataset, key)
         return version
 
     def forget_keys(self) -> None:
