@@ -405,9 +405,14 @@ class DatasetReader:
             t = self._read(f.path, [fmt.GENOTYPE_COLUMN])
             packed = self._live_packed(i, t)
             rows += t.num_rows
-            missing += int(count_genotypes(packed, n).overall[:, 3].sum())
-            for c, g in groups.items():
-                per[c] += count_genotypes(packed, n, codes[c], len(g)).groups[:, :, 3].sum(0)
+            overall = None
+            for c, g in groups.items():  # a grouped count gives the overall one too
+                counted = count_genotypes(packed, n, codes[c], len(g))
+                per[c] += counted.groups[:, :, 3].sum(0)
+                overall = counted.overall if overall is None else overall
+            if overall is None:
+                overall = count_genotypes(packed, n).overall
+            missing += int(overall[:, 3].sum())
         out = dict(qc, samples=n, haploid_calls_as_homozygous=None, half_calls_as_missing=None,
                    missingness=missing / (rows * n) if rows and n else None)
         out["groups"] = {}
