@@ -29,6 +29,11 @@ down explicitly; nothing else in ``vault/`` reads the environment.
 ``GENOVAULT_DASK_CREDENTIAL_TTL``  lifetime of a worker's Vault token, the longest a query on
                                    Dask may run (default ``10m``)
 ``GENOVAULT_DASK_MIN_PARTITIONS``  smaller plans stay local (default 4)
+``GENOVAULT_TRUSTED_PROXIES``      comma-separated addresses of reverse proxies whose
+                                   ``X-Forwarded-For``/``-Proto`` the API believes (default
+                                   none: the client address is the TCP peer's, so no caller
+                                   can name another address in the audit trail or the rate
+                                   limits)
 =================================  ==========================================================
 
 Unsafe combinations are refused: only one of ``VAULT_ADDR``/``VAULT_TOKEN``; in production,
@@ -87,6 +92,8 @@ class Settings(BaseSettings):
                                      validation_alias=_env("GENOVAULT_DASK_CREDENTIAL_TTL"))
     dask_min_partitions: int = Field(default=4, ge=1,
                                      validation_alias=_env("GENOVAULT_DASK_MIN_PARTITIONS"))
+    trusted_proxies: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f:., /]+$",
+                                        validation_alias=_env("GENOVAULT_TRUSTED_PROXIES"))
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

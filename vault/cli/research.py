@@ -174,6 +174,7 @@ def serve_cmd(ctx: click.Context, host: str, port: int | None, detach: bool,
     import uvicorn
 
     from vault.api.app import create_app
+    from vault.api.inprocess import server_options
     from vault.api.wiring import build_services, service_identity
     from vault.query.distributed import executor_from_settings
 
@@ -186,7 +187,7 @@ def serve_cmd(ctx: click.Context, host: str, port: int | None, detach: bool,
     echo(f"GenoVault API on http://{host}:{port} (OpenAPI at /openapi.json){where}; Ctrl-C "
          "stops it", err=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=host, port=port, **server_options(settings.trusted_proxies))
     finally:
         if executor is not None:
             executor.close()
