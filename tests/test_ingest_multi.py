@@ -400,9 +400,11 @@ def test_cli__refusal_names_both_files_in_genovault_style(
     assert not store.exists(ds)
 
 
-def test_cli__details_of_a_small_multi_file_batch_suppress_every_files_qc(
+def test_cli__details_of_a_multi_file_batch_name_every_file_and_no_statistic(
         bao_server: DevServer, run: Callable[..., IngestResult], store: Store,
         tmp_path: Path) -> None:
+    """--details names every source file, parts added later included, and prints no QC
+    (of the batch or of any file): the statistics are the report's (docs/report.md)."""
     from click.testing import CliRunner
 
     from tests.support.vcfgen import header, random_records, write_vcf
@@ -422,13 +424,16 @@ def test_cli__details_of_a_small_multi_file_batch_suppress_every_files_qc(
     r = CliRunner().invoke(main, ["datasets", "show", ds, "--details", "--json"], env=env)
     assert r.exit_code == 0, r.output
     info = json.loads(r.stdout)["batch_info"]["b0001"]
-    assert [s["name"] for s in info["sources"]] == ["small1.vcf", "small2.vcf", "small3.vcf"]
-    for qc in [info["qc"], *(s["qc"] for s in info["sources"])]:
-        assert qc["missingness"] is None and qc["suppressed"], qc
-    assert "missing_per_sample" not in r.stdout
+    assert info == {"sources": ["small1.vcf", "small2.vcf", "small3.vcf"],
+                    "group_columns": []}
+    for needle in ("qc", "missingness", "missing_per_sample", "records_read"):
+        assert needle not in r.stdout, needle
     text = CliRunner().invoke(main, ["datasets", "show", ds, "--details"], env=env)
+    assert text.exit_code == 0, text.output
     assert "and 2 more source file(s)" in text.stdout
     assert "source small1.vcf, small2.vcf, small3.vcf" in text.stdout
+    assert "missingness" not in text.stdout and "records read" not in text.stdout
+    assert f"`genovault report {ds}`" in text.stdout
 
 
 def test_multi__info_fields_of_split_files_equal_the_whole_file(

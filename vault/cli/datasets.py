@@ -9,8 +9,7 @@ import sys
 import click
 
 from vault.cli.main import settings_of
-from vault.cli.output import echo, print_qc, safe
-from vault.privacy.cells import suppress_qc
+from vault.cli.output import echo, safe
 
 
 @click.group("datasets")
@@ -40,11 +39,17 @@ def datasets_list(ctx: click.Context) -> None:
 @click.argument("dataset")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @click.option("--details", is_flag=True,
-              help="Also decrypt each batch's information (source file name, QC report with "
-                   "small groups suppressed); needs the query role.")
+              help="Also decrypt each batch's source file names and group columns (no "
+                   "statistics: the QC is in `genovault report`); needs the query role.")
 @click.pass_context
 def datasets_show(ctx: click.Context, dataset: str, as_json: bool, details: bool) -> None:
-    """Show a dataset's manifest: batches, files, keys (names only) and, with --details, QC."""
+    """Show a dataset's manifest: batches, files, keys (names only) and, with --details, the
+    batches' source file names and group columns.
+
+    No statistic: each batch's QC (samples and missingness per group) is part of `genovault
+    report DATASET`, which the access policy decides, suppresses across every batch and
+    group together and audits.
+    """
     from vault.store.dataset import Store
 
     settings = settings_of(ctx)
@@ -74,25 +79,21 @@ def datasets_show(ctx: click.Context, dataset: str, as_json: bool, details: bool
              f"{b.ingested_at}")
         if b.batch in infos:
             info = infos[b.batch]
-            names = [src["name"] for src in info.get("sources", [])] or [info["source_name"]]
-            echo(f"    source {', '.join(names)}, group columns "
+            echo(f"    source {', '.join(info['sources'])}, group columns "
                  f"{', '.join(info['group_columns']) or '-'}")
-            print_qc(info["qc"])
+    if details:
+        echo(f"  each batch's QC is in `genovault report {m.dataset}` (decided by the access "
+             "policy, small cells suppressed, audited)")
 
 
 def _batch_infos(ctx: click.Context, store: object, dataset: str) -> dict[str, dict]:
+    """Per batch its source file names and group columns: no QC, no count (the report's)."""
     from vault.keys.client import session
     from vault.store.verify import open_reader
 
-    out = {}
     with session(settings_of(ctx), "query") as client:
         reader = open_reader(dataset, client, store)  # type: ignore[arg-type]
-        for b in reader.batches:
-            info = reader.batch_info(b)
-            out[b.batch] = {**info, "qc": suppress_qc(info["qc"]),
-                            "sources": [{**src, "qc": suppress_qc(src["qc"])}
-                                        for src in info.get("sources", [])]}
-    return out
+        return {b.batch: reader.batch_sources(b) for b in reader.batches}
 
 
 @datasets_group.command("verify")

@@ -366,6 +366,17 @@ class DatasetReader:
             names = self._open(batch.samples_file.path).schema_arrow.names
         return [c for c in names if c not in fmt.SAMPLE_BASE_COLUMNS]
 
+    def batch_sources(self, batch: Batch) -> dict[str, Any]:
+        """The batch's source file names (parts added later included) and group columns:
+        its encrypted information without the QC report, so nothing is computed and no
+        statistic is returned (the QC is the report's: ``genovault report``)."""
+        infos = [self._info(batch.info_file.path),
+                 *(self._info(p.info_file.path) for p in batch.parts if p.info_file is not None)]
+        names = [name for info in infos
+                 for name in ([str(s["name"]) for s in info.get("sources") or []]
+                              or [str(info["source_name"])])]
+        return {"sources": names, "group_columns": list(infos[0].get("group_columns", []))}
+
     def batch_info(self, batch: Batch) -> dict[str, Any]:
         """The batch's encrypted information: source name(s), group columns, QC report (over
         every source file, parts added later included: vault.store.batchinfo)."""
