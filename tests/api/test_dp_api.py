@@ -234,14 +234,25 @@ def test_dp__budget_is_exhausted_with_a_clear_refusal_even_in_parallel(
 def test_dp__budget_show_cli_lists_principals(api: Api) -> None:
     from click.testing import CliRunner
 
+    from tests.api.conftest import POLICIES
     from vault.cli.budget import budget_group
+    from vault.keys import auth as vauth
+    from vault.keys.bootstrap import mint_role_token
     from vault.privacy.ledger import ledger_path
 
+    root = api.bao.client()
+    role_id, secret_id = vauth.approle_credentials(root, "service")
+    env = {"VAULT_ADDR": api.bao.addr, "GENOVAULT_HOME": str(api.home),
+           "GENOVAULT_POLICY_DIR": str(POLICIES), "GENOVAULT_SERVICE_ROLE_ID": role_id,
+           "GENOVAULT_SERVICE_SECRET_ID": secret_id,
+           "VAULT_TOKEN": mint_role_token(root, "admin", ttl="5m")}  # budget_read: admin
     out = CliRunner().invoke(budget_group, ["show", "--ledger",
                                             str(ledger_path(api.services.settings.home)),
-                                            "--json"])
+                                            "--json"], env=env)
     assert out.exit_code == 0, out.output
     rows = [json.loads(x) for x in out.output.splitlines()]
     names = " ".join(str(r["display_name"]) for r in rows)
     assert "noisy" in names and "researcher-b" in names
     assert all(r["epsilon_total"] > 0 and r["charges"] > 0 for r in rows)
+    rec = json.loads(audit_log_path(api.services.settings).read_text().splitlines()[-1])
+    assert rec["request"]["action"] == "budget_read" and rec["result"]["rows"] == len(rows)
