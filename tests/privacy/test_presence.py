@@ -299,22 +299,16 @@ def test_policy__bad_presence_options_are_refused_with_the_field(tmp_path: Path,
     assert "presence" in text and message in text, text
 
 
-def test_budget_show__lists_presence_use_as_aggregates(tmp_path: Path) -> None:
+def test_ledger_usage__lists_presence_use_as_aggregates(tmp_path: Path) -> None:
+    """What `genovault budget show` lists (its decision, suppression and audit record:
+    tests/test_budget_cli.py, with OpenBao): counts per principal, no per-member state."""
     import json
-
-    from click.testing import CliRunner
-
-    from vault.cli.budget import budget_group
 
     led = Ledger(tmp_path / "l.db")
     for i in range(6):  # "no" at AC 31 costs each carrier 0.25: out after two answers
         _ask(led, "presence-only", f"1:{i + 1}:A:G|presence", draw=_draws([-20]))
-    out = CliRunner().invoke(budget_group, ["show", "--ledger", str(led.path), "--json"])
-    assert out.exit_code == 0, out.output
-    (row,) = [json.loads(x) for x in out.output.splitlines()]
+    (row,) = led.usage(30)
     assert row["principal"] == "presence-only" and row["epsilon_total"] == 0.0
     assert row["presence_answers"] == 6 and row["members_excluded"] == 31
     assert set(row) >= {"presence_answers", "members_excluded"}
     assert "loss" not in json.dumps(row)  # no per-member state, only counts
-    table = CliRunner().invoke(budget_group, ["show", "--ledger", str(led.path)])
-    assert table.exit_code == 0 and "presence" in table.output
