@@ -89,6 +89,38 @@ def test_bootstrap__repairs_a_tampered_policy(root):
     assert report.changed == ["updated policy genovault-ingest"]
 
 
+def test_bootstrap__brings_an_existing_vault_to_the_worker_token_roles(root):
+    """A Vault bootstrapped before the worker token roles (or tampered with): its service
+    policy minted through genovault-query (orphans, renewable to 24 h); bootstrap repairs a
+    loosened worker role, creates a missing one, and then changes nothing."""
+    loose = {"allowed_policies_glob": ["genovault-*"], "orphan": True, "renewable": True,
+             "token_explicit_max_ttl": 24 * 3600}
+    old_service = ('path "transit/decrypt/genovault.*" { capabilities = ["update"] }\n'
+                   'path "auth/token/create/genovault-query" { capabilities = ["update"] }\n')
+    root.adapter.post("/v1/auth/token/roles/genovault-query-worker", json=loose)
+    root.adapter.delete("/v1/auth/token/roles/genovault-ingest-worker")
+    root.sys.create_or_update_acl_policy("genovault-service", old_service)
+    try:
+        report = bootstrap(root)
+        again = bootstrap(root)
+    finally:
+        bootstrap(root)
+    assert {"updated token role genovault-query-worker",
+            "created token role genovault-ingest-worker",
+            "updated policy genovault-service"} <= set(report.changed), report.changed
+    assert again.changed == []
+    for role, glob, cap in (("query-worker", "genovault-query-*", 30 * 60),
+                            ("ingest-worker", "genovault-ingest-*.encrypt", 60 * 60)):
+        have = root.auth.token.read_role(f"genovault-{role}")["data"]
+        assert have["orphan"] is False and have["renewable"] is False
+        assert have["token_explicit_max_ttl"] == cap
+        assert have["allowed_policies"] == [] and have["allowed_policies_glob"] == [glob]
+        assert have["token_no_default_policy"] is True and have["token_type"] == "service"
+    service = root.sys.read_acl_policy("genovault-service")["data"]["policy"]
+    assert 'path "auth/token/create/genovault-query-worker"' in service
+    assert 'path "auth/token/create/genovault-query"' not in service
+
+
 def test_bootstrap__non_admin_token_is_forbidden(role_client):
     with pytest.raises(VaultForbidden, match="admin token"):
         bootstrap(role_client("admin"))

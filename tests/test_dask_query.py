@@ -22,6 +22,8 @@ from tests.support.daskcluster import two_worker_client
 from tests.support.vcfgen import cohort_vcf
 from vault.errors import GenoVaultError
 from vault.ingest.pipeline import IngestOptions, ingest
+from vault.keys import auth as vauth
+from vault.keys.acl import query_policy_hcl, with_token_self
 from vault.keys.bootstrap import mint_role_token
 from vault.query.service import Disclosure, QueryService, Selection
 from vault.store.dataset import Store
@@ -303,6 +305,43 @@ def test_dask_query__expired_worker_credential_fails_the_query_cleanly(
     left = [k for keys in cluster.has_what().values() for k in keys]
     assert not [k for k in left if str(k).startswith(vd.TASK_PREFIX)]
     cluster.cancel(busy)
+
+
+def test_dask_query__service_revokes_the_tokens_workers_did_not_revoke(
+        on_dask: QueryService, cluster: Any, bao_server: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The minter is the service's own AppRole identity (as with an external Vault). When a
+    worker does not answer the end of the query (gone, hung), the service revokes its token
+    by accessor: Vault must then know the token no more."""
+    root = bao_server.client()
+    root.sys.create_or_update_acl_policy(f"genovault-query-{DATASET}",
+                                         with_token_self(query_policy_hcl([DATASET])))
+    rid, sid = vauth.approle_credentials(root, "service")
+    service = bao_server.client(vauth.approle_login(bao_server.addr, rid, sid))
+    on_dask.executor = vd.DaskExecutor(cluster, lambda: service, min_partitions=1)
+    accessors: list[str] = []
+    real_mint = vd.mint_wrapped_worker_token
+
+    def mint(*a: Any, **kw: Any) -> tuple[str, str]:
+        out = real_mint(*a, **kw)
+        accessors.append(out[1])
+        return out
+
+    monkeypatch.setattr(vd, "mint_wrapped_worker_token", mint)
+    # no worker answers the end of the query: each keeps its credential
+    monkeypatch.setattr(vd.DaskExecutor, "_drop",
+                        lambda self, holders, cred_id: list(range(len(holders))))
+    try:
+        on_dask.statistic(DATASET, "frequency", Selection(), None, D, limit=5000)
+        assert len(accessors) == 2
+        for a in accessors:
+            with pytest.raises((hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)):
+                root.auth.token.lookup_accessor(a)
+    finally:
+        for cred_ids in cluster.run(vd.worker_state).values():
+            for cid in cred_ids:
+                cluster.run(vd.drop_credential, cid)
+        service.auth.token.revoke_self()
 
 
 class KillOnce(WorkerPlugin):

@@ -22,14 +22,15 @@ tasks wrote (a batch split inside one ``bin_size`` partition: on the local path 
 flow into one Parquet file, which no task can do alone) is refused with the advice to split
 at a partition boundary or to leave out ``--dask``.
 
-Credentials: per ingest, one token per worker through token role ``genovault-ingest`` with
-the one policy ``genovault-ingest-<dataset>.encrypt`` (transit/encrypt of that dataset's
-existing keys, token-self: no key creation, no pseudonyms, no registry, no signing, no
-decrypt), not renewable, response-wrapped, delivered straight to the worker over the
-client's own connection (never through the scheduler or a task), as the query path does
-(vault.query.distributed). Tasks carry the credential's random id, the dataset, the file's
-path, checksum and sample-list digest, the staging folder, counts and options. When the
-ingest ends, every worker revokes its token.
+Credentials: per ingest, one token per worker through token role
+``genovault-ingest-worker`` with the one policy ``genovault-ingest-<dataset>.encrypt``
+(transit/encrypt of that dataset's existing keys, token-self: no key creation, no
+pseudonyms, no registry, no signing, no decrypt), a child of the minter's token, not
+renewable, at most 60 minutes (Vault enforces these), response-wrapped, delivered straight
+to the worker over the client's own connection (never through the scheduler or a task), as
+the query path does (vault.query.distributed). Tasks carry the credential's random id, the
+dataset, the file's path, checksum and sample-list digest, the staging folder, counts and
+options. When the ingest ends, every worker revokes its token.
 
 A failed task fails the ingest: nothing was committed, the staging folder is removed (or,
 if a task still writes into it, by the next writer under the dataset's lock), and the error
@@ -267,7 +268,7 @@ class DaskIngest:
 
     ``minter()`` returns the hvac client that mints the workers' tokens (its Vault URL is
     the one workers use): the embedded vault's root, or the caller's own Vault identity,
-    which then needs ``auth/token/create/genovault-ingest``."""
+    which then needs ``auth/token/create/genovault-ingest-worker``."""
 
     client: Any
     minter: Callable[[], Any]
@@ -538,11 +539,14 @@ class IntegrityIngestError(DistributedIngestError):
 def ingest_from_settings(settings: Any, spec: str | None, ttl: str) -> DaskIngest | None:
     """The Dask ingest ``spec`` (or ``GENOVAULT_DASK_SCHEDULER``) asks for, or None (the
     local path). Workers' tokens are minted by the embedded vault's root, or by the caller's
-    own ``VAULT_TOKEN`` (which then needs ``auth/token/create/genovault-ingest``)."""
+    own ``VAULT_TOKEN`` (which then needs ``auth/token/create/genovault-ingest-worker``)."""
     spec = spec or settings.dask_scheduler
     if not spec:
         return None
     qd.parse_spec(spec)
+    from vault.keys.workers import check_worker_ttl
+
+    check_worker_ttl("ingest", ttl)  # before a cluster starts
     from vault.keys import client as vclient
 
     return DaskIngest.connect(spec, lambda: vclient.connect(settings), credential_ttl=ttl)

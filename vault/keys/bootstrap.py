@@ -62,6 +62,8 @@ from vault.keys.names import (
     TOKEN_ROLES,
     TRANSIT_MOUNT,
     USERPASS_MOUNT,
+    WORKER_TOKEN_MAX_TTL_S,
+    WORKER_TOKEN_ROLES,
 )
 from vault.keys.registry import REGISTRY_MOUNT
 
@@ -141,7 +143,7 @@ def bootstrap(client: hvac.Client, *, audit_path: Path | str | None = None) -> B
         _ensure_signing_key(client, report)
         for name, hcl in POLICIES.items():
             _ensure_policy(client, name, hcl, report)
-        for role in TOKEN_ROLES:
+        for role in (*TOKEN_ROLES, *WORKER_TOKEN_ROLES):
             _ensure_token_role(client, role, report)
         _ensure_auth_mount(client, APPROLE_MOUNT, "approle", "GenoVault pipelines and service",
                            report)
@@ -348,6 +350,8 @@ def _ensure_policy(client: hvac.Client, name: str, hcl: str, report: BootstrapRe
 
 
 def _token_role_spec(role: str) -> dict[str, Any]:
+    if role in WORKER_TOKEN_ROLES:
+        return _worker_token_role_spec(role)
     spec: dict[str, Any] = {
         "allowed_policies": [f"genovault-{role}"],
         "allowed_policies_glob": [f"{INGEST_POLICY_PREFIX}*"] if role == "ingest" else
@@ -358,6 +362,28 @@ def _token_role_spec(role: str) -> dict[str, Any]:
         "token_explicit_max_ttl": TOKEN_ROLE_EXPLICIT_MAX_TTL_S,
     }
     return spec
+
+
+def _worker_token_role_spec(role: str) -> dict[str, Any]:
+    """A scale-out worker's token role (vault.keys.workers): Vault itself, not the minter,
+    makes its tokens children of the minting token (``orphan`` false: revoked when it is),
+    not renewable, at most WORKER_TOKEN_MAX_TTL_S, service tokens (they have an accessor),
+    and with one of the dataset-scoped worker policies only: ``genovault-query-<dataset>``
+    (decrypt one dataset's keys; never ``genovault-query``, all datasets) or
+    ``genovault-ingest-<dataset>.encrypt`` (encrypt only; never a full ingest policy)."""
+    glob = {"query-worker": "genovault-query-*",
+            "ingest-worker": f"{INGEST_POLICY_PREFIX}*.encrypt"}[role]
+    return {
+        "allowed_policies": [],
+        "allowed_policies_glob": [glob],
+        "disallowed_policies": ["root", "default"],
+        "orphan": False,
+        "renewable": False,
+        "token_no_default_policy": True,
+        "token_explicit_max_ttl": WORKER_TOKEN_MAX_TTL_S[role],
+        "token_period": 0,
+        "token_type": "service",
+    }
 
 
 def _ensure_token_role(client: hvac.Client, role: str, report: BootstrapReport) -> None:

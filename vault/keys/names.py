@@ -29,6 +29,16 @@ ROLES = ("ingest", "query", "admin")
 #: ``shredder`` (both at once: compact --shred-old-keys). No AppRole, no long-lived
 #: credentials.
 TOKEN_ROLES = (*ROLES, "shredder", "shred-request", "shred-approve")
+#: Token roles of scale-out workers' credentials (vault.keys.workers), never minted by
+#: mint_role_token: ``query-worker`` (policies ``genovault-query-<dataset>``) and
+#: ``ingest-worker`` (``genovault-ingest-<dataset>.encrypt``). Their tokens are children of the
+#: minting token (revoked with it), not renewable, and capped by WORKER_TOKEN_MAX_TTL_S.
+WORKER_TOKEN_ROLES = ("query-worker", "ingest-worker")
+#: The longest a worker token may live (seconds), enforced by Vault (the token role's
+#: ``token_explicit_max_ttl``), whatever the minter asks for: a query on Dask must finish
+#: within 30 minutes (default GENOVAULT_DASK_CREDENTIAL_TTL 10m); an ingest within 60 minutes
+#: (the default --ttl-minutes), as an ingest task is a whole VCF file.
+WORKER_TOKEN_MAX_TTL_S = {"query-worker": 30 * 60, "ingest-worker": 60 * 60}
 #: AppRole roles: the token roles plus the query service's own identity.
 APPROLE_ROLES = (*ROLES, "service")
 

@@ -1,12 +1,16 @@
 """Short-lived Vault tokens for scale-out workers (vault.query.distributed and
 vault.ingest.distributed).
 
-A worker token is minted through token role ``genovault-query`` with the one policy
+A worker token is minted through token role ``genovault-query-worker`` with the one policy
 ``genovault-query-<dataset>`` (transit/decrypt of that dataset's keys, its manifest checks,
-token-self), not renewable, and returned **response-wrapped**: the minter only ever holds a
-single-use wrapping token, which the worker unwraps itself. An ingest worker's token
-(token role ``genovault-ingest``, policy ``genovault-ingest-<dataset>.encrypt``) may only
-encrypt with that dataset's keys. Nothing here logs or puts a token into a message.
+token-self) and returned **response-wrapped**: the minter only ever holds a single-use
+wrapping token, which the worker unwraps itself. An ingest worker's token (token role
+``genovault-ingest-worker``, policy ``genovault-ingest-<dataset>.encrypt``) may only encrypt
+with that dataset's keys. The worker token roles (vault.keys.bootstrap) make Vault enforce
+what the minter asks for: the token is a child of the minting token (revoked with it), not
+renewable, and lives at most WORKER_TOKEN_MAX_TTL_S (30 minutes for a query, 60 for an
+ingest); a longer ``ttl`` is refused here before anything is minted. Nothing here logs or
+puts a token into a message.
 """
 
 from __future__ import annotations
@@ -18,17 +22,35 @@ import hvac
 import hvac.exceptions
 import requests
 
-from vault.errors import VaultDown, VaultUnauthenticated
+from vault.errors import ConfigError, VaultDown, VaultUnauthenticated
 from vault.keys.client import CONNECT_TIMEOUT_S
+from vault.keys.names import WORKER_TOKEN_MAX_TTL_S
+
+
+def check_worker_ttl(role: str, ttl: str) -> str:
+    """``ttl`` if a ``role`` worker token (``query`` or ``ingest``) may live that long, else
+    ConfigError: Vault caps it at WORKER_TOKEN_MAX_TTL_S anyway, and a worker whose token
+    died before the work ended would fail it late."""
+    from vault.query.distributed import _seconds
+
+    cap = WORKER_TOKEN_MAX_TTL_S[f"{role}-worker"]
+    if _seconds(ttl) > cap:
+        what = ("GENOVAULT_DASK_CREDENTIAL_TTL" if role == "query"
+                else "--ttl-minutes with --dask")
+        raise ConfigError(f"a Dask worker's {role} token lives at most {cap // 60} minutes "
+                          f"(token role genovault-{role}-worker), not {ttl}: set {what} to "
+                          f"{cap // 60}m or less")
+    return ttl
 
 
 def mint_wrapped_query_token(minter: Any, dataset: str, ttl: str,
                               wrap_ttl: str) -> tuple[str, str]:
     """(wrapping token, accessor of the wrapped token) of a new worker token.
 
-    Minted through token role ``genovault-query`` with policy ``genovault-query-<dataset>``
-    only (decrypt that dataset's keys, check its manifests, token-self), not renewable,
-    ``ttl`` at most. The minter writes that policy if it may (the embedded vault's root);
+    Minted through token role ``genovault-query-worker`` with policy
+    ``genovault-query-<dataset>`` only (decrypt that dataset's keys, check its manifests,
+    token-self): a child of ``minter``'s token, not renewable, ``ttl`` at most (30 minutes at
+    most). The minter writes that policy if it may (the embedded vault's root);
     otherwise an admin must have written it (docs/scale.md). Both returned strings are
     secrets of a kind: the first unwraps once to the token, the second revokes it."""
     from vault.keys.acl import check_query_policy_name, query_policy_hcl, with_token_self
@@ -40,7 +62,7 @@ def mint_wrapped_query_token(minter: Any, dataset: str, ttl: str,
 
 #: an ingest worker's policy: ``genovault-ingest-<dataset>.encrypt``. Dataset ids hold no dot,
 #: so it can never be the full ingest policy of another dataset; the token role
-#: ``genovault-ingest`` allows it (``genovault-ingest-*``).
+#: ``genovault-ingest-worker`` allows these policies only (``genovault-ingest-*.encrypt``).
 INGEST_WORKER_POLICY_SUFFIX = ".encrypt"
 
 _INGEST_WORKER_HCL = """# GenoVault ingest worker for dataset {dataset} only: wrap data keys
@@ -75,10 +97,11 @@ def ingest_worker_policy_hcl(dataset: str) -> str:
 def mint_wrapped_ingest_token(minter: Any, dataset: str, ttl: str,
                                wrap_ttl: str) -> tuple[str, str]:
     """(wrapping token, accessor) of a new ingest worker token: through token role
-    ``genovault-ingest``, with the one policy ``genovault-ingest-<dataset>.encrypt``
-    (transit/encrypt of that dataset's existing keys, token-self), not renewable, ``ttl`` at
-    most, response-wrapped. The minter writes the policy if it may (the embedded vault's
-    root); otherwise an admin must have written it (docs/ingest.md)."""
+    ``genovault-ingest-worker``, with the one policy ``genovault-ingest-<dataset>.encrypt``
+    (transit/encrypt of that dataset's existing keys, token-self), a child of ``minter``'s
+    token, not renewable, ``ttl`` at most (60 minutes at most), response-wrapped. The
+    minter writes the policy if it may (the embedded vault's root); otherwise an admin must
+    have written it (docs/ingest.md)."""
     return _mint_wrapped(minter, "ingest", ingest_worker_policy_name(dataset),
                          ingest_worker_policy_hcl(dataset), dataset, ttl, wrap_ttl,
                          "a Dask worker's ingest token")
@@ -88,6 +111,8 @@ def _mint_wrapped(minter: Any, role: str, policy: str, hcl: str, dataset: str, t
                   wrap_ttl: str, what: str) -> tuple[str, str]:
     from vault.keys.errors import map_error
 
+    check_worker_ttl(role, ttl)
+    token_role = f"genovault-{role}-worker"
     with contextlib.suppress(hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath):
         try:
             current = minter.sys.read_acl_policy(policy)["data"]["policy"]
@@ -97,14 +122,16 @@ def _mint_wrapped(minter: Any, role: str, policy: str, hcl: str, dataset: str, t
             minter.sys.create_or_update_acl_policy(policy, hcl)
     try:
         resp = minter.auth.token.create(
-            role_name=f"genovault-{role}", policies=[policy], ttl=ttl, explicit_max_ttl=ttl,
+            role_name=token_role, policies=[policy], ttl=ttl, explicit_max_ttl=ttl,
             renewable=False, no_default_policy=True, display_name=f"genovault-{role}-worker",
             meta={"genovault_role": role, "dataset": dataset, "purpose": "dask-worker"},
             wrap_ttl=wrap_ttl)
     except (requests.exceptions.RequestException, hvac.exceptions.VaultError) as e:
         raise map_error(e, f"minting {what}", addr=minter.url,
-                        advice=f"the minting identity needs auth/token/create/genovault-{role} "
-                               f"and the policy {policy} must exist (docs/scale.md)") from None
+                        advice=f"the minting identity needs auth/token/create/{token_role} "
+                               f"(run `genovault vault bootstrap` if that token role is "
+                               f"missing) and the policy {policy} must exist "
+                               "(docs/scale.md)") from None
     info = resp["wrap_info"]
     return str(info["token"]), str(info.get("wrapped_accessor") or "")
 
@@ -138,7 +165,9 @@ def revoke_self(client: hvac.Client) -> None:
 
 
 def revoke_accessors(minter: Any, accessors: list[str]) -> None:
-    """Best effort: revoke tokens by accessor (needs auth/token/revoke-accessor)."""
+    """Best effort: revoke tokens by accessor (needs auth/token/revoke-accessor, which
+    genovault-service has). A token it cannot revoke still dies with its TTL, or with the
+    minting token (it is that token's child)."""
     for a in accessors:
         if a:
             with contextlib.suppress(requests.exceptions.RequestException,

@@ -9,7 +9,8 @@ and counts, ``int64`` (V, 4) and (V, G, 4) — never a genotype block; the execu
 other result.
 
 Workers authenticate to Vault themselves. For each query the executor mints one token per
-worker through the ``genovault-query`` token role, scoped to the dataset's query policy
+worker through the ``genovault-query-worker`` token role (children of the minter's token,
+not renewable, at most 30 minutes: Vault enforces it), scoped to the dataset's query policy
 (``genovault-query-<dataset>``: transit/decrypt of that dataset's keys, the manifest checks,
 token-self), with a short TTL, **response-wrapped**: the executor holds only a single-use
 wrapping token (TTL ``wrap_ttl``), sends it straight to one worker over the client's own
@@ -595,7 +596,7 @@ def _seconds(ttl: str) -> float:
 
 def worker_token_minter(settings: Any, service_client: Callable[[], Any]) -> Callable[[], Any]:
     """Who mints workers' tokens: with an external Vault, the service's own identity (it needs
-    ``auth/token/create/genovault-query``; docs/scale.md); with the embedded development
+    ``auth/token/create/genovault-query-worker``; docs/scale.md); with the embedded development
     vault, its root token (which the service already uses there to fetch its AppRole
     login)."""
     if settings.external_vault:
@@ -613,6 +614,9 @@ def executor_from_settings(settings: Any, spec: str | None,
     if not spec:
         return None
     parse_spec(spec)  # a bad spec fails before anything starts
+    from vault.keys.workers import check_worker_ttl
+
+    check_worker_ttl("query", settings.dask_credential_ttl)  # so does a TTL Vault would cap
     return DaskExecutor.connect(spec, worker_token_minter(settings, service_client),
                                 credential_ttl=settings.dask_credential_ttl,
                                 min_partitions=settings.dask_min_partitions)
