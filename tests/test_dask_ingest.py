@@ -17,6 +17,7 @@ import hvac.exceptions
 import pytest
 
 import vault.ingest.distributed as vid
+import vault.keys.workers
 import vault.query.distributed as vd
 from tests.support.baodev import DevServer
 from tests.support.daskcluster import two_worker_client
@@ -103,6 +104,15 @@ def test_dask_ingest__equals_the_local_multi_file_ingest(
     ingest(given, ds_local, client=_ingest_client(bao_server), store=local_store,
            sample_sheet=files["sheet"], options=IngestOptions(progress=False))
     rec = Recorder(monkeypatch, cluster)
+    accessors: list[str] = []
+    real_mint = vault.keys.workers.mint_wrapped_ingest_token
+
+    def mint(*a: Any, **kw: Any) -> tuple[str, str]:
+        out = real_mint(*a, **kw)
+        accessors.append(out[1])
+        return out
+
+    monkeypatch.setattr(vault.keys.workers, "mint_wrapped_ingest_token", mint)
     ex = vid.DaskIngest(cluster, lambda: bao_server.client())
     ingest_client = _ingest_client(bao_server)
     res = ingest(given, ds, client=ingest_client, store=dask_store,
@@ -128,8 +138,12 @@ def test_dask_ingest__equals_the_local_multi_file_ingest(
         assert set(pickle.loads(blob).entries[0]) == {"path", "rows", "bytes", "sha256",
                                                       "tail_sha256", "contig", "bin",
                                                       "file_id"}  # a bound dataset
-    # every worker dropped (and revoked) its credential
+    # every worker dropped (and revoked) its credential: Vault knows the tokens no more
     assert all(not state for state in cluster.run(vd.worker_state).values())
+    assert len(accessors) == 2
+    for a in accessors:
+        with pytest.raises((hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)):
+            bao_server.client().auth.token.lookup_accessor(a)
 
 
 def test_dask_ingest__bad_file_on_a_worker_leaves_nothing(

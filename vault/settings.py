@@ -27,7 +27,8 @@ down explicitly; nothing else in ``vault/`` reads the environment.
                                    of a scheduler, or ``local:N`` (a LocalCluster of N
                                    processes); unset: the local path (docs/scale.md)
 ``GENOVAULT_DASK_CREDENTIAL_TTL``  lifetime of a worker's Vault token, the longest a query on
-                                   Dask may run (default ``10m``)
+                                   Dask may run (default ``10m``, at most ``30m``: the token
+                                   role genovault-query-worker caps it)
 ``GENOVAULT_DASK_MIN_PARTITIONS``  smaller plans stay local (default 4)
 ``GENOVAULT_TRUSTED_PROXIES``      comma-separated addresses of reverse proxies whose
                                    ``X-Forwarded-For``/``-Proto`` the API believes (default
