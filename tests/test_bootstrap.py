@@ -94,7 +94,7 @@ def test_bootstrap__brings_an_existing_vault_to_the_worker_token_roles(root):
     policy minted through genovault-query (orphans, renewable to 24 h); bootstrap repairs a
     loosened worker role, creates a missing one, and then changes nothing."""
     loose = {"allowed_policies_glob": ["genovault-*"], "orphan": True, "renewable": True,
-             "token_explicit_max_ttl": 24 * 3600}
+             "token_explicit_max_ttl": 24 * 3600, "allowed_entity_aliases": ["*"]}
     old_service = ('path "transit/decrypt/genovault.*" { capabilities = ["update"] }\n'
                    'path "auth/token/create/genovault-query" { capabilities = ["update"] }\n')
     root.adapter.post("/v1/auth/token/roles/genovault-query-worker", json=loose)
@@ -116,6 +116,7 @@ def test_bootstrap__brings_an_existing_vault_to_the_worker_token_roles(root):
         assert have["token_explicit_max_ttl"] == cap
         assert have["allowed_policies"] == [] and have["allowed_policies_glob"] == [glob]
         assert have["token_no_default_policy"] is True and have["token_type"] == "service"
+        assert not have["allowed_entity_aliases"]
     service = root.sys.read_acl_policy("genovault-service")["data"]["policy"]
     assert 'path "auth/token/create/genovault-query-worker"' in service
     assert 'path "auth/token/create/genovault-query"' not in service

@@ -123,6 +123,10 @@ def test_service__cannot_mint_an_orphan_or_a_broader_token(
         with pytest.raises(hvac.exceptions.InvalidRequest, match="must be subset"):
             service.auth.token.create(role_name="genovault-query-worker", policies=policies,
                                       ttl="1m")
+    # nor another identity's (identity policies come with an entity alias)
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="entity_alias"):
+        service.auth.token.create(role_name="genovault-query-worker", policies=scoped,
+                                  entity_alias="an-admin", ttl="1m")
     # and no policy at all is no right at all (never the minter's own policies)
     bare = service.auth.token.create(role_name="genovault-query-worker", ttl="1m")["auth"]
     assert bare["policies"] == []

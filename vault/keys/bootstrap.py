@@ -377,6 +377,9 @@ def _worker_token_role_spec(role: str) -> dict[str, Any]:
         "allowed_policies": [],
         "allowed_policies_glob": [glob],
         "disallowed_policies": ["root", "default"],
+        # no entity alias: a minter naming one would give the token that entity's identity
+        # policies
+        "allowed_entity_aliases": [],
         "orphan": False,
         "renewable": False,
         "token_no_default_policy": True,
