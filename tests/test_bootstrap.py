@@ -122,6 +122,22 @@ def test_bootstrap__brings_an_existing_vault_to_the_worker_token_roles(root):
     assert 'path "auth/token/create/genovault-query"' not in service
 
 
+@pytest.mark.parametrize("role", ["query", "ingest", "admin"])
+def test_role_token__cannot_be_renewed(bao_server, root, role):
+    """The role tokens (one per command run) were renewable up to 24 h, though nothing in
+    GenoVault renews them: a leaked 15-minute token could be kept alive for a day. Vault now
+    refuses the renewal."""
+    import hvac
+
+    from vault.keys.bootstrap import mint_role_token
+
+    token = mint_role_token(root, role, ttl="2m")
+    info = root.auth.token.lookup(token)["data"]
+    assert info["renewable"] is False and 0 < info["ttl"] <= 120
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="not renewable"):
+        bao_server.client(token).auth.token.renew_self(increment="24h")
+
+
 def test_bootstrap__non_admin_token_is_forbidden(role_client):
     with pytest.raises(VaultForbidden, match="admin token"):
         bootstrap(role_client("admin"))

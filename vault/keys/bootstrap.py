@@ -357,7 +357,9 @@ def _token_role_spec(role: str) -> dict[str, Any]:
         "allowed_policies_glob": [f"{INGEST_POLICY_PREFIX}*"] if role == "ingest" else
         ["genovault-query-*"] if role == "query" else [],
         "orphan": True,
-        "renewable": True,
+        # nothing in GenoVault renews a role token (a command mints one per run, services
+        # log in again): renewable, a leaked one could be kept alive up to the explicit max
+        "renewable": False,
         "token_no_default_policy": True,
         "token_explicit_max_ttl": TOKEN_ROLE_EXPLICIT_MAX_TTL_S,
     }
