@@ -31,7 +31,7 @@ BROKER_ISSUER = Issuer(BROKER)
 SPEC = PassportSpec(issuers={
     "dac": IssuerSpec("dac", DAC, DAC_ISSUER.jwks(), None, (DAC + "/jwks",)),
     "broker": IssuerSpec("broker", BROKER, BROKER_ISSUER.jwks(), None, (),
-                         ("passports", "visas")),
+                         ("passports", "visas", "links")),
 })
 ISSUERS = trusted_issuers(SPEC)
 
@@ -64,9 +64,11 @@ def test_visa_with_conditions_is_dropped_from_a_passport() -> None:
     assert exc.value.reason == "no_valid_visa"
     assert [v["reason"] for v in exc.value.visas] == ["conditions_unsupported"]
     plain = DAC_ISSUER.visa("alice", "ResearcherStatus", "https://doi.org/10.1038/x", by="so")
-    principal, info = passport_principal(BROKER_ISSUER.passport("alice", [conditioned, plain]),
-                                         SPEC)
-    assert [v.type for v in principal.visas] == ["ResearcherStatus"]
+    # the broker links its alice to the DAC's alice (a visa's identity is its sub *and* iss)
+    link = BROKER_ISSUER.link("alice", ("alice", DAC))
+    principal, info = passport_principal(
+        BROKER_ISSUER.passport("alice", [conditioned, plain, link]), SPEC)
+    assert [v.type for v in principal.visas] == ["ResearcherStatus", "LinkedIdentities"]
     assert [v["reason"] for v in info.refused_visas] == ["conditions_unsupported"]
 
 

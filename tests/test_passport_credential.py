@@ -20,6 +20,8 @@ BROKER = Issuer("https://broker.example.org", kid="b1")
 ROGUE = Issuer("https://rogue.example.org")
 GRANT = "https://genovault.example/datasets/demo"
 SUB = "r1@example.org"
+#: a broker that signs passports, its own visas, and LinkedIdentities visas that count
+LINKS = ("passports", "visas", "links")
 
 
 def spec(audience: str | None = None, broker_signs: tuple[str, ...] = ("passports",),
@@ -54,15 +56,19 @@ def test_credential__a_bare_visa_gives_a_passport_principal() -> None:
 def test_credential__one_visa_bare_or_wrapped_is_one_principal() -> None:
     """A review sent a DAC's visa (with aud) bare, then inside a broker's passport: two
     principals (ga4gh:<dac>#sub, ga4gh:<broker>#sub), so two ε budgets and rate limits for
-    the same visa. The principal is now named by the visas' issuer, whoever wrapped them
-    (the passport's own sub is not who the visas are about)."""
+    the same visa. The principal is named by the identity of the visas that assert something
+    (not by the broker that wrapped them, nor by the LinkedIdentities visa that joins the
+    broker's account to the DAC's)."""
     aud = "https://genovault.example"
     visa = DAC.visa(SUB, "ResearcherStatus", "https://doi.org/x", by="so", aud=aud)
-    s = spec(audience=aud)
+    s = spec(audience=aud, broker_signs=LINKS)
     bare, _ = passport_principal(visa, s)
-    wrapped, _ = passport_principal(BROKER.passport(SUB, [visa], aud=aud), s)
-    other, _ = passport_principal(BROKER.passport("someone-else", [visa], aud=aud), s)
-    assert bare.entity_id == wrapped.entity_id == other.entity_id == f"ga4gh:{DAC.iss}#{SUB}"
+    link = BROKER.link(SUB, (SUB, DAC.iss))
+    wrapped, _ = passport_principal(BROKER.passport(SUB, [visa, link], aud=aud), s)
+    assert bare.entity_id == wrapped.entity_id == f"ga4gh:{DAC.iss}#{SUB}"
+    # the visa inside the passport of someone else is not theirs (see test_passport_identity)
+    assert _refused(BROKER.passport("someone-else", [visa], aud=aud), s).reason \
+        == "no_valid_visa"
 
 
 def test_credential__a_passport_keeps_its_good_visas_and_names_the_bad_ones() -> None:
@@ -70,16 +76,26 @@ def test_credential__a_passport_keeps_its_good_visas_and_names_the_bad_ones() ->
     status = BROKER.visa(SUB, "ResearcherStatus", "https://doi.org/x", by="so")
     expired = DAC.visa(SUB, "ControlledAccessGrants", GRANT + "2", exp=1_000_000)
     rogue = ROGUE.visa(SUB, "ControlledAccessGrants", GRANT)
-    token = BROKER.passport(SUB, [good, expired, status, rogue])
-    p, info = passport_principal(token, spec(broker_signs=("passports", "visas")))
-    assert [v.type for v in p.visas] == ["ControlledAccessGrants", "ResearcherStatus"]
+    link = BROKER.link(SUB, (SUB, DAC.iss))
+    token = BROKER.passport(SUB, [good, expired, status, rogue, link])
+    p, info = passport_principal(token, spec(broker_signs=LINKS))
+    assert [v.type for v in p.visas] == ["ControlledAccessGrants", "ResearcherStatus",
+                                         "LinkedIdentities"]
     assert [(r["index"], r["reason"]) for r in info.refused_visas] == [
         (1, "expired"), (3, "untrusted_issuer")]
     assert info.summary()["kind"] == "passport" and info.iss == BROKER.iss
-    # the broker may not sign visas unless the policy says so
-    p, info = passport_principal(token, spec())
-    assert [v.type for v in p.visas] == ["ControlledAccessGrants"]
-    assert (2, "untrusted_issuer") in [(r["index"], r["reason"]) for r in info.refused_visas]
+    # the broker may sign visas but not link identities: its own visa counts, the DAC's
+    # (another identity) no longer does
+    p, info = passport_principal(token, spec(broker_signs=("passports", "visas")))
+    assert [v.type for v in p.visas] == ["ResearcherStatus"]
+    assert [(r["index"], r["reason"]) for r in info.refused_visas] == [
+        (0, "identity_not_linked"), (1, "expired"), (3, "untrusted_issuer"),
+        (4, "links_not_trusted")]
+    # the broker may not sign visas unless the policy says so: nothing is left
+    exc = _refused(token, spec())
+    assert (exc.reason, [(v["index"], v["reason"]) for v in exc.visas]) == ("no_valid_visa", [
+        (0, "identity_not_linked"), (1, "expired"), (2, "untrusted_issuer"),
+        (3, "untrusted_issuer"), (4, "untrusted_issuer")])
 
 
 def _refused(token: str, s: PassportSpec | None = None) -> CredentialRefused:
@@ -106,11 +122,12 @@ def test_credential__refusals_name_their_reason_and_what_was_claimed() -> None:
         assert exc.claimed.get("sub") == SUB
         assert token not in json.dumps(exc.claimed)  # never the JWT itself
     # the expected audience: required on a bearer visa, optional inside a passport
-    aud = spec(audience="genovault")
+    aud = spec(audience="genovault", broker_signs=LINKS)
     assert _refused(DAC.sign(claims), aud).reason == "wrong_audience"
     inner = DAC.sign(claims)
-    p, _ = passport_principal(BROKER.passport(SUB, [inner], aud="genovault"), aud)
-    assert len(p.visas) == 1
+    link = BROKER.link(SUB, (SUB, DAC.iss))
+    p, _ = passport_principal(BROKER.passport(SUB, [inner, link], aud="genovault"), aud)
+    assert [v.type for v in p.visas] == ["ControlledAccessGrants", "LinkedIdentities"]
     assert _refused(BROKER.passport(SUB, [inner]), aud).reason == "wrong_audience"
     assert _refused(BROKER.passport(SUB, [DAC.sign({**claims, "aud": "other"})],
                                     aud="genovault"), aud).reason == "no_valid_visa"
@@ -197,11 +214,11 @@ def test_credential__jwks_url_with_a_bad_answer_is_issuer_keys_unavailable(body:
         mixed = PassportSpec({
             "dac": IssuerSpec("dac", DAC.iss, None, url),
             "other": IssuerSpec("other", other.iss, other.jwks(), None),
-            "broker": IssuerSpec("broker", BROKER.iss, BROKER.jwks(), None,
-                                 signs=("passports",))})
+            "broker": IssuerSpec("broker", BROKER.iss, BROKER.jwks(), None, signs=LINKS)})
+        link = BROKER.link(SUB, (SUB, DAC.iss), (SUB, other.iss))
         p, info = passport_principal(BROKER.passport(SUB, [visa, other.visa(
-            SUB, "ControlledAccessGrants", GRANT)]), mixed)
-        assert [v.iss for v in p.visas] == [other.iss]
+            SUB, "ControlledAccessGrants", GRANT), link]), mixed)
+        assert [v.iss for v in p.visas] == [other.iss, BROKER.iss]
         assert [r["reason"] for r in info.refused_visas] == ["issuer_keys_unavailable"]
     finally:
         server.shutdown()

@@ -9,8 +9,10 @@ Vault (which refuses what it does not know).
 issuers (``passports:``, docs/policy.md):
 
 * a **passport** (a broker-signed JWT with ``ga4gh_passport_v1``): the passport itself, then
-  each visa; visas that fail are dropped and named (index, reason), and if none is left the
-  credential is refused (``no_valid_visa``);
+  each visa; visas that fail are dropped and named (index, reason) -- among them every visa
+  whose identity (``sub``, ``iss``) is neither the passport's nor linked to it by
+  LinkedIdentities visas of issuers trusted to link (``identity_not_linked``) -- and if
+  none is left the credential is refused (``no_valid_visa``);
 * a single **visa** (``ga4gh_visa_v1``): refused with its reason if it fails.
 
 The Principal carries the verified visas (:class:`vault.policy.model.VisaAssertion`), never
@@ -147,7 +149,10 @@ def passport_principal(token: str, spec: PassportSpec, *, now: float | None = No
         if "ga4gh_passport_v1" in body:
             claims, tokens = verify_passport_token(token, issuers, audience=spec.audience,
                                                    now=now)
-            accepted, bad = verify_passport(tokens, issuers, audience=spec.audience, now=now,
+            # the passport's identity is who the visas must be about (or be linked to)
+            accepted, bad = verify_passport(tokens, issuers,
+                                            holder=(str(claims["sub"]), str(claims["iss"])),
+                                            audience=spec.audience, now=now,
                                             aud_required=False)
             refused = [{"index": i, "reason": reason, **_brief(claimed(tokens[i]))}
                        for i, reason in bad]
@@ -170,11 +175,13 @@ def passport_principal(token: str, spec: PassportSpec, *, now: float | None = No
         raise CredentialRefused(exc.reason, str(exc).split(": ", 1)[-1], claimed(token)) \
             from None
     visas = tuple(_assertion(v) for v in accepted)
-    sub = visas[0].sub
-    # whose budget and rate limit: the subject as its visas' issuer names it -- never the
-    # broker that wrapped them, else one visa (with aud) sent bare and inside a passport,
-    # or inside the passports of two brokers, would be several principals with a budget each
-    owner = min(v.iss for v in visas)
+    # whose budget and rate limit: the identity (iss, sub) of the visas that assert
+    # something (not the LinkedIdentities visas that join identities), the least when
+    # several -- never the broker that wrapped them, else one visa (with aud) sent bare
+    # and inside a passport, or inside the passports of two brokers, would be several
+    # principals with a budget each
+    asserting = [v for v in visas if v.type != "LinkedIdentities"] or list(visas)
+    owner, sub = min((v.iss, v.sub) for v in asserting)
     principal = Principal(entity_id=f"ga4gh:{owner}#{sub}"[:500], display_name=sub[:200],
                           vault_policies=(), auth="passport", visas=visas)
     return principal, info

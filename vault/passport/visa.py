@@ -34,22 +34,37 @@ whose ``ga4gh_passport_v1`` claim lists visa JWTs (each then verified by
 :func:`verify_passport`; a visa inside a passport may carry no ``aud``, and if it carries
 one it must name the expected audience).
 
-An issuer's keys come from a JWKS given out of band (a dict) or from an https URL, read with
-PyJWT's ``PyJWKClient`` (one cached client per URL, a short timeout); a key that cannot be
-read is ``issuer_keys_unavailable``.
+Identities (Passport v1.2: a Visa Identity is the {``sub``, ``iss``} pair; "When combining
+Visas with multiple Visa Identities for the purposes of evaluating authorization, a Passport
+Clearinghouse MUST check the LinkedIdentities Visas by trusted issuers and ensure that
+trusted sources have asserted that these Visa Identities represent the same end user"): a
+visa of a passport counts only when its (``sub``, ``iss``) is the passport's own, or is
+joined to it by LinkedIdentities visas (``value`` = ``<sub>,<iss>`` entries, URI-encoded,
+``;``-separated) signed by issuers trusted to link (``links`` in their ``signs``). A visa of
+any other identity is ``identity_not_linked``: a broker cannot lend one person's visas to
+another, nor can a ``sub`` that merely reads the same at another issuer.
+
+An issuer's keys come from a JWKS given out of band (a dict) or from an https URL, read
+(cached, a short timeout, a size cap) from exactly that URL: a redirect is never followed
+(to any host); a key that cannot be read is ``issuer_keys_unavailable``. Two trusted issuers
+with one ``iss`` are a ValueError (the policy loader refuses them first).
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-from jwt import PyJWKClient, PyJWKSet
+from jwt import PyJWKSet
 
 ALGORITHMS = ("RS256", "ES256")
 VISA_TYPES = ("AffiliationAndRole", "AcceptedTermsAndPolicies", "ResearcherStatus",
@@ -63,16 +78,74 @@ VISA_ACCESS_TOKEN_MAX_AGE_S = 3600
 #: JWKS read from a URL: how long it is cached, how long a fetch may take
 JWKS_LIFESPAN_S = 300
 JWKS_TIMEOUT_S = 5
-_CLIENTS: dict[str, PyJWKClient] = {}
+#: the largest JWKS answer read from a URL
+JWKS_MAX_BYTES = 256 << 10
+#: the most identities one LinkedIdentities visa may link
+MAX_LINKED = 100
+_CLIENTS: dict[str, _JwksUrl] = {}
 _CLIENTS_LOCK = threading.Lock()
 
+#: an identity as the Passport spec defines it (Visa Identity): the {sub, iss} pair
+Identity = tuple[str, str]
 
-def _client(url: str) -> PyJWKClient:
+
+class _RefuseRedirect(urllib.request.HTTPRedirectHandler):
+    """A JWKS URL that answers with a redirect is not followed (to any host, same or
+    other): the keys of an issuer are read from exactly the configured URL."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        fp.close()
+        raise urllib.error.HTTPError(req.full_url, code, "a JWKS URL that redirects is not "
+                                     "followed", headers, None)
+
+
+class _JwksUrl:
+    """The JWKS at one https URL: fetched without following redirects (the
+    ``PyJWKClient`` of PyJWT 2.9, which pyproject allows, follows them), at most
+    ``JWKS_MAX_BYTES``, parsed by PyJWT (``PyJWKSet``), cached ``JWKS_LIFESPAN_S``."""
+
+    def __init__(self, url: str) -> None:
+        if urllib.parse.urlsplit(url).scheme not in ("https", "http"):
+            raise ValueError("a JWKS URL is https:// (or http:// on loopback)")
+        self.url = url
+        self._lock = threading.Lock()
+        self._cached: tuple[float, PyJWKSet] | None = None
+        self._opener = urllib.request.build_opener(_RefuseRedirect())
+
+    def get_jwk_set(self) -> PyJWKSet:
+        with self._lock:
+            if self._cached is not None and time.monotonic() - self._cached[0] \
+                    < JWKS_LIFESPAN_S:
+                return self._cached[1]
+        # the scheme is https or http (checked in __init__; http only on loopback, by the
+        # policy loader), so no file: or custom scheme reaches urllib
+        request = urllib.request.Request(self.url,  # noqa: S310
+                                         headers={"Accept": "application/json"})
+        try:
+            with self._opener.open(request, timeout=JWKS_TIMEOUT_S) as answer:
+                if answer.geturl() != request.full_url:  # belt and braces: no other URL
+                    raise ValueError("the JWKS was not read from the configured URL")
+                body = answer.read(JWKS_MAX_BYTES + 1)
+        except urllib.error.HTTPError as exc:
+            exc.close()  # an error answer holds its connection open until closed
+            raise
+        if len(body) > JWKS_MAX_BYTES:
+            raise ValueError("the JWKS answer is too large")
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("the JWKS answer is not a JSON object")
+        keys = PyJWKSet.from_dict(data)
+        with self._lock:
+            self._cached = (time.monotonic(), keys)
+        return keys
+
+
+def _client(url: str) -> _JwksUrl:
     with _CLIENTS_LOCK:
         c = _CLIENTS.get(url)
         if c is None:
-            c = _CLIENTS[url] = PyJWKClient(url, cache_jwk_set=True, lifespan=JWKS_LIFESPAN_S,
-                                            timeout=JWKS_TIMEOUT_S)
+            c = _CLIENTS[url] = _JwksUrl(url)
         return c
 
 
@@ -133,13 +206,31 @@ class Visa:
     by: str | None = None
     conditions: Any = None
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: a LinkedIdentities visa: the identities (sub, iss) its ``value`` lists
+    links: tuple[Identity, ...] = ()
+
+    @property
+    def identity(self) -> Identity:
+        """The Visa Identity: the (sub, iss) pair."""
+        return (self.sub, self.iss)
+
+
+def _by_iss(issuers: Iterable[TrustedIssuer]) -> dict[str, TrustedIssuer]:
+    """The trusted issuers by ``iss``; two with one ``iss`` are a configuration error (the
+    policy loader refuses them): which keys and rights would apply is ambiguous."""
+    trusted: dict[str, TrustedIssuer] = {}
+    for i in issuers:
+        if i.iss in trusted:
+            raise ValueError("two trusted issuers have the same iss; give each iss once")
+        trusted[i.iss] = i
+    return trusted
 
 
 def _verify_jwt(token: str, issuers: Iterable[TrustedIssuer], audience: str | None,
                 now: float | None, *, signs: str, aud_required: bool
                 ) -> tuple[dict[str, Any], float]:
     """The verified claims of a compact JWS (header, issuer, signature, claims, times)."""
-    trusted = {i.iss: i for i in issuers}
+    trusted = _by_iss(issuers)
     if not isinstance(token, str) or token.count(".") != 2:
         raise VisaRefused("malformed", "a visa is a compact JWS (three dot-separated parts)")
     try:
@@ -242,25 +333,63 @@ def verify_passport_token(token: str, issuers: Iterable[TrustedIssuer], *,
 
 
 def verify_passport(visas: Iterable[str], issuers: Iterable[TrustedIssuer], *,
-                    audience: str | None = None, now: float | None = None,
-                    aud_required: bool = True
+                    holder: Identity | None = None, audience: str | None = None,
+                    now: float | None = None, aud_required: bool = True
                     ) -> tuple[list[Visa], list[tuple[int, str]]]:
     """Every visa of a passport (``ga4gh_passport_v1``): the accepted ones, and the refused
-    ones as (index, reason). A refused visa never invalidates the others; all accepted
-    visas must be about the same subject (``sub``), else all are refused."""
+    ones as (index, reason). A refused visa never invalidates the others.
+
+    ``holder`` is the passport's own identity (its ``sub`` and ``iss``). A visa counts only
+    when its identity (``sub``, ``iss``) is the holder's or is linked to it by
+    LinkedIdentities visas (:func:`linked_to`), else it is refused ``identity_not_linked``;
+    a LinkedIdentities visa of an issuer not trusted to link identities (``links`` not in
+    its ``signs``) is refused ``links_not_trusted``. Without a holder (visas alone), all
+    accepted visas must have one identity, else all are refused ``subject_mismatch``."""
     issuers = list(issuers)
+    by_iss = _by_iss(issuers)
     accepted: list[tuple[int, Visa]] = []
     refused: list[tuple[int, str]] = []
     for i, token in enumerate(visas):
         try:
-            accepted.append((i, verify_visa(token, issuers, audience=audience, now=now,
-                                            aud_required=aud_required)))
+            v = verify_visa(token, issuers, audience=audience, now=now,
+                            aud_required=aud_required)
         except VisaRefused as exc:
             refused.append((i, exc.reason))
-    if len({v.sub for _, v in accepted}) > 1:
-        refused = sorted(refused + [(i, "subject_mismatch") for i, _ in accepted])
-        accepted = []
-    return [v for _, v in accepted], refused
+            continue
+        if v.type == "LinkedIdentities" and "links" not in by_iss[v.iss].signs:
+            refused.append((i, "links_not_trusted"))
+        else:
+            accepted.append((i, v))
+    if holder is None:
+        if len({v.identity for _, v in accepted}) > 1:
+            refused += [(i, "subject_mismatch") for i, _ in accepted]
+            accepted = []
+    else:
+        same = linked_to(holder, [v for _, v in accepted])
+        refused += [(i, "identity_not_linked") for i, v in accepted if v.identity not in same]
+        accepted = [(i, v) for i, v in accepted if v.identity in same]
+    return [v for _, v in accepted], sorted(refused)
+
+
+def linked_to(holder: Identity, visas: Iterable[Visa]) -> set[Identity]:
+    """The identities that are the holder's: the holder, and every identity joined to it
+    through verified LinkedIdentities visas (Passport v1.2: a LinkedIdentities visa says
+    its own identity and the ones its ``value`` lists are one person). Links chain, and
+    one visa may link several identities; other visas never link anything."""
+    edges: dict[Identity, set[Identity]] = {}
+    for v in visas:
+        if v.type != "LinkedIdentities":
+            continue
+        for other in v.links:
+            edges.setdefault(v.identity, set()).add(other)
+            edges.setdefault(other, set()).add(v.identity)
+    same, todo = {holder}, [holder]
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in same:
+                same.add(nxt)
+                todo.append(nxt)
+    return same
 
 
 def _visa(claims: Mapping[str, Any], now: float) -> Visa:
@@ -285,6 +414,30 @@ def _visa(claims: Mapping[str, Any], now: float) -> Visa:
     if body.get("conditions") not in (None, []):
         raise VisaRefused("conditions_unsupported", "a visa with conditions is not accepted "
                           "(conditions are not evaluated)")
+    links = linked_identities(value) if vtype == "LinkedIdentities" else ()
     return Visa(iss=str(claims["iss"]), sub=str(claims["sub"]), type=vtype, value=value,
                 source=source, asserted=asserted, exp=int(claims["exp"]), by=by,
-                conditions=body.get("conditions"), claims=dict(claims))
+                conditions=body.get("conditions"), claims=dict(claims), links=links)
+
+
+def linked_identities(value: str) -> tuple[Identity, ...]:
+    """The identities of a LinkedIdentities ``value``: ``<sub>,<iss>`` entries separated by
+    ``;``, each part URI-encoded (RFC 3986 percent-encoding; ``+`` is a plus), no added
+    whitespace (Passport v1.2, LinkedIdentities). Anything else is ``bad_visa``."""
+    entries = value.split(";")
+    if len(entries) > MAX_LINKED:
+        raise VisaRefused("bad_visa", f"a LinkedIdentities visa links at most {MAX_LINKED} "
+                          "identities")
+    out: list[Identity] = []
+    for entry in entries:
+        parts = entry.split(",")
+        if len(parts) != 2 or not all(parts) or any(c.isspace() for c in entry):
+            raise VisaRefused("bad_visa", "a LinkedIdentities value is <sub>,<iss> entries "
+                              "(URI-encoded) separated by ';'")
+        try:
+            sub, iss = (urllib.parse.unquote(p, errors="strict") for p in parts)
+        except UnicodeDecodeError:
+            raise VisaRefused("bad_visa", "a LinkedIdentities entry is not UTF-8 once "
+                              "decoded") from None
+        out.append((sub, iss))
+    return tuple(out)

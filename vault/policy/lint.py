@@ -211,6 +211,12 @@ PUBLIC_ACTIONS = ("list_datasets", "describe_dataset")
 def _passports(policy: Policy, out: list[Finding]) -> None:
     """Visa rules: known roles, issuers and datasets; and what a public role may grant."""
     pp = policy.passports
+    for linker in pp.issuers.values():
+        if "links" in linker.signs and "visas" not in linker.signs:
+            out.append(Finding("error", "issuer_links_without_visas", f"issuer {linker.id!r} "
+                               "may link identities (signs: links) but not sign visas, and a "
+                               "LinkedIdentities visa is a visa: add visas to its signs",
+                               linker.source))
     for rule in pp.rules:
         where = f"{rule.source}: {rule.json_path}"
         role = policy.roles.get(rule.role)

@@ -173,6 +173,15 @@ def load_policy(path: str | Path, *, strict: bool = True) -> Policy:
                 problems.append(f"{where}: $.passports.issuers.{iss_id}: issuer {iss_id!r} "
                                 f"is already defined in {issuers[iss_id].source}")
                 continue
+            same = next((i for i in issuers.values() if i.iss == spec["iss"]), None)
+            if same is not None:
+                # one iss, two configurations: which keys, jku and rights apply to its
+                # tokens would depend on the order the files were read
+                problems.append(f"{where}: $.passports.issuers.{iss_id}.iss: iss "
+                                f"{spec['iss']!r} is already the iss of issuer {same.id!r} "
+                                f"({same.source}); give each iss once (one issuer may "
+                                "list several signs)")
+                continue
             try:
                 issuers[iss_id] = _issuer(iss_id, spec, Path(name), where)
             except ValueError as exc:
