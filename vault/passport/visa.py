@@ -6,14 +6,17 @@ A visa is accepted only when all of these hold, else :class:`VisaRefused` says w
 
 * it is a compact JWS whose header ``alg`` is RS256 or ES256 (``alg_not_allowed``: ``none``,
   HS256 and every other algorithm are refused before any key is looked at) and that names a
-  ``kid`` (``no_kid``);
+  ``kid`` (``no_kid``); a header with ``crit`` or ``b64`` is ``unsupported_header`` (no
+  extension is understood); a ``typ``, when present, is one of :data:`TYPS` for its kind
+  (``wrong_typ``: a passport is not a visa, nor is a logout or event token);
 * its ``iss`` is a configured :class:`TrustedIssuer` (``untrusted_issuer``), a ``jku`` in the
   header is one that issuer allows (``jku_not_trusted``; it is never fetched), and the issuer's
-  JWKS has the ``kid`` (``unknown_key``);
+  JWKS has the ``kid`` for signatures (``unknown_key``; a key with ``use: enc`` is not one);
 * the signature verifies with that key (``bad_signature``); ``exp`` is in the future
   (``expired``), ``nbf``/``iat`` are not (``not_yet_valid``), ``iss``, ``sub``, ``iat``, ``exp``
-  are present (``missing_claim:<name>``); with an expected audience, ``aud`` holds it
-  (``wrong_audience``); a visa carrying ``aud`` is refused when no audience is expected;
+  are present (``missing_claim:<name>``), ``sub`` a non-empty string (``invalid``); with an
+  expected audience, ``aud`` holds it (``wrong_audience``); a visa carrying ``aud`` is
+  refused when no audience is expected;
 * ``ga4gh_visa_v1`` is an object with ``type`` one of :data:`VISA_TYPES` (``unknown_type``),
   an integer ``asserted`` not in the future, string ``value`` and ``source`` (``bad_visa``);
   ``by``, when present, is one of self, peer, system, so, dac; a non-empty ``conditions``
@@ -67,6 +70,11 @@ import jwt
 from jwt import PyJWKSet
 
 ALGORITHMS = ("RS256", "ES256")
+#: the ``typ`` a visa's or a passport's header may carry (Passport v1.2: OPTIONAL for visas,
+#: RECOMMENDED ``vnd.ga4gh.visa+jwt``, ``JWT`` allowed, likely ``at+jwt`` for Visa Access
+#: Tokens), compared case-insensitively without an ``application/`` prefix (RFC 7515 4.1.9)
+TYPS = {"visas": ("jwt", "vnd.ga4gh.visa+jwt", "at+jwt"),
+        "passports": ("jwt", "vnd.ga4gh.passport+jwt", "at+jwt")}
 VISA_TYPES = ("AffiliationAndRole", "AcceptedTermsAndPolicies", "ResearcherStatus",
               "ControlledAccessGrants", "LinkedIdentities")
 BY = ("self", "peer", "system", "so", "dac")
@@ -187,7 +195,9 @@ class TrustedIssuer:
                 raise VisaRefused("issuer_keys_unavailable", f"issuer {self.iss!r}'s JWKS "
                                   "has no usable key") from None
         for k in keys.keys:
-            if k.key_id == kid:
+            # a key published for encryption (use: enc) never verifies a signature (RFC 7517
+            # 4.2); a key without use may be either
+            if k.key_id == kid and k.public_key_use in (None, "sig"):
                 return k
         raise VisaRefused("unknown_key", f"issuer {self.iss!r} has no key of that kid")
 
@@ -244,6 +254,17 @@ def _verify_jwt(token: str, issuers: Iterable[TrustedIssuer], audience: str | No
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise VisaRefused("no_kid", "the visa header names no key (kid)")
+    # RFC 7515 4.1.11: a recipient MUST reject a JWS whose crit lists an extension it does
+    # not understand, and none is understood here (PyJWT 2.9 ignores crit altogether)
+    if "crit" in header or "b64" in header:
+        raise VisaRefused("unsupported_header", "the header names critical extensions "
+                          "(crit, b64); none is supported")
+    # explicit typing (RFC 8725 3.11): a token typed as another kind of JWT (a passport as
+    # a visa, a visa as a passport, a logout or event token ...) is not this one
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower().removeprefix(
+            "application/") not in TYPS[signs]):
+        raise VisaRefused("wrong_typ", f"the header typ is not one {signs} may carry")
     iss = unverified.get("iss")
     issuer = trusted.get(iss) if isinstance(iss, str) else None
     if issuer is None:
@@ -281,6 +302,10 @@ def _verify_jwt(token: str, issuers: Iterable[TrustedIssuer], audience: str | No
         raise VisaRefused("invalid", f"the visa is not valid ({type(exc).__name__})") from None
     if audience is None and "aud" in claims:
         raise VisaRefused("wrong_audience", "the visa names an audience and none is expected")
+    # the identity is (sub, iss): both strings (RFC 7519 StringOrURI; PyJWT 2.9 lets a
+    # number through, and 123 must not become the sub "123"), sub not empty
+    if not isinstance(claims["sub"], str) or not claims["sub"]:
+        raise VisaRefused("invalid", "sub must be a non-empty string")
     clock = time.time() if now is None else now
     times = (claims["exp"], claims["iat"], claims.get("nbf", 0))
     try:
