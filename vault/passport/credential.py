@@ -105,7 +105,8 @@ def claimed(token: str) -> dict[str, Any]:
     try:
         body = jwt.decode(token, options={"verify_signature": False})
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
+    # a header or payload nested thousands deep: RecursionError in PyJWT 2.9
+    except (jwt.PyJWTError, RecursionError):
         return {"unreadable": True}
     visa = body.get("ga4gh_visa_v1")
     out: dict[str, Any] = {"iss": _cap(body.get("iss")), "sub": _cap(body.get("sub")),
@@ -141,7 +142,8 @@ def passport_principal(token: str, spec: PassportSpec, *, now: float | None = No
     issuers = trusted_issuers(spec)
     try:
         body = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+    # a header or payload nested thousands deep: RecursionError in PyJWT 2.9
+    except (jwt.PyJWTError, RecursionError):
         raise CredentialRefused("malformed", "not a readable JWT", {"unreadable": True}) \
             from None
     refused: list[dict[str, Any]] = []

@@ -246,7 +246,8 @@ def _verify_jwt(token: str, issuers: Iterable[TrustedIssuer], audience: str | No
     try:
         header = jwt.get_unverified_header(token)
         unverified = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
+    # a header or payload nested thousands deep: RecursionError in PyJWT 2.9
+    except (jwt.PyJWTError, RecursionError) as exc:
         raise VisaRefused("malformed", f"not a readable JWT ({type(exc).__name__})") from None
     alg = header.get("alg")
     if alg not in ALGORITHMS:
