@@ -1,10 +1,11 @@
 """Whose visas a passport may use (GA4GH Passport v1.2): a Visa Identity is the {sub, iss}
 pair, and "When combining Visas with multiple Visa Identities for the purposes of evaluating
 authorization, a Passport Clearinghouse MUST check the LinkedIdentities Visas by trusted
-issuers". A visa counts only when its identity is the passport's own or is linked to it by
-LinkedIdentities visas of an issuer trusted to link. Also: two trusted issuers with one
-``iss`` are refused, and an issuer's JWKS URL that redirects is not followed. Local keys play
-every issuer; the JWKS servers listen on loopback."""
+issuers". Visas of several identities are combined only when LinkedIdentities visas of an
+issuer trusted to link join them (to the passport's own identity when any grant is the
+holder's); a passport of one other identity counts when it names the holder's sub. Also:
+two trusted issuers with one ``iss`` are refused, and an issuer's JWKS URL that redirects is
+not followed. Local keys play every issuer; the JWKS servers listen on loopback."""
 
 from __future__ import annotations
 
@@ -73,9 +74,24 @@ def test_identity__a_visa_of_another_sub_than_the_passport_is_not_counted() -> N
 
 
 def test_identity__the_same_sub_at_another_issuer_is_another_identity() -> None:
-    # a sub is unique only within its issuer: alice@dac is not (yet) alice@broker
-    assert _refused(BROKER.passport(ALICE, [_grant(ALICE, DAC)])) == [
+    # alone in the passport, a visa issuer's grant that names the holder's sub counts: one
+    # Visa Identity, nothing combined (a DAC naming users by the broker's id)
+    assert _counted(BROKER.passport(ALICE, [_grant(ALICE, DAC)])) == [
+        ("ControlledAccessGrants", ALICE, DAC.iss)]
+    # but a sub is unique only within its issuer: beside the holder's own visas alice@dac is
+    # another identity, not combined without a link ...
+    own = BROKER.visa(ALICE, "ResearcherStatus", "x", by="so")
+    p, info = passport_principal(BROKER.passport(ALICE, [_grant(ALICE, DAC), own]), spec())
+    assert [(v.type, v.iss) for v in p.visas] == [("ResearcherStatus", BROKER.iss)]
+    assert [(r["index"], r["reason"]) for r in info.refused_visas] == [
         (0, "identity_not_linked")]
+    # ... nor beside a third identity: alice@dac and alice@idp are two Visa Identities
+    assert _refused(BROKER.passport(ALICE, [_grant(ALICE, DAC), _grant(ALICE, IDP)])) == [
+        (0, "identity_not_linked"), (1, "identity_not_linked")]
+    # linked to each other by a trusted linker, they are combined
+    link = IDP.link(ALICE, (ALICE, DAC.iss))
+    assert len(_counted(BROKER.passport(ALICE, [_grant(ALICE, DAC), _grant(ALICE, IDP),
+                                                link]))) == 3
 
 
 def test_identity__the_passports_own_identity_counts() -> None:

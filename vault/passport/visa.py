@@ -41,11 +41,15 @@ Identities (Passport v1.2: a Visa Identity is the {``sub``, ``iss``} pair; "When
 Visas with multiple Visa Identities for the purposes of evaluating authorization, a Passport
 Clearinghouse MUST check the LinkedIdentities Visas by trusted issuers and ensure that
 trusted sources have asserted that these Visa Identities represent the same end user"): a
-visa of a passport counts only when its (``sub``, ``iss``) is the passport's own, or is
-joined to it by LinkedIdentities visas (``value`` = ``<sub>,<iss>`` entries, URI-encoded,
-``;``-separated) signed by issuers trusted to link (``links`` in their ``signs``). A visa of
-any other identity is ``identity_not_linked``: a broker cannot lend one person's visas to
-another, nor can a ``sub`` that merely reads the same at another issuer.
+passport's visas of different identities are combined only when LinkedIdentities visas
+(``value`` = ``<sub>,<iss>`` entries, URI-encoded, ``;``-separated) signed by issuers trusted
+to link (``links`` in their ``signs``) join them. When a grant visa is the passport's own
+identity (or linked to it), visas of any other identity are ``identity_not_linked``; when
+none is (a broker carrying one visa issuer's visas, which name the user by the broker's
+``sub``), its visas count if they have one identity, or identities linked to one another,
+and one of them has the holder's ``sub``; none counts otherwise. A ``sub`` that merely reads
+the same at another issuer is another identity: beside the holder's own visas, or beside a
+third identity, it needs a link.
 
 An issuer's keys come from a JWKS given out of band (a dict) or from an https URL, read
 (cached, a short timeout, a size cap) from exactly that URL: a redirect is never followed
@@ -365,9 +369,10 @@ def verify_passport(visas: Iterable[str], issuers: Iterable[TrustedIssuer], *,
     """Every visa of a passport (``ga4gh_passport_v1``): the accepted ones, and the refused
     ones as (index, reason). A refused visa never invalidates the others.
 
-    ``holder`` is the passport's own identity (its ``sub`` and ``iss``). A visa counts only
-    when its identity (``sub``, ``iss``) is the holder's or is linked to it by
-    LinkedIdentities visas (:func:`linked_to`), else it is refused ``identity_not_linked``;
+    ``holder`` is the passport's own identity (its ``sub`` and ``iss``). Visas of several
+    identities are combined only when LinkedIdentities visas (:func:`linked_to`) join them:
+    to the holder when any grant visa is the holder's, else to one another
+    (:func:`_visa_group`); the others are refused ``identity_not_linked``;
     a LinkedIdentities visa of an issuer not trusted to link identities (``links`` not in
     its ``signs``) is refused ``links_not_trusted``. Without a holder (visas alone), all
     accepted visas must have one identity, else all are refused ``subject_mismatch``."""
@@ -391,10 +396,30 @@ def verify_passport(visas: Iterable[str], issuers: Iterable[TrustedIssuer], *,
             refused += [(i, "subject_mismatch") for i, _ in accepted]
             accepted = []
     else:
-        same = linked_to(holder, [v for _, v in accepted])
-        refused += [(i, "identity_not_linked") for i, v in accepted if v.identity not in same]
-        accepted = [(i, v) for i, v in accepted if v.identity in same]
+        group = _visa_group(holder, [v for _, v in accepted])
+        refused += [(i, "identity_not_linked") for i, v in accepted if v.identity not in group]
+        accepted = [(i, v) for i, v in accepted if v.identity in group]
     return [v for _, v in accepted], sorted(refused)
+
+
+def _visa_group(holder: Identity, visas: list[Visa]) -> set[Identity]:
+    """The identities whose visas a passport of ``holder`` may combine. Visas of the
+    holder's own identity, or linked to it, exclude every other. A passport none of whose
+    grant visas is the holder's (a broker carrying a DAC's visas for its user, the common
+    case: the DAC names the user by its own ``sub``) has one Visa Identity, or identities
+    linked together, or it combines nothing: "When combining Visas with multiple Visa
+    Identities ... MUST check the LinkedIdentities Visas by trusted issuers" (Passport
+    v1.2), and the broker that signed the passport vouches for whose visas it holds -- as
+    long as that identity names the holder's ``sub`` (a visa issuer that names users by
+    the broker's id); a visa of another ``sub`` needs a link to the holder."""
+    same = linked_to(holder, visas)
+    grants = [v for v in visas if v.type != "LinkedIdentities"]
+    if not grants or any(v.identity in same for v in grants):
+        return same
+    one = linked_to(grants[0].identity, visas)
+    if all(v.identity in one for v in grants) and any(sub == holder[0] for sub, _ in one):
+        return one
+    return set()
 
 
 def linked_to(holder: Identity, visas: Iterable[Visa]) -> set[Identity]:
