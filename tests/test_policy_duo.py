@@ -66,6 +66,14 @@ MODIFIER_ROWS = [
     pytest.param("CC", "HMB", (), True, id="CC-widens-only"),
     pytest.param("NPOA", "HMB", (), True, id="NPOA-non-ancestry-use"),
     pytest.param("NPOA", "POA", ("NPOA",), False, id="NPOA-ancestry-use"),
+    # GRU is "any research purpose", ancestry research included (DUO:0000042's comment):
+    # it meets NPOA only when the role attests that its members do none
+    pytest.param("NPOA", "GRU", (), False, id="NPOA-GRU-unattested"),
+    pytest.param("NPOA", "GRU", ("NPOA",), True, id="NPOA-GRU-attested"),
+    pytest.param("NPOA", "DS", (), True, id="NPOA-DS-excludes-ancestry"),
+    pytest.param("NMDS", "GRU", (), False, id="NMDS-GRU-unattested"),
+    pytest.param("RS", "HMB", (), False, id="RS-unattested"),
+    pytest.param("GS", "HMB", ("GS",), True, id="GS-attested"),
 ]
 
 
@@ -73,7 +81,7 @@ MODIFIER_ROWS = [
 def test_duo__modifier_table(modifier: str, use: str, attests: tuple[str, ...],
                              allowed: bool) -> None:
     consent = make_consent("GRU", modifiers=(modifier,))
-    m = match_consent(consent, make_use(use, attests=attests))
+    m = match_consent(consent, make_use(use, CANCER if use == "DS" else None, attests=attests))
     assert m.ok is allowed, m.explanation
     if not allowed:
         assert m.reason.startswith("consent_modifier_unmet:")
@@ -99,3 +107,33 @@ def test_duo__ds_label_uses_disease_label() -> None:
     c = make_consent("DUO:0000007", CANCER, "cancer")
     assert c.label() == "DS-CANCER"
     assert make_consent("DS", CANCER).label() == f"DS-{CANCER}"
+
+
+@pytest.mark.parametrize(("consent_disease", "use_disease"), [
+    pytest.param(CANCER, "MONDO:0007254", id="subclass-of-consent"),   # breast cancer
+    pytest.param("MONDO:0007254", CANCER, id="superclass-of-consent"),
+    pytest.param(CANCER, CANCER.lower(), id="not-the-same-text"),
+])
+def test_duo__ds_without_ontology_refuses_every_other_disease(consent_disease: str,
+                                                              use_disease: str) -> None:
+    """No MONDO offline: a DS use matches a DS consent only for the same disease id, and
+    every other disease (a subclass included) is refused, never allowed."""
+    m = match_consent(make_consent("DS", consent_disease), make_use("DS", use_disease))
+    assert m.ok is False and m.reason.startswith("consent_mismatch:DS-")
+    # and a role's DS use cannot be widened to another disease by a request either
+    from vault.policy.duo import permits
+    assert not permits("DS", consent_disease, make_use("DS", use_disease))
+
+
+def test_duo__npoa_refusal_of_gru_says_how_to_meet_it() -> None:
+    m = match_consent(make_consent("GRU", modifiers=("NPOA",)), make_use("GRU"))
+    assert (m.ok, m.reason) == (False, "consent_modifier_unmet:NPOA")
+    assert "HMB" in m.explanation
+    # an HMB use by the same role meets it
+    assert match_consent(make_consent("GRU", modifiers=("NPOA",)), make_use("HMB")).ok
+
+
+def test_duo__terms_not_in_duo_are_refused() -> None:
+    """NCTRL (an old ORSP "no control set" restriction) is not a DUO term (duo.csv)."""
+    with pytest.raises(DuoError, match="unknown DUO"):
+        make_consent("GRU", modifiers=("NCTRL",))

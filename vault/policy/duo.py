@@ -7,7 +7,9 @@ row by row in docs/policy.md and tested row by row in tests/test_policy_duo.py:
   (GRU, HMB, DS(disease), POA): see :data:`PERMITS`.
 * Every *modifier* on the dataset must be met. Two are decided from the use itself
   (GSO: GenoVault only serves genotype statistics, so every use is a genetic study; NPOA: met
-  unless the use is POA); CC widens the consent and restricts nothing. Every other modifier
+  by HMB and DS uses, which exclude ancestry research by definition, never by POA, and by GRU
+  only when the role attests NPOA: GRU is any research purpose, ancestry research included);
+  CC widens the consent and restricts nothing. Every other modifier
   (NPU, NCU, NPUNCU, IRB, PUB, COL, RTN, MOR, NMDS, US, IS, PS, GS, TS, RS) is a condition
   about the requester that GenoVault cannot observe, so it is met only if the role *attests*
   it (the data access committee's word about the role's members). NPUNCU is also met by
@@ -190,9 +192,16 @@ def match_consent(consent: Consent, use: Use) -> DuoMatch:
         if short in ("GSO", "CC"):
             continue
         if short == "NPOA":
-            if use.short == "POA":
+            # HMB (and DS, its subclass) exclude ancestry research by definition; GRU is
+            # "any research purpose", which DUO says includes "the study of population
+            # origins or ancestry": it meets NPOA only when the role attests NPOA (its
+            # members do no ancestry research); POA never does
+            if use.short == "POA" or (use.short == "GRU" and mod not in use.attests):
                 return DuoMatch(False, "consent_modifier_unmet:NPOA",
-                                "dataset forbids population origins/ancestry research (NPOA)")
+                                "dataset forbids population origins/ancestry research (NPOA)"
+                                + ("; a GRU use includes it (DUO:0000042) unless the role "
+                                   "attests NPOA, or asks for an HMB or DS use"
+                                   if use.short == "GRU" else ""))
             continue
         if short == "NPUNCU" and {BY_SHORTHAND["NPU"], BY_SHORTHAND["NCU"]} <= use.attests:
             continue
