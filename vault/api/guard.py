@@ -357,6 +357,11 @@ def _presence_params(dp_params: DPParams) -> PresenceParams | None:
                           float(pres.margin_sd), str(pres.count))
 
 
+def not_found(dataset: str | None) -> str:
+    """The one message of an absent or hidden dataset (they must read alike)."""
+    return _not_found(dataset)
+
+
 def _not_found(dataset: str | None) -> str:
     return f"no dataset {dataset!r} (or it is not visible to you)"
 

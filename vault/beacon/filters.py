@@ -2,8 +2,12 @@
 
 * **Dataset consent** (ontology filters, scope ``dataset``): a DUO term id such as
   ``DUO:0000042`` (GRU) or ``DUO:0000007`` (DS) keeps the datasets whose consent has that
-  permission or modifier. Every DUO term GenoVault understands is announced (a fixed list:
-  it says nothing about the datasets).
+  permission or modifier, or one below it in DUO's hierarchy (a GRU filter keeps HMB and DS
+  datasets too, HMB keeps DS, NPUNCU keeps NPU and NCU): Beacon's ``includeDescendantTerms``,
+  true unless the filter says false (then the term itself only). This selects datasets by
+  their annotation, as an ontology filter does; it is not the access decision (that is the
+  policy's DUO matching, docs/policy.md). Every DUO term GenoVault understands is announced
+  (a fixed list: it says nothing about the datasets).
 * **Group** (alphanumeric filters, scope ``genomicVariation``): ``{"id": "population",
   "operator": "=", "value": "pop1"}`` keeps the variants whose released ``pop1`` cell has a
   non-zero ALT count — the group cell ``/v1/…/frequency?group_by=population`` shows. The
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vault.beacon.request import BeaconError
-from vault.policy.duo import TERMS, DuoError, normalize
+from vault.policy.duo import TERMS, DuoError, descendants, normalize
 from vault.policy.spec import DatasetSpec, Policy
 
 #: scopes this beacon serves (entry type names as Beacon writes them)
@@ -33,7 +37,9 @@ _SCOPES = ("genomicVariation", "genomicVariations", "g_variants", "dataset", "da
 class Filters:
     """The filters of a request, as this beacon understood them."""
 
-    consent_terms: tuple[str, ...] = ()
+    #: per consent filter, the DUO ids that meet it (the term, and with
+    #: ``includeDescendantTerms`` the terms below it)
+    consent_terms: tuple[frozenset[str], ...] = ()
     group: tuple[str, str] | None = None
     unapplied: tuple[dict[str, str], ...] = ()
 
@@ -63,7 +69,7 @@ def filtering_terms(policy: Policy) -> list[dict[str, Any]]:
 
 def parse_filters(filters: tuple[dict[str, Any], ...], policy: Policy) -> Filters:
     """The request's filters split into consent terms, a group filter and the rest."""
-    consent: list[str] = []
+    consent: list[frozenset[str]] = []
     group: tuple[str, str] | None = None
     unapplied: list[dict[str, str]] = []
     columns = set(group_columns(policy))
@@ -89,18 +95,24 @@ def parse_filters(filters: tuple[dict[str, Any], ...], policy: Policy) -> Filter
             continue
         if fid.startswith("DUO:"):
             try:
-                consent.append(normalize(fid))
-                continue
+                code = normalize(fid)
             except DuoError:
                 pass
+            else:
+                below = f.get("includeDescendantTerms", True)
+                if not isinstance(below, bool):
+                    raise BeaconError("includeDescendantTerms must be a boolean")
+                consent.append(descendants(code) if below else frozenset({code}))
+                continue
         unapplied.append({"filter": fid, "warning": "unknown filtering term (see "
                           "/filtering_terms)"})
     return Filters(tuple(dict.fromkeys(consent)), group, tuple(unapplied))
 
 
-def consent_matches(ds: DatasetSpec | None, terms: tuple[str, ...]) -> bool:
-    """Does the dataset's consent carry every one of ``terms`` (permission or modifier)?"""
+def consent_matches(ds: DatasetSpec | None, terms: tuple[frozenset[str], ...]) -> bool:
+    """Does the dataset's consent (permission or modifiers) meet every consent filter, i.e.
+    carry one of the DUO ids of each of ``terms``?"""
     if ds is None:
         return False
     have = {ds.consent.permission, *ds.consent.modifiers}
-    return all(t in have for t in terms)
+    return all(have & t for t in terms)

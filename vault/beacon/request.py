@@ -259,11 +259,11 @@ def parse_body(body: Any) -> BeaconRequest:
     (where some clients put them)."""
     if not isinstance(body, dict):
         raise BeaconError("the request body must be a JSON object (beaconRequestBody)")
-    meta = body.get("meta") or {}
-    query = body.get("query") or {}
+    meta = _given(body.get("meta"), {})
+    query = _given(body.get("query"), {})
     if not isinstance(meta, dict) or not isinstance(query, dict):
         raise BeaconError("meta and query must be objects")
-    params = query.get("requestParameters") or {}
+    params = _given(query.get("requestParameters"), {})
     if not isinstance(params, dict):
         raise BeaconError("query.requestParameters must be an object")
     variant: dict[str, Any] = {}
@@ -287,16 +287,16 @@ def parse_body(body: Any) -> BeaconRequest:
     unknown = set(variant) - set(_PARAMS)
     if unknown:
         raise BeaconError(f"unknown g_variant parameter(s): {', '.join(sorted(unknown))}")
-    pagination = query.get("pagination", body.get("pagination")) or {}
+    pagination = _given(query.get("pagination", body.get("pagination")), {})
     if not isinstance(pagination, dict):
         raise BeaconError("pagination must be an object")
-    filters = query.get("filters") or []
+    filters = _given(query.get("filters"), [])
     if not isinstance(filters, list):
         raise BeaconError("query.filters must be a list")
     filters = [f if isinstance(f, dict) else {"id": f} for f in filters]
     if not all(isinstance(f.get("id"), str) for f in filters):
         raise BeaconError("every filter needs an id")
-    schemas = meta.get("requestedSchemas") or []
+    schemas = _given(meta.get("requestedSchemas"), [])
     if not isinstance(schemas, list) or not all(isinstance(s, dict) for s in schemas):
         raise BeaconError("meta.requestedSchemas must be a list of objects")
     test_mode = query.get("testMode", False)
@@ -308,6 +308,13 @@ def parse_body(body: Any) -> BeaconRequest:
                   pagination=pagination, include=query.get("includeResultsetResponses"),
                   filters=filters, dataset_ids=dataset_ids, api_version=meta.get("apiVersion"),
                   requested_schemas=schemas, test_mode=test_mode)
+
+
+def _given(value: Any, default: Any) -> Any:
+    """A body member as given (``null`` or absent: ``default``). Never ``value or
+    default``: an empty string or list where an object belongs must be refused, not read as
+    the empty object."""
+    return default if value is None else value
 
 
 def resolve_contig(name: str, contigs: list[str] | tuple[str, ...]) -> str | None:
@@ -435,6 +442,32 @@ def _build(*, variant: dict[str, Any], granularity: Any, pagination: dict[str, A
                          api_version=api_version or "v2.0.0",
                          requested_schemas=tuple(requested_schemas[:10]),
                          test_mode=test_mode)
+
+
+@dataclass(frozen=True)
+class VariantId:
+    """A ``variantInternalId`` as this beacon writes it: ``<dataset>:<chrom>:<POS>:<REF>:<ALT>``
+    (VCF position and alleles; the chromosome may itself hold ``:``)."""
+
+    dataset: str
+    variant: VariantQuery
+
+
+def parse_variant_id(text: str) -> VariantId:
+    """The dataset and the sequence query (both alleles named) of a ``variantInternalId``;
+    BeaconError (400) if it is not one."""
+    dataset, _, rest = text.partition(":")
+    parts = rest.rsplit(":", 3)
+    if not valid_dataset_id(dataset) or len(parts) != 4:
+        raise BeaconError("a genomic variation id is <dataset>:<chrom>:<pos>:<ref>:<alt> "
+                          "(the variantInternalId of a record)")
+    chrom, pos, ref, alt = parts
+    start = _int(pos, "the id's position") - 1
+    variant = _variant({"referenceName": chrom, "start": [start], "referenceBases": ref,
+                        "alternateBases": alt})
+    if "N" in (variant.reference_bases or "") + (variant.alternate_bases or ""):
+        raise BeaconError("a genomic variation id names its alleles (no N)")
+    return VariantId(dataset, variant)
 
 
 def valid_dataset_id(name: str) -> bool:

@@ -70,10 +70,15 @@ def info_meta(entity: str, schema: str) -> dict[str, Any]:
 
 def response_meta(req: BeaconRequest | None, granularity: str,
                   schemas: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"beaconId": BEACON_ID, "apiVersion": API_VERSION,
-            "returnedGranularity": granularity,
-            "receivedRequestSummary": req.summary() if req is not None else default_summary(),
-            "returnedSchemas": schemas}
+    summary = req.summary() if req is not None else default_summary()
+    meta: dict[str, Any] = {"beaconId": BEACON_ID, "apiVersion": API_VERSION,
+                            "returnedGranularity": granularity,
+                            "receivedRequestSummary": summary, "returnedSchemas": schemas}
+    if req is not None and req.test_mode:
+        # beaconResponseMeta.testMode: the response answers a request made in a test
+        # context (this beacon has no separate test data: the answer is the real one)
+        meta["testMode"] = True
+    return meta
 
 
 def organization(base_url: str) -> dict[str, Any]:
@@ -157,10 +162,12 @@ def beacon_map(base_url: str) -> dict[str, Any]:
                              "genomicVariation": {
                                  "entryType": "genomicVariation",
                                  "rootUrl": root + "/g_variants",
+                                 "singleEntryUrl": root + "/g_variants/{id}",
                                  "openAPIEndpointsDefinition": base_url.rstrip("/")
                                  + "/openapi.json"},
                              "dataset": {
                                  "entryType": "dataset", "rootUrl": root + "/datasets",
+                                 "singleEntryUrl": root + "/datasets/{id}",
                                  "openAPIEndpointsDefinition": base_url.rstrip("/")
                                  + "/openapi.json",
                                  "endpoints": {"genomicVariation": {
@@ -173,13 +180,47 @@ def filtering_terms(terms: list[dict[str, Any]] | None = None) -> dict[str, Any]
             "response": {"filteringTerms": terms or []}}
 
 
+#: the DUO release the term labels come from (duo.owl versionIRI of EBISPOT/DUO 81f5c3d)
+DUO_VERSION = "2021-02-23"
+
+
+def data_use_conditions(consent: Any) -> dict[str, Any]:
+    """A dataset's consent as the default model's ``dataUseConditions`` (datasets
+    defaultSchema -> common/dataUseConditions.json): one ``duoDataUse`` term, the permission,
+    whose ``modifiers`` are the DS disease (an ontology term, as in the schema's example) and
+    the DUO modifiers."""
+    from vault.policy.duo import TERMS
+
+    modifiers: list[dict[str, Any]] = []
+    if consent.disease:
+        term: dict[str, Any] = {"id": consent.disease}
+        if consent.disease_label:
+            term["label"] = consent.disease_label
+        modifiers.append(term)
+    modifiers += [{"id": m, "label": TERMS[m][2]} for m in consent.modifiers]
+    use: dict[str, Any] = {"id": consent.permission, "label": TERMS[consent.permission][2],
+                           "version": DUO_VERSION}
+    if modifiers:
+        use["modifiers"] = modifiers
+    return {"duoDataUse": [use]}
+
+
+def _warn(info: dict[str, Any], unapplied_filters: list[dict[str, str]]) -> None:
+    if unapplied_filters:  # filters this beacon does not apply: a warning, not an error
+        info["unappliedFilters"] = [f["filter"] for f in unapplied_filters]
+        info["warnings"] = [f"filter {f['filter']!r} not applied: {f['warning']}"
+                            for f in unapplied_filters]
+
+
 def datasets_response(req: BeaconRequest, collections: list[dict[str, Any]],
-                      query_id: str) -> dict[str, Any]:
+                      query_id: str, unapplied_filters: list[dict[str, str]] | None = None
+                      ) -> dict[str, Any]:
+    info: dict[str, Any] = {"queryIds": [query_id]}
+    _warn(info, unapplied_filters or [])
     return {"meta": response_meta(req, "record", [DATASET_SCHEMA]),
             "responseSummary": {"exists": bool(collections),
                                 "numTotalResults": len(collections)},
-            "response": {"collections": collections},
-            "info": {"queryIds": [query_id]}}
+            "response": {"collections": collections}, "info": info}
 
 
 def error_response(req: BeaconRequest | None, status: int, message: str,
@@ -198,10 +239,7 @@ def g_variants_response(req: BeaconRequest, answers: list[DatasetAnswer],
     info: dict[str, Any] = {"queryIds": query_ids}
     if refused:
         info["refusedDatasets"] = refused
-    if unapplied_filters:  # filters this beacon does not apply: a warning, not an error
-        info["unappliedFilters"] = [f["filter"] for f in unapplied_filters]
-        info["warnings"] = [f"filter {f['filter']!r} not applied: {f['warning']}"
-                            for f in unapplied_filters]
+    _warn(info, unapplied_filters)
     granularity = req.granularity
     if granularity == "record" and req.include == "NONE":
         granularity = "count"

@@ -58,6 +58,32 @@ PERMITS: dict[str, tuple[str, ...]] = {
     "DS": ("DS",),
     "POA": ("POA",),
 }
+#: The ontology's own hierarchy among these terms (duo.owl ``rdfs:subClassOf``): HMB is a
+#: GRU, DS an HMB; NPU and NCU are NPUNCU. (Every permission is a DUO:0000001 "data use
+#: permission", every modifier a DUO:0000017 "data use modifier"; those roots are no consent.)
+PARENT: dict[str, str] = {
+    "DUO:0000006": "DUO:0000042",  # HMB < GRU
+    "DUO:0000007": "DUO:0000006",  # DS < HMB
+    "DUO:0000045": "DUO:0000018",  # NPU < NPUNCU
+    "DUO:0000046": "DUO:0000018",  # NCU < NPUNCU
+}
+
+
+def descendants(code: str) -> frozenset[str]:
+    """``code`` and every term below it in DUO's hierarchy (:data:`PARENT`): what an
+    ontology filter with ``includeDescendantTerms`` (Beacon's default) matches."""
+    root = normalize(code)
+    out = {root}
+    for term in TERMS:
+        t: str | None = term
+        while t is not None:
+            if t == root:
+                out.add(term)
+                break
+            t = PARENT.get(t)
+    return frozenset(out)
+
+
 #: Modifiers decided without an attestation.
 COMPUTED_MODIFIERS = ("GSO", "NPOA", "CC")
 

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Body, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 
 from vault.api.deps import ServicesDep
-from vault.api.guard import Outcome, disclosure_of
+from vault.api.guard import Outcome, disclosure_of, not_found
 from vault.beacon import response as br
 from vault.beacon.filters import Filters, consent_matches, filtering_terms, parse_filters
 from vault.beacon.request import (
@@ -33,9 +33,10 @@ from vault.beacon.request import (
     VariantQuery,
     parse_body,
     parse_query,
+    parse_variant_id,
     resolve_contig,
 )
-from vault.errors import ConfigError
+from vault.errors import ConfigError, DatasetNotFound
 from vault.policy import visible_datasets
 from vault.policy.model import WHOLE_BP, QueryRequest
 from vault.query import advanced, sitefilter
@@ -170,43 +171,71 @@ def _visible(request: Request, services: Any) -> list[str]:
             if d in present]
 
 
-def _datasets(request: Request, services: Any, req: BeaconRequest) -> JSONResponse:
+def _datasets(request: Request, services: Any, parse: Callable[[], BeaconRequest],
+              only: str | None = None) -> JSONResponse:
+    """The visible datasets (``only``: the one of ``/datasets/{id}``, 404 like an absent
+    one when it is hidden), each with its consent as ``dataUseConditions``; DUO filters keep
+    those whose consent has the term (or one below it), other filters are not applied (a
+    warning, as on g_variants)."""
+    try:
+        req = parse()
+        flt = parse_filters(req.filters, services.guard.policies.current())
+    except BeaconError as exc:
+        return _refuse_bad_request(request, services, exc)
+    unapplied = list(flt.unapplied)
+    if flt.group is not None:
+        unapplied.append({"filter": flt.group[0], "warning": "a group filter selects "
+                          "genomic variations, not datasets"})
+
     def compute(decision: Any) -> Outcome:
         policy = services.guard.policies.current()
         out = []
         for d in _visible(request, services):
+            if only is not None and d != only:
+                continue
             info = policy.datasets.get(d)
+            if flt.consent_terms and not consent_matches(info, flt.consent_terms):
+                continue
             entry: dict[str, Any] = {"id": d, "name": d}
             if info is not None and info.description:
                 entry["description"] = info.description
+            if info is not None:
+                entry["dataUseConditions"] = br.data_use_conditions(info.consent)
             out.append(entry)
+        if only is not None and not out and not flt.consent_terms:
+            raise DatasetNotFound(only)
         return Outcome({"collections": out}, len(out))
 
     try:
         body = services.guard.run(request, QueryRequest(action="list_datasets"), compute,
                                   {"beacon": req.summary()}, anonymous=True)
     except HTTPException as exc:
+        if exc.status_code == 404 and only is not None:
+            exc = HTTPException(404, not_found(only), exc.headers)
         return _error(req, exc, [])
-    return _doc(br.datasets_response(req, body["collections"], body["query_id"]))
+    return _doc(br.datasets_response(req, body["collections"], body["query_id"], unapplied))
 
 
 @router.get("/datasets", summary="datasets visible to the caller (Beacon collections)")
 def datasets_get(request: Request, services: ServicesDep) -> JSONResponse:
-    try:
-        req = parse_query(request.query_params)
-    except BeaconError as exc:
-        return _refuse_bad_request(request, services, exc)
-    return _datasets(request, services, req)
+    return _datasets(request, services, lambda: parse_query(request.query_params))
 
 
 @router.post("/datasets", summary="datasets visible to the caller (Beacon collections)")
 def datasets_post(request: Request, services: ServicesDep,
                   body: BeaconBody = None) -> JSONResponse:
-    try:
-        req = parse_body(_or_empty(body))
-    except BeaconError as exc:
-        return _refuse_bad_request(request, services, exc)
-    return _datasets(request, services, req)
+    return _datasets(request, services, lambda: parse_body(_or_empty(body)))
+
+
+@router.get("/datasets/{dataset}", summary="one dataset visible to the caller")
+def dataset_get(request: Request, services: ServicesDep, dataset: DatasetId) -> JSONResponse:
+    return _datasets(request, services, lambda: parse_query(request.query_params), dataset)
+
+
+@router.post("/datasets/{dataset}", summary="one dataset visible to the caller")
+def dataset_post(request: Request, services: ServicesDep, dataset: DatasetId,
+                 body: BeaconBody = None) -> JSONResponse:
+    return _datasets(request, services, lambda: parse_body(_or_empty(body)), dataset)
 
 
 # -- genomic variations -----------------------------------------------------------------
@@ -456,6 +485,37 @@ def g_variants_get(request: Request, services: ServicesDep) -> JSONResponse:
 def g_variants_post(request: Request, services: ServicesDep,
                     body: BeaconBody = None) -> JSONResponse:
     return _g_variants(request, services, lambda: parse_body(_or_empty(body)), None)
+
+
+def _single(parse: Callable[[], BeaconRequest], variant_id: str
+            ) -> tuple[str, Callable[[], BeaconRequest]]:
+    """``/g_variants/{id}``: the dataset named by a ``variantInternalId``
+    (``<dataset>:<chrom>:<pos>:<ref>:<alt>``) and a parser that asks for that one variant (a
+    sequence query naming both alleles) with the request's granularity and pagination."""
+    dataset = variant_id.split(":", 1)[0]
+
+    def single() -> BeaconRequest:
+        req = parse()
+        vid = parse_variant_id(variant_id)
+        if req.variant.summary():
+            raise BeaconError("/g_variants/{id} takes its variant from the id: give no "
+                              "g_variant parameters")
+        return replace(req, variant=vid.variant)
+
+    return dataset, single
+
+
+@router.get("/g_variants/{variant_id}", summary="one genomic variation (by variantInternalId)")
+def g_variant_get(request: Request, services: ServicesDep, variant_id: str) -> JSONResponse:
+    dataset, single = _single(lambda: parse_query(request.query_params), variant_id)
+    return _g_variants(request, services, single, dataset)
+
+
+@router.post("/g_variants/{variant_id}", summary="one genomic variation (by variantInternalId)")
+def g_variant_post(request: Request, services: ServicesDep, variant_id: str,
+                   body: BeaconBody = None) -> JSONResponse:
+    dataset, single = _single(lambda: parse_body(_or_empty(body)), variant_id)
+    return _g_variants(request, services, single, dataset)
 
 
 @router.get("/datasets/{dataset}/g_variants", summary="genomic variations of one dataset")
