@@ -224,6 +224,8 @@ def test_public__anonymous_boolean_with_the_presence_control_and_rate_limit(papi
         doc = r.json()
         validate(doc, BOOLEAN)
         assert doc["meta"]["returnedGranularity"] == "boolean"
+        # receivedRequestSummary echoes the request (the count asked), not the answer
+        assert doc["meta"]["receivedRequestSummary"]["requestedGranularity"] == "count"
         assert "numTotalResults" not in doc["responseSummary"]
         assert doc["responseSummary"]["exists"] is True
         rec = _record(papi, doc["info"]["queryIds"][0])

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.api.conftest import Api
 from tests.api.test_beacon import (
     BOOLEAN,
     COUNT,
@@ -23,6 +24,7 @@ from tests.api.test_beacon import (
     GV,
     RESULTSETS,
     Client,
+    _audited,
     _common,
     _sequence,
     validate,
@@ -93,6 +95,16 @@ def test_verifier__service_info_is_ga4gh_service_info(as_user: Client) -> None:
     validate(doc, RESPONSES + "ga4gh-service-info-1-0-0-schema.json")
     assert doc["type"] == {"group": "org.ga4gh", "artifact": "beacon", "version": "v2.0.0"}
     assert doc["id"] == as_user(None).get(B + "/info").json()["response"]["id"]
+
+
+def test_verifier__filtering_terms_name_their_ontology(as_user: Client) -> None:
+    """Every ontology filtering term's prefix has its ``resources`` entry
+    (beaconFilteringTermsResults.json Resource)."""
+    doc = as_user(None).get(B + "/filtering_terms").json()["response"]
+    prefixes = {r["nameSpacePrefix"] for r in doc["resources"]}
+    ontology = [t for t in doc["filteringTerms"] if t["type"] == "ontologyTerm"]
+    assert ontology and {t["id"].split(":")[0] for t in ontology} <= prefixes
+    assert {t["scopes"][0] for t in doc["filteringTerms"]} <= {"dataset", "genomicVariation"}
 
 
 def _announced(as_user: Client) -> list[tuple[str, str]]:
@@ -267,6 +279,38 @@ def test_verifier__summary_echoes_the_request(as_user: Client, granularity: str,
     assert s["requestParameters"]["g_variant"] == g
     assert s["testMode"] is True
     assert body["meta"]["testMode"] is True  # beaconResponseMeta.testMode
+
+
+@pytest.mark.parametrize("granularity", ["boolean", "count", "record"])
+def test_verifier__test_mode_reads_no_data(api: Api, as_user: Client,
+                                           granularity: str) -> None:
+    """TestMode (beaconCommonComponents.json): the beacon "MUST respond the request but it
+    SHOULD use virtual or non-sensitive data". A test-mode request for a variant demo holds
+    is answered in the right shape, audited, and empty: no dataset is read or charged."""
+    c = as_user("researcher-a")
+    pos, ref, alt = _common()
+    real = _check(c.post(B + "/datasets/demo/g_variants",
+                         json=_sequence(pos, ref, alt, granularity)), granularity)
+    assert real["responseSummary"]["exists"] is True
+    asked = _sequence(pos, ref, alt, granularity)
+    asked["query"]["testMode"] = True
+    for path in ("/datasets/demo/g_variants", "/g_variants",
+                 f"/g_variants/demo:20:{pos}:{ref}:{alt}"):
+        body = dict(asked) if "/g_variants/" not in path else _body(granularity,
+                                                                   testMode=True)
+        doc = _check(c.post(B + path, json=body), granularity)
+        assert doc["meta"]["testMode"] is True
+        assert doc["meta"]["returnedGranularity"] == granularity
+        assert doc["responseSummary"]["exists"] is False
+        assert doc["responseSummary"].get("numTotalResults", 0) == 0
+        assert doc.get("response", {}).get("resultSets", []) == []
+        assert "testMode" in doc["info"] and doc["info"].get("datasets", []) == []
+        (qid,) = doc["info"]["queryIds"]
+        assert _audited(api, [qid])[qid]["request"]["action"] == "list_datasets"
+    # without a credential a test-mode request is refused like any other
+    r = as_user(None).post(B + "/g_variants", json=asked)
+    assert r.status_code == 401, r.text
+    _check(r)
 
 
 def test_verifier__pagination_pages_records(as_user: Client) -> None:

@@ -171,6 +171,9 @@ class BeaconRequest:
     api_version: str = "v2.0.0"
     requested_schemas: tuple[dict[str, Any], ...] = ()
     test_mode: bool = False
+    #: what the caller asked for when the beacon answers at a lower granularity (PUBLIC:
+    #: boolean only); receivedRequestSummary echoes the request, not the answer
+    asked_granularity: str | None = None
 
     @property
     def offset(self) -> int:
@@ -182,7 +185,7 @@ class BeaconRequest:
             "apiVersion": self.api_version,
             "requestedSchemas": [dict(s) for s in self.requested_schemas],
             "pagination": {"skip": self.skip, "limit": self.limit},
-            "requestedGranularity": self.granularity,
+            "requestedGranularity": self.asked_granularity or self.granularity,
             "includeResultsetResponses": self.include,
         }
         if self.filters:

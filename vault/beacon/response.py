@@ -175,13 +175,19 @@ def beacon_map(base_url: str) -> dict[str, Any]:
                                      "url": root + "/datasets/{id}/g_variants"}}}}}}
 
 
+#: the ontology of the ontology filtering terms (beaconFilteringTermsResults ``resources``)
+DUO_RESOURCE = {"id": "duo", "name": "Data Use Ontology",
+                "url": "http://purl.obolibrary.org/obo/duo.owl", "version": "2021-02-23",
+                "nameSpacePrefix": "DUO", "iriPrefix": "http://purl.obolibrary.org/obo/DUO_"}
+
+
 def filtering_terms(terms: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"meta": info_meta("filteringTerm", "beacon-filtering-terms-v2.0.0"),
-            "response": {"filteringTerms": terms or []}}
+            "response": {"filteringTerms": terms or [], "resources": [DUO_RESOURCE]}}
 
 
 #: the DUO release the term labels come from (duo.owl versionIRI of EBISPOT/DUO 81f5c3d)
-DUO_VERSION = "2021-02-23"
+DUO_VERSION = DUO_RESOURCE["version"]
 
 
 def data_use_conditions(consent: Any) -> dict[str, Any]:

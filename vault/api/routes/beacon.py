@@ -429,8 +429,10 @@ def _g_variants(request: Request, services: Any, parse: Callable[[], BeaconReque
     if not request.headers.get("authorization", "").strip() and req.granularity != "boolean":
         # PUBLIC (no credential): boolean answers only, whatever was asked (the guard
         # refuses the request outright when the policy has no public role)
-        req = replace(req, granularity="boolean")
+        req = replace(req, granularity="boolean", asked_granularity=req.granularity)
     qids: list[str] = []
+    if req.test_mode:
+        return _test_mode(request, services, req, flt)
     if dataset is not None:
         names = [dataset]
     elif req.dataset_ids is not None:
@@ -474,6 +476,26 @@ def _g_variants(request: Request, services: Any, parse: Callable[[], BeaconReque
         qids.append(answer.query_id)
         answers.append(answer)
     return _doc(br.g_variants_response(req, answers, refused, qids, list(flt.unapplied)))
+
+
+def _test_mode(request: Request, services: Any, req: BeaconRequest,
+               flt: Filters) -> JSONResponse:
+    """``testMode: true``: the request is understood, authenticated and audited like any
+    other, and answered at its granularity with no data read (no dataset asked, nothing
+    charged): Beacon's TestMode "MUST respond the request but it SHOULD use virtual or
+    non-sensitive data"; this beacon has no virtual data, so the answer is empty."""
+    def nothing(decision: Any) -> Outcome:
+        return Outcome({}, 0)
+
+    try:
+        body = services.guard.run(request, QueryRequest(action="list_datasets"), nothing,
+                                  {"beacon": req.summary()}, anonymous=True)
+    except HTTPException as exc:
+        return _error(req, exc, [])
+    doc = br.g_variants_response(req, [], [], [body["query_id"]], list(flt.unapplied))
+    doc["info"]["testMode"] = ("a test-mode request: no dataset was read, the answer only "
+                               "shows the response's structure")
+    return _doc(doc)
 
 
 @router.get("/g_variants", summary="genomic variations over the datasets visible to the caller")
