@@ -165,6 +165,29 @@ def test_verifier__datasets_carry_their_duo_consent(as_user: Client) -> None:
     assert by_id["demo"]["dataUseConditions"]["duoDataUse"][0]["id"] == "DUO:0000042"
 
 
+@pytest.mark.parametrize("consent,want", [
+    (("GRU",), {"id": "DUO:0000042", "label": "general research use"}),
+    (("DS", "MONDO:0004992", "cancer", ("NPOA", "IRB")),
+     {"id": "DUO:0000007", "label": "disease specific research", "modifiers": [
+         {"id": "MONDO:0004992", "label": "cancer"},
+         {"id": "DUO:0000044",
+          "label": "population origins or ancestry research prohibited"},
+         {"id": "DUO:0000021", "label": "ethics approval required"}]}),
+    (("HMB", None, None, ("NPUNCU",)), {"id": "DUO:0000006", "modifiers": [
+        {"id": "DUO:0000018", "label": "not for profit, non commercial use only"}]}),
+])
+def test_verifier__data_use_conditions_shape(consent: tuple, want: dict) -> None:
+    """The dataset's consent in the default model's dataUseConditions (with a DS disease
+    and modifiers too), valid against common/dataUseConditions.json."""
+    from vault.beacon.response import data_use_conditions
+
+    doc = data_use_conditions(make_consent(*consent))
+    validate(doc, "models/json/beacon-v2-default-model/common/dataUseConditions.json")
+    validate({"id": "x", "name": "x", "dataUseConditions": doc}, DATASET)
+    (use,) = doc["duoDataUse"]
+    assert {k: use[k] for k in want} == want and use["version"]
+
+
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_verifier__one_dataset_and_a_hidden_one(as_user: Client, method: str) -> None:
     c = as_user("researcher-a")
