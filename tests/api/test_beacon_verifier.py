@@ -336,6 +336,26 @@ def test_verifier__test_mode_reads_no_data(api: Api, as_user: Client,
     _check(r)
 
 
+def test_verifier__get_requested_schema(as_user: Client) -> None:
+    """GET names the results' schema with ``requestedSchema`` (genomicVariations
+    endpoints.json); the additionally supported VRS schema is then returned, as on POST."""
+    from vault.beacon.response import VRS_SCHEMA_ID
+
+    pos, ref, alt = _common()
+    params = {"referenceName": "20", "start": pos - 1, "referenceBases": ref,
+              "alternateBases": alt, "requestedGranularity": "record"}
+    c = as_user("researcher-a")
+    vrs = _check(c.get(B + "/datasets/demo/g_variants",
+                       params={**params, "requestedSchema": VRS_SCHEMA_ID}), "record")
+    assert vrs["meta"]["returnedSchemas"][0]["schema"] == VRS_SCHEMA_ID
+    assert vrs["meta"]["receivedRequestSummary"]["requestedSchemas"] == [
+        {"entityType": "genomicVariation", "schema": VRS_SCHEMA_ID}]
+    (rec,) = vrs["response"]["resultSets"][0]["results"]
+    assert rec["variation"]["type"] == "Allele"
+    plain = _check(c.get(B + "/datasets/demo/g_variants", params=params), "record")
+    assert "referenceBases" in plain["response"]["resultSets"][0]["results"][0]["variation"]
+
+
 def test_verifier__pagination_pages_records(as_user: Client) -> None:
     c = as_user("researcher-a")
     q = {"referenceName": "20", "start": [0], "end": [10_000_000]}

@@ -225,7 +225,7 @@ def _list(params: Mapping[str, str], key: str) -> list[str] | None:
 def parse_query(params: Mapping[str, str]) -> BeaconRequest:
     """A GET request: ``referenceName``, ``start`` and ``end`` (two values for brackets,
     comma-separated or repeated), ``referenceBases``, ``alternateBases``, ``variantType``,
-    ``assemblyId``, ``requestedGranularity``, ``skip``, ``limit``,
+    ``assemblyId``, ``requestedGranularity``, ``requestedSchema``, ``skip``, ``limit``,
     ``includeResultsetResponses``, ``filters`` and ``datasetIds`` (comma-separated or
     repeated), ``testMode``. ``geneid`` and ``allele`` (the GET names of ``geneId`` and
     ``genomicAlleleShortForm``) are refused like those."""
@@ -245,11 +245,16 @@ def parse_query(params: Mapping[str, str]) -> BeaconRequest:
             pagination[key] = _int(params[key], key)
     filters = [{"id": f} for f in _list(params, "filters") or []]
     ids = _list(params, "datasetIds")
+    # endpoints.json: GET names one schema for the results (``requestedSchema``)
+    schema = params.get("requestedSchema")
+    if schema is not None and (not schema or len(schema) > 300):
+        raise BeaconError("requestedSchema must be a schema id or URL")
+    schemas = [] if schema is None else [{"entityType": "genomicVariation", "schema": schema}]
     return _build(variant=variant, granularity=params.get("requestedGranularity"),
                   pagination=pagination, include=params.get("includeResultsetResponses"),
                   filters=filters, dataset_ids=ids,
                   api_version=params.get("apiVersion"),
-                  requested_schemas=[],
+                  requested_schemas=schemas,
                   test_mode=str(params.get("testMode", "false")).lower() == "true")
 
 
