@@ -39,6 +39,9 @@ datasets:
   ncu:
     consent: {permission: GRU, modifiers: [NCU]}
     tier: controlled
+  npoa:
+    consent: {permission: GRU, modifiers: [NPOA]}
+    tier: controlled
 roles:
   grouped:
     tier: controlled
@@ -143,6 +146,17 @@ ROWS = [
                  ["consent_modifier_unmet:NCU"], id="ncu-modifier-not-attested"),
     pytest.param(who("researcher-hmb"), QueryRequest("frequency", "ncu"), True, "hmb-user",
                  [], id="ncu-modifier-attested"),
+    # NPOA: a GRU use includes ancestry research (DUO:0000042), HMB and DS exclude it
+    pytest.param(A, QueryRequest("frequency", "npoa"), False, None,
+                 ["consent_modifier_unmet:NPOA"], id="npoa-gru-use-not-attested"),
+    pytest.param(A, QueryRequest("frequency", "npoa", use="HMB"), True, "grouped", [],
+                 id="npoa-gru-role-asking-hmb"),
+    pytest.param(who("researcher-hmb"), QueryRequest("frequency", "npoa"), True, "hmb-user",
+                 [], id="npoa-hmb-use"),
+    pytest.param(who("researcher-cancer"), QueryRequest("frequency", "npoa"), True,
+                 "cancer-user", [], id="npoa-ds-use"),
+    pytest.param(who("researcher-poa"), QueryRequest("frequency", "npoa"), False, None,
+                 ["consent_modifier_unmet:NPOA"], id="npoa-poa-use"),
     pytest.param(B, QueryRequest("ld", "demo"), False, None, ["statistic_not_allowed"],
                  id="statistic-not-allowed"),
     pytest.param(B, QueryRequest("frequency", "demo", ("population",)), False, None,
@@ -269,8 +283,10 @@ def test_decide__decision_is_frozen(policy: Policy) -> None:
     [
         pytest.param(A, None, ["demo", "open"], id="gru"),
         pytest.param(A, "POA", ["demo", "poa", "open"], id="gru-asking-poa"),
-        pytest.param(who("researcher-hmb"), None, ["demo", "hmb", "open", "ncu"], id="hmb"),
-        pytest.param(who("researcher-cancer"), None, ["demo", "cancer", "hmb", "open"],
+        pytest.param(A, "HMB", ["demo", "hmb", "open", "npoa"], id="gru-asking-hmb"),
+        pytest.param(who("researcher-hmb"), None, ["demo", "hmb", "open", "ncu", "npoa"],
+                     id="hmb"),
+        pytest.param(who("researcher-cancer"), None, ["demo", "cancer", "hmb", "open", "npoa"],
                      id="ds-cancer"),
         pytest.param(who("researcher-poa"), None, ["demo", "poa", "open"], id="poa"),
         pytest.param(B, None, ["demo"], id="overall"),
