@@ -441,6 +441,19 @@ def test_verifier__bad_request_parameters_are_400_beacon_errors(as_user: Client,
     assert why in body["error"]["errorMessage"]
 
 
+@pytest.mark.parametrize("meta", [{"requestedSchemas": [{"schema": 5}]},
+                                  {"requestedSchemas": [{"entityType": ["x"]}]},
+                                  {"requestedSchemas": "x"}, {"apiVersion": 2}, []])
+@pytest.mark.parametrize("path", ["/g_variants", "/datasets/demo/g_variants", "/datasets"])
+def test_verifier__bad_request_meta_is_a_400_beacon_error(as_user: Client, path: str,
+                                                          meta: Any) -> None:
+    """meta is echoed in receivedRequestSummary (requestedSchemas, apiVersion): what does
+    not fit beaconRequestMeta is refused, never echoed into an invalid response."""
+    r = as_user("researcher-a").post(B + path, json={"meta": meta, "query": {}})
+    assert r.status_code == 400, r.text
+    _check(r)
+
+
 @pytest.mark.parametrize("params,why", [
     ({"limit": "ten"}, "limit"), ({"skip": "-1"}, "skip"),
     ({"requestedGranularity": "aggregated"}, "requestedGranularity"),

@@ -305,8 +305,10 @@ def parse_body(body: Any) -> BeaconRequest:
     if not all(isinstance(f.get("id"), str) for f in filters):
         raise BeaconError("every filter needs an id")
     schemas = _given(meta.get("requestedSchemas"), [])
-    if not isinstance(schemas, list) or not all(isinstance(s, dict) for s in schemas):
-        raise BeaconError("meta.requestedSchemas must be a list of objects")
+    if not isinstance(schemas, list) or not all(_schema_per_entity(s) for s in schemas):
+        # receivedRequestSummary echoes them: they must be what SchemasPerEntity allows
+        raise BeaconError("meta.requestedSchemas must be a list of {entityType, schema} "
+                          "objects whose values are strings")
     test_mode = query.get("testMode", False)
     if not isinstance(test_mode, bool):
         raise BeaconError("testMode must be a boolean")
@@ -316,6 +318,13 @@ def parse_body(body: Any) -> BeaconRequest:
                   pagination=pagination, include=query.get("includeResultsetResponses"),
                   filters=filters, dataset_ids=dataset_ids, api_version=meta.get("apiVersion"),
                   requested_schemas=schemas, test_mode=test_mode)
+
+
+def _schema_per_entity(item: Any) -> bool:
+    """A SchemasPerEntity object: ``entityType`` and ``schema``, strings when present."""
+    return isinstance(item, dict) and all(
+        isinstance(item.get(k, ""), str) and len(item.get(k, "")) <= 300
+        for k in ("entityType", "schema"))
 
 
 def _given(value: Any, default: Any) -> Any:
