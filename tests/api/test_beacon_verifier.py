@@ -270,10 +270,13 @@ def test_verifier__a_bad_variant_id_is_a_beacon_error(as_user: Client, vid: str,
     _check(r)
 
 
-def test_verifier__a_variant_id_takes_no_other_variant_parameters(as_user: Client) -> None:
+@pytest.mark.parametrize("params", [{"referenceName": "21", "start": 5, "end": 9},
+                                    {"datasetIds": "ceu"}])
+def test_verifier__a_variant_id_takes_no_other_variant_parameters(as_user: Client,
+                                                                  params: dict) -> None:
     pos, ref, alt = _common()
     r = as_user("researcher-a").get(f"{B}/g_variants/demo:20:{pos}:{ref}:{alt}",
-                                    params={"referenceName": "21", "start": 5, "end": 9})
+                                    params=params)
     assert r.status_code == 400, r.text
     assert "from the id" in _check(r)["error"]["errorMessage"]
 

@@ -519,9 +519,9 @@ def _single(parse: Callable[[], BeaconRequest], variant_id: str
     def single() -> BeaconRequest:
         req = parse()
         vid = parse_variant_id(variant_id)
-        if req.variant.summary():
-            raise BeaconError("/g_variants/{id} takes its variant from the id: give no "
-                              "g_variant parameters")
+        if req.variant.summary() or req.dataset_ids is not None:
+            raise BeaconError("/g_variants/{id} takes its variant and dataset from the id: "
+                              "give no g_variant parameters or datasetIds")
         return replace(req, variant=vid.variant)
 
     return dataset, single
