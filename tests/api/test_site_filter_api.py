@@ -334,3 +334,50 @@ def test_site_filter_api__allowed_role_with_pass_filter(fapi: FilterApi) -> None
         table = client.frequency(DS, filter="filter = 'PASS'")
         assert table.num_rows == len(body["variants"])
         assert client.last["disclosure"]["site_filter"]["fields"] == ["filter"]
+
+
+def _rare_snv() -> tuple[int, str, str]:
+    """A biallelic SNV of the ingested records with AC 1 … 3 (rare at k = 11: never listed)."""
+    n = 0
+    with gzip.open(DEMO / "demo_cohort.vcf.gz", "rt") as fh:
+        for line in fh:
+            if line.startswith("#"):
+                continue
+            n += 1
+            if n > N_RECORDS:
+                break
+            cols = line.rstrip("\n").split("\t")
+            if len(cols[3]) != 1 or len(cols[4]) != 1:
+                continue
+            ac = sum(g.split(":")[0].count("1") for g in cols[9:])
+            if 1 <= ac <= 3:
+                return int(cols[1]), cols[3], cols[4]
+    raise AssertionError("no rare SNV in the records")
+
+
+def test_site_filter_api__a_filter_failing_on_one_site_does_not_say_it_is_stored(
+        fapi: FilterApi, sf_a: httpx.Client) -> None:
+    """A filter that fails (a CAST) only on the site of one allele: the request used to be
+    400 exactly when the cohort holds that allele, rare or not (the filter runs over the
+    whole partition, before any listing rule), so a carrier was named by a status code. It
+    must answer the same for a rare stored allele as for an allele the cohort does not
+    hold."""
+    pos, ref, alt = _rare_snv()
+    absent = next(b for b in "ACGT" if b not in (ref, alt))
+    answers = []
+    for a in (alt, absent):
+        expr = (f"CASE WHEN pos = {pos} AND alt = '{a}' THEN CAST(alt AS INTEGER) > 0 "
+                "ELSE TRUE END")
+        for region in (f"20:{pos}-{pos}", f"20:{pos + 1}-{pos + 1}"):
+            r = sf_a.get(f"/v1/datasets/{DS}/frequency", params={"region": region,
+                                                                  "filter": expr})
+            assert r.status_code == 200, (a == alt, region, r.text)
+            body = r.json()
+            answers.append((region, body["variants"], body["count"], body["truncated"],
+                            body["next_cursor"],
+                            {k: v for k, v in body["disclosure"].items()
+                             if k != "site_filter"}))
+    assert answers[:2] == answers[2:]
+    # a filter that fails on every site keeps none (as where it is NULL), never a 400
+    body = _get(sf_a, "frequency", region="20:1-150000", filter="CAST(filter AS INTEGER) > 0")
+    assert body["variants"] == [] and body["count"] == 0

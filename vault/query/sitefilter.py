@@ -55,6 +55,7 @@ TIMEOUT_S = 5.0
 _ROW = "__gv_row"
 _TEMPLATE = "SELECT * FROM sites WHERE TRUE"
 _RUN_TEMPLATE = f"SELECT {_ROW} FROM sites WHERE TRUE"  # noqa: S608 (constants only)
+_TRY_TEMPLATE = f"SELECT {_ROW} FROM sites WHERE try(TRUE)"  # noqa: S608 (constants only)
 
 #: Scalar functions (and the operator names DuckDB parses them into) a filter may call: pure
 #: arithmetic, string and list functions. ``~~`` is LIKE, ``!~~`` NOT LIKE, ``~~*`` ILIKE.
@@ -129,8 +130,8 @@ class SiteFilter:
                 duckdb.CatalogException) as exc:
             raise SiteFilterError(f"the filter cannot be applied: {scrub(str(exc))}") from None
         except duckdb.Error:
-            # a runtime error (a cast of a site's value): DuckDB's text would quote the value
-            # of some site, so it is not passed on
+            # a runtime error that TRY did not catch: DuckDB's text would quote the value of
+            # some site, so it is not passed on
             raise SiteFilterError("the filter failed on the sites' values (a CAST or an "
                                   "operation that some value does not support); compare "
                                   "each column with values of its own type, or use "
@@ -199,9 +200,17 @@ def _parse(text: str) -> SiteFilter:
         run = _serialize(con, _RUN_TEMPLATE)
         assert run is not None
         run["node"]["where_clause"] = where
-        sql = _deserialize(con, run)
-        canonical = sql.split(" WHERE ", 1)[1] if " WHERE " in sql else sql
-        return SiteFilter(text, canonical, fields, sql)
+        shown = _deserialize(con, run)
+        canonical = shown.split(" WHERE ", 1)[1] if " WHERE " in shown else shown
+        # what runs is the expression under TRY: a site whose values make it fail (a CAST,
+        # an out-of-range operation) is dropped like one where it is NULL, never an error
+        # for the whole request, which would say that such a site is stored in the
+        # partition — `CASE WHEN pos = P AND alt = 'T' THEN CAST(alt AS INTEGER) > 0 ELSE
+        # TRUE END` failed exactly when the cohort holds that allele, rare or not
+        guarded = _serialize(con, _TRY_TEMPLATE)
+        assert guarded is not None
+        guarded["node"]["where_clause"]["children"] = [where]
+        return SiteFilter(text, canonical, fields, _deserialize(con, guarded))
     finally:
         con.close()
 
