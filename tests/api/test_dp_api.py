@@ -256,3 +256,43 @@ def test_dp__budget_show_cli_lists_principals(api: Api) -> None:
     assert all(r["epsilon_total"] > 0 and r["charges"] > 0 for r in rows)
     rec = json.loads(audit_log_path(api.services.settings).read_text().splitlines()[-1])
     assert rec["request"]["action"] == "budget_read" and rec["result"]["rows"] == len(rows)
+
+
+@pytest.mark.parametrize("user", ["researcher-a", "researcher-b"])
+def test_dp__a_full_page_is_not_truncated_by_a_region_that_lists_nothing(
+        as_user: Client, user: str) -> None:
+    """Site oracle through paging, both tiers: a page that was full said ``truncated`` as
+    soon as any further region (or partition) had a stored variant, listed or not, so
+    ``regions: [<a common variant>, <P>]`` with ``limit: 1`` was truncated exactly when a
+    variant is stored at P — a rare one included — and the next page was empty. A page is
+    truncated only when a variant it would list follows."""
+    c = as_user(user)
+    exact = as_user("researcher-a")
+    first = exact.get("/v1/datasets/demo/frequency",
+                      params={"region": "20:1-200000", "limit": 1}).json()["variants"][0]
+    anchor = f"20:{first['pos']}-{first['pos']}"
+    rare = [r for r in rare_snvs(700_000, 8)
+            if not exact.get("/v1/datasets/demo/frequency",
+                             params={"region": f"20:{r[1]}-{r[1]}"}).json()["variants"]]
+    empty = unstored_positions("20", 700_001, 3)
+    assert len(rare) >= 4
+    seen = []
+    for pos in [r[1] for r in rare] + empty:
+        for route in ("frequency", "genotype-counts"):
+            r = c.post(f"/v1/datasets/demo/{route}",
+                       json={"regions": [anchor, f"20:{pos}-{pos}"], "limit": 1})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert [v["pos"] for v in body["variants"]] == [first["pos"]], body
+            seen.append((pos in empty, route, body["truncated"], body["next_cursor"]))
+            # a list naming the rare allele (or an absent one at an empty position)
+            ref, alt = next(((x[2], x[3]) for x in rare if x[1] == pos), ("A", "C"))
+            r = c.post(f"/v1/datasets/demo/{route}", json={
+                "variants": [{"chrom": "20", "pos": first["pos"], "ref": first["ref"],
+                              "alt": first["alt"]},
+                             {"chrom": "20", "pos": pos, "ref": ref, "alt": alt}],
+                "limit": 1})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            seen.append((pos in empty, route, body["truncated"], body["next_cursor"]))
+    assert {s[2:] for s in seen} == {(False, None)}, seen

@@ -352,7 +352,11 @@ class QueryService:
             rare_site = self._unlisted(counted, disclosure)
             omitted += int((wanted & rare_site).sum())
             listed = np.flatnonzero(wanted & ~rare_site)
-            if seen + listed.size <= cursor:
+            # a piece that lists nothing (rare variants only, or noisy zeros) must not make
+            # a full page ``truncated``: that said a variant is stored in a later region or
+            # partition — regions [<a common variant>, <P>] with limit 1 were truncated
+            # exactly when a rare variant is stored at P
+            if listed.size == 0 or seen + listed.size <= cursor:
                 seen += listed.size
                 continue
             start = max(0, cursor - seen)
