@@ -352,18 +352,21 @@ class QueryService:
             rare_site = self._unlisted(counted, disclosure)
             omitted += int((wanted & rare_site).sum())
             listed = np.flatnonzero(wanted & ~rare_site)
-            # a piece that lists nothing (rare variants only, or noisy zeros) must not make
-            # a full page ``truncated``: that said a variant is stored in a later region or
-            # partition — regions [<a common variant>, <P>] with limit 1 were truncated
-            # exactly when a rare variant is stored at P
-            if listed.size == 0 or seen + listed.size <= cursor:
+            if n_rows >= limit:
+                # the page is full: ``truncated`` says that a variant it may list follows,
+                # never that one is stored (regions [<a common variant>, <P>] with limit 1
+                # were truncated exactly when a rare variant is stored at P). The registered
+                # tier's runs hold listable variants only (``_noised``), so one more run
+                # says so whatever its noise — and the page charges no further run
+                if listed.size or disclosure.noise is not None:
+                    truncated = True
+                    break
+                continue
+            if seen + listed.size <= cursor:
                 seen += listed.size
                 continue
             start = max(0, cursor - seen)
             room = limit - n_rows
-            if room <= 0:
-                truncated = True
-                break
             take = listed[start:start + room]
             if take.size:
                 prot = protect(counted.overall[take], counted.groups[take], sizes,
