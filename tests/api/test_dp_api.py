@@ -296,3 +296,46 @@ def test_dp__a_full_page_is_not_truncated_by_a_region_that_lists_nothing(
             body = r.json()
             seen.append((pos in empty, route, body["truncated"], body["next_cursor"]))
     assert {s[2:] for s in seen} == {(False, None)}, seen
+
+
+def test_dp__a_key_rotation_draws_no_cell_again(api: Api, as_user: Client) -> None:
+    """Averaging oracle on the registered tier: the ledger kept a principal's noisy cells
+    and presence member budgets per dataset *commit*, and a key rotation (which re-wraps keys
+    and changes no genotype) commits a new manifest, so after every rotation the same
+    principal got every cell drawn again — fresh noise on the same exact counts — and fresh
+    member budgets for presence answers that cost no ε. Cells and presence answers are now
+    kept per dataset content: a rotation changes the version an answer names, not its
+    noise."""
+    import sqlite3
+
+    from vault.keys import lifecycle
+
+    c = as_user("researcher-b")
+    region = "20:400000-402000"
+    first = c.get("/v1/datasets/demo/frequency", params={"region": region}).json()
+    assert first["variants"], first
+    v = first["variants"][0]
+    asked = {"chrom": v["chrom"], "pos": v["pos"], "ref": v["ref"], "alt": v["alt"]}
+    p1 = c.get("/v1/datasets/demo/presence", params=asked)
+    assert p1.status_code == 200, p1.text
+    ledger = api.services.guard.ledger
+    assert ledger is not None
+
+    def presence_answers() -> int:
+        con = sqlite3.connect(ledger.path)
+        try:
+            return int(con.execute("SELECT count(*) FROM presence_answers").fetchone()[0])
+        finally:
+            con.close()
+
+    before = presence_answers()
+    lifecycle.rotate(api.store, "demo", api.bao.client(), data_class="all")
+    again = c.get("/v1/datasets/demo/frequency", params={"region": region}).json()
+    assert again["dataset_version"] != first["dataset_version"]  # a new commit was seen
+    assert again["disclosure"]["new_cells"] == 0, again["disclosure"]
+    assert again["disclosure"]["epsilon_spent"] == 0.0
+    assert again["variants"] == first["variants"]  # the same noisy counts
+    p2 = c.get("/v1/datasets/demo/presence", params=asked)
+    assert p2.status_code == 200, p2.text
+    assert p2.json()["exists"] == p1.json()["exists"]
+    assert presence_answers() == before  # the stored answer, not a new draw

@@ -66,8 +66,8 @@ def association(svc: QueryService, dataset: str, selection: Selection, phenotype
 
             # rare variants are never listed, so neither noised nor charged (what the
             # answer costs must not say that one is stored: QueryService._noised)
-            noisy_o, noisy_g = noisy_counts(disclosure.noise, v.key, c.contig, c.pos, c.ref,
-                                            c.alt, c.overall, c.groups,
+            noisy_o, noisy_g = noisy_counts(disclosure.noise, v.release_key, c.contig, c.pos,
+                                            c.ref, c.alt, c.overall, c.groups,
                                             svc._wanted(c, selection)
                                             & svc._listable(c, disclosure.k), phenotype,
                                             grouping.names)
@@ -307,7 +307,7 @@ def _noisy_presence(svc: QueryService, v: Any, sel: Selection, chrom: str, pos: 
     for c in svc._counts(v, sel, None):
         for i in np.flatnonzero(svc._wanted(c, sel)).tolist():
             exact = np.asarray(c.overall[i], np.int64)
-    noisy = session.cells(v.key, [cell_key(chrom, pos, ref, alt)], exact[None, :])[0]
+    noisy = session.cells(v.release_key, [cell_key(chrom, pos, ref, alt)], exact[None, :])[0]
     threshold = session.presence_threshold(disclosure.k)
     ac = int(noisy[1] + 2 * noisy[2])
     return {"dataset_version": v.key, "statistic": "presence",
@@ -363,7 +363,8 @@ def _member_budget_presence(svc: QueryService, v: Any, chrom: str, pos: int, ref
     threshold = params.threshold(disclosure.k)
     noise = PresenceNoise(params.scale)
     rel = session.ledger.presence(
-        session.principal, v.key, cell_key(chrom, pos, ref, alt, "presence"), members, copies,
+        session.principal, v.release_key, cell_key(chrom, pos, ref, alt, "presence"), members,
+        copies,
         params, threshold, noise.draw, role=session.role, display_name=session.display_name,
         dataset=session.dataset, query_id=session.query_id)
     return {"dataset_version": v.key, "statistic": "presence",

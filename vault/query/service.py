@@ -10,6 +10,8 @@ them become null, with a machine-readable reason.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -178,6 +180,8 @@ class _Version:
     reader: DatasetReader
     cohort: Cohort
     key: str
+    #: what the DP ledger keeps released cells and member budgets under (release_key_of)
+    release_key: str
 
 
 @dataclass
@@ -235,7 +239,8 @@ class QueryService:
             elif cur is not None:
                 keyring.clear_caches()  # keys may have been rotated or retired
         reader = DatasetReader(self.store, dataset, keyring)
-        version = _Version(reader.manifest, reader, Cohort.load(reader), key)
+        version = _Version(reader.manifest, reader, Cohort.load(reader), key,
+                           release_key_of(reader.manifest))
         with self._lock:
             newest = self._versions.get(dataset)
             if newest is not None and newest.manifest.uid == version.manifest.uid \
@@ -436,7 +441,7 @@ class QueryService:
         for contig in sorted({w[0] for w in wanted}):
             keys = [w for w in wanted if w[0] == contig]
             counts = [stored.get(k, (absent_o, absent_g)) for k in keys]
-            noisy_counts(disclosure.noise, v.key, contig,
+            noisy_counts(disclosure.noise, v.release_key, contig,
                          np.array([k[1] for k in keys], np.int64), [k[2] for k in keys],
                          [k[3] for k in keys], np.stack([o for o, _ in counts]),
                          np.stack([g for _, g in counts]).reshape(len(keys), len(names), 4),
@@ -474,7 +479,7 @@ class QueryService:
                 run = counted.taken(idx[at:at + step])
                 at += step
                 noisy_o, noisy_g = noisy_counts(
-                    disclosure.noise, v.key, run.contig, run.pos, run.ref, run.alt,
+                    disclosure.noise, v.release_key, run.contig, run.pos, run.ref, run.alt,
                     run.overall, run.groups, np.ones(run.pos.size, np.bool_), group_by,
                     names)
                 # a new object: the cached exact counts must stay exact for other callers
@@ -764,6 +769,20 @@ def version_key_of(manifest: Manifest) -> str:
     """The key of a dataset version: the manifest's commit counter (a withdrawal or rotation
     is seen at the next request)."""
     return f"{manifest.uid}:{manifest.version}:{manifest.updated_at}:{len(manifest.batches)}"
+
+
+def release_key_of(manifest: Manifest) -> str:
+    """What the registered tier's ledger keeps a principal's noisy cells and presence member
+    budgets under: the dataset's content — the manifest without its commit counter, time
+    and signature — not its commit (:func:`version_key_of`). A key rotation (or a re-signing)
+    commits a new manifest over the very same data; keyed by the commit, it gave every
+    principal fresh noise on every cell and fresh member budgets (a presence answer drawn
+    again, for free, per rotation). A new batch, a withdrawal, a consent or a compaction
+    changes the content, and so the key."""
+    body = manifest.model_dump(mode="json", exclude={"version", "updated_at", "signature"})
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"))
+                            .encode("utf-8")).hexdigest()
+    return f"{manifest.uid}:{digest[:32]}"
 
 
 def _rules(kind: str) -> list[str]:
