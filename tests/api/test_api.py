@@ -659,3 +659,27 @@ def test_api__researcher_b_is_registered_tier_with_noise(as_user: Client) -> Non
     d = r.json()["disclosure"]
     assert d["tier"] == "registered" and d["noise"] == "discrete_laplace"
     assert d["epsilon_remaining"] is not None
+
+
+def test_api__sfs_of_a_rare_variant_looks_like_an_empty_region(as_user: Client) -> None:
+    """Site oracle on the controlled tier: a spectrum was built from the partitions a region
+    reached, so over one position holding only a rare variant (never counted) it was a list
+    of 2N+1 zeros, and over an empty position ``[]`` — it said whether a variant is stored
+    there. Every spectrum now has its full length whatever is stored."""
+    from tests.support.demo import rare_snvs, unstored_positions
+
+    c = as_user("researcher-a")
+    rare = [r for r in rare_snvs(530_000, 10)
+            if not c.get("/v1/datasets/demo/frequency",
+                         params={"region": f"20:{r[1]}-{r[1]}"}).json()["variants"]][:3]
+    empty = unstored_positions("20", 530_001, 3)
+    assert len(rare) == 3
+    for params in ({}, {"group_by": "population"}, {"folded": "true"}):
+        answers = []
+        for pos in [r[1] for r in rare] + empty:
+            r = c.get("/v1/datasets/demo/sfs", params={"region": f"20:{pos}-{pos}", **params})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            answers.append((body["spectra"], body["disclosure"]["suppressed_cells"]))
+        assert all(a == answers[0] for a in answers), (params, answers)
+        assert answers[0][0]["overall"]["counts"] and not any(answers[0][0]["overall"]["counts"])

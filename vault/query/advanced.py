@@ -226,7 +226,15 @@ def sfs(svc: QueryService, dataset: str, selection: Selection, group_by: str | N
     names = grouping.names if grouping else ()
     n_chrom_all = 2 * v.cohort.n_samples
     sizes = grouping.sizes if grouping else np.zeros(0, np.int64)
-    specs: dict[str, np.ndarray] = {}
+    # every spectrum has its full length from the start, whatever is stored: built only
+    # from the partitions a region reaches, a region of one position holding only a rare
+    # variant answered a spectrum of zeros and an empty one ``[]`` (the SFS said whether a
+    # variant is stored there)
+    none = np.zeros(0, np.int64)
+    specs: dict[str, np.ndarray] = {
+        name: site_frequency_spectrum(none, none, n_chrom, folded).counts
+        for name, n_chrom in [("overall", n_chrom_all),
+                              *((n, 2 * int(sizes[g])) for g, n in enumerate(names))]}
     used = {"overall": 0, **{n: 0 for n in names}}
     excluded = dict(used)
     suppressed = 0
@@ -248,10 +256,10 @@ def sfs(svc: QueryService, dataset: str, selection: Selection, group_by: str | N
         for name, counts, n_chrom in cells:
             ac, an = allele_counts(counts[released[name]])
             s = site_frequency_spectrum(ac, an, n_chrom, folded)
-            specs[name] = specs.get(name, np.zeros_like(s.counts)) + s.counts
+            specs[name] = specs[name] + s.counts
             used[name] += s.n_used
             excluded[name] += s.n_excluded
-    out = {name: {"counts": specs[name].tolist() if name in specs else [],
+    out = {name: {"counts": specs[name].tolist(),
                   "variants_used": used[name], "variants_excluded": excluded[name]}
            for name in ["overall", *names]}
     return {"dataset_version": v.key, "statistic": "sfs", "folded": folded,
