@@ -103,3 +103,33 @@ def test_query_service__registered_association_does_not_charge_rare_variants(
     ans = advanced.association(rare_group, "rare", Selection(region=Region("20", 1, 300_000)),
                                "phenotype", "case", "control", d, limit=1000)
     assert ans["count"] > 10 and session.new_cells >= ans["count"]
+
+
+def test_beacon_charge__a_range_pays_every_listable_variant_before_its_allele_filter(
+        rare_group: QueryService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registered-tier Beacon range with alleles pays the range's listable variants before
+    the allele filter picks among them. It did so through one page of MAX_PAGE (5,000)
+    variants: beyond them the filter decided what was charged, so the cost could say that an
+    allele a noisy 0 hides is stored there. (Shown here with a page of 3.) Every listable
+    variant is now charged, however many."""
+    from dataclasses import replace
+
+    from vault.api.routes import beacon
+    from vault.beacon.request import VariantQuery
+    from vault.privacy.dp import DPSession
+    from vault.privacy.ledger import Ledger
+
+    monkeypatch.setattr(beacon, "MAX_PAGE", 3, raising=False)
+    ledger = Ledger(tmp_path / "ledger.db")
+    v = VariantQuery(reference_name="20", start=(100_000,), end=(200_000,),
+                     alternate_bases="T")
+    first = DPSession(ledger, "researcher", 0.25, 1e6, 30)
+    beacon._charge_position(rare_group, "rare", v, "20",
+                            Disclosure(k=11, tier="registered", noise=first))
+    # the whole range answered afterwards, without the allele filter, costs nothing more
+    then = DPSession(ledger, "researcher", 0.25, 1e6, 30)
+    where = beacon._selection(replace(v, alternate_bases=None), "20")  # overlap filter too
+    ans = rare_group.statistic("rare", "frequency", where, None,
+                               Disclosure(k=11, tier="registered", noise=then), limit=5000)
+    assert ans["count"] > 20 and not ans["truncated"]
+    assert first.new_cells >= ans["count"] and then.new_cells == 0

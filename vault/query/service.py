@@ -323,6 +323,22 @@ class QueryService:
                               truncated, cursor, omitted, refused,
                               self.filter_disclosure(selection, tally)), table
 
+    def charge(self, dataset: str, selection: Selection, group_by: str | None,
+               disclosure: Disclosure) -> None:
+        """Registered tier: noise (and charge, once per principal and dataset content) every
+        variant an answer over ``selection`` grouped by ``group_by`` may list -- all of
+        them, as pages to its end would -- without building an answer. For a filter that
+        then picks among them on their noisy values (Beacon's alleles, variantType, group
+        filters: vault/api/routes/beacon.py), so that what it costs never depends on which
+        of them it picks. Nothing on the controlled tier."""
+        if disclosure.noise is None:
+            return
+        v = self.version(dataset)
+        grouping, _ = self._grouping(v, group_by, disclosure)
+        for _ in self._noised(self._counts(v, selection, grouping), v, selection, group_by,
+                              grouping, disclosure, lambda: 1 << 62, [0]):
+            pass
+
     def _page(self, dataset: str, name: str, selection: Selection, group_by: str | None,
               disclosure: Disclosure, cursor: int, limit: int, max_limit: int
               ) -> tuple[Statistic, _Version, Grouping | None, int, list[_Piece], bool, int,

@@ -40,7 +40,7 @@ from vault.errors import ConfigError, DatasetNotFound
 from vault.policy import visible_datasets
 from vault.policy.model import WHOLE_BP, QueryRequest
 from vault.query import advanced, sitefilter
-from vault.query.service import MAX_PAGE, MAX_TABLE_PAGE, FilterTally, Selection
+from vault.query.service import MAX_TABLE_PAGE, FilterTally, Selection
 
 _DOCUMENT = {"application/json": {"schema": {"type": "object",
                                              "description": "a Beacon v2 document"}}}
@@ -255,20 +255,21 @@ def _selection(v: VariantQuery, chrom: str | None) -> Selection:
 
 
 def _charge_position(svc: Any, dataset: str, v: VariantQuery, chrom: str | None,
-                     disclosure: Any) -> None:
+                     disclosure: Any, group: str | None = None) -> None:
     """Registered tier, a sequence, range or bracket query whose alleles or ``variantType``
-    pick among the variants of its positions (but that does not name one variant): the
-    variants stored there that an answer may list are charged before that filter picks, so
-    that the cost counts what the positions list (docs/privacy.md, "What is not protected")
-    and never says whether a given allele or type is stored there."""
+    pick among the variants of its positions (but that does not name one variant): every
+    variant stored there that an answer may list is charged (with its ``group`` cells, for
+    a group filter) before that filter picks, so that the cost counts what the positions
+    list (docs/privacy.md, "What is not protected") and never says whether a given allele
+    or type is stored there -- all of them, however many (a page of MAX_PAGE charged only
+    the first 5,000: beyond them the allele filter decided what was charged)."""
     if disclosure.noise is None or v.kind not in ("sequence", "range", "bracket") \
             or chrom is None or v.named_allele() is not None or (
                 v.reference_bases is None and v.alternate_bases is None
                 and v.variant_type is None):
         return
     where = replace(v, reference_bases=None, alternate_bases=None, variant_type=None)
-    svc.statistic(dataset, "frequency", _selection(where, chrom), None, disclosure, 0,
-                  MAX_PAGE)
+    svc.charge(dataset, _selection(where, chrom), group, disclosure)
 
 
 def _shown(disclosure: dict[str, Any] | None) -> dict[str, Any]:
@@ -311,7 +312,7 @@ def _one_dataset(request: Request, services: Any, req: BeaconRequest,
             # for an allele found once (a long indel) that says whether it is stored
             raise ConfigError("registered tier: referenceBases, alternateBases and "
                               "variantType need start (a sequence, range or bracket query)")
-        _charge_position(svc, dataset, v, chrom, disclosure)
+        _charge_position(svc, dataset, v, chrom, disclosure, group[0] if group else None)
         if group is not None:
             return _group_filtered(svc, dataset, _selection(v, chrom), group, decision,
                                    disclosure, req, base)
