@@ -479,3 +479,79 @@ def test_bcf__string_that_would_break_its_vcf_text_is_refused(written: str, forg
         parse_file(plain)
     assert err.value.reason.startswith("record 1: malformed BCF record (an ID, allele or INFO "
                                        "string holds a tab"), err.value.reason
+
+
+# -- FORMAT keys and FILTER values htslib refuses (bcf_record_check) ------------------------
+
+def _bcftools_reads(path: Path) -> bool:
+    return subprocess.run(["bcftools", "view", "-H", str(path)], capture_output=True,
+                          check=False).returncode == 0
+
+
+def _indiv(raw: bytes, offs: list[int], r: int) -> int:
+    """Offset of record r's individual part (0-based r)."""
+    ls, _ = struct.unpack_from("<II", raw, offs[r])
+    return offs[r] + 8 + ls
+
+
+def test_bcf__unknown_format_key_is_refused(tmp_path: Path) -> None:
+    """htslib refuses a FORMAT key that is not an ID of the header's dictionary ("Invalid
+    FORMAT id"); the decoder skipped such a field by its typed length."""
+    lines = [*SMALL[:2], '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="d">', *SMALL[2:]]
+    lines[-5:] = [f"1\t{100 * (i + 1)}\t.\tA\tG\t.\tPASS\t.\tGT:DP\t0/0:1\t0/1:2\t1/1:3"
+                  for i in range(5)]
+    plain = to_bcf(write_vcf(tmp_path / "f.vcf", lines), tmp_path / "f.bcf", fmt="u")
+    assert plain is not None
+    raw = plain.read_bytes()
+    (n,) = struct.unpack_from("<I", raw, 5)
+    offs, p = [], 9 + n
+    while p < len(raw):
+        offs.append(p)
+        ls, li = struct.unpack_from("<II", raw, p)
+        p += 8 + ls + li
+    ip = _indiv(raw, offs, 1)
+    dp = ip + 3 + 2 * 3  # GT key (2 bytes), GT descriptor, 3 x 2 GT bytes; then DP's key
+    assert raw[dp] == 0x11
+    bad = tmp_path / "unknown.bcf"
+    bad.write_bytes(_patch(raw, dp + 1, "<B", 120))  # no ID has index 120
+    assert _bcftools_reads(plain) and not _bcftools_reads(bad)
+    with pytest.raises(InvalidInput) as err:
+        parse_file(bad)
+    assert err.value.reason.startswith("record 2: malformed BCF record (a FORMAT key is not "
+                                       "an index of the header's dictionary)"), err.value
+    # a FORMAT key given twice: the same error as in VCF text, not "GT ... not first"
+    twice = tmp_path / "twice.bcf"
+    twice.write_bytes(_patch(raw, dp + 1, "<B", raw[ip + 1]))  # DP's key := GT's key
+    got = parse_file(twice)[1]
+    assert [g[0] for g in got] == [0, vp.E_FORMAT_TWICE, 0, 0, 0]
+    assert vp.ERRORS[vp.E_FORMAT_TWICE][1].startswith("a FORMAT key is listed twice")
+    text = write_vcf(tmp_path / "t.vcf", [*lines[:-4], "1\t200\t.\tA\tG\t.\tPASS\t.\t"
+                                          "GT:GT\t0/0:0/0\t0/1:0/1\t1/1:1/1", *lines[-3:]])
+    assert [g[0] for g in parse_file(text)[1]] == [0, vp.E_FORMAT_TWICE, 0, 0, 0]
+
+
+def test_bcf__filter_padded_with_end_of_vector_is_refused(tmp_path: Path) -> None:
+    """FILTER is a plain typed vector: htslib refuses an end-of-vector value in it ("Invalid
+    FILTER id -127"); the decoder read it as the vector's end."""
+    raw, offs = _plain_records(tmp_path)
+    r = offs[1]
+    ls, li = struct.unpack_from("<II", raw, r)
+    shared = raw[r + 8:r + 8 + ls]
+    f = 24 + 1 + 2 + 2  # fixed fields, ID '.', alleles 'A' and 'G': then FILTER
+    assert shared[f:f + 2] == b"\x11\x00"  # one int8: PASS
+    padded = shared[:f] + b"\x21\x00\x81" + shared[f + 2:]  # PASS, end-of-vector
+    data = (raw[:r] + struct.pack("<II", ls + 1, li) + padded + raw[r + 8 + ls:])
+    path = tmp_path / "pad.bcf"
+    path.write_bytes(data)
+    assert not _bcftools_reads(path)
+    with pytest.raises(InvalidInput) as err:
+        parse_file(path)
+    assert err.value.reason.startswith("record 2: malformed BCF record (a FILTER or INFO key "
+                                       "is not an index of the header's dictionary"), err.value
+    # two real FILTER values stay fine
+    two = tmp_path / "two.bcf"
+    two.write_bytes(raw[:r] + struct.pack("<II", ls + 1, li)
+                    + shared[:f] + b"\x21\x00\x00" + shared[f + 2:] + raw[r + 8 + ls:])
+    assert _bcftools_reads(two)
+    got = parse_file(two)[1]
+    assert got[1][0] == 0 and got[1][1][5] == "PASS;PASS"

@@ -259,7 +259,7 @@ class BcfReader:
         row_start = np.zeros(offs.shape[0] + 1, np.int64)
         np.cumsum(np.where(err == 0, np.maximum(n_alt, 1), 0), out=row_start[1:])
         packed, n_hap, n_half, err_col, no_gt, fatal_gt = bd.decode_genotypes(
-            buf, ip, ie, n_fmt, n_sample, self._gt_key, n_alt, err, row_start, n,
+            buf, ip, ie, n_fmt, n_sample, self._gt_key, name_off, n_alt, err, row_start, n,
             int(row_start[-1]))
         bad = np.flatnonzero((fatal != 0) | (fatal_gt != 0))
         first_bad = int(bad[0]) if bad.size else -1

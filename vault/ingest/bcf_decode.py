@@ -29,6 +29,7 @@ from kernels.jit import jit
 from vault.ingest.vcf_errors import (
     E_ALLELE,
     E_FEW_SAMPLES,
+    E_FORMAT_TWICE,
     E_GT,
     E_MANY_SAMPLES,
     E_NO_GT,
@@ -56,17 +57,20 @@ F_KEY = 4  # a FILTER or INFO value is not an index of the header's dictionary
 F_INDIV = 5  # a FORMAT field runs past the individual part
 F_GT_TYPE = 6  # GT is not an integer vector
 F_TEXT = 7  # a string would break its VCF text (the columns are found by their tabs)
+F_FMT_KEY = 8  # a FORMAT key is not an index of the header's dictionary
 
 FATAL = {
     F_SHARED: "its shared part is shorter than its fields or a value runs past its declared "
               "length",
     F_TYPE: "a typed value has an unknown type",
     F_CONTIG: "CHROM is not an index of the header's contig dictionary",
-    F_KEY: "a FILTER or INFO key is not an index of the header's dictionary",
+    F_KEY: "a FILTER or INFO key is not an index of the header's dictionary (an "
+           "end-of-vector value is not a FILTER key either)",
     F_INDIV: "a FORMAT field runs past the individual part's declared length",
     F_GT_TYPE: "GT is not an integer vector",
     F_TEXT: "an ID, allele or INFO string holds a tab, newline or carriage return, or an "
             "INFO string a ';', which VCF text cannot hold",
+    F_FMT_KEY: "a FORMAT key is not an index of the header's dictionary",
 }
 
 FLOAT_MISSING = np.uint32(0x7F800001)
@@ -446,8 +450,8 @@ def _render(buf: np.ndarray, sh: int, se: int, contigs: np.ndarray, contig_off: 
     n = 0
     for i in range(c):
         v = _int_at(buf, p + i * _size(t), t)
-        if v == _int_min(t) + 1:
-            break
+        # htslib (bcf_record_check) refuses any value that is not a dictionary index,
+        # end-of-vector included: FILTER is a plain vector, never padded
         if v < 0 or v >= name_off.shape[0] - 1 or name_off[v + 1] == name_off[v]:
             return o, F_KEY
         if n:
@@ -594,10 +598,15 @@ def _fast_gt_row(buf: np.ndarray, p: int, n_samples: int, out: np.ndarray) -> in
 
 @_pjit
 def decode_genotypes(buf: np.ndarray, ip: np.ndarray, ie: np.ndarray, n_fmt: np.ndarray,
-                     n_sample: np.ndarray, gt_key: int, n_alt: np.ndarray, err: np.ndarray,
-                     row_start: np.ndarray, n_samples: int, n_rows: int):
+                     n_sample: np.ndarray, gt_key: int, name_off: np.ndarray,
+                     n_alt: np.ndarray, err: np.ndarray, row_start: np.ndarray,
+                     n_samples: int, n_rows: int):
     """Packed 2-bit codes of every row from the records' GT vectors (rules of
     vcf_gt.parse_genotypes: haploid as homozygous, half-calls missing, ploidy > 2 an error).
+
+    Every FORMAT key must be an ID of the header's dictionary (``name_off``, as in
+    render_records; htslib's bcf_record_check refuses an unknown key too) and appear once
+    (E_FORMAT_TWICE, as in VCF text: a key given twice has no single value).
 
     Returns (packed, n_hap, n_half, err_col, no_gt, F_* problem per record); sets ``err``
     (E_* codes) for records that break a rule."""
@@ -623,11 +632,24 @@ def decode_genotypes(buf: np.ndarray, ip: np.ndarray, ie: np.ndarray, n_fmt: np.
         gp = -1
         gt_t = 0
         gt_c = 0
-        for f in range(n_fmt[r]):
+        nf = n_fmt[r]
+        keys = np.empty(nf if nf > 1 else 0, np.int64)  # no allocation for FORMAT GT alone
+        for f in range(nf):
             key, p, problem = _typed_int(buf, p, end)
             if problem:
                 fatal[r] = F_INDIV if problem == F_SHARED else F_TYPE
                 break
+            if key < 0 or key >= name_off.shape[0] - 1 or name_off[key + 1] == name_off[key]:
+                fatal[r] = F_FMT_KEY
+                break
+            if nf > 1:
+                for g in range(f):
+                    if keys[g] == key:
+                        err[r] = E_FORMAT_TWICE  # as in VCF text (vcf_fields)
+                        break
+                if err[r] != 0:
+                    break
+                keys[f] = key
             t, c, p = _descriptor(buf, p, end)
             if t < 0:
                 fatal[r] = F_INDIV if t == -1 else F_TYPE

@@ -59,6 +59,7 @@ def parse_header(lines: list[str], path: str) -> VcfHeader:
         raise InvalidInput(path, 1, "first line must be '##fileformat=VCFv4.x'")
     fileformat = lines[0].split("=", 1)[1]
     contigs: list[str] = []
+    contig_lines: dict[str, tuple[int, str]] = {}
     meta: dict[str, list[str]] = {}
     info_lines: dict[str, list[tuple[int, str]]] = {}
     chrom_line = None
@@ -81,8 +82,15 @@ def parse_header(lines: list[str], path: str) -> VcfHeader:
                     problem = contig_name_problem(m.group(1))
                     if problem:
                         raise InvalidInput(path, i, problem)
-                    if m.group(1) in contigs:
-                        raise InvalidInput(path, i, f"contig {m.group(1)!r} declared twice")
+                    if m.group(1) in contig_lines:
+                        first, text = contig_lines[m.group(1)]
+                        same = "the same line" if text == line else "a different line"
+                        raise InvalidInput(path, i, f"contig {m.group(1)!r} declared twice "
+                                                    f"(line {first} declares it too, with "
+                                                    f"{same}): keep one ##contig line per ID "
+                                                    "(the spec's header dictionaries hold "
+                                                    "each ID once)")
+                    contig_lines[m.group(1)] = (i, line)
                     contigs.append(m.group(1))
             elif "=" not in line:
                 raise InvalidInput(path, i, "meta-information line without '=' "
@@ -104,9 +112,19 @@ def parse_header(lines: list[str], path: str) -> VcfHeader:
                            "the #CHROM line must be tab-separated and start with "
                            + "\\t".join(FIXED))
     samples: list[str] = []
+    if len(cols) > 8 and cols[-1] == "":
+        # htslib: "Empty sample name: trailing spaces/tabs in the header line?"
+        raise InvalidInput(path, chrom_line, f"the #CHROM line ends with a tab (an empty "
+                                             f"column {len(cols)}): remove trailing tabs")
     if len(cols) > 8:
         if cols[8] != "FORMAT":
             raise InvalidInput(path, chrom_line, "column 9 of the #CHROM line must be FORMAT")
+        if len(cols) == 9:
+            # VCF 4.3 §1.5: FORMAT is followed by the sample IDs; htslib refuses the line
+            # ("either FORMAT is missing or spaces are present instead of tabs")
+            raise InvalidInput(path, chrom_line, "the #CHROM line has a FORMAT column but no "
+                                                 "sample columns: a file without samples "
+                                                 "ends the #CHROM line at INFO")
         samples = cols[9:]
         seen: dict[str, int] = {}
         for j, s in enumerate(samples):

@@ -53,7 +53,7 @@ from vault.ingest.memory import collector_on_new_objects, reuse_freed_memory
 from vault.ingest.order import BatchRegions, OrderChecker
 from vault.ingest.registration import Registration
 from vault.ingest.samplesheet import SampleSheet, read_sample_sheet
-from vault.ingest.source import open_source
+from vault.ingest.source import UNTERMINATED, open_source
 from vault.keys import signing
 from vault.keys.client import VaultClient, token_identity
 from vault.keys.kms import DatasetKeys, Keyring
@@ -490,6 +490,8 @@ class _Ingest:
         first_line = header.n_lines + 1
         for buf in chunker.data_chunks():
             check()
+            if getattr(chunker, "unterminated", False):  # never skipped: the file is cut
+                raise InvalidInput(str(f.path), first_line, UNTERMINATED)
             # a BCF reader yields parsed chunks already (vault.ingest.bcf)
             chunk = buf if isinstance(buf, vp.ParsedChunk) else vp.parse_chunk(buf, n_samples)
             self._process(chunk, first_line, header, state, qc, contigs, emit)

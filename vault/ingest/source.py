@@ -425,6 +425,12 @@ def _find_nl_re(buf: np.ndarray, start: int) -> int:
 
 _EMPTY = np.zeros(0, np.uint8)
 
+#: the reason a file whose last line has no newline is refused (VCF lines end with one)
+UNTERMINATED = ("the last line has no newline at its end: the file may have been cut "
+                "mid-line (a cut '0/1' would read as a haploid '0'), so it is refused; "
+                "if you have checked that the file is complete, add the final newline "
+                "(`echo >> file.vcf`)")
+
 
 class LineChunker:
     """Turns decompressed chunks (bytes or uint8 arrays) into (header lines, data chunks of
@@ -444,6 +450,8 @@ class LineChunker:
         self._rest = _EMPTY
         self._rest_pos = 0
         self.max_line = max_line_bytes(0)
+        #: set just before the last chunk is yielded if the file's last line has no newline
+        self.unterminated = False
 
     def _header_limit(self, size: int) -> None:
         lines = self.header_lines
@@ -542,7 +550,11 @@ class LineChunker:
             return
         rest = np.concatenate(tail) if tail else _EMPTY
         if bytes(rest).strip():
-            yield rest if rest[-1] == 10 else np.concatenate([rest, np.full(1, 10, np.uint8)])
+            # tail holds no newline: the last line is unterminated. A plain file cut mid-line
+            # reads as a shorter valid line (a cut '0/1' is a haploid '0', as bcftools reads
+            # it too), so the caller refuses the file at this line (``unterminated``)
+            self.unterminated = True
+            yield np.concatenate([rest, np.full(1, 10, np.uint8)])
 
 
 def open_source(path: Path) -> TextSource:

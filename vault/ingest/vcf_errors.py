@@ -21,6 +21,8 @@ E_CHROM_COLON = 14
 E_LONG_LINE = 15
 E_FORMAT_VALUES = 16
 E_MANY_ALTS = 17
+E_TRAILING_TAB = 18
+E_FORMAT_TWICE = 19
 
 #: ALT alleles of one record at most: allele_index and n_alleles are int16 (docs/format.md)
 MAX_ALTS = 32767
@@ -41,6 +43,8 @@ ERRORS: dict[int, tuple[str, str]] = {
     E_PLOIDY: ("ploidy_gt_2", "ploidy > 2 is not supported (GT has more than two alleles)"),
     E_ALLELE: ("allele_out_of_range", "GT refers to an allele index larger than the number "
                                       "of ALT alleles"),
+    E_FORMAT_TWICE: ("format_key_twice", "a FORMAT key is listed twice (each key has one "
+                                         "value per sample; htslib mis-reads such a line)"),
     E_FORMAT_VALUES: ("too_many_format_values", "a sample column has more ':'-separated "
                                                 "values than FORMAT has keys"),
     E_MANY_ALTS: ("too_many_alts", f"more than {MAX_ALTS:,} ALT alleles (GenoVault stores "
@@ -48,6 +52,11 @@ ERRORS: dict[int, tuple[str, str]] = {
     E_FEW_SAMPLES: ("too_few_samples", "fewer sample columns than the header declares"),
     E_MANY_SAMPLES: ("too_many_samples", "more sample columns than the header declares"),
     E_EMPTY: ("empty_field", "an empty column (two adjacent tabs)"),
+    # VCF 4.3 §1.6: a data line has exactly the header's columns, none empty; htslib drops a
+    # trailing tab silently, GenoVault refuses it like any other empty column
+    E_TRAILING_TAB: ("trailing_tab", "the line ends with a tab (an empty column after the "
+                                     "last one the header declares): remove trailing tabs, "
+                                     "e.g. `sed 's/\\t*$//'`"),
     E_CHROM: ("bad_chrom", "CHROM is not a valid contig name: VCF 4.3 allows only "
                            "[0-9A-Za-z!#$%&+./:;?@^_|~-] then also '*' and '=' (no whitespace, "
                            "control characters, commas, quotes or brackets), or such a name "

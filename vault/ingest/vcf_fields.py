@@ -21,12 +21,15 @@ from vault.ingest.vcf_errors import (
     E_CHROM_COLON,
     E_EMPTY,
     E_FIELDS,
+    E_FORMAT_TWICE,
     E_LONG_LINE,
     E_MANY_ALTS,
+    E_MANY_SAMPLES,
     E_NO_GT,
     E_POS,
     E_QUAL,
     E_REF,
+    E_TRAILING_TAB,
     MAX_ALTS,
 )
 from vault.ingest.vcf_scan import CR, TAB
@@ -276,6 +279,9 @@ def parse_fixed(buf: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray,
             q = fs[li, 7]
             while q < e and buf[q] != TAB:
                 q += 1
+            if q < e:  # a column after INFO, which the header does not declare
+                err[li] = E_TRAILING_TAB if q == e - 1 else E_MANY_SAMPLES
+                continue
             fs[li, 8] = q + 1
             fs[li, 9] = q + 1
         bad = False
@@ -345,4 +351,34 @@ def parse_fixed(buf: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray,
                     k += 1
                 if err[li] == 0:
                     no_gt[li] = True
+            # a FORMAT of more than one key ('GT' alone, the common case, costs one load)
+            if (err[li] == 0 and buf[f8 + 2] != TAB
+                    and _key_twice(buf, f8, fs[li, 9] - 1)):
+                err[li] = E_FORMAT_TWICE
     return fs, pos, qual, qual_null, n_alt, err, no_gt
+
+
+@_jit
+def _key_twice(buf: np.ndarray, a: int, e: int) -> bool:
+    """Whether the ':'-separated keys of buf[a:e] hold one key twice (no allocation)."""
+    s1 = a
+    while s1 < e:
+        e1 = s1
+        while e1 < e and buf[e1] != 58:
+            e1 += 1
+        s2 = e1 + 1
+        while s2 < e:
+            e2 = s2
+            while e2 < e and buf[e2] != 58:
+                e2 += 1
+            if e2 - s2 == e1 - s1:
+                same = True
+                for k in range(e1 - s1):
+                    if buf[s1 + k] != buf[s2 + k]:
+                        same = False
+                        break
+                if same:
+                    return True
+            s2 = e2 + 1
+        s1 = e1 + 1
+    return False

@@ -21,6 +21,7 @@ from vault.ingest.vcf_errors import (
     E_GT,
     E_MANY_SAMPLES,
     E_PLOIDY,
+    E_TRAILING_TAB,
 )
 from vault.ingest.vcf_scan import CR, NL, TAB, _first_nl
 
@@ -145,6 +146,15 @@ def place_split_call(packed: np.ndarray, r0: int, s: int, na: int, a1: int, a2: 
         packed[r0 + k - 1, s >> 2] |= np.uint8(ck << shift)
 
 
+@_jit
+def _last_byte(buf: np.ndarray, e: int) -> int:
+    """Offset of the last byte before the newline at ``e`` (and before a CR there)."""
+    q = e - 1
+    if q >= 0 and buf[q] == CR:
+        q -= 1
+    return q
+
+
 @_pjit
 def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_alt: np.ndarray,
                     no_gt: np.ndarray, row_start: np.ndarray, err: np.ndarray, n_samples: int,
@@ -195,6 +205,9 @@ def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_al
                         err_col[li] = tabs
             if tabs != last:
                 err[li] = E_FEW_SAMPLES if tabs < last else E_MANY_SAMPLES
+                q = _last_byte(buf, e)
+                if tabs == last + 1 and q >= p and buf[q] == TAB:
+                    err[li] = E_TRAILING_TAB
                 err_col[li] = -1
                 continue
             if err_col[li] >= 0:
@@ -278,8 +291,12 @@ def parse_genotypes(buf: np.ndarray, line_ends: np.ndarray, fs: np.ndarray, n_al
                 err_col[li] = s + 1
                 break
             if c == TAB and s == n_samples - 1:
-                err[li] = E_MANY_SAMPLES
-                err_col[li] = s + 1
+                if _last_byte(buf, e) == p:  # this tab ends the line: an empty column
+                    err[li] = E_TRAILING_TAB
+                    err_col[li] = -1
+                else:
+                    err[li] = E_MANY_SAMPLES
+                    err_col[li] = s + 1
                 break
             p += 1
             if a1 > na or a2 > na:

@@ -44,6 +44,7 @@ from vault.ingest.vcf_errors import (
     E_EMPTY,
     E_FEW_SAMPLES,
     E_FIELDS,
+    E_FORMAT_TWICE,
     E_FORMAT_VALUES,
     E_GT,
     E_LONG_LINE,
@@ -54,6 +55,7 @@ from vault.ingest.vcf_errors import (
     E_POS,
     E_QUAL,
     E_REF,
+    E_TRAILING_TAB,
     ERRORS,
 )
 from vault.ingest.vcf_fields import parse_fixed
@@ -68,9 +70,10 @@ from vault.ingest.vcf_scan import (
 
 __all__ = [
     "ERRORS", "E_ALLELE", "E_ALT", "E_CHROM", "E_CHROM_COLON", "E_EMPTY", "E_FEW_SAMPLES",
-    "E_FIELDS", "E_FORMAT_VALUES", "E_GT", "E_LONG_LINE", "E_MANY_SAMPLES", "E_NO_GT", "E_OK",
-    "E_PLOIDY", "E_POS", "E_QUAL", "E_REF", "ParsedChunk", "alt_bounds", "chrom_changes",
-    "find_line_ends", "gather_strings", "missing_per_sample", "parse_chunk",
+    "E_FIELDS", "E_FORMAT_TWICE", "E_FORMAT_VALUES", "E_GT", "E_LONG_LINE", "E_MANY_SAMPLES",
+    "E_NO_GT", "E_OK", "E_PLOIDY", "E_POS", "E_QUAL", "E_REF", "E_TRAILING_TAB", "ParsedChunk",
+    "alt_bounds", "chrom_changes", "find_line_ends", "gather_strings", "missing_per_sample",
+    "parse_chunk",
 ]
 
 
