@@ -596,6 +596,20 @@ def _fast_gt_row(buf: np.ndarray, p: int, n_samples: int, out: np.ndarray) -> in
     return ibad | np.int64(bad != 0)
 
 
+@_jit
+def _key_before(buf: np.ndarray, p: int, f: int, key: int, n_samples: int) -> bool:
+    """Whether one of the first ``f`` FORMAT fields from ``p`` (already walked and found
+    inside the record) has the key ``key``: walked again rather than kept, so that no record
+    allocates."""
+    for _ in range(f):
+        k, p, _problem = _typed_int(buf, p, buf.shape[0])
+        if k == key:
+            return True
+        t, c, p = _descriptor(buf, p, buf.shape[0])
+        p += c * _size(t) * n_samples
+    return False
+
+
 @_pjit
 def decode_genotypes(buf: np.ndarray, ip: np.ndarray, ie: np.ndarray, n_fmt: np.ndarray,
                      n_sample: np.ndarray, gt_key: int, name_off: np.ndarray,
@@ -632,9 +646,7 @@ def decode_genotypes(buf: np.ndarray, ip: np.ndarray, ie: np.ndarray, n_fmt: np.
         gp = -1
         gt_t = 0
         gt_c = 0
-        nf = n_fmt[r]
-        keys = np.empty(nf if nf > 1 else 0, np.int64)  # no allocation for FORMAT GT alone
-        for f in range(nf):
+        for f in range(n_fmt[r]):
             key, p, problem = _typed_int(buf, p, end)
             if problem:
                 fatal[r] = F_INDIV if problem == F_SHARED else F_TYPE
@@ -642,14 +654,9 @@ def decode_genotypes(buf: np.ndarray, ip: np.ndarray, ie: np.ndarray, n_fmt: np.
             if key < 0 or key >= name_off.shape[0] - 1 or name_off[key + 1] == name_off[key]:
                 fatal[r] = F_FMT_KEY
                 break
-            if nf > 1:
-                for g in range(f):
-                    if keys[g] == key:
-                        err[r] = E_FORMAT_TWICE  # as in VCF text (vcf_fields)
-                        break
-                if err[r] != 0:
-                    break
-                keys[f] = key
+            if f > 0 and _key_before(buf, ip[r], f, key, n_samples):
+                err[r] = E_FORMAT_TWICE  # as in VCF text (vcf_fields)
+                break
             t, c, p = _descriptor(buf, p, end)
             if t < 0:
                 fatal[r] = F_INDIV if t == -1 else F_TYPE
