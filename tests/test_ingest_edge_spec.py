@@ -211,3 +211,18 @@ def test_edge__contig_declared_twice_refused(tmp_path: Path, second: str, same: 
     path = write_vcf(tmp_path / "c.vcf", hdr + [OK])
     assert bcftools_view(path)[0] == 0
     _refused(path, 3, f"contig '1' declared twice (line 2 declares it too, with {same})")
+
+
+@pytest.mark.parametrize("later", [
+    "1\t300\t.\tX\tT\t.\tPASS\t.\tGT\t0/0\t0/1\t1/1",  # bad REF
+    "1\t300\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/x\t1/1",  # bad GT
+], ids=["bad-ref", "bad-gt"])
+def test_edge__first_bad_line_is_the_one_reported(tmp_path: Path, later: str) -> None:
+    """An order error (checked after parsing) on line 7 comes before a parse error on line 8
+    of the same chunk: line 7 is reported, as bcftools' own first complaint would be."""
+    recs = [OK, "1\t50\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/1\t1/1", later]
+    path = write_vcf(tmp_path / "two.vcf", H + recs)
+    _refused(path, len(H) + 2, "records are not sorted: POS 50 comes after POS 100")
+    dup = write_vcf(tmp_path / "dup.vcf", H + [OK, "1\t100\t.\tA\tG,G\t.\tPASS\t.\tGT\t0/0"
+                                               "\t0/1\t1/1", later])
+    _refused(dup, len(H) + 2, "an ALT allele is listed twice")

@@ -48,6 +48,11 @@ BAD_RECORDS = [
                  "ALT is not", "bad_alt", id="bad-alt-empty-allele"),
     pytest.param(_with(2, "1\t200\t.\tC\t<DEL\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
                  "ALT is not", "bad_alt", id="bad-alt-unclosed-symbolic"),
+    # htslib reads these (bcftools 1.16 view exits 0); a GT of allele 1 would count as a variant
+    *[pytest.param(_with(2, f"1\t200\t.\t{ref}\t{alt}\t.\tPASS\t.\tGT\t0/0\t0/1\t0/0"), 5,
+                   "an ALT allele is the REF allele itself", "alt_is_ref", id=f"alt-is-ref-{name}")
+      for name, ref, alt in [("snv", "C", "C"), ("case", "C", "c"), ("second", "CT", "C,CT"),
+                             ("n", "N", "N")]],
     pytest.param(_with(2, "1\tabc\t.\tC\tT\t.\tPASS\t.\tGT\t0/0\t0/0\t0/0"), 5,
                  "POS is not", "bad_pos", id="bad-pos"),
     # 2^64 + 150: wrapped around to POS 150 (sorted, so it was stored there); htslib refuses
@@ -147,6 +152,10 @@ def test_validation__skip_invalid_drops_and_counts(
 BAD_HEADERS = [
     pytest.param(["##fileformat=VCFv4.2"] + H[1:], "", 1, None, id="ok-control"),
     pytest.param(["#fileformat=VCFv4.2"] + H[1:], "", 1, "first line must be", id="no-fileformat"),
+    # htslib reads any version text (bcftools 1.16 accepts these); VCF 3.3 has other rules
+    *[pytest.param([f"##fileformat={v}"] + H[1:], "", 1, "##fileformat must be a VCF 4 version",
+                   id=f"fileformat-{v}") for v in ("VCFv3.3", "VCFvX", "VCFv4", "VCFv4.2 ")],
+    pytest.param(["##fileformat=VCFv4.5"] + H[1:], "", 1, None, id="ok-fileformat-4.5"),
     pytest.param(H[:-1], "", 3, "missing '#CHROM'", id="no-chrom-line"),
     pytest.param(H[:-1] + ["#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\ts1\ts2\ts1"],
                  "", 3, "duplicate sample id in columns 10 and 12", id="duplicate-sample"),

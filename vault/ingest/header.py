@@ -14,6 +14,7 @@ from vault.errors import InvalidInput
 FIXED = ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]
 _STRUCTURED = ("##INFO=", "##FORMAT=", "##FILTER=", "##contig=", "##ALT=")
 _ID_RE = re.compile(r"[<,]ID=([^,>]+)")
+_VERSION_RE = re.compile(r"VCFv4\.[0-9]+")
 # VCF 4.3 §1.4.7 (the same rule as CHROM in vcf_fields.py)
 _CONTIG_RE = re.compile(r"[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*")
 
@@ -58,6 +59,12 @@ def parse_header(lines: list[str], path: str) -> VcfHeader:
     if not lines[0].startswith("##fileformat=VCFv"):
         raise InvalidInput(path, 1, "first line must be '##fileformat=VCFv4.x'")
     fileformat = lines[0].split("=", 1)[1]
+    if not _VERSION_RE.fullmatch(fileformat):
+        # VCF 4.3 §1.4.1: the version is required; 3.x files follow other rules (htslib
+        # reads any text here as if it were 4.x)
+        raise InvalidInput(path, 1, f"##fileformat must be a VCF 4 version (VCFv4.0 to "
+                                    f"VCFv4.5), got {fileformat[:40]!r}: GenoVault reads "
+                                    "VCF 4 only")
     contigs: list[str] = []
     contig_lines: dict[str, tuple[int, str]] = {}
     meta: dict[str, list[str]] = {}

@@ -203,19 +203,21 @@ class _Ingest:
         err = chunk.err
         skip = self.opts.skip_invalid
         bad = np.flatnonzero(err)
+        stop = n  # without --skip-invalid: the first bad line, once the lines before it pass
         if bad.size:
             if not skip:
-                li = int(bad[0])
-                raise self._invalid(first_line + li, _line_reason(
-                    int(err[li]), int(chunk.err_col[li]), chunk, li))
-            for code, cnt in zip(*np.unique(err[bad], return_counts=True), strict=True):
-                qc.skipped[vp.ERRORS[int(code)][0]] += int(cnt)
+                stop = int(bad[0])
+            else:
+                for code, cnt in zip(*np.unique(err[bad], return_counts=True), strict=True):
+                    qc.skipped[vp.ERRORS[int(code)][0]] += int(cnt)
         ok = err == 0
         # Contig segments (runs of valid lines with the same CHROM).
         changes = vp.chrom_changes(chunk.buf, chunk.fs, err)
         seg_bounds = [*changes.tolist(), n]
         for si in range(len(changes)):
-            a, b = seg_bounds[si], seg_bounds[si + 1]
+            a, b = seg_bounds[si], min(seg_bounds[si + 1], stop)
+            if a >= stop:
+                break
             chrom = chunk.field(a, 0)
             lines = np.flatnonzero(ok[a:b]) + a
             if not state.enter_contig(chrom, first_line + a, lines, ok):
@@ -225,6 +227,9 @@ class _Ingest:
             state.check(chunk, lines, first_line, ok)
             self._emit_rows(chunk, lines[ok[lines]], contigs.index(chrom), emit, qc,
                             header, first_line)
+        if stop < n:  # an order, duplicate or INFO error before it was raised first
+            raise self._invalid(first_line + stop, _line_reason(
+                int(err[stop]), int(chunk.err_col[stop]), chunk, stop))
 
     def _info_spec(self, header: VcfHeader) -> vcf_info.InfoSpec:
         """The kept INFO fields as ``header`` declares them (checked once per header)."""

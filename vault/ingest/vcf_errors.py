@@ -23,6 +23,7 @@ E_FORMAT_VALUES = 16
 E_MANY_ALTS = 17
 E_TRAILING_TAB = 18
 E_FORMAT_TWICE = 19
+E_ALT_IS_REF = 20
 
 #: ALT alleles of one record at most: allele_index and n_alleles are int16 (docs/format.md)
 MAX_ALTS = 32767
@@ -36,6 +37,9 @@ ERRORS: dict[int, tuple[str, str]] = {
     E_ALT: ("bad_alt", "ALT is not '.' or a comma-separated list of: bases (A, C, G, T, N), "
                        "'*', a symbolic <ID> (no whitespace, ',', '<' or '>' inside) or a "
                        "breakend (t[p[, t]p], ]p]t, [p[t with p = chrom:pos; .t or t.)"),
+    E_ALT_IS_REF: ("alt_is_ref", "an ALT allele is the REF allele itself (ALT lists "
+                                 "non-reference alleles, VCF 4.3 §1.6.1; a genotype of it "
+                                 "would be counted as a variant)"),
     E_QUAL: ("bad_qual", "QUAL must be '.' or a non-negative number"),
     E_NO_GT: ("gt_not_first", "GT is in FORMAT but not its first key (VCF requires GT "
                               "first)"),

@@ -17,6 +17,7 @@ import numpy as np
 from kernels.jit import jit
 from vault.ingest.vcf_errors import (
     E_ALT,
+    E_ALT_IS_REF,
     E_CHROM,
     E_CHROM_COLON,
     E_EMPTY,
@@ -226,8 +227,9 @@ def _check_allele(buf: np.ndarray, a: int, b: int) -> bool:
 
 
 @_jit
-def _check_alt(buf: np.ndarray, s: int, e: int) -> int:
-    """Validate ALT in buf[s:e]; return the number of ALT alleles (0 for '.'), or -1."""
+def _check_alt(buf: np.ndarray, s: int, e: int, rs: int, re: int) -> int:
+    """Validate ALT in buf[s:e]; return the number of ALT alleles (0 for '.'), -1 if it is
+    malformed, -2 if an allele is REF (buf[rs:re], bases: compared without case)."""
     if e - s == 1 and buf[s] == 46:
         return 0
     n = 0
@@ -238,6 +240,14 @@ def _check_alt(buf: np.ndarray, s: int, e: int) -> int:
             b += 1
         if not _check_allele(buf, a, b):
             return -1
+        if b - a == re - rs:
+            same = True
+            for k in range(b - a):
+                if buf[a + k] | 32 != buf[rs + k] | 32:
+                    same = False
+                    break
+            if same:
+                return -2
         n += 1
         a = b + 1
     return n
@@ -317,9 +327,9 @@ def parse_fixed(buf: np.ndarray, line_starts: np.ndarray, line_ends: np.ndarray,
         if not ok:
             err[li] = E_REF
             continue
-        na = _check_alt(buf, fs[li, 4], fs[li, 5] - 1)
+        na = _check_alt(buf, fs[li, 4], fs[li, 5] - 1, fs[li, 3], fs[li, 4] - 1)
         if na < 0:
-            err[li] = E_ALT
+            err[li] = E_ALT if na == -1 else E_ALT_IS_REF
             continue
         if na > MAX_ALTS:  # would wrap around in the int16 allele_index / n_alleles columns
             err[li] = E_MANY_ALTS
