@@ -555,3 +555,21 @@ def test_bcf__filter_padded_with_end_of_vector_is_refused(tmp_path: Path) -> Non
     assert _bcftools_reads(two)
     got = parse_file(two)[1]
     assert got[1][0] == 0 and got[1][1][5] == "PASS;PASS"
+
+
+def test_bcf__record_with_samples_in_a_file_without_any_is_refused(tmp_path: Path) -> None:
+    """As in VCF text (columns after INFO when the #CHROM line has none): a record whose
+    n_sample is not the header's 0 carries data of samples nobody declared."""
+    lines = [*header([], contigs=["1"])[:-1],
+             "\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]),
+             *[f"1\t{100 * (i + 1)}\t.\tA\tG\t.\tPASS\t." for i in range(3)]]
+    plain = to_bcf(write_vcf(tmp_path / "sites.vcf", lines), tmp_path / "sites.bcf", fmt="u")
+    assert plain is not None
+    raw = plain.read_bytes()
+    (n,) = struct.unpack_from("<I", raw, 5)
+    r2 = 9 + n + 8 + struct.unpack_from("<I", raw, 9 + n)[0]  # record 2 (no indiv part)
+    assert [g[0] for g in parse_file(plain)[1]] == [0, 0, 0]
+    assert struct.unpack_from("<I", raw, r2 + 8 + 20)[0] == 0  # n_sample | n_fmt << 24
+    bad = tmp_path / "claims.bcf"
+    bad.write_bytes(_patch(raw, r2 + 8 + 20, "<I", 1))
+    assert [g[0] for g in parse_file(bad)[1]] == [0, vp.E_MANY_SAMPLES, 0]

@@ -633,13 +633,15 @@ def decode_genotypes(buf: np.ndarray, ip: np.ndarray, ie: np.ndarray, n_fmt: np.
     no_gt = np.zeros(n, np.bool_)
     fatal = np.zeros(n, np.int8)
     for r in nb.prange(n):
-        if err[r] != 0 or n_samples == 0:
+        if err[r] != 0:
+            continue
+        if n_sample[r] != n_samples:  # also a record with samples in a file without any
+            err[r] = E_FEW_SAMPLES if n_sample[r] < n_samples else E_MANY_SAMPLES
+            continue
+        if n_samples == 0:
             continue
         r0 = row_start[r]
         na = n_alt[r]
-        if n_sample[r] != n_samples:
-            err[r] = E_FEW_SAMPLES if n_sample[r] < n_samples else E_MANY_SAMPLES
-            continue
         # find GT among the FORMAT fields
         p = ip[r]
         end = ie[r]
