@@ -226,3 +226,33 @@ def test_edge__first_bad_line_is_the_one_reported(tmp_path: Path, later: str) ->
     dup = write_vcf(tmp_path / "dup.vcf", H + [OK, "1\t100\t.\tA\tG,G\t.\tPASS\t.\tGT\t0/0"
                                                "\t0/1\t1/1", later])
     _refused(dup, len(H) + 2, "an ALT allele is listed twice")
+
+
+@pytest.mark.parametrize("fmt", ["vcf", "bcf"])
+def test_edge__header_not_utf8_refused(tmp_path: Path, fmt: str) -> None:
+    """Two sample ids that differ only in bytes that are not UTF-8 (Latin-1 'é' and 'è')
+    decoded with replacement to the same text: one id, one pseudonym, for two people (in one
+    file a duplicate; across batches one registry entry). VCF is UTF-8 (§1.2): refused."""
+    chrom = b"\t".join(b.encode() for b in H[-1].split("\t")[:9])
+    head = [h.encode() for h in H[:-1]] + [b"##contig=<ID=1>"]  # BCF needs it
+    data = b"\n".join([*head, chrom + b"\tRen\xe9\tRen\xe8\ts3",
+                       b"1\t100\t.\tA\tG\t50\tPASS\t.\tGT\t0/0\t0/1\t1/1"]) + b"\n"
+    path = tmp_path / "latin1.vcf"
+    path.write_bytes(data)
+    if fmt == "bcf":  # bcftools will not write these ids: convert others, then patch them
+        path.write_bytes(data.replace(b"Ren\xe9", b"RenA").replace(b"Ren\xe8", b"RenB"))
+        bcf = tmp_path / "latin1.bcf"
+        with open(bcf, "wb") as out:
+            subprocess.run(["bcftools", "view", "-Ou", str(path)], stdout=out, check=True)
+        raw = bcf.read_bytes()
+        assert raw.count(b"RenA\tRenB") == 1
+        bcf.write_bytes(raw.replace(b"RenA\tRenB", b"Ren\xe9\tRen\xe8"))
+        path = bcf
+        chrom_line = raw[:raw.index(b"#CHROM")].count(b"\n") + 1  # bcftools adds lines
+    else:
+        chrom_line = len(H) + 1
+    with pytest.raises(InvalidInput) as err:
+        parse(path)
+    assert err.value.line == chrom_line, str(err.value)
+    assert "header line is not valid UTF-8" in err.value.reason
+    assert "Ren" not in str(err.value)  # never quotes a sample id

@@ -31,6 +31,7 @@ import numpy as np
 from vault.errors import InvalidInput
 from vault.ingest import bcf_decode as bd
 from vault.ingest import vcfparse as vp
+from vault.ingest.header import header_text
 from vault.ingest.limits import (
     MAX_HEADER_BYTES,
     MAX_HEADER_LINES,
@@ -139,7 +140,7 @@ class BcfReader:
                               f"limit of {MAX_HEADER_BYTES >> 20} MiB (see docs/format.md): "
                               "the file is malformed")
         text = bytes(self._read(size, "header")).split(b"\0", 1)[0]
-        lines = [ln.rstrip("\r") for ln in text.decode("utf-8", "replace").split("\n")]
+        lines = [ln.rstrip("\r") for ln in header_text(text, str(self._path), 1).split("\n")]
         while lines and not lines[-1]:
             lines.pop()
         if len(lines) > MAX_HEADER_LINES:

@@ -19,6 +19,19 @@ _VERSION_RE = re.compile(r"VCFv4\.[0-9]+")
 _CONTIG_RE = re.compile(r"[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*")
 
 
+def header_text(raw: bytes, path: str, line: int) -> str:
+    """Header bytes as text; InvalidInput at ``line`` (of the first bad byte) if they are not
+    UTF-8 (VCF 4.3 §1.2). Decoding with replacement would change a sample id silently, so
+    two different ids could become one id (and one pseudonym)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(path, line + raw.count(b"\n", 0, e.start),
+                           "header line is not valid UTF-8 (VCF 4.3 §1.2: VCF text is "
+                           "UTF-8): convert the file, e.g. with `iconv -f latin1 -t utf-8`"
+                           ) from None
+
+
 def contig_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a contig ID (VCF 4.3 §1.4.7), or None.
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from kernels.jit import jit
 from vault.errors import InvalidInput
+from vault.ingest.header import header_text
 from vault.ingest.limits import (
     BGZF_MAX_BLOCK,
     BGZF_MAX_INFLATE_PER_TASK,
@@ -479,8 +480,9 @@ class LineChunker:
                 nl = _find_nl_re(buf, pos)
                 if nl < 0:
                     break
-                self.header_lines.append(
-                    bytes(buf[pos:nl]).rstrip(b"\r").decode("utf-8", "replace"))
+                self.header_lines.append(header_text(bytes(buf[pos:nl]).rstrip(b"\r"),
+                                                     str(self._path),
+                                                     len(self.header_lines) + 1))
                 done += nl + 1 - pos
                 pos = nl + 1
                 if len(self.header_lines) > MAX_HEADER_LINES:
