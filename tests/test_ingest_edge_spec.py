@@ -256,3 +256,37 @@ def test_edge__header_not_utf8_refused(tmp_path: Path, fmt: str) -> None:
     assert err.value.line == chrom_line, str(err.value)
     assert "header line is not valid UTF-8" in err.value.reason
     assert "Ren" not in str(err.value)  # never quotes a sample id
+
+
+def test_edge__overlong_last_line_without_newline_refused_even_when_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A last line over the line limit is dropped unread as it streams past (`line_too_long`,
+    skippable); if it has no newline either, the file may be cut there: refused with
+    --skip-invalid too. (Read in 64 KiB pieces, so that the line spans several.)"""
+    from vault.ingest import source
+    from vault.ingest.fileset import survey
+    from vault.ingest.limits import max_line_bytes
+    from vault.ingest.pipeline import IngestOptions, _Ingest
+
+    long = "1\t200\t.\tC\tT\t.\tPASS\tX=" + "A" * (max_line_bytes(3) + 10) + "\tGT\t0/1\t0/1\t0"
+    monkeypatch.setattr(source, "CHUNK_TEXT", 1 << 16)
+    path = tmp_path / "long.vcf"
+    path.write_text("\n".join(H + [OK, long]))
+    files = survey([path])
+    ing = _Ingest([path], "x", None, None, None,  # type: ignore[arg-type]
+                  IngestOptions(progress=False, skip_invalid=True))
+
+    class Sink:
+        def add(self, *a: object) -> None:
+            pass
+
+        def abort(self) -> None:
+            pass
+
+    with pytest.raises(InvalidInput) as err:
+        ing._parse_files(Sink(), files, 3, [], None, lambda: None)  # type: ignore[arg-type]
+    assert err.value.line == len(H) + 2 and "no newline at its end" in err.value.reason
+    path.write_text("\n".join(H + [OK, long]) + "\n")  # with its newline: skipped, counted
+    qcs = ing._parse_files(Sink(), survey([path]), 3, [], None,  # type: ignore[arg-type]
+                           lambda: None)
+    assert qcs[0].skipped == {"line_too_long": 1}

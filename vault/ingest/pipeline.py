@@ -501,6 +501,8 @@ class _Ingest:
             chunk = buf if isinstance(buf, vp.ParsedChunk) else vp.parse_chunk(buf, n_samples)
             self._process(chunk, first_line, header, state, qc, contigs, emit)
             first_line += chunk.n_lines
+        if getattr(chunker, "unterminated", False):  # an overlong last line, skipped
+            raise InvalidInput(str(f.path), first_line - 1, UNTERMINATED)
         return qc
 
     def _reports(self, files: list[SourceFile], qcs: list[_Qc], sheet: SampleSheet,

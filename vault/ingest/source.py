@@ -451,7 +451,8 @@ class LineChunker:
         self._rest = _EMPTY
         self._rest_pos = 0
         self.max_line = max_line_bytes(0)
-        #: set just before the last chunk is yielded if the file's last line has no newline
+        #: set if the file's last line has no newline: just before that line is yielded, or
+        #: at the end if it was an overlong line (already yielded as ``OverlongLine``)
         self.unterminated = False
 
     def _header_limit(self, size: int) -> None:
@@ -548,7 +549,8 @@ class LineChunker:
             yield chunk[start:cut + 1]
             tail = [chunk[cut + 1:]] if cut + 1 < size else []
             tail_len = size - cut - 1
-        if dropping:
+        if dropping:  # the stream ended inside an overlong line: it has no newline either
+            self.unterminated = True
             return
         rest = np.concatenate(tail) if tail else _EMPTY
         if bytes(rest).strip():
