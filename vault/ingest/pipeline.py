@@ -493,15 +493,20 @@ class _Ingest:
                              regions, str(f.path))
         source.on_progress(bar.update)
         first_line = header.n_lines + 1
+        # a plain file whose last line has no newline may have been cut while it was
+        # written or copied (a gzip or BGZF stream proves it is whole: its trailer, or the
+        # BGZF end-of-file marker, is checked, so a compressor saw the text as it is)
+        cut_if_unterminated = source.kind == "text"
         for buf in chunker.data_chunks():
             check()
-            if getattr(chunker, "unterminated", False):  # never skipped: the file is cut
-                raise InvalidInput(str(f.path), first_line, UNTERMINATED)
+            if cut_if_unterminated and getattr(chunker, "unterminated", False):
+                raise InvalidInput(str(f.path), first_line, UNTERMINATED)  # never skipped
             # a BCF reader yields parsed chunks already (vault.ingest.bcf)
             chunk = buf if isinstance(buf, vp.ParsedChunk) else vp.parse_chunk(buf, n_samples)
             self._process(chunk, first_line, header, state, qc, contigs, emit)
             first_line += chunk.n_lines
-        if getattr(chunker, "unterminated", False):  # an overlong last line, skipped
+        if cut_if_unterminated and getattr(chunker, "unterminated", False):
+            # an overlong last line, skipped
             raise InvalidInput(str(f.path), first_line - 1, UNTERMINATED)
         return qc
 

@@ -430,7 +430,7 @@ _EMPTY = np.zeros(0, np.uint8)
 UNTERMINATED = ("the last line has no newline at its end: the file may have been cut "
                 "mid-line (a cut '0/1' would read as a haploid '0'), so it is refused; "
                 "if you have checked that the file is complete, add the final newline "
-                "(`echo >> file.vcf`)")
+                "(`echo >> file.vcf`) or compress it with bgzip")
 
 
 class LineChunker:
