@@ -259,8 +259,20 @@ def test_edge__header_not_utf8_refused(tmp_path: Path, fmt: str) -> None:
     with pytest.raises(InvalidInput) as err:
         parse(path)
     assert err.value.line == chrom_line, str(err.value)
-    assert "header line is not valid UTF-8" in err.value.reason
+    assert "the #CHROM line is not valid UTF-8" in err.value.reason
     assert "Ren" not in str(err.value)  # never quotes a sample id
+
+
+def test_edge__a_latin1_meta_line_is_read_as_htslib_reads_it(tmp_path: Path) -> None:
+    """An older file's Latin-1 description (a ##source, an INFO Description) holds no id
+    GenoVault keeps: read with replacement, as htslib reads it."""
+    head = [h.encode() for h in H[:-1]]
+    data = b"\n".join([head[0], b"##source=G\xe9noTool", *head[1:], H[-1].encode(),
+                       OK.encode()]) + b"\n"
+    path = tmp_path / "latin1-meta.vcf"
+    path.write_bytes(data)
+    assert bcftools_view(path)[0] == 0
+    assert len(parse(path)[1]) == 1
 
 
 def test_edge__overlong_last_line_without_newline_refused_even_when_skipped(

@@ -20,16 +20,28 @@ _CONTIG_RE = re.compile(r"[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_
 
 
 def header_text(raw: bytes, path: str, line: int) -> str:
-    """Header bytes as text; InvalidInput at ``line`` (of the first bad byte) if they are not
-    UTF-8 (VCF 4.3 §1.2). Decoding with replacement would change a sample id silently, so
-    two different ids could become one id (and one pseudonym)."""
+    """Header bytes (one line, or several joined by newlines) as text; InvalidInput at the
+    line of the first bad byte if the ``#CHROM`` line is not UTF-8 (VCF 4.3 §1.2): decoding
+    it with replacement would change a sample id silently, so two different ids could
+    become one id (and one pseudonym). A meta line (``##``) that is not UTF-8 is decoded
+    with replacement, as htslib reads it (a Latin-1 description in an older file): the IDs
+    GenoVault keeps from meta lines are checked against their ASCII grammars anyway."""
     try:
         return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InvalidInput(path, line + raw.count(b"\n", 0, e.start),
-                           "header line is not valid UTF-8 (VCF 4.3 §1.2: VCF text is "
-                           "UTF-8): convert the file, e.g. with `iconv -f latin1 -t utf-8`"
-                           ) from None
+    except UnicodeDecodeError:
+        pass
+    lines = raw.split(b"\n")
+    for i, one in enumerate(lines):
+        if one.startswith(b"#CHROM"):
+            try:
+                one.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput(path, line + i,
+                                   "the #CHROM line is not valid UTF-8 (VCF 4.3 §1.2: VCF "
+                                   "text is UTF-8; read with replacement two sample ids "
+                                   "could become one): convert the file, e.g. with "
+                                   "`iconv -f latin1 -t utf-8`") from None
+    return "\n".join(one.decode("utf-8", "replace") for one in lines)
 
 
 def contig_name_problem(name: str) -> str | None:
