@@ -68,7 +68,7 @@ ROTATION_MARKER = ".rotation.json"
 RELEASE_DIR = ".release"
 #: names of the old genotypes keys of compacted batches not yet deleted (vault/keys/lifecycle
 #: ``compact``): the next ``compact --shred-old-keys`` deletes them
-RETIRED_KEYS = ".retired-keys.json"
+RETIRED_KEYS = fmt.RETIRED_KEYS
 CLASS_CHOICES = (*PARQUET_CLASSES, "all")
 
 

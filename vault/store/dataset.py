@@ -155,11 +155,9 @@ class Store:
             raise StoreError(f"internal error: manifest of {manifest.dataset!r} committed to "
                              f"{dataset!r}")
         folder = self.dataset_dir(dataset)
-        # a kill while the manifest or the record of retired keys (vault/keys/lifecycle)
-        # was being replaced leaves its temporary file
-        for tmp in (folder / f".{fmt.MANIFEST}.tmp", folder / "..retired-keys.json.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()  # removes a planted link itself, never its target
+        tmp = folder / f".{fmt.MANIFEST}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()  # removes a planted link itself, never its target
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(manifest.dumps())
@@ -220,7 +218,7 @@ class Store:
                     removed.append(p.relative_to(folder).as_posix())
         # a kill while the manifest or the record of retired keys (vault/keys/lifecycle)
         # was being replaced leaves its temporary file
-        for tmp in (folder / f".{fmt.MANIFEST}.tmp", folder / "..retired-keys.json.tmp"):
+        for tmp in (folder / f".{fmt.MANIFEST}.tmp", folder / f".{fmt.RETIRED_KEYS}.tmp"):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         # the pending-registration marker of a batch that was committed (a kill between the

@@ -27,6 +27,8 @@ SCHEMA_VERSION = 6  # 3: signed, versioned manifest (withdrawals, tombstone); 4:
 READABLE_SCHEMA_VERSIONS = (3, 4, 5, 6)
 FORMAT_NAME = "genovault-dataset"
 MANIFEST = "manifest.json"
+#: names of compacted batches' old genotypes keys not yet deleted (vault/keys/lifecycle)
+RETIRED_KEYS = ".retired-keys.json"
 DEFAULT_BIN_SIZE = 10_000_000  # variant files hold one contig and one 10 Mb position bin
 
 # Site columns of the variant files and their data class (every column is encrypted).
